@@ -1,0 +1,53 @@
+#include "cuda/reductions.h"
+
+#include "cuda/cuda_check.h"
+
+namespace dynrnn {
+namespace cuda_detail {
+namespace {
+
+constexpr int kSumCols = 32;  // columns per block (one warp wide: coalesced row reads)
+constexpr int kSumRows = 16;  // row lanes per block
+
+/// One block per 32-column tile. Lane (x, y) adds rows y, y + 16, y + 32, ... of column x in order,
+/// then the 16 partial sums of each column meet in a fixed shared-memory tree. No atomics.
+template <typename T>
+__global__ void __launch_bounds__(kSumCols* kSumRows)
+    column_sum_kernel(int64_t rows, int64_t cols, const T* __restrict__ src, bool accumulate, T* __restrict__ dst) {
+  __shared__ T partial[kSumRows][kSumCols + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  for (int64_t tile = blockIdx.x; tile * kSumCols < cols; tile += gridDim.x) {
+    const int64_t c = tile * kSumCols + tx;
+    T s = T(0);
+    if (c < cols) {
+      for (int64_t r = ty; r < rows; r += kSumRows) s += src[r * cols + c];
+    }
+    partial[ty][tx] = s;
+    __syncthreads();
+    for (int h = kSumRows / 2; h > 0; h /= 2) {
+      if (ty < h) partial[ty][tx] += partial[ty + h][tx];
+      __syncthreads();
+    }
+    if (ty == 0 && c < cols) dst[c] = accumulate ? dst[c] + partial[0][tx] : partial[0][tx];
+    __syncthreads();  // partial is reused by the next tile
+  }
+}
+
+}  // namespace
+
+template <typename T>
+Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst, cudaStream_t stream) {
+  if (cols <= 0) return Status::ok();
+  if (rows < 0) rows = 0;
+  const int64_t tiles = (cols + kSumCols - 1) / kSumCols;
+  const unsigned grid = static_cast<unsigned>(tiles < 0x7fffffff ? tiles : 0x7fffffff);
+  column_sum_kernel<T><<<grid, dim3(kSumCols, kSumRows, 1), 0, stream>>>(rows, cols, src, accumulate, dst);
+  DYNRNN_LAUNCH_CHECK(stream, "column_sum_kernel<<<>>>");
+  return Status::ok();
+}
+
+template Status column_sum<float>(int64_t, int64_t, const float*, bool, float*, cudaStream_t);
+template Status column_sum<double>(int64_t, int64_t, const double*, bool, double*, cudaStream_t);
+
+}  // namespace cuda_detail
+}  // namespace dynrnn

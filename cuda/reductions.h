@@ -1,0 +1,19 @@
+// cuda/reductions.h — deterministic reductions (no atomics: the summation order depends only on
+// the shape, so repeated runs are bitwise identical).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "dynrnn/status.h"
+
+namespace dynrnn {
+namespace cuda_detail {
+
+/// dst[c] = sum_r src[r * cols + c] (+ dst[c] when accumulate), enqueued on `stream`.
+template <typename T>
+Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst, cudaStream_t stream);
+
+}  // namespace cuda_detail
+}  // namespace dynrnn

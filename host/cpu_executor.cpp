@@ -1,0 +1,76 @@
+#include "host/cpu_executor.h"
+
+#include <cstring>
+#include <vector>
+
+namespace dynrnn {
+namespace {
+
+template <typename T>
+T element(const MatRef<T>& a, int64_t r, int64_t c) {
+  return a.trans ? a.data[c * a.ld + r] : a.data[r * a.ld + c];
+}
+
+template <typename T>
+class CpuExecutor final : public Executor<T> {
+ public:
+  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
+              int64_t ldc) override {
+    std::vector<T> acc(static_cast<size_t>(n));
+    for (int64_t i = 0; i < m; ++i) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t p = 0; p < k; ++p) {
+        const T aip = element(a, i, p);
+        for (int64_t j = 0; j < n; ++j) acc[j] += aip * element(b, p, j);
+      }
+      T* row = c + i * ldc;
+      for (int64_t j = 0; j < n; ++j) {
+        // beta == 0 overwrites (BLAS semantics): C may hold garbage, even NaN.
+        row[j] = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * row[j];
+      }
+    }
+    return Status::ok();
+  }
+
+  Status pointwise(const PointwiseOp<T>& op) override {
+    std::visit(
+        [](const auto& p) {
+          for (int64_t b = 0; b < p.batch; ++b) {
+            for (int64_t j = 0; j < p.cols; ++j) p.apply(b, j);
+          }
+        },
+        op);
+    return Status::ok();
+  }
+
+  Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
+    for (int64_t r = 0; r < rows; ++r) std::fill(dst + r * ld, dst + r * ld + cols, T(0));
+    return Status::ok();
+  }
+
+  Status copy(T* dst, const T* src, int64_t count) override {
+    if (count > 0) std::memcpy(dst, src, static_cast<size_t>(count) * sizeof(T));
+    return Status::ok();
+  }
+
+  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
+    for (int64_t c = 0; c < cols; ++c) {
+      T s = T(0);
+      for (int64_t r = 0; r < rows; ++r) s += src[r * cols + c];
+      dst[c] = accumulate ? dst[c] + s : s;
+    }
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Executor<T>> make_cpu_executor() {
+  return std::make_unique<CpuExecutor<T>>();
+}
+
+template std::unique_ptr<Executor<float>> make_cpu_executor<float>();
+template std::unique_ptr<Executor<double>> make_cpu_executor<double>();
+
+}  // namespace dynrnn

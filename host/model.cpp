@@ -1,0 +1,174 @@
+#include "host/model.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "host/checked_math.h"
+
+namespace dynrnn {
+namespace {
+
+const char* cell_scope_name(CellKind kind) {
+  switch (kind) {
+    case CellKind::kBasicRNN: return "basic_rnn_cell";
+    case CellKind::kBasicLSTM: return "basic_lstm_cell";
+    case CellKind::kLSTM: return "lstm_cell";
+    case CellKind::kGRU: return "gru_cell";
+  }
+  return "?";
+}
+
+Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidValue, msg); }
+
+Status validate_cell(const CellSpec& c, const std::string& where) {
+  const int kind = static_cast<int>(c.kind);
+  if (kind < 0 || kind > static_cast<int>(CellKind::kGRU)) {
+    return invalid(where + ".kind is " + std::to_string(kind) + "; expected a CellKind (0..3)");
+  }
+  if (c.num_units <= 0) {
+    return invalid(where + ".num_units is " + std::to_string(c.num_units) + "; expected > 0");
+  }
+  const int act = static_cast<int>(c.activation);
+  if (act < 0 || act > static_cast<int>(Activation::kRelu)) {
+    return invalid(where + ".activation is " + std::to_string(act) + "; expected kTanh (0) or kRelu (1)");
+  }
+  if (!std::isfinite(c.forget_bias)) {
+    return invalid(where + ".forget_bias is not finite");
+  }
+  const bool lstm = c.kind == CellKind::kLSTM;
+  const bool any_lstm = lstm || c.kind == CellKind::kBasicLSTM;
+  if (!any_lstm && c.forget_bias != 1.0) {
+    return invalid(where + ".forget_bias is set but only LSTM cells have a forget gate");
+  }
+  if (!lstm && (c.use_peepholes || c.cell_clip || c.num_proj != 0 || c.proj_clip)) {
+    return invalid(where + ": use_peepholes, cell_clip, num_proj and proj_clip exist only for CellKind::kLSTM");
+  }
+  if (c.cell_clip && !(*c.cell_clip >= 0.0 && std::isfinite(*c.cell_clip))) {
+    std::ostringstream os;
+    os << where << ".cell_clip is " << *c.cell_clip << "; expected a finite value >= 0";
+    return invalid(os.str());
+  }
+  if (c.num_proj < 0) {
+    return invalid(where + ".num_proj is " + std::to_string(c.num_proj) + "; expected >= 0 (0 = no projection)");
+  }
+  if (c.proj_clip) {
+    if (c.num_proj == 0) return invalid(where + ".proj_clip is set but num_proj is 0 (no projection)");
+    if (!(*c.proj_clip >= 0.0 && std::isfinite(*c.proj_clip))) {
+      std::ostringstream os;
+      os << where << ".proj_clip is " << *c.proj_clip << "; expected a finite value >= 0";
+      return invalid(os.str());
+    }
+  }
+  return Status::ok();
+}
+
+void add_param(Model* m, const std::string& prefix, const LayerModel& l, const std::string& local,
+               std::vector<int64_t> shape, int64_t* offset_field) {
+  ParamInfo p;
+  p.local_name = local;
+  p.name = prefix + local;
+  p.direction = l.direction;
+  p.layer = l.layer;
+  p.shape = std::move(shape);
+  p.count = 1;
+  for (int64_t d : p.shape) p.count *= d;  // bounded: every factor was checked in build_model
+  p.offset = m->param_count;
+  m->param_count += p.count;
+  *offset_field = p.offset;
+  m->params.push_back(std::move(p));
+}
+
+}  // namespace
+
+Status build_model(const RnnSpec& spec, Model* model) {
+  Model m;
+  m.spec = spec;
+  const int dtype = static_cast<int>(spec.dtype);
+  if (dtype < 0 || dtype > static_cast<int>(DataType::kFloat64)) {
+    return Status(StatusCode::kNotSupported,
+                  "spec.dtype is " + std::to_string(dtype) + "; supported: kFloat32 (0), kFloat64 (1)");
+  }
+  m.elem_bytes = spec.dtype == DataType::kFloat32 ? 4 : 8;
+  const int math = static_cast<int>(spec.math);
+  if (math < 0 || math > static_cast<int>(MathMode::kTF32)) {
+    return invalid("spec.math is " + std::to_string(math) + "; expected kDefault (0) or kTF32 (1)");
+  }
+  if (spec.input_size <= 0) {
+    return invalid("spec.input_size is " + std::to_string(spec.input_size) + "; expected > 0");
+  }
+  if (spec.parallel_iterations < 0) {
+    return invalid("spec.parallel_iterations is " + std::to_string(spec.parallel_iterations) +
+                   "; expected a positive integer (0 means the default, 32)");
+  }
+  if (spec.parallel_iterations == 0) m.spec.parallel_iterations = 32;
+  if (spec.cells_fw.empty()) {
+    return invalid("spec.cells_fw is empty; must specify at least one cell (as MultiRNNCell requires)");
+  }
+  const bool bi = spec.bidirectional();
+  const char* dir_name[2] = {"fw", "bw"};
+  int64_t state_col = 0;
+  for (int d = 0; d < (bi ? 2 : 1); ++d) {
+    const std::vector<CellSpec>& cells = d == 0 ? spec.cells_fw : spec.cells_bw;
+    int64_t in_width = spec.input_size;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const std::string where = std::string(d == 0 ? "spec.cells_fw[" : "spec.cells_bw[") + std::to_string(i) + "]";
+      Status st = validate_cell(cells[i], where);
+      if (!st) return st;
+      const CellSpec& c = cells[i];
+      LayerModel l;
+      l.direction = d;
+      l.layer = static_cast<int>(i);
+      l.cell = c;
+      l.in_width = in_width;
+      l.units = c.num_units;
+      l.is_lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
+      l.is_gru = c.kind == CellKind::kGRU;
+      l.project = c.num_proj > 0;
+      l.peepholes = c.use_peepholes;
+      l.out_width = l.project ? c.num_proj : c.num_units;
+      // Bound every width so that later products of a few widths with T and B are checked, not wrapped.
+      int64_t gates = l.is_lstm ? 4 : (l.is_gru ? 2 : 1);
+      if (!checked_mul(c.num_units, gates, &l.gate_width) || l.gate_width > (int64_t(1) << 40) ||
+          l.out_width > (int64_t(1) << 40) || in_width > (int64_t(1) << 40)) {
+        return invalid(where + ".num_units or num_proj is too large: " + std::to_string(c.num_units));
+      }
+      // TF variable names: rnn/<cell>/..., rnn/multi_rnn_cell/cell_i/<cell>/..., bidirectional_rnn/fw/...
+      std::string prefix = bi ? std::string("bidirectional_rnn/") + dir_name[d] + "/" : std::string("rnn/");
+      if (cells.size() > 1) prefix += "multi_rnn_cell/cell_" + std::to_string(i) + "/";
+      prefix += std::string(cell_scope_name(c.kind)) + "/";
+      const int64_t rows = in_width + l.out_width;
+      if (l.is_gru) {
+        add_param(&m, prefix, l, "gates/kernel", {rows, 2 * l.units}, &l.kernel);
+        add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias);
+        add_param(&m, prefix, l, "candidate/kernel", {rows, l.units}, &l.cand_kernel);
+        add_param(&m, prefix, l, "candidate/bias", {l.units}, &l.cand_bias);
+      } else {
+        add_param(&m, prefix, l, "kernel", {rows, l.gate_width}, &l.kernel);
+        add_param(&m, prefix, l, "bias", {l.gate_width}, &l.bias);
+        if (l.peepholes) {
+          int64_t unused;
+          add_param(&m, prefix, l, "w_f_diag", {l.units}, &l.peephole);
+          add_param(&m, prefix, l, "w_i_diag", {l.units}, &unused);
+          add_param(&m, prefix, l, "w_o_diag", {l.units}, &unused);
+        }
+        if (l.project) add_param(&m, prefix, l, "projection/kernel", {l.units, l.out_width}, &l.projection);
+      }
+      const std::string leaf = std::string(dir_name[d]) + "/" + std::to_string(i) + "/";
+      if (l.is_lstm) {
+        l.state_col_c = state_col;
+        m.state.push_back({leaf + "c", d, l.layer, true, l.units, state_col});
+        state_col += l.units;
+      }
+      l.state_col_h = state_col;
+      m.state.push_back({leaf + "h", d, l.layer, false, l.out_width, state_col});
+      state_col += l.out_width;
+      in_width = l.out_width;
+      m.dirs[d].push_back(l);
+    }
+  }
+  m.state_width = state_col;
+  *model = std::move(m);
+  return Status::ok();
+}
+
+}  // namespace dynrnn

@@ -1,0 +1,52 @@
+// host/model.h — a validated RnnSpec turned into per-layer facts: widths, weight offsets, state columns.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dynrnn/rnn.h"
+
+namespace dynrnn {
+
+/// Absent parameter offset.
+constexpr int64_t kNoParam = -1;
+
+struct LayerModel {
+  int direction = 0;
+  int layer = 0;
+  CellSpec cell;
+  int64_t in_width = 0;    ///< Din: spec.input_size for layer 0, else the width of the layer below
+  int64_t units = 0;       ///< H
+  int64_t out_width = 0;   ///< width of h (and of the output): num_proj or H
+  int64_t gate_width = 0;  ///< columns of the main kernel: H (RNN), 4H (LSTM), 2H (GRU gates)
+  bool is_lstm = false;
+  bool is_gru = false;
+  bool project = false;
+  bool peepholes = false;
+  int64_t state_col_c = -1;  ///< column offset of c in the flat state (LSTM)
+  int64_t state_col_h = 0;   ///< column offset of h
+  // Weight offsets (elements) in the flat weight buffer. "kernel" is the main kernel:
+  // RNN/LSTM `kernel` [Din + Hs, gate_width]; GRU `gates/kernel` [Din + H, 2H].
+  int64_t kernel = kNoParam, bias = kNoParam;
+  int64_t peephole = kNoParam;     ///< w_f_diag, then w_i_diag and w_o_diag right after it (3H contiguous)
+  int64_t projection = kNoParam;   ///< [H, P]
+  int64_t cand_kernel = kNoParam;  ///< GRU candidate/kernel [Din + H, H]
+  int64_t cand_bias = kNoParam;    ///< GRU candidate/bias [H]
+};
+
+struct Model {
+  RnnSpec spec;
+  std::vector<LayerModel> dirs[2];  ///< dirs[1] empty when unidirectional
+  std::vector<ParamInfo> params;
+  std::vector<StateLeaf> state;
+  int64_t state_width = 0;
+  int64_t param_count = 0;
+  size_t elem_bytes = 4;
+
+  int num_directions() const { return spec.bidirectional() ? 2 : 1; }
+};
+
+/// Validates the spec (every rule names the field and its value) and fills the model.
+Status build_model(const RnnSpec& spec, Model* model);
+
+}  // namespace dynrnn

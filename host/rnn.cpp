@@ -1,0 +1,172 @@
+#include "dynrnn/rnn.h"
+
+#include "host/cpu_executor.h"
+#include "host/cuda_executor.h"
+#include "host/model.h"
+#include "host/orchestrator.h"
+#include "host/plan.h"
+#include "host/status_macros.h"
+#include "host/validate.h"
+
+namespace dynrnn {
+
+struct Rnn::Impl {
+  Model model;
+  Backend backend = Backend::kCpu;
+  std::unique_ptr<Executor<float>> ex32;
+  std::unique_ptr<Executor<double>> ex64;
+
+  template <typename T>
+  Executor<T>& executor();
+
+  template <typename T>
+  Status run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
+  template <typename T>
+  Status run_backward(const BackwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
+};
+
+template <>
+Executor<float>& Rnn::Impl::executor<float>() {
+  return *ex32;
+}
+template <>
+Executor<double>& Rnn::Impl::executor<double>() {
+  return *ex64;
+}
+
+template <typename T>
+Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream) {
+  ForwardCall<T> c;
+  c.loop_bound = loop_bound;
+  c.time_major = model.spec.time_major;
+  c.x = static_cast<const T*>(a.x);
+  c.seq_len = a.sequence_length;
+  c.initial_state = static_cast<const T*>(a.initial_state);
+  c.weights = static_cast<const T*>(a.weights);
+  c.outputs[0] = static_cast<T*>(a.outputs);
+  c.outputs[1] = static_cast<T*>(a.outputs_bw);
+  c.final_state = static_cast<T*>(a.final_state);
+  c.workspace = static_cast<char*>(a.workspace);
+  c.reserve = static_cast<char*>(a.reserve);
+  Executor<T>& ex = executor<T>();
+  DYNRNN_TRY(ex.begin(stream));
+  Status st = Orchestrator<T>(model, plan, ex).forward(c);
+  Status end = ex.end();
+  return st ? end : st;
+}
+
+template <typename T>
+Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream) {
+  BackwardCall<T> c;
+  c.loop_bound = loop_bound;
+  c.time_major = model.spec.time_major;
+  c.x = static_cast<const T*>(a.x);
+  c.seq_len = a.sequence_length;
+  c.weights = static_cast<const T*>(a.weights);
+  c.grad_outputs[0] = static_cast<const T*>(a.grad_outputs);
+  c.grad_outputs[1] = static_cast<const T*>(a.grad_outputs_bw);
+  c.grad_final_state = static_cast<const T*>(a.grad_final_state);
+  c.grad_inputs = static_cast<T*>(a.grad_inputs);
+  c.grad_initial_state = static_cast<T*>(a.grad_initial_state);
+  c.grad_weights = static_cast<T*>(a.grad_weights);
+  c.accumulate_grad_weights = a.accumulate_grad_weights;
+  c.workspace = static_cast<char*>(a.workspace);
+  c.reserve = static_cast<const char*>(a.reserve);
+  Executor<T>& ex = executor<T>();
+  DYNRNN_TRY(ex.begin(stream));
+  Status st = Orchestrator<T>(model, plan, ex).backward(c);
+  Status end = ex.end();
+  return st ? end : st;
+}
+
+Rnn::Rnn(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Rnn::~Rnn() = default;
+
+Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* out) {
+  if (!out) return Status(StatusCode::kInvalidValue, "out is null");
+  auto impl = std::make_unique<Impl>();
+  DYNRNN_TRY(build_model(spec, &impl->model));
+  const int be = static_cast<int>(backend);
+  if (be < 0 || be > static_cast<int>(Backend::kCuda)) {
+    return Status(StatusCode::kInvalidValue, "backend is " + std::to_string(be) + "; expected kCpu (0) or kCuda (1)");
+  }
+  impl->backend = backend;
+  if (backend == Backend::kCpu) {
+    impl->ex32 = make_cpu_executor<float>();
+    impl->ex64 = make_cpu_executor<double>();
+  } else if (spec.dtype == DataType::kFloat32) {
+    DYNRNN_TRY(make_cuda_executor<float>(spec.math, &impl->ex32));
+  } else {
+    DYNRNN_TRY(make_cuda_executor<double>(spec.math, &impl->ex64));
+  }
+  out->reset(new Rnn(std::move(impl)));
+  return Status::ok();
+}
+
+const RnnSpec& Rnn::spec() const { return impl_->model.spec; }
+Backend Rnn::backend() const { return impl_->backend; }
+const std::vector<ParamInfo>& Rnn::params() const { return impl_->model.params; }
+int64_t Rnn::param_count() const { return impl_->model.param_count; }
+const std::vector<StateLeaf>& Rnn::state_layout() const { return impl_->model.state; }
+int64_t Rnn::state_width() const { return impl_->model.state_width; }
+
+const ParamInfo* Rnn::find_param(const std::string& name) const {
+  for (const ParamInfo& p : impl_->model.params) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+int64_t Rnn::output_width(int direction) const {
+  const Model& m = impl_->model;
+  if (direction < 0 || direction >= m.num_directions()) return 0;
+  return m.dirs[direction].back().out_width;
+}
+
+Status Rnn::get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const {
+  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null");
+  if (max_time < 0 || batch < 0) {
+    return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
+                                                 std::to_string(batch) + "; expected both >= 0");
+  }
+  Plan p;
+  DYNRNN_TRY(make_plan(impl_->model, max_time, batch, training, &p));
+  *bytes = p.workspace_bytes();
+  return Status::ok();
+}
+
+Status Rnn::get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
+  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null");
+  if (max_time < 0 || batch < 0) {
+    return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
+                                                 std::to_string(batch) + "; expected both >= 0");
+  }
+  Plan p;
+  DYNRNN_TRY(make_plan(impl_->model, max_time, batch, true, &p));
+  *bytes = p.reserve_bytes;
+  return Status::ok();
+}
+
+Status Rnn::forward(const ForwardArgs& a, Stream stream) {
+  CallShape shape;
+  DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
+  Plan plan;
+  DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.reserve != nullptr, &plan));
+  int64_t loop_bound = 0;
+  DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
+  if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_forward<float>(a, plan, loop_bound, stream);
+  return impl_->run_forward<double>(a, plan, loop_bound, stream);
+}
+
+Status Rnn::backward(const BackwardArgs& a, Stream stream) {
+  CallShape shape;
+  DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
+  Plan plan;
+  DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, true, &plan));
+  int64_t loop_bound = 0;
+  DYNRNN_TRY(validate_backward(impl_->model, impl_->backend, a, plan, &loop_bound));
+  if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_backward<float>(a, plan, loop_bound, stream);
+  return impl_->run_backward<double>(a, plan, loop_bound, stream);
+}
+
+}  // namespace dynrnn

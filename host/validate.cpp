@@ -1,0 +1,201 @@
+#include "host/validate.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "host/checked_math.h"
+#include "host/status_macros.h"
+
+namespace dynrnn {
+namespace {
+
+Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidValue, msg); }
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+/// A named byte range of a caller buffer, for the aliasing checks.
+struct Span {
+  const char* name;
+  const void* ptr;
+  int64_t bytes;
+};
+
+bool overlaps(const Span& a, const Span& b) {
+  if (!a.ptr || !b.ptr || a.bytes <= 0 || b.bytes <= 0) return false;
+  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.ptr), b0 = reinterpret_cast<uintptr_t>(b.ptr);
+  return a0 < b0 + static_cast<uintptr_t>(b.bytes) && b0 < a0 + static_cast<uintptr_t>(a.bytes);
+}
+
+/// Outputs must not overlap inputs or each other.
+Status check_aliasing(const std::vector<Span>& inputs, const std::vector<Span>& outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    for (const Span& in : inputs) {
+      if (overlaps(outputs[i], in)) {
+        return invalid(std::string(outputs[i].name) + " overlaps " + in.name +
+                       "; outputs and scratch buffers must not alias inputs");
+      }
+    }
+    for (size_t j = i + 1; j < outputs.size(); ++j) {
+      if (overlaps(outputs[i], outputs[j])) {
+        return invalid(std::string(outputs[i].name) + " overlaps " + outputs[j].name +
+                       "; output and scratch buffers must be distinct");
+      }
+    }
+  }
+  return Status::ok();
+}
+
+/// Bytes of `elems_factors` elements of the model's dtype, or an error naming the buffer.
+Status bytes_of(const Model& m, const char* name, std::initializer_list<int64_t> factors, int64_t* bytes) {
+  int64_t n = 0;
+  if (!checked_product(factors, &n) || !checked_mul(n, static_cast<int64_t>(m.elem_bytes), bytes)) {
+    return invalid(std::string("the size of ") + name + " overflows 64 bits");
+  }
+  return Status::ok();
+}
+
+/// The checks and facts shared by forward and backward.
+struct Common {
+  const int64_t* x_shape;
+  const void* x;
+  const int32_t* seq_len;
+  int64_t seq_len_size;
+  const int32_t* host_seq_len;
+  const void* weights;
+};
+
+Status check_common(const Model& m, Backend backend, const Common& a, const Plan& p, int64_t* loop_bound,
+                    std::vector<Span>* inputs) {
+  const int64_t T = p.max_time, B = p.batch;
+  int64_t x_bytes = 0, w_bytes = 0;
+  DYNRNN_TRY(bytes_of(m, "x", {T, B, m.spec.input_size}, &x_bytes));
+  DYNRNN_TRY(bytes_of(m, "weights", {m.param_count}, &w_bytes));
+  if (!a.x && x_bytes > 0) return invalid("x is null but x_shape has " + str(T * B) + " rows");
+  if (!a.weights) return invalid("weights is null; expected param_count() = " + str(m.param_count) + " elements");
+  if (a.seq_len) {
+    if (a.seq_len_size != B) {
+      return invalid("sequence_length_size is " + str(a.seq_len_size) + " but the batch size is " + str(B) +
+                     "; sequence_length must be a vector of length batch_size");
+    }
+  } else if (a.seq_len_size != 0 || a.host_seq_len) {
+    return invalid("sequence_length is null but sequence_length_size is " + str(a.seq_len_size) +
+                   (a.host_seq_len ? " and host_sequence_length is set" : ""));
+  }
+  // Lengths visible on the host: range-check (bidirectional) and find the loop bound.
+  const int32_t* lengths = backend == Backend::kCpu ? a.seq_len : a.host_seq_len;
+  *loop_bound = T;
+  if (lengths && B > 0) {
+    int64_t max_len = INT64_MIN;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t len = lengths[b];
+      if (m.spec.bidirectional() && (len < 0 || len > T)) {
+        return invalid("sequence_length[" + str(b) + "] is " + str(len) +
+                       "; bidirectional_dynamic_rnn (ReverseSequence) requires 0 <= length <= max_time = " + str(T));
+      }
+      max_len = len > max_len ? len : max_len;
+    }
+    // TF's graph-mode loop: min(T, max(1, max(length))) steps; later steps read as zeros.
+    const int64_t bound = max_len < 1 ? 1 : max_len;
+    *loop_bound = bound < T ? bound : T;
+  }
+  int64_t len_bytes = 0;
+  checked_mul(a.seq_len ? B : 0, 4, &len_bytes);
+  inputs->push_back({"x", a.x, x_bytes});
+  inputs->push_back({"weights", a.weights, w_bytes});
+  inputs->push_back({"sequence_length", a.seq_len, len_bytes});
+  return Status::ok();
+}
+
+}  // namespace
+
+Status call_shape(const Model& m, const int64_t x_shape[3], CallShape* shape) {
+  for (int i = 0; i < 3; ++i) {
+    if (x_shape[i] < 0) return invalid("x_shape[" + str(i) + "] is " + str(x_shape[i]) + "; expected >= 0");
+  }
+  if (x_shape[2] != m.spec.input_size) {
+    return invalid("x_shape[2] (the depth of inputs) is " + str(x_shape[2]) + " but spec.input_size is " +
+                   str(m.spec.input_size));
+  }
+  shape->max_time = m.spec.time_major ? x_shape[0] : x_shape[1];
+  shape->batch = m.spec.time_major ? x_shape[1] : x_shape[0];
+  return Status::ok();
+}
+
+Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, const Plan& p, int64_t* loop_bound) {
+  const int64_t T = p.max_time, B = p.batch;
+  std::vector<Span> inputs;
+  DYNRNN_TRY(check_common(m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size,
+                                       a.host_sequence_length, a.weights},
+                          p, loop_bound, &inputs));
+  int64_t state_bytes = 0, out_bytes[2] = {0, 0};
+  DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
+  for (int d = 0; d < m.num_directions(); ++d) {
+    DYNRNN_TRY(bytes_of(m, d == 0 ? "outputs" : "outputs_bw", {T, B, m.dirs[d].back().out_width}, &out_bytes[d]));
+  }
+  if (!a.outputs && out_bytes[0] > 0) return invalid("outputs is null; expected [T, B, O] = " + str(out_bytes[0]) + " bytes");
+  if (m.spec.bidirectional()) {
+    if (!a.outputs_bw && out_bytes[1] > 0) return invalid("outputs_bw is null but the RNN is bidirectional");
+  } else if (a.outputs_bw) {
+    return invalid("outputs_bw is set but the RNN is unidirectional (spec.cells_bw is empty)");
+  }
+  const size_t ws_needed = p.workspace_bytes();
+  if (a.workspace_bytes < ws_needed) {
+    return Status(StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(a.workspace_bytes) +
+                                                      "; this call needs " + std::to_string(ws_needed));
+  }
+  if (!a.workspace && ws_needed > 0) return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
+  if (a.reserve && a.reserve_bytes < p.reserve_bytes) {
+    return Status(StatusCode::kWorkspaceTooSmall, "reserve_bytes is " + std::to_string(a.reserve_bytes) +
+                                                      "; a training forward of this shape needs " +
+                                                      std::to_string(p.reserve_bytes));
+  }
+  inputs.push_back({"initial_state", a.initial_state, state_bytes});
+  const std::vector<Span> outputs = {{"outputs", a.outputs, out_bytes[0]},
+                                     {"outputs_bw", a.outputs_bw, out_bytes[1]},
+                                     {"final_state", a.final_state, state_bytes},
+                                     {"workspace", a.workspace, static_cast<int64_t>(ws_needed)},
+                                     {"reserve", a.reserve, static_cast<int64_t>(p.reserve_bytes)}};
+  return check_aliasing(inputs, outputs);
+}
+
+Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a, const Plan& p, int64_t* loop_bound) {
+  const int64_t T = p.max_time, B = p.batch;
+  std::vector<Span> inputs;
+  DYNRNN_TRY(check_common(m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size,
+                                       a.host_sequence_length, a.weights},
+                          p, loop_bound, &inputs));
+  int64_t state_bytes = 0, out_bytes[2] = {0, 0}, x_bytes = 0, w_bytes = 0;
+  DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
+  DYNRNN_TRY(bytes_of(m, "x", {T, B, m.spec.input_size}, &x_bytes));
+  DYNRNN_TRY(bytes_of(m, "weights", {m.param_count}, &w_bytes));
+  for (int d = 0; d < m.num_directions(); ++d) {
+    DYNRNN_TRY(bytes_of(m, "grad_outputs", {T, B, m.dirs[d].back().out_width}, &out_bytes[d]));
+  }
+  if (!m.spec.bidirectional() && a.grad_outputs_bw) {
+    return invalid("grad_outputs_bw is set but the RNN is unidirectional (spec.cells_bw is empty)");
+  }
+  if (!a.reserve && p.reserve_bytes > 0) return invalid("reserve is null; backward needs the reserve of a training forward");
+  if (a.reserve_bytes < p.reserve_bytes) {
+    return Status(StatusCode::kWorkspaceTooSmall, "reserve_bytes is " + std::to_string(a.reserve_bytes) +
+                                                      "; this shape's reserve is " + std::to_string(p.reserve_bytes));
+  }
+  const size_t ws_needed = p.workspace_bytes();
+  if (a.workspace_bytes < ws_needed) {
+    return Status(StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(a.workspace_bytes) +
+                                                      "; this call needs " + std::to_string(ws_needed));
+  }
+  if (!a.workspace && ws_needed > 0) return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
+  inputs.push_back({"initial_state", a.initial_state, state_bytes});
+  inputs.push_back({"grad_outputs", a.grad_outputs, out_bytes[0]});
+  inputs.push_back({"grad_outputs_bw", a.grad_outputs_bw, out_bytes[1]});
+  inputs.push_back({"grad_final_state", a.grad_final_state, state_bytes});
+  inputs.push_back({"reserve", a.reserve, static_cast<int64_t>(p.reserve_bytes)});
+  const std::vector<Span> outputs = {{"grad_inputs", a.grad_inputs, x_bytes},
+                                     {"grad_initial_state", a.grad_initial_state, state_bytes},
+                                     {"grad_weights", a.grad_weights, w_bytes},
+                                     {"workspace", a.workspace, static_cast<int64_t>(ws_needed)}};
+  return check_aliasing(inputs, outputs);
+}
+
+}  // namespace dynrnn

@@ -1,0 +1,102 @@
+#include "dynrnn/weights.h"
+
+#include <string>
+
+namespace dynrnn {
+namespace {
+
+// cuDNN gate g (i, f, g, o) is TF gate kTfGate[g] (i, j, f, o).
+constexpr int kTfGate[4] = {0, 2, 1, 3};
+
+struct Layout {
+  int64_t gates, H, D, Hs, P;
+};
+
+Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* bias, Layout* l) {
+  if (c.kind == CellKind::kGRU) {
+    return Status(StatusCode::kNotSupported,
+                  "cell.kind is kGRU: TF's GRUCell applies the reset gate before the candidate matmul, which "
+                  "cuDNN/PyTorch GRUs (reset after) cannot express");
+  }
+  if (c.num_units <= 0 || D <= 0) {
+    return Status(StatusCode::kInvalidValue, "cell.num_units is " + std::to_string(c.num_units) + " and input_size is " +
+                                                 std::to_string(D) + "; expected both > 0");
+  }
+  if (c.use_peepholes || c.cell_clip || c.proj_clip) {
+    return Status(StatusCode::kNotSupported, "peepholes, cell_clip and proj_clip have no cuDNN/PyTorch equivalent");
+  }
+  if (!kernel || !bias) return Status(StatusCode::kInvalidValue, "a kernel or bias pointer is null");
+  const bool lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
+  l->gates = lstm ? 4 : 1;
+  l->H = c.num_units;
+  l->D = D;
+  l->P = c.kind == CellKind::kLSTM ? c.num_proj : 0;
+  l->Hs = l->P > 0 ? l->P : l->H;
+  return Status::ok();
+}
+
+/// TF column of cuDNN row r (gate-major rows).
+int64_t tf_column(const Layout& l, int64_t r) {
+  const int64_t g = r / l.H, h = r % l.H;
+  return (l.gates == 4 ? kTfGate[g] : 0) * l.H + h;
+}
+
+bool is_forget_row(const Layout& l, int64_t r) { return l.gates == 4 && r / l.H == 1; }
+
+}  // namespace
+
+template <typename T>
+Status tf_to_cudnn(const CellSpec& cell, int64_t D, const T* K, const T* b, const T* proj,
+                   const CudnnLayerWeights<T>& out) {
+  Layout l;
+  Status st = check_cell(cell, D, K, b, &l);
+  if (!st) return st;
+  if (!out.w_ih || !out.w_hh || !out.b_ih || !out.b_hh || (l.P > 0 && (!out.w_hr || !proj))) {
+    return Status(StatusCode::kInvalidValue, "a cuDNN weight pointer (or the projection) is null");
+  }
+  const int64_t GW = l.gates * l.H;
+  for (int64_t r = 0; r < GW; ++r) {
+    const int64_t col = tf_column(l, r);
+    for (int64_t d = 0; d < l.D; ++d) out.w_ih[r * l.D + d] = K[d * GW + col];
+    for (int64_t k = 0; k < l.Hs; ++k) out.w_hh[r * l.Hs + k] = K[(l.D + k) * GW + col];
+    out.b_ih[r] = is_forget_row(l, r) ? b[col] + static_cast<T>(cell.forget_bias) : b[col];
+    out.b_hh[r] = T(0);
+  }
+  for (int64_t p = 0; p < l.P; ++p) {
+    for (int64_t h = 0; h < l.H; ++h) out.w_hr[p * l.H + h] = proj[h * l.P + p];
+  }
+  return Status::ok();
+}
+
+template <typename T>
+Status cudnn_to_tf(const CellSpec& cell, int64_t D, const CudnnLayerWeights<const T>& in, T* K, T* b, T* proj) {
+  Layout l;
+  Status st = check_cell(cell, D, K, b, &l);
+  if (!st) return st;
+  if (!in.w_ih || !in.w_hh || !in.b_ih || !in.b_hh || (l.P > 0 && (!in.w_hr || !proj))) {
+    return Status(StatusCode::kInvalidValue, "a cuDNN weight pointer (or the projection) is null");
+  }
+  const int64_t GW = l.gates * l.H;
+  for (int64_t r = 0; r < GW; ++r) {
+    const int64_t col = tf_column(l, r);
+    for (int64_t d = 0; d < l.D; ++d) K[d * GW + col] = in.w_ih[r * l.D + d];
+    for (int64_t k = 0; k < l.Hs; ++k) K[(l.D + k) * GW + col] = in.w_hh[r * l.Hs + k];
+    const T sum = in.b_ih[r] + in.b_hh[r];
+    b[col] = is_forget_row(l, r) ? sum - static_cast<T>(cell.forget_bias) : sum;
+  }
+  for (int64_t p = 0; p < l.P; ++p) {
+    for (int64_t h = 0; h < l.H; ++h) proj[h * l.P + p] = in.w_hr[p * l.H + h];
+  }
+  return Status::ok();
+}
+
+template Status tf_to_cudnn<float>(const CellSpec&, int64_t, const float*, const float*, const float*,
+                                   const CudnnLayerWeights<float>&);
+template Status tf_to_cudnn<double>(const CellSpec&, int64_t, const double*, const double*, const double*,
+                                    const CudnnLayerWeights<double>&);
+template Status cudnn_to_tf<float>(const CellSpec&, int64_t, const CudnnLayerWeights<const float>&, float*, float*,
+                                   float*);
+template Status cudnn_to_tf<double>(const CellSpec&, int64_t, const CudnnLayerWeights<const double>&, double*, double*,
+                                    double*);
+
+}  // namespace dynrnn

@@ -1,0 +1,477 @@
+// dynrnn/cell_math.h — the per-element math of every cell, forward and backward, shared by the CPU
+// executor and the CUDA kernels (and callable from users' CUDA code).
+//
+// Each *Params struct is the complete, plain-old-data contract of one pointwise stage of one time
+// step: pointers, row strides and flags. `apply(b, j)` computes element j of batch row b; an
+// executor calls it for every b < batch and j < cols, in any order and in parallel (no element
+// reads what another element of the same stage writes). Masking by sequence_length happens here,
+// with TensorFlow's rules: a row past its length gets zero outputs, copies its state through, and
+// in backward gets zero pre-activation gradients and passes the state gradient through.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "dynrnn/spec.h"
+
+#if defined(__CUDACC__)
+#define DYNRNN_HD __host__ __device__ __forceinline__
+#else
+#define DYNRNN_HD inline
+#endif
+
+namespace dynrnn {
+namespace cell {
+
+template <typename T>
+DYNRNN_HD T sigmoid(T z) {
+  using std::exp;
+  return T(1) / (T(1) + exp(-z));
+}
+
+template <typename T>
+DYNRNN_HD T activate(Activation act, T z) {
+  using std::tanh;
+  return act == Activation::kTanh ? tanh(z) : (z > T(0) ? z : T(0));
+}
+
+/// Derivative of the activation written from its output y, as TF's TanhGrad and ReluGrad do.
+template <typename T>
+DYNRNN_HD T activate_grad(Activation act, T y) {
+  return act == Activation::kTanh ? T(1) - y * y : (y > T(0) ? T(1) : T(0));
+}
+
+/// TF's clip_by_value: maximum(minimum(v, hi), lo).
+template <typename T>
+DYNRNN_HD T clip(T v, T bound) {
+  T lo = v < bound ? v : bound;
+  return lo > -bound ? lo : -bound;
+}
+
+/// The gradient of clip passes where -bound <= v <= bound (inclusive, as TF's Minimum/Maximum grads).
+template <typename T>
+DYNRNN_HD bool clip_passes(T v, T bound) {
+  return v <= bound && v >= -bound;
+}
+
+/// Which rows are still running at step `step`, and which time position each row reads and writes.
+/// reverse = the backward direction of a bidirectional RNN at its stack's input and output, where
+/// TF applies ReverseSequence: row b at step s uses time L_b - 1 - s while s < L_b, else s.
+struct StepMap {
+  const int32_t* seq_len = nullptr;  ///< [B] or null (every row runs all max_time steps)
+  int64_t step = 0;
+  int64_t max_time = 0;
+
+  DYNRNN_HD int64_t length(int64_t b) const {
+    if (seq_len == nullptr) return max_time;
+    int64_t len = seq_len[b];
+    return len < 0 ? 0 : (len > max_time ? max_time : len);
+  }
+  DYNRNN_HD bool valid(int64_t b) const { return step < length(b); }
+  DYNRNN_HD int64_t time(int64_t b, bool reverse) const {
+    if (!reverse) return step;
+    int64_t len = length(b);
+    return step < len ? len - 1 - step : step;
+  }
+};
+
+/// A [T, B, width] or [B, T, width] sequence, addressed by (time, row) through element strides.
+template <typename T>
+struct SeqView {
+  T* data = nullptr;
+  int64_t stride_t = 0;
+  int64_t stride_b = 0;
+  bool reverse = false;
+
+  DYNRNN_HD T* at(const StepMap& m, int64_t b) const {
+    return data + m.time(b, reverse) * stride_t + b * stride_b;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// BasicRNNCell: h' = act(x Kx + h Kh + b)
+
+template <typename T>
+struct RnnForwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;  ///< B, H
+  Activation act = Activation::kTanh;
+  SeqView<const T> gx;          ///< input projection, width H
+  const T* gh = nullptr;        ///< [B, H] recurrent GEMM result
+  const T* bias = nullptr;      ///< [H]
+  const T* h_prev = nullptr;    ///< [B, H]
+  T* h_out = nullptr;           ///< [B, H]
+  SeqView<T> y;                 ///< outputs, width H
+  T* z_save = nullptr;          ///< [B, H] pre-activation (training) or null
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t i = b * cols + j;
+    T z = gx.at(map, b)[j] + gh[i] + bias[j];
+    if (z_save) z_save[i] = z;
+    T h = activate(act, z);
+    bool v = map.valid(b);
+    h_out[i] = v ? h : h_prev[i];
+    y.at(map, b)[j] = v ? h : T(0);
+  }
+};
+
+template <typename T>
+struct RnnBackwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;
+  Activation act = Activation::kTanh;
+  const T* z = nullptr;         ///< [B, H] saved pre-activation
+  SeqView<const T> dy;          ///< upstream output gradient (data may be null = zero)
+  const T* dh_next = nullptr;   ///< [B, H] gradient of the state after this step
+  T* dh_prev = nullptr;         ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
+  T* dz = nullptr;              ///< [B, H] out, step order
+  SeqView<T> dz_x;              ///< optional second copy of dz at the layer input's positions
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t i = b * cols + j;
+    T g = T(0);
+    if (map.valid(b)) {
+      T dh = dh_next[i] + (dy.data ? dy.at(map, b)[j] : T(0));
+      g = dh * activate_grad(act, activate(act, z[i]));
+      dh_prev[i] = T(0);
+    } else {
+      dh_prev[i] = dh_next[i];
+    }
+    dz[i] = g;
+    if (dz_x.data) dz_x.at(map, b)[j] = g;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// BasicLSTMCell / LSTMCell, gate column order i, j, f, o.
+
+template <typename T>
+struct LstmGates {
+  T si, g, sf, c_raw, c, so, a;  ///< sigma(i^), act(j), sigma(f^), c before/after clip, sigma(o^), act(c)
+};
+
+/// Recomputes the forward of one LSTM unit from its pre-activations (the same arithmetic in
+/// forward and backward, so backward sees bit-identical values).
+template <typename T>
+DYNRNN_HD LstmGates<T> lstm_gates(T zi, T zj, T zf, T zo, T c_prev, const T* w_f, const T* w_i, const T* w_o,
+                                  int64_t j, T forget_bias, bool has_clip, T cell_clip, Activation act) {
+  LstmGates<T> s;
+  T f_hat = zf + forget_bias;
+  T i_hat = zi;
+  if (w_f) {
+    f_hat = f_hat + w_f[j] * c_prev;
+    i_hat = i_hat + w_i[j] * c_prev;
+  }
+  s.sf = sigmoid(f_hat);
+  s.si = sigmoid(i_hat);
+  s.g = activate(act, zj);
+  s.c_raw = s.sf * c_prev + s.si * s.g;
+  s.c = has_clip ? clip(s.c_raw, cell_clip) : s.c_raw;
+  T o_hat = w_o ? zo + w_o[j] * s.c : zo;
+  s.so = sigmoid(o_hat);
+  s.a = activate(act, s.c);
+  return s;
+}
+
+template <typename T>
+struct LstmForwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;  ///< B, H
+  Activation act = Activation::kTanh;
+  T forget_bias = T(1);
+  bool has_cell_clip = false;
+  T cell_clip = T(0);
+  bool project = false;          ///< num_proj: write m_raw; the projection stage masks h and y
+  SeqView<const T> gx;           ///< input projection, width 4H
+  const T* gh = nullptr;         ///< [B, 4H] recurrent GEMM result
+  const T* bias = nullptr;       ///< [4H]
+  const T* w_f = nullptr;        ///< [H] peepholes (all three or none)
+  const T* w_i = nullptr;
+  const T* w_o = nullptr;
+  const T* c_prev = nullptr;     ///< [B, H]
+  const T* h_prev = nullptr;     ///< [B, H] (no projection)
+  T* c_out = nullptr;            ///< [B, H]
+  T* h_out = nullptr;            ///< [B, H] (no projection)
+  SeqView<T> y;                  ///< outputs, width H (no projection)
+  T* m_raw = nullptr;            ///< [B, H] projection input (projection only), unmasked
+  T* z_save = nullptr;           ///< [B, 4H] pre-activations (training) or null
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const T* x4 = gx.at(map, b);
+    const T* h4 = gh + b * 4 * H;
+    T zi = x4[j] + h4[j] + bias[j];
+    T zj = x4[H + j] + h4[H + j] + bias[H + j];
+    T zf = x4[2 * H + j] + h4[2 * H + j] + bias[2 * H + j];
+    T zo = x4[3 * H + j] + h4[3 * H + j] + bias[3 * H + j];
+    if (z_save) {
+      T* zs = z_save + b * 4 * H;
+      zs[j] = zi;
+      zs[H + j] = zj;
+      zs[2 * H + j] = zf;
+      zs[3 * H + j] = zo;
+    }
+    const int64_t i = b * H + j;
+    T cp = c_prev[i];
+    LstmGates<T> s = lstm_gates(zi, zj, zf, zo, cp, w_f, w_i, w_o, j, forget_bias, has_cell_clip, cell_clip, act);
+    T m = s.so * s.a;
+    bool v = map.valid(b);
+    c_out[i] = v ? s.c : cp;
+    if (project) {
+      m_raw[i] = m;
+    } else {
+      h_out[i] = v ? m : h_prev[i];
+      y.at(map, b)[j] = v ? m : T(0);
+    }
+  }
+};
+
+template <typename T>
+struct LstmBackwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;
+  Activation act = Activation::kTanh;
+  T forget_bias = T(1);
+  bool has_cell_clip = false;
+  T cell_clip = T(0);
+  bool project = false;          ///< the gradient of m_raw comes from dm_raw
+  const T* z = nullptr;          ///< [B, 4H] saved pre-activations
+  const T* c_prev = nullptr;     ///< [B, H]
+  const T* w_f = nullptr;
+  const T* w_i = nullptr;
+  const T* w_o = nullptr;
+  SeqView<const T> dy;           ///< no projection: upstream output gradient (data may be null)
+  const T* dh_next = nullptr;    ///< no projection: [B, H] gradient of h after this step
+  T* dh_prev = nullptr;          ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
+  const T* dm_raw = nullptr;     ///< projection: [B, H] gradient of m_raw (zero on finished rows)
+  T* dc = nullptr;               ///< [B, H] in: gradient of c after this step; out: before it
+  T* dz = nullptr;               ///< [B, 4H] out, step order
+  SeqView<T> dz_x;               ///< optional second copy of dz at the layer input's positions
+  T* dpeep = nullptr;            ///< [B, 3H] out per-row peephole gradients (f, i, o) or null
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const int64_t i = b * H + j;
+    T di = T(0), dj = T(0), df = T(0), dout = T(0);
+    T pf = T(0), pi = T(0), po = T(0);
+    if (map.valid(b)) {
+      const T* z4 = z + b * 4 * H;
+      T cp = c_prev[i];
+      LstmGates<T> s = lstm_gates(z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], cp, w_f, w_i, w_o, j, forget_bias,
+                                  has_cell_clip, cell_clip, act);
+      T dm;
+      if (project) {
+        dm = dm_raw[i];
+      } else {
+        dm = dh_next[i] + (dy.data ? dy.at(map, b)[j] : T(0));
+        dh_prev[i] = T(0);
+      }
+      dout = dm * s.a * (s.so * (T(1) - s.so));
+      T dcv = dc[i] + dm * s.so * activate_grad(act, s.a);
+      if (w_o) dcv = dcv + dout * w_o[j];
+      T dc_raw = (has_cell_clip && !clip_passes(s.c_raw, cell_clip)) ? T(0) : dcv;
+      df = dc_raw * cp * (s.sf * (T(1) - s.sf));
+      di = dc_raw * s.g * (s.si * (T(1) - s.si));
+      dj = dc_raw * s.si * activate_grad(act, s.g);
+      T dcp = dc_raw * s.sf;
+      if (w_f) {
+        dcp = dcp + df * w_f[j] + di * w_i[j];
+        pf = df * cp;
+        pi = di * cp;
+        po = dout * s.c;
+      }
+      dc[i] = dcp;
+    } else if (!project) {
+      dh_prev[i] = dh_next[i];  // finished row: state gradient passes through; dc is left as is
+    }
+    T* d4 = dz + b * 4 * H;
+    d4[j] = di;
+    d4[H + j] = dj;
+    d4[2 * H + j] = df;
+    d4[3 * H + j] = dout;
+    if (dz_x.data) {
+      T* x4 = dz_x.at(map, b);
+      x4[j] = di;
+      x4[H + j] = dj;
+      x4[2 * H + j] = df;
+      x4[3 * H + j] = dout;
+    }
+    if (dpeep) {
+      T* p3 = dpeep + b * 3 * H;
+      p3[j] = pf;
+      p3[H + j] = pi;
+      p3[2 * H + j] = po;
+    }
+  }
+};
+
+/// LSTMCell num_proj: m = clip(m_raw @ W_proj) — this stage takes the GEMM result m_p and masks.
+template <typename T>
+struct ProjForwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;  ///< B, P
+  bool has_proj_clip = false;
+  T proj_clip = T(0);
+  const T* m_p = nullptr;       ///< [B, P] projection GEMM result
+  const T* h_prev = nullptr;    ///< [B, P]
+  T* h_out = nullptr;           ///< [B, P]
+  SeqView<T> y;                 ///< outputs, width P
+
+  DYNRNN_HD void apply(int64_t b, int64_t k) const {
+    const int64_t i = b * cols + k;
+    T m = has_proj_clip ? clip(m_p[i], proj_clip) : m_p[i];
+    bool v = map.valid(b);
+    h_out[i] = v ? m : h_prev[i];
+    y.at(map, b)[k] = v ? m : T(0);
+  }
+};
+
+template <typename T>
+struct ProjBackwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;  ///< B, P
+  bool has_proj_clip = false;
+  T proj_clip = T(0);
+  const T* m_p = nullptr;       ///< [B, P] saved projection result (before the clip)
+  SeqView<const T> dy;          ///< upstream output gradient (data may be null)
+  const T* dh_next = nullptr;   ///< [B, P]
+  T* dh_prev = nullptr;         ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
+  T* dm_p = nullptr;            ///< [B, P] out: gradient of m_p (0 on finished rows)
+
+  DYNRNN_HD void apply(int64_t b, int64_t k) const {
+    const int64_t i = b * cols + k;
+    T g = T(0);
+    if (map.valid(b)) {
+      T dm = dh_next[i] + (dy.data ? dy.at(map, b)[k] : T(0));
+      g = (has_proj_clip && !clip_passes(m_p[i], proj_clip)) ? T(0) : dm;
+      dh_prev[i] = T(0);
+    } else {
+      dh_prev[i] = dh_next[i];
+    }
+    dm_p[i] = g;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// GRUCell (TF form): r, u = sigma([x, h] Wg + bg); c = act([x, r*h] Wc + bc); h' = u h + (1 - u) c.
+// Stage "gates" produces r*h for the candidate GEMM; stage "candidate" finishes the step.
+
+template <typename T>
+struct GruGatesForwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;  ///< B, H
+  SeqView<const T> gx;          ///< input projection of the gates, width 2H (r | u)
+  const T* gh = nullptr;        ///< [B, 2H]
+  const T* bias = nullptr;      ///< [2H]
+  const T* h_prev = nullptr;    ///< [B, H]
+  T* zg = nullptr;              ///< [B, 2H] out: gate pre-activations (kept for the candidate stage)
+  T* rh = nullptr;              ///< [B, H] out: r * h
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const T* x2 = gx.at(map, b);
+    const T* h2 = gh + b * 2 * H;
+    T zr = x2[j] + h2[j] + bias[j];
+    T zu = x2[H + j] + h2[H + j] + bias[H + j];
+    zg[b * 2 * H + j] = zr;
+    zg[b * 2 * H + H + j] = zu;
+    rh[b * H + j] = sigmoid(zr) * h_prev[b * H + j];
+  }
+};
+
+template <typename T>
+struct GruCandidateForwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;
+  Activation act = Activation::kTanh;
+  SeqView<const T> gx;          ///< input projection of the candidate, width H
+  const T* gc = nullptr;        ///< [B, H] (r*h) Wc_h
+  const T* bias = nullptr;      ///< [H]
+  const T* zg = nullptr;        ///< [B, 2H]
+  const T* h_prev = nullptr;    ///< [B, H]
+  T* h_out = nullptr;           ///< [B, H]
+  SeqView<T> y;                 ///< outputs, width H
+  T* zc_save = nullptr;         ///< [B, H] candidate pre-activation (training) or null
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const int64_t i = b * H + j;
+    T zc = gx.at(map, b)[j] + gc[i] + bias[j];
+    if (zc_save) zc_save[i] = zc;
+    T c = activate(act, zc);
+    T u = sigmoid(zg[b * 2 * H + H + j]);
+    T hp = h_prev[i];
+    T h = u * hp + (T(1) - u) * c;
+    bool v = map.valid(b);
+    h_out[i] = v ? h : hp;
+    y.at(map, b)[j] = v ? h : T(0);
+  }
+};
+
+template <typename T>
+struct GruCandidateBackwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;
+  Activation act = Activation::kTanh;
+  const T* zg = nullptr;        ///< [B, 2H] saved
+  const T* zc = nullptr;        ///< [B, H] saved
+  const T* h_prev = nullptr;    ///< [B, H]
+  SeqView<const T> dy;
+  const T* dh_next = nullptr;   ///< [B, H]
+  T* dh_prev = nullptr;         ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
+  T* dzc = nullptr;             ///< [B, H] out
+  SeqView<T> dzc_x;             ///< optional copy at the input positions
+  T* dzg = nullptr;             ///< [B, 2H] out: writes the u half
+  SeqView<T> dzg_x;             ///< optional copy (u half)
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const int64_t i = b * H + j;
+    T gc = T(0), gu = T(0);
+    if (map.valid(b)) {
+      T dh = dh_next[i] + (dy.data ? dy.at(map, b)[j] : T(0));
+      T u = sigmoid(zg[b * 2 * H + H + j]);
+      T c = activate(act, zc[i]);
+      T hp = h_prev[i];
+      T du = dh * hp - dh * c;
+      dh_prev[i] = dh * u;
+      gc = dh * (T(1) - u) * activate_grad(act, c);
+      gu = du * (u * (T(1) - u));
+    } else {
+      dh_prev[i] = dh_next[i];
+    }
+    dzc[i] = gc;
+    dzg[b * 2 * H + H + j] = gu;
+    if (dzc_x.data) dzc_x.at(map, b)[j] = gc;
+    if (dzg_x.data) dzg_x.at(map, b)[H + j] = gu;
+  }
+};
+
+template <typename T>
+struct GruGatesBackwardParams {
+  StepMap map;
+  int64_t batch = 0, cols = 0;
+  const T* zg = nullptr;        ///< [B, 2H] saved
+  const T* h_prev = nullptr;    ///< [B, H]
+  const T* drh = nullptr;       ///< [B, H] gradient of r*h (dzc Wc_h^T)
+  T* dh_prev = nullptr;         ///< [B, H] in/out: adds d(r*h) * r
+  T* dzg = nullptr;             ///< [B, 2H] out: writes the r half
+  SeqView<T> dzg_x;             ///< optional copy (r half)
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const int64_t i = b * H + j;
+    T gr = T(0);
+    if (map.valid(b)) {
+      T r = sigmoid(zg[b * 2 * H + j]);
+      T d = drh[i];
+      dh_prev[i] = dh_prev[i] + d * r;
+      gr = (d * h_prev[i]) * (r * (T(1) - r));
+    }
+    dzg[b * 2 * H + j] = gr;
+    if (dzg_x.data) dzg_x.at(map, b)[j] = gr;
+  }
+};
+
+}  // namespace cell
+}  // namespace dynrnn

@@ -1,0 +1,91 @@
+// dynrnn/spec.h — what to build: the cells of a (bidirectional) MultiRNNCell stack, in TensorFlow's terms.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace dynrnn {
+
+/// Element type of every floating-point buffer (inputs, weights, states, outputs, gradients).
+enum class DataType : int { kFloat32 = 0, kFloat64 = 1 };
+
+/// The TensorFlow v1 cell a layer reproduces.
+enum class CellKind : int {
+  kBasicRNN = 0,   ///< tf.compat.v1.nn.rnn_cell.BasicRNNCell
+  kBasicLSTM = 1,  ///< tf.compat.v1.nn.rnn_cell.BasicLSTMCell (state_is_tuple=True)
+  kLSTM = 2,       ///< tf.compat.v1.nn.rnn_cell.LSTMCell (state_is_tuple=True)
+  kGRU = 3,        ///< tf.compat.v1.nn.rnn_cell.GRUCell (reset applied before the candidate matmul)
+};
+
+/// The cell's `activation` (gates always use the logistic sigmoid).
+enum class Activation : int { kTanh = 0, kRelu = 1 };
+
+/// Where forward and backward run. kCpu: every pointer is a host pointer and the stream is ignored.
+/// kCuda: every buffer pointer is a device pointer (unless documented as host) and work is queued
+/// on the caller's stream.
+enum class Backend : int { kCpu = 0, kCuda = 1 };
+
+/// GEMM arithmetic for float32. kDefault is exact IEEE float32 (the conformance mode); kTF32 lets
+/// tensor cores round GEMM operands to TF32 (about 1e-3 relative error, much faster on Ampere+).
+enum class MathMode : int { kDefault = 0, kTF32 = 1 };
+
+/// One layer of the stack: the constructor arguments of the TensorFlow cell.
+/// Options that the chosen kind does not have must keep their defaults (validated).
+struct CellSpec {
+  CellKind kind = CellKind::kLSTM;
+  int64_t num_units = 0;                   ///< H, > 0
+  Activation activation = Activation::kTanh;
+  double forget_bias = 1.0;                ///< kBasicLSTM, kLSTM: added to the f gate after the bias
+  bool use_peepholes = false;              ///< kLSTM only: w_f_diag, w_i_diag, w_o_diag
+  std::optional<double> cell_clip;         ///< kLSTM only: c = clip(c, -cell_clip, cell_clip); >= 0
+  int64_t num_proj = 0;                    ///< kLSTM only: 0 = no projection; else m = m @ W_proj [H, num_proj]
+  std::optional<double> proj_clip;         ///< kLSTM with num_proj only: clip of the projected m; >= 0
+
+  static CellSpec basic_rnn(int64_t units, Activation act = Activation::kTanh) {
+    CellSpec c;
+    c.kind = CellKind::kBasicRNN;
+    c.num_units = units;
+    c.activation = act;
+    return c;
+  }
+  static CellSpec basic_lstm(int64_t units, double forget_bias = 1.0) {
+    CellSpec c;
+    c.kind = CellKind::kBasicLSTM;
+    c.num_units = units;
+    c.forget_bias = forget_bias;
+    return c;
+  }
+  static CellSpec lstm(int64_t units) {
+    CellSpec c;
+    c.kind = CellKind::kLSTM;
+    c.num_units = units;
+    return c;
+  }
+  static CellSpec gru(int64_t units, Activation act = Activation::kTanh) {
+    CellSpec c;
+    c.kind = CellKind::kGRU;
+    c.num_units = units;
+    c.activation = act;
+    return c;
+  }
+};
+
+/// The whole `dynamic_rnn` (cells_bw empty) or `bidirectional_dynamic_rnn` (cells_bw non-empty) call,
+/// minus the tensors. Each direction is a MultiRNNCell stack, bottom layer first; a one-element
+/// stack is the plain cell. As in TensorFlow, the two directions of a bidirectional RNN are
+/// independent stacks over the same input (no concatenation between layers) and may differ.
+struct RnnSpec {
+  std::vector<CellSpec> cells_fw;   ///< at least one cell
+  std::vector<CellSpec> cells_bw;   ///< empty: unidirectional
+  int64_t input_size = 0;           ///< D, the depth of `inputs`, > 0
+  DataType dtype = DataType::kFloat32;
+  bool time_major = false;          ///< false: inputs/outputs [B, T, ...]; true: [T, B, ...]
+  int parallel_iterations = 32;     ///< TF's knob; 0 means 32 as in TF, negative is an error
+  bool swap_memory = false;         ///< accepted; numerically neutral (host offload is planned work)
+  MathMode math = MathMode::kDefault;
+
+  bool bidirectional() const { return !cells_bw.empty(); }
+};
+
+}  // namespace dynrnn

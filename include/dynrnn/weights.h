@@ -1,0 +1,43 @@
+// dynrnn/weights.h — conversion of one layer's weights between TensorFlow's layout and the layout
+// of cuDNN and PyTorch (nn.LSTM / nn.RNN), on host memory.
+//
+// TF:    kernel [D + Hs, G*H] (x @ K), gate columns i, j, f, o (LSTM); bias [G*H]; forget_bias is a
+//        constant added to f at run time. Hs = num_proj (projection) or H.
+// cuDNN/PyTorch: w_ih [G*H, D], w_hh [G*H, Hs] (W x), gate rows i, f, g, o (g = TF's j); two biases
+//        b_ih, b_hh whose sum is the TF bias plus forget_bias on the f rows; LSTM projection
+//        w_hr [P, H] = TF projection/kernel transposed.
+// Only cells that both sides can express convert: BasicRNNCell (tanh/relu), BasicLSTMCell, and
+// LSTMCell without peepholes, cell_clip or proj_clip. TF's GRUCell applies the reset gate before the
+// candidate matmul, which cuDNN/PyTorch GRUs cannot express, so it returns kNotSupported.
+#pragma once
+
+#include <cstdint>
+
+#include "dynrnn/spec.h"
+#include "dynrnn/status.h"
+
+namespace dynrnn {
+
+/// Pointers to one layer in cuDNN/PyTorch layout (host memory). w_hr is used only with num_proj.
+template <typename T>
+struct CudnnLayerWeights {
+  T* w_ih = nullptr;  ///< [G*H, D]
+  T* w_hh = nullptr;  ///< [G*H, Hs]
+  T* b_ih = nullptr;  ///< [G*H]
+  T* b_hh = nullptr;  ///< [G*H]
+  T* w_hr = nullptr;  ///< [P, H] (LSTM projection only)
+};
+
+/// TF -> cuDNN/PyTorch. The whole bias sum (bias + forget_bias on f) goes to b_ih; b_hh is zeroed.
+/// tf_projection may be null without num_proj.
+template <typename T>
+Status tf_to_cudnn(const CellSpec& cell, int64_t input_size, const T* tf_kernel, const T* tf_bias,
+                   const T* tf_projection, const CudnnLayerWeights<T>& out);
+
+/// cuDNN/PyTorch -> TF: kernel rows from w_ih^T and w_hh^T, bias = b_ih + b_hh minus forget_bias on f
+/// (set cell.forget_bias = 0 to keep cuDNN's biases exactly, as TF's CudnnCompatibleLSTMCell does).
+template <typename T>
+Status cudnn_to_tf(const CellSpec& cell, int64_t input_size, const CudnnLayerWeights<const T>& in, T* tf_kernel,
+                   T* tf_bias, T* tf_projection);
+
+}  // namespace dynrnn

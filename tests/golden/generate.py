@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Generate the dynrnn golden fixtures from TensorFlow's graph-mode
+tf.compat.v1.nn.dynamic_rnn / bidirectional_dynamic_rnn.
+
+How to re-run (from the repository root, Python 3.11):
+
+    pip install -r tests/golden/requirements.txt
+    TF_USE_LEGACY_KERAS=1 python3 tests/golden/generate.py
+
+Options: --out DIR (default tests/golden/data), --only NAME[,NAME...].
+Without --only, every *.txt in the output directory is deleted first and all
+cases are rewritten. The output is deterministic (fixed numpy seed per case,
+oneDNN disabled, v1 graph mode with v1 control flow).
+
+Notes
+-----
+* tf-keras pins `tensorflow` (same version) as a dependency, so pip installs
+  both `tensorflow` and `tensorflow-cpu`; on Linux they are the same CPU code.
+* TF 2.16+ routes tf.compat.v1.nn.rnn_cell.* to tf_keras' legacy cells; they
+  need TF_USE_LEGACY_KERAS=1 (set below if missing).
+* We call tf.compat.v1.disable_v2_behavior(): graph mode, v1 while_loop with
+  TensorArrays, exactly the reference loop of spec section 1.5.
+* T=0 (cases t0_*, all placeholders fully static): the FORWARD pass works
+  with v1 control flow (zero iterations, outputs [B,0,H] / [0,B,H], final
+  state = initial state, or zeros), but tf.gradients w.r.t. x fails at run
+  time with v1 control flow: "UnimplementedError: TensorArray has size zero,
+  but element shape <unknown> is not fully defined" (the gradient
+  TensorArray of the input unstack has no static element shape). With
+  control flow v2 (while_v2 + TensorLists, still graph mode) forward and
+  gradients both work, so the t0_* cases are built with control flow v2 and
+  resource variables (case flag cf2=True). Gradients there are: grad/x empty,
+  grad/init = dfinal, weight gradients all zero.
+
+File format (one file per case, see tests/golden/fixture.h for the loader):
+    # comment line
+    <key> <value>                      header (name, dtype, T, B, D, ...)
+    cell <fw|bw> <layer> key=value ... one per layer
+    tfname <fixture name> <TF variable name without :0>
+    tensor <name> <ndim> <d0> ... <dn-1>
+    <all values, one line, row-major; float32 %.9g, float64 %.17g, ints %d>
+"""
+
+import argparse
+import glob
+import os
+import re
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.compat.v1.disable_v2_behavior()
+tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+
+rnn_cell = tf.compat.v1.nn.rnn_cell
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---------------------------------------------------------------------------
+# Case description helpers
+# ---------------------------------------------------------------------------
+
+def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
+      cell_clip=None, num_proj=None, proj_clip=None):
+    """A cell spec."""
+    assert kind in ("basic_rnn", "basic_lstm", "lstm", "gru")
+    if forget_bias is None and kind in ("basic_lstm", "lstm"):
+        forget_bias = 1.0
+    return dict(kind=kind, units=units, activation=activation,
+                forget_bias=forget_bias, use_peepholes=use_peepholes,
+                cell_clip=cell_clip, num_proj=num_proj, proj_clip=proj_clip)
+
+
+def case(name, fw, T=5, B=3, D=4, bw=None, time_major=False, seq_len=None,
+         init=False, dtype="float32", cf2=False):
+    if isinstance(fw, dict):
+        fw = [fw]
+    if isinstance(bw, dict):
+        bw = [bw]
+    if seq_len is not None:
+        assert len(seq_len) == B, name
+    return dict(name=name, fw=fw, bw=bw, T=T, B=B, D=D, time_major=time_major,
+                seq_len=seq_len, init=init, dtype=dtype, cf2=cf2)
+
+
+LSTM_ALL = dict(use_peepholes=True, cell_clip=0.3, num_proj=3, proj_clip=0.1,
+                forget_bias=2.5)
+
+CASES = [
+    # --- basic_rnn ---------------------------------------------------------
+    case("basic_rnn_tanh", C("basic_rnn", 6)),
+    case("basic_rnn_relu_init", C("basic_rnn", 6, activation="relu"), init=True),
+    case("basic_rnn_seqlen_mixed_init", C("basic_rnn", 5), seq_len=[5, 2, 3], init=True),
+    case("basic_rnn_time_major", C("basic_rnn", 7), T=4, B=2, D=3, time_major=True),
+    # --- basic_lstm --------------------------------------------------------
+    case("basic_lstm_default", C("basic_lstm", 6)),
+    case("basic_lstm_fb0_init", C("basic_lstm", 5, forget_bias=0.0), init=True),
+    case("basic_lstm_fb2p5_seqlen", C("basic_lstm", 4, forget_bias=2.5), B=4, seq_len=[1, 5, 3, 4]),
+    case("basic_lstm_relu_init", C("basic_lstm", 5, activation="relu"), init=True),
+    # --- lstm --------------------------------------------------------------
+    case("lstm_plain", C("lstm", 6)),
+    case("lstm_peepholes_init", C("lstm", 5, use_peepholes=True), init=True),
+    case("lstm_cell_clip", C("lstm", 6, cell_clip=0.3), T=6),
+    case("lstm_cell_clip0_init", C("lstm", 4, cell_clip=0.0), init=True),
+    case("lstm_proj", C("lstm", 7, num_proj=3), init=True),
+    case("lstm_proj_clip", C("lstm", 7, num_proj=4, proj_clip=0.15)),
+    case("lstm_fb0", C("lstm", 5, forget_bias=0.0)),
+    case("lstm_fb2p5_init", C("lstm", 5, forget_bias=2.5), init=True),
+    case("lstm_all_seqlen_init", C("lstm", 7, **LSTM_ALL), B=4, seq_len=[5, 2, 4, 1], init=True),
+    case("lstm_all_time_major_seqlen", C("lstm", 6, **LSTM_ALL), T=6, B=3, D=5, time_major=True,
+         seq_len=[6, 3, 4]),
+    case("lstm_relu", C("lstm", 6, activation="relu")),
+    case("lstm_relu_peep_clip_init", C("lstm", 5, activation="relu", use_peepholes=True, cell_clip=0.3),
+         init=True),
+    case("lstm_relu_proj_seqlen", C("lstm", 6, activation="relu", num_proj=4, proj_clip=0.1),
+         seq_len=[4, 5, 2]),
+    # --- gru ---------------------------------------------------------------
+    case("gru_tanh", C("gru", 6)),
+    case("gru_relu_init", C("gru", 5, activation="relu"), init=True),
+    case("gru_seqlen_init", C("gru", 6), B=4, seq_len=[3, 5, 1, 4], init=True),
+    case("gru_time_major_init", C("gru", 5), T=6, B=2, D=3, time_major=True, init=True),
+    # --- sequence_length edge cases (unidirectional) -----------------------
+    case("seqlen_all_T_lstm", C("lstm", 5, use_peepholes=True), seq_len=[5, 5, 5], init=True),
+    case("seqlen_with_zero_gru_init", C("gru", 5), B=4, seq_len=[3, 0, 5, 2], init=True),
+    case("seqlen_with_zero_lstm_noinit", C("lstm", 4, num_proj=3), B=3, seq_len=[0, 4, 2]),
+    case("seqlen_all_zero_lstm_init", C("lstm", 5, use_peepholes=True, cell_clip=0.3), seq_len=[0, 0, 0],
+         init=True),
+    case("seqlen_all_zero_basic_rnn_noinit", C("basic_rnn", 4), seq_len=[0, 0, 0]),
+    case("seqlen_negative_lstm_init", C("lstm", 5, use_peepholes=True), B=4, seq_len=[-1, 3, 0, 5],
+         init=True),
+    case("seqlen_negative_gru_time_major", C("gru", 4), B=3, seq_len=[2, -3, 4], time_major=True,
+         init=True),
+    case("seqlen_gt_T_gru", C("gru", 5), seq_len=[7, 2, 9], init=True),
+    case("seqlen_gt_T_basic_lstm", C("basic_lstm", 4), T=4, B=2, seq_len=[100, 3]),
+    case("seqlen_max_lt_T_lstm", C("lstm", 5), T=7, B=3, seq_len=[2, 1, 3], init=True),
+    # --- small / large shapes ---------------------------------------------
+    case("t1_lstm_init", C("lstm", 5, use_peepholes=True), T=1, init=True),
+    case("t1_gru_seqlen", C("gru", 4), T=1, B=3, seq_len=[1, 0, 1]),
+    case("b1_gru_init", C("gru", 6), B=1, init=True),
+    case("b1_lstm_proj_seqlen", C("lstm", 6, num_proj=2), T=6, B=1, seq_len=[4]),
+    case("t1_b1_basic_rnn", C("basic_rnn", 3), T=1, B=1, D=2, seq_len=[1]),
+    case("big_lstm_proj", C("lstm", 33, use_peepholes=True, num_proj=17), T=3, B=2, D=37, init=True),
+    case("big_gru_seqlen", C("gru", 33), T=3, B=2, D=37, seq_len=[3, 2]),
+    # --- MultiRNNCell stacks (unidirectional) ------------------------------
+    case("stack_lstm_lstm", [C("lstm", 5), C("lstm", 4)]),
+    case("stack_lstmproj_gru_rnn_seqlen_init",
+         [C("lstm", 7, num_proj=3, proj_clip=0.1, use_peepholes=True), C("gru", 5), C("basic_rnn", 4)],
+         B=4, seq_len=[5, 3, 0, 2], init=True),
+    case("stack_basic_lstm_gru_time_major", [C("basic_lstm", 5), C("gru", 6)], time_major=True),
+    case("stack_relu_mixed_init", [C("basic_rnn", 4, activation="relu"), C("lstm", 5, activation="relu"),
+                                   C("gru", 3, activation="relu")], T=4, init=True),
+    case("stack_gru_gru_seqlen_time_major_init", [C("gru", 4), C("gru", 6)], time_major=True,
+         seq_len=[4, 5, 1], init=True),
+    # --- bidirectional -----------------------------------------------------
+    case("bidi_lstm", C("lstm", 5), bw=C("lstm", 5)),
+    case("bidi_gru_seqlen_init", C("gru", 5), bw=C("gru", 4), B=4, seq_len=[5, 2, 4, 3], init=True),
+    case("bidi_time_major_seqlen", C("lstm", 6, use_peepholes=True, num_proj=3), bw=C("gru", 5),
+         time_major=True, seq_len=[3, 5, 1]),
+    case("bidi_diff_cells_init", C("basic_rnn", 4), bw=C("lstm", 6, **LSTM_ALL), init=True),
+    case("bidi_stacks_seqlen_zero_init", [C("lstm", 5, num_proj=3), C("gru", 4)], bw=C("basic_lstm", 4),
+         B=4, seq_len=[5, 0, 3, 2], init=True),
+    case("bidi_stacks_time_major_seqlen_all_T", C("gru", 5),
+         bw=[C("basic_rnn", 3), C("lstm", 4, cell_clip=0.3), C("gru", 5)], time_major=True,
+         seq_len=[5, 5, 5]),
+    case("bidi_seqlen_all_zero_init", C("lstm", 4), bw=C("gru", 3), seq_len=[0, 0, 0], init=True),
+    case("bidi_t1_b1", C("basic_lstm", 3), bw=C("basic_rnn", 3), T=1, B=1, D=2),
+    # --- float64 -----------------------------------------------------------
+    case("f64_lstm_all_seqlen_init", C("lstm", 6, **LSTM_ALL), B=4, seq_len=[5, 3, 0, 4], init=True,
+         dtype="float64"),
+    case("f64_gru_time_major", C("gru", 5), time_major=True, dtype="float64"),
+    case("f64_stack_mixed_init", [C("basic_lstm", 4), C("gru", 5), C("basic_rnn", 3, activation="relu")],
+         init=True, dtype="float64"),
+    case("f64_bidi_seqlen", [C("lstm", 5, use_peepholes=True), C("lstm", 4)], bw=C("gru", 4),
+         seq_len=[4, 5, 2], dtype="float64"),
+    # --- T = 0 (static batch) ----------------------------------------------
+    # (built with control flow v2, see the module docstring)
+    case("t0_lstm_init", C("lstm", 4, num_proj=3), T=0, B=2, D=3, init=True, cf2=True),
+    case("t0_gru_noinit_time_major", C("gru", 4), T=0, B=2, D=3, time_major=True, cf2=True),
+]
+
+
+# ---------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------
+
+def is_lstm(spec):
+    return spec["kind"] in ("basic_lstm", "lstm")
+
+
+def h_width(spec):
+    if spec["kind"] == "lstm" and spec["num_proj"] is not None:
+        return spec["num_proj"]
+    return spec["units"]
+
+
+def make_cell(spec):
+    act = {"tanh": tf.math.tanh, "relu": tf.nn.relu}[spec["activation"]]
+    k = spec["kind"]
+    if k == "basic_rnn":
+        return rnn_cell.BasicRNNCell(spec["units"], activation=act)
+    if k == "basic_lstm":
+        return rnn_cell.BasicLSTMCell(spec["units"], forget_bias=spec["forget_bias"],
+                                      state_is_tuple=True, activation=act)
+    if k == "lstm":
+        return rnn_cell.LSTMCell(spec["units"], use_peepholes=spec["use_peepholes"],
+                                 cell_clip=spec["cell_clip"], num_proj=spec["num_proj"],
+                                 proj_clip=spec["proj_clip"], forget_bias=spec["forget_bias"],
+                                 state_is_tuple=True, activation=act)
+    if k == "gru":
+        return rnn_cell.GRUCell(spec["units"], activation=act)
+    raise ValueError(k)
+
+
+def make_stack(specs):
+    cells = [make_cell(s) for s in specs]
+    if len(cells) == 1:
+        return cells[0]
+    return rnn_cell.MultiRNNCell(cells, state_is_tuple=True)
+
+
+def fmt_num(v):
+    return "%g" % v if float(v) != int(v) else "%d" % int(v)
+
+
+def cell_line(d, layer, s):
+    parts = ["cell", d, str(layer), "kind=" + s["kind"], "units=%d" % s["units"],
+             "activation=" + s["activation"]]
+    if is_lstm(s):
+        parts.append("forget_bias=" + fmt_num(s["forget_bias"]))
+    if s["kind"] == "lstm":
+        parts.append("use_peepholes=%d" % int(bool(s["use_peepholes"])))
+        if s["cell_clip"] is not None:
+            parts.append("cell_clip=" + fmt_num(s["cell_clip"]))
+        if s["num_proj"] is not None:
+            parts.append("num_proj=%d" % s["num_proj"])
+        if s["proj_clip"] is not None:
+            parts.append("proj_clip=" + fmt_num(s["proj_clip"]))
+    return " ".join(parts)
+
+
+CELL_SCOPE_RE = re.compile(r"(?:^|/)(basic_rnn_cell|basic_lstm_cell|lstm_cell|gru_cell)/(.+)$")
+SCOPE_KIND = {"basic_rnn_cell": "basic_rnn", "basic_lstm_cell": "basic_lstm", "lstm_cell": "lstm",
+              "gru_cell": "gru"}
+EXPECTED_WEIGHTS = {
+    "basic_rnn": ["kernel", "bias"],
+    "basic_lstm": ["kernel", "bias"],
+    "gru": ["gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"],
+}
+
+
+def expected_weights(spec):
+    if spec["kind"] != "lstm":
+        return EXPECTED_WEIGHTS[spec["kind"]]
+    w = ["kernel", "bias"]
+    if spec["use_peepholes"]:
+        w += ["w_f_diag", "w_i_diag", "w_o_diag"]
+    if spec["num_proj"] is not None:
+        w += ["projection/kernel"]
+    return w
+
+
+def fixture_weight_name(var_name, c):
+    """TF variable name -> fixture name d/l/<suffix>."""
+    name = var_name.split(":")[0]
+    d = "bw" if "bidirectional_rnn/bw/" in name else "fw"
+    m = re.search(r"/cell_(\d+)/", name)
+    layer = int(m.group(1)) if m else 0
+    m2 = CELL_SCOPE_RE.search(name)
+    if not m2:
+        raise RuntimeError("unexpected variable name %s" % name)
+    spec = (c["bw"] if d == "bw" else c["fw"])[layer]
+    if SCOPE_KIND[m2.group(1)] != spec["kind"]:
+        raise RuntimeError("variable %s does not match cell kind %s" % (name, spec["kind"]))
+    return "%s/%d/%s" % (d, layer, m2.group(2)), name
+
+
+def state_leaves(d, specs):
+    """[(fixture leaf suffix 'd/l/c', width)] in nest.flatten order."""
+    out = []
+    for l, s in enumerate(specs):
+        if is_lstm(s):
+            out.append(("%s/%d/c" % (d, l), s["units"]))
+        out.append(("%s/%d/h" % (d, l), h_width(s)))
+    return out
+
+
+def pack_state(specs, leaves):
+    """Flat list of tensors -> nested state for a plain cell or MultiRNNCell."""
+    it = iter(leaves)
+    states = []
+    for s in specs:
+        if is_lstm(s):
+            c = next(it)
+            h = next(it)
+            states.append(rnn_cell.LSTMStateTuple(c, h))
+        else:
+            states.append(next(it))
+    return states[0] if len(specs) == 1 else tuple(states)
+
+
+def flatten_state(specs, state):
+    per_layer = [state] if len(specs) == 1 else list(state)
+    out = []
+    for s, st in zip(specs, per_layer):
+        if is_lstm(s):
+            out += [st.c, st.h]
+        else:
+            out.append(st)
+    return out
+
+
+def run_case(c):
+    np_dtype = np.float32 if c["dtype"] == "float32" else np.float64
+    tf_dtype = tf.float32 if c["dtype"] == "float32" else tf.float64
+    seed = 1000 + sum((i + 1) * ord(ch) for i, ch in enumerate(c["name"])) % 100000
+    rng = np.random.RandomState(seed)
+    T, B, D = c["T"], c["B"], c["D"]
+    tm = c["time_major"]
+    dirs = [("fw", c["fw"])] + ([("bw", c["bw"])] if c["bw"] else [])
+    bidi = c["bw"] is not None
+
+    def U(shape, lo, hi):
+        return rng.uniform(lo, hi, size=shape).astype(np_dtype)
+
+    x_shape = [T, B, D] if tm else [B, T, D]
+    x_val = U(x_shape, -1.0, 1.0)
+    init_vals = {}
+    if c["init"]:
+        for d, specs in dirs:
+            for leaf, w in state_leaves(d, specs):
+                init_vals[leaf] = U([B, w], -0.8, 0.8)
+
+    if c["cf2"]:
+        tf.compat.v1.enable_control_flow_v2()
+        tf.compat.v1.enable_resource_variables()
+    else:
+        tf.compat.v1.disable_control_flow_v2()
+        tf.compat.v1.disable_resource_variables()
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf_dtype, x_shape, name="x")
+        seq = None
+        if c["seq_len"] is not None:
+            seq = tf.constant(np.array(c["seq_len"], dtype=np.int32), name="seq_len")
+        init_ph = {}
+        init_states = {}
+        for d, specs in dirs:
+            if c["init"]:
+                leaves = []
+                for leaf, w in state_leaves(d, specs):
+                    ph = tf.compat.v1.placeholder(tf_dtype, [B, w], name="init_" + leaf.replace("/", "_"))
+                    init_ph[leaf] = ph
+                    leaves.append(ph)
+                init_states[d] = pack_state(specs, leaves)
+            else:
+                init_states[d] = None
+        if bidi:
+            (out_fw, out_bw), (st_fw, st_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
+                make_stack(c["fw"]), make_stack(c["bw"]), x, sequence_length=seq,
+                initial_state_fw=init_states["fw"], initial_state_bw=init_states["bw"],
+                dtype=tf_dtype, time_major=tm)
+            outs = {"fw": out_fw, "bw": out_bw}
+            finals = {"fw": st_fw, "bw": st_bw}
+        else:
+            out_fw, st_fw = tf.compat.v1.nn.dynamic_rnn(
+                make_stack(c["fw"]), x, sequence_length=seq, initial_state=init_states["fw"],
+                dtype=tf_dtype, time_major=tm)
+            outs = {"fw": out_fw}
+            finals = {"fw": st_fw}
+
+        final_leaves = []  # (fixture suffix, tensor)
+        for d, specs in dirs:
+            names = [n for n, _ in state_leaves(d, specs)]
+            final_leaves += list(zip(names, flatten_state(specs, finals[d])))
+
+        # Trainable variables -> fixture names.
+        tvars = tf.compat.v1.trainable_variables()
+        wnames = []
+        tfnames = []
+        for v in tvars:
+            fname, tname = fixture_weight_name(v.name, c)
+            wnames.append(fname)
+            tfnames.append(tname)
+        expect = sorted("%s/%d/%s" % (d, l, w) for d, specs in dirs for l, s in enumerate(specs)
+                        for w in expected_weights(s))
+        if sorted(wnames) != expect:
+            raise RuntimeError("%s: variables %s, expected %s" % (c["name"], sorted(wnames), expect))
+        w_vals = [U(v.shape.as_list(), -0.6, 0.6) for v in tvars]
+
+        # Loss = upstream gradients dotted with outputs and final states.
+        dout_vals = {}
+        loss = tf.constant(0.0, dtype=tf_dtype)
+        for d, _ in dirs:
+            shp = outs[d].shape.as_list()
+            assert None not in shp, (c["name"], shp)
+            dout_vals[d] = U(shp, -1.0, 1.0)
+            loss = loss + tf.reduce_sum(outs[d] * tf.constant(dout_vals[d]))
+        dfinal_vals = {}
+        for leaf, t in final_leaves:
+            shp = t.shape.as_list()
+            assert None not in shp, (c["name"], leaf, shp)
+            dfinal_vals[leaf] = U(shp, -1.0, 1.0)
+            loss = loss + tf.reduce_sum(t * tf.constant(dfinal_vals[leaf]))
+
+        init_order = [leaf for d, specs in dirs for leaf, _ in state_leaves(d, specs)] if c["init"] else []
+        wrt = [x] + [init_ph[k] for k in init_order] + list(tvars)
+        grads = tf.gradients(loss, wrt)
+        grads = [gr if gr is not None else tf.zeros_like(w) for gr, w in zip(grads, wrt)]
+
+        with tf.compat.v1.Session(graph=g, config=tf.compat.v1.ConfigProto(
+                intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)) as sess:
+            for v, val in zip(tvars, w_vals):
+                v.load(val, sess)
+            feed = {x: x_val}
+            for k, ph in init_ph.items():
+                feed[ph] = init_vals[k]
+            fetch = {
+                "out": {d: outs[d] for d, _ in dirs},
+                "final": {leaf: t for leaf, t in final_leaves},
+                "grads": grads,
+            }
+            res = sess.run(fetch, feed_dict=feed)
+
+    # ---- assemble fixture ------------------------------------------------
+    tensors = []  # (name, array, is_int)
+    tensors.append(("x", x_val, False))
+    if c["seq_len"] is not None:
+        tensors.append(("seq_len", np.array(c["seq_len"], dtype=np.int64), True))
+    for wn, val in zip(wnames, w_vals):
+        tensors.append((wn, val, False))
+    for k in init_order:
+        tensors.append(("init/" + k, init_vals[k], False))
+    for d, _ in dirs:
+        tensors.append(("out/" + d, res["out"][d], False))
+    for leaf, _ in final_leaves:
+        tensors.append(("final/" + leaf, res["final"][leaf], False))
+    for d, _ in dirs:
+        tensors.append(("dout/" + d, dout_vals[d], False))
+    for leaf, _ in final_leaves:
+        tensors.append(("dfinal/" + leaf, dfinal_vals[leaf], False))
+    gvals = res["grads"]
+    tensors.append(("grad/x", gvals[0], False))
+    for i, k in enumerate(init_order):
+        tensors.append(("grad/init/" + k, gvals[1 + i], False))
+    for i, wn in enumerate(wnames):
+        tensors.append(("grad/" + wn, gvals[1 + len(init_order) + i], False))
+
+    lines = ["# dynrnn golden fixture v1 (generated by tests/golden/generate.py, tensorflow-cpu %s)"
+             % tf.__version__,
+             "name " + c["name"],
+             "dtype " + c["dtype"],
+             "T %d" % T, "B %d" % B, "D %d" % D,
+             "time_major %d" % int(tm),
+             "bidirectional %d" % int(bidi),
+             "has_seq_len %d" % int(c["seq_len"] is not None),
+             "has_initial_state %d" % int(c["init"]),
+             "layers_fw %d" % len(c["fw"]),
+             "layers_bw %d" % (len(c["bw"]) if bidi else 0)]
+    for d, specs in dirs:
+        for l, s in enumerate(specs):
+            lines.append(cell_line(d, l, s))
+    for wn, tn in zip(wnames, tfnames):
+        lines.append("tfname %s %s" % (wn, tn))
+    ffmt = "%.9g" if c["dtype"] == "float32" else "%.17g"
+    for name, arr, is_int in tensors:
+        arr = np.asarray(arr)
+        if arr.dtype.kind == "f":
+            assert arr.dtype == np_dtype, (c["name"], name, arr.dtype)
+        lines.append("tensor %s %d%s" % (name, arr.ndim, "".join(" %d" % s for s in arr.shape)))
+        flat = arr.ravel().tolist()
+        if is_int:
+            lines.append(" ".join("%d" % v for v in flat))
+        else:
+            lines.append(" ".join(ffmt % v for v in flat))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(HERE, "data"))
+    ap.add_argument("--only", default=None, help="comma-separated case names")
+    args = ap.parse_args()
+    names = [c["name"] for c in CASES]
+    assert len(names) == len(set(names)), "duplicate case names"
+    cases = CASES
+    os.makedirs(args.out, exist_ok=True)
+    if args.only:
+        want = set(args.only.split(","))
+        unknown = want - set(names)
+        if unknown:
+            sys.exit("unknown cases: %s" % sorted(unknown))
+        cases = [c for c in CASES if c["name"] in want]
+    else:
+        for f in glob.glob(os.path.join(args.out, "*.txt")):
+            os.remove(f)
+    for c in cases:
+        text = run_case(c)
+        with open(os.path.join(args.out, c["name"] + ".txt"), "w") as f:
+            f.write(text)
+        print("wrote %s" % c["name"], flush=True)
+    print("%d cases" % len(cases))
+
+
+if __name__ == "__main__":
+    main()

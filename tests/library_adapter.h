@@ -1,0 +1,31 @@
+// Runs a ref::Problem through dynrnn's public API on the CPU backend, so that every test compares
+// the library with the float64 reference (or TensorFlow's values) on the same problem.
+#pragma once
+
+#include <memory>
+
+#include "dynrnn/rnn.h"
+#include "reference/reference.h"
+
+namespace testing_support {
+
+/// The RnnSpec that describes the problem's cells and layout.
+dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype);
+
+/// The flat weight buffer (in the handle's parameter table order) holding the problem's weights.
+std::vector<double> flat_weights(const dynrnn::Rnn& rnn, const ref::Problem& p);
+
+struct LibraryRun {
+  ref::Forward forward;
+  ref::Gradients gradients;  ///< empty unless backward ran
+};
+
+/// Forward (training) then, if `upstream` is given, backward, in dtype T on `backend` = kCpu.
+/// Fails the current test (and returns what it has) on any non-OK status.
+template <typename T>
+LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream);
+
+/// Relative error ||a - b|| / max(||b||, floor) of two equally long vectors.
+double rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor = 1e-30);
+
+}  // namespace testing_support

@@ -1,0 +1,100 @@
+#include "random_problem.h"
+
+namespace testing_support {
+namespace {
+
+int uniform_int(std::mt19937_64& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+double uniform(std::mt19937_64& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
+bool coin(std::mt19937_64& rng, double p) { return uniform(rng, 0, 1) < p; }
+
+std::vector<double> random_vector(std::mt19937_64& rng, size_t n, double scale) {
+  std::vector<double> v(n);
+  for (double& x : v) x = uniform(rng, -scale, scale);
+  return v;
+}
+
+ref::Cell random_cell(std::mt19937_64& rng, const ProblemOptions& opt) {
+  ref::Cell c;
+  c.kind = static_cast<ref::CellKind>(uniform_int(rng, 0, 3));
+  c.units = uniform_int(rng, 1, opt.max_units);
+  c.relu = opt.allow_relu && coin(rng, 0.2);
+  if (c.kind == ref::CellKind::BasicLSTM || c.kind == ref::CellKind::LSTM) {
+    const double fb[] = {1.0, 0.0, 2.5, -0.5};
+    c.forget_bias = fb[uniform_int(rng, 0, 3)];
+  }
+  if (c.kind == ref::CellKind::LSTM) {
+    c.peepholes = coin(rng, 0.5);
+    c.has_cell_clip = opt.allow_clip && coin(rng, 0.4);
+    c.cell_clip = uniform(rng, 0.05, 0.6);
+    c.num_proj = coin(rng, 0.5) ? uniform_int(rng, 1, opt.max_units) : 0;
+    c.has_proj_clip = opt.allow_clip && c.num_proj > 0 && coin(rng, 0.5);
+    c.proj_clip = uniform(rng, 0.05, 0.4);
+  }
+  return c;
+}
+
+std::vector<ref::Cell> random_stack(std::mt19937_64& rng, const ProblemOptions& opt) {
+  std::vector<ref::Cell> cells(static_cast<size_t>(uniform_int(rng, 1, opt.max_layers)));
+  for (ref::Cell& c : cells) c = random_cell(rng, opt);
+  return cells;
+}
+
+}  // namespace
+
+ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
+  ref::Problem p;
+  p.T = coin(rng, 0.05) ? 0 : uniform_int(rng, 1, opt.max_time);
+  p.B = coin(rng, 0.03) ? 0 : uniform_int(rng, 1, opt.max_batch);
+  p.D = uniform_int(rng, 1, opt.max_depth);
+  p.time_major = coin(rng, 0.5);
+  p.fw = random_stack(rng, opt);
+  const bool bi = coin(rng, 0.3);
+  if (bi) p.bw = random_stack(rng, opt);
+  p.x = random_vector(rng, static_cast<size_t>(p.T * p.B * p.D), 1.0);
+  p.has_seq_len = coin(rng, 0.6);
+  if (p.has_seq_len) {
+    // Unidirectional: anything, negative and > T included; bidirectional: 0..T as ReverseSequence demands.
+    const int lo = bi ? 0 : -2, hi = bi ? p.T : p.T + 2;
+    for (int b = 0; b < p.B; ++b) p.seq_len.push_back(uniform_int(rng, lo, hi));
+  }
+  for (int d = 0; d < (bi ? 2 : 1); ++d) {
+    const std::vector<ref::Cell>& stack = d == 0 ? p.fw : p.bw;
+    std::vector<ref::Params>& w = d == 0 ? p.w_fw : p.w_bw;
+    for (size_t l = 0; l < stack.size(); ++l) {
+      w.push_back(ref::random_params(stack[l], ref::layer_input_width(stack, static_cast<int>(l), p.D), rng, 0.7));
+    }
+  }
+  p.has_initial_state = coin(rng, 0.6);
+  if (p.has_initial_state) {
+    for (int d = 0; d < (bi ? 2 : 1); ++d) {
+      const std::vector<ref::Cell>& stack = d == 0 ? p.fw : p.bw;
+      for (size_t l = 0; l < stack.size(); ++l) {
+        for (const std::string& leaf : ref::leaves(stack[l])) {
+          const std::string key = std::string(d == 0 ? "fw/" : "bw/") + std::to_string(l) + "/" + leaf;
+          p.init[key] = random_vector(rng, static_cast<size_t>(p.B * ref::state_width(stack[l], leaf.c_str())), 0.8);
+        }
+      }
+    }
+  }
+  return p;
+}
+
+ref::Upstream random_upstream(const ref::Problem& p, std::mt19937_64& rng) {
+  ref::Upstream u;
+  const size_t TB = static_cast<size_t>(p.T * p.B);
+  if (coin(rng, 0.9)) u.dout_fw = random_vector(rng, TB * ref::output_width(p.fw.back()), 1.0);
+  if (!p.bw.empty() && coin(rng, 0.9)) u.dout_bw = random_vector(rng, TB * ref::output_width(p.bw.back()), 1.0);
+  for (int d = 0; d < (p.bw.empty() ? 1 : 2); ++d) {
+    const std::vector<ref::Cell>& stack = d == 0 ? p.fw : p.bw;
+    for (size_t l = 0; l < stack.size(); ++l) {
+      for (const std::string& leaf : ref::leaves(stack[l])) {
+        if (!coin(rng, 0.8)) continue;
+        const std::string key = std::string(d == 0 ? "fw/" : "bw/") + std::to_string(l) + "/" + leaf;
+        u.dfinal[key] = random_vector(rng, static_cast<size_t>(p.B * ref::state_width(stack[l], leaf.c_str())), 1.0);
+      }
+    }
+  }
+  return u;
+}
+
+}  // namespace testing_support

@@ -1,0 +1,588 @@
+// Finite-difference checks of the float64 reference's backward pass, plus a
+// few semantic invariants of its forward pass (spec 1.5, 1.6, 1.9, 2.x).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "reference.h"
+
+namespace {
+
+using ref::Cell;
+using ref::CellKind;
+
+double uniform(std::mt19937_64& rng, double lo, double hi) {
+  const double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+  return lo + (hi - lo) * u;
+}
+
+std::vector<double> random_vec(std::mt19937_64& rng, size_t n, double scale) {
+  std::vector<double> v(n);
+  for (double& e : v) e = uniform(rng, -scale, scale);
+  return v;
+}
+
+Cell rnn(int units, bool relu = false) {
+  Cell c;
+  c.kind = CellKind::BasicRNN;
+  c.units = units;
+  c.relu = relu;
+  return c;
+}
+Cell basic_lstm(int units, double forget_bias = 1.0, bool relu = false) {
+  Cell c;
+  c.kind = CellKind::BasicLSTM;
+  c.units = units;
+  c.forget_bias = forget_bias;
+  c.relu = relu;
+  return c;
+}
+Cell lstm(int units) {
+  Cell c;
+  c.kind = CellKind::LSTM;
+  c.units = units;
+  return c;
+}
+Cell gru(int units, bool relu = false) {
+  Cell c;
+  c.kind = CellKind::GRU;
+  c.units = units;
+  c.relu = relu;
+  return c;
+}
+
+struct Options {
+  int T = 4, B = 3, D = 3;
+  bool time_major = false;
+  bool has_seq_len = false;
+  std::vector<int> seq_len;
+  bool has_initial_state = true;
+  double wscale = 0.6, xscale = 1.0, sscale = 0.8;
+  uint64_t seed = 1;
+};
+
+ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& bw, const Options& o) {
+  std::mt19937_64 rng(o.seed);
+  ref::Problem p;
+  p.T = o.T;
+  p.B = o.B;
+  p.D = o.D;
+  p.time_major = o.time_major;
+  p.fw = fw;
+  p.bw = bw;
+  p.x = random_vec(rng, static_cast<size_t>(o.T) * o.B * o.D, o.xscale);
+  p.has_seq_len = o.has_seq_len;
+  p.seq_len = o.seq_len;
+  p.has_initial_state = o.has_initial_state;
+  for (int d = 0; d < 2; ++d) {
+    const std::vector<Cell>& cells = d == 0 ? fw : bw;
+    const char* dir = d == 0 ? "fw" : "bw";
+    auto& w = d == 0 ? p.w_fw : p.w_bw;
+    for (size_t l = 0; l < cells.size(); ++l) {
+      w.push_back(ref::random_params(cells[l], ref::layer_input_width(cells, static_cast<int>(l), o.D), rng,
+                                     o.wscale));
+      if (o.has_initial_state)
+        for (const std::string& leaf : ref::leaves(cells[l]))
+          p.init[std::string(dir) + "/" + std::to_string(l) + "/" + leaf] =
+              random_vec(rng, static_cast<size_t>(o.B) * ref::state_width(cells[l], leaf.c_str()), o.sscale);
+    }
+  }
+  return p;
+}
+
+// Random loss weights for every output and final-state entry.
+ref::Upstream make_upstream(const ref::Problem& p, uint64_t seed) {
+  std::mt19937_64 rng(seed * 7919 + 17);
+  ref::Upstream u;
+  u.dout_fw = random_vec(rng, static_cast<size_t>(p.T) * p.B * ref::output_width(p.fw.back()), 1.0);
+  if (!p.bw.empty()) u.dout_bw = random_vec(rng, static_cast<size_t>(p.T) * p.B * ref::output_width(p.bw.back()), 1.0);
+  for (int d = 0; d < 2; ++d) {
+    const std::vector<Cell>& cells = d == 0 ? p.fw : p.bw;
+    const char* dir = d == 0 ? "fw" : "bw";
+    for (size_t l = 0; l < cells.size(); ++l)
+      for (const std::string& leaf : ref::leaves(cells[l]))
+        u.dfinal[std::string(dir) + "/" + std::to_string(l) + "/" + leaf] =
+            random_vec(rng, static_cast<size_t>(p.B) * ref::state_width(cells[l], leaf.c_str()), 1.0);
+  }
+  return u;
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double s = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+double loss_of(const ref::Forward& f, const ref::Upstream& u) {
+  double s = dot(f.out_fw, u.dout_fw);
+  if (!u.dout_bw.empty()) s += dot(f.out_bw, u.dout_bw);
+  for (const auto& [k, w] : u.dfinal) s += dot(f.final_state.at(k), w);
+  return s;
+}
+
+struct Entry {
+  std::string label;
+  double* value;
+  double analytic;
+};
+
+struct FdStats {
+  int checked = 0, skipped = 0, failed = 0;
+  bool clip_active = false, clip_inactive = false, relu_on = false, relu_off = false;
+};
+
+// Central differences on every differentiable input of the problem.
+FdStats run_fd(ref::Problem p, const ref::Upstream& u) {
+  FdStats st;
+  const std::string err = ref::check(p);
+  EXPECT_EQ(err, "");
+  if (!err.empty()) return st;
+  const ref::Gradients g = ref::backward(p, u);
+  std::vector<int8_t> base_pat;
+  ref::forward_with_pattern(p, &base_pat);
+  for (int8_t v : base_pat) {
+    st.relu_off |= v == 0;
+    st.relu_on |= v == 1;
+    st.clip_inactive |= v == 2;
+    st.clip_active |= v == 3;
+  }
+
+  std::vector<Entry> entries;
+  EXPECT_EQ(g.dx.size(), p.x.size());
+  for (size_t i = 0; i < p.x.size() && i < g.dx.size(); ++i) entries.push_back({"x[" + std::to_string(i) + "]", &p.x[i], g.dx[i]});
+  if (p.has_initial_state) {
+    for (auto& [k, v] : p.init) {
+      const auto it = g.dinit.find(k);
+      EXPECT_TRUE(it != g.dinit.end()) << k;
+      if (it == g.dinit.end()) continue;
+      EXPECT_EQ(it->second.size(), v.size()) << k;
+      for (size_t i = 0; i < v.size() && i < it->second.size(); ++i)
+        entries.push_back({"init/" + k + "[" + std::to_string(i) + "]", &v[i], it->second[i]});
+    }
+  }
+  for (int d = 0; d < 2; ++d) {
+    auto& w = d == 0 ? p.w_fw : p.w_bw;
+    const auto& dw = d == 0 ? g.dw_fw : g.dw_bw;
+    EXPECT_EQ(w.size(), dw.size());
+    for (size_t l = 0; l < w.size() && l < dw.size(); ++l)
+      for (auto& [name, v] : w[l]) {
+        const auto it = dw[l].find(name);
+        EXPECT_TRUE(it != dw[l].end()) << name;
+        if (it == dw[l].end()) continue;
+        EXPECT_EQ(it->second.size(), v.size()) << name;
+        for (size_t i = 0; i < v.size() && i < it->second.size(); ++i)
+          entries.push_back({std::string(d == 0 ? "fw/" : "bw/") + std::to_string(l) + "/" + name + "[" +
+                                 std::to_string(i) + "]",
+                             &v[i], it->second[i]});
+      }
+  }
+
+  const double h = 1e-5;
+  for (Entry& e : entries) {
+    const double orig = *e.value;
+    std::vector<int8_t> pat_p, pat_m;
+    *e.value = orig + h;
+    const double lp = loss_of(ref::forward_with_pattern(p, &pat_p), u);
+    *e.value = orig - h;
+    const double lm = loss_of(ref::forward_with_pattern(p, &pat_m), u);
+    *e.value = orig;
+    if (pat_p != base_pat || pat_m != base_pat) {  // a relu kink or clip bound within the FD step
+      ++st.skipped;
+      continue;
+    }
+    ++st.checked;
+    const double fd = (lp - lm) / (2 * h);
+    const double tol = 1e-7 + 1e-6 * std::fabs(fd);
+    if (!(std::fabs(fd - e.analytic) <= tol)) {
+      ++st.failed;
+      if (st.failed <= 10)
+        ADD_FAILURE() << e.label << ": analytic " << e.analytic << " vs finite difference " << fd << " (diff "
+                      << e.analytic - fd << ")";
+    }
+  }
+  EXPECT_GT(st.checked, 0);
+  EXPECT_LE(st.skipped * 10, st.checked + st.skipped) << "too many entries skipped near kinks: " << st.skipped;
+  return st;
+}
+
+// Runs the FD check of a stack in the configurations every cell must pass:
+// batch-major with a mixed sequence_length (0, negative, > T, in range) and an
+// initial state; time-major without sequence_length and without initial state;
+// time-major with sequence_length; batch-major, no seq_len, initial state.
+FdStats check_stack(const std::vector<Cell>& fw, const std::vector<Cell>& bw = {}, Options base = {}) {
+  FdStats total;
+  for (int variant = 0; variant < 4; ++variant) {
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    Options o = base;
+    o.seed = base.seed * 101 + variant;
+    const bool bidi = !bw.empty();
+    switch (variant) {
+      case 0:
+        o.time_major = false;
+        o.has_seq_len = true;
+        o.seq_len = bidi ? std::vector<int>{0, 4, 2} : std::vector<int>{0, 7, 2};
+        break;
+      case 1:
+        o.time_major = true;
+        o.has_seq_len = false;
+        o.has_initial_state = false;
+        break;
+      case 2:
+        o.time_major = true;
+        o.has_seq_len = true;
+        o.seq_len = bidi ? std::vector<int>{3, 1, 4} : std::vector<int>{3, -2, 4};
+        break;
+      case 3:
+        o.time_major = false;
+        o.has_seq_len = false;
+        break;
+    }
+    const ref::Problem p = make_problem(fw, bw, o);
+    const FdStats st = run_fd(p, make_upstream(p, o.seed));
+    total.checked += st.checked;
+    total.skipped += st.skipped;
+    total.failed += st.failed;
+    total.clip_active |= st.clip_active;
+    total.clip_inactive |= st.clip_inactive;
+    total.relu_on |= st.relu_on;
+    total.relu_off |= st.relu_off;
+  }
+  return total;
+}
+
+// ------------------------------------------------------------------ cells
+TEST(ReferenceFiniteDifference, BasicRNNTanh) { check_stack({rnn(3)}); }
+
+TEST(ReferenceFiniteDifference, BasicRNNRelu) {
+  const FdStats st = check_stack({rnn(4, true)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+}
+
+TEST(ReferenceFiniteDifference, BasicLSTM) { check_stack({basic_lstm(3)}); }
+
+TEST(ReferenceFiniteDifference, BasicLSTMForgetBias) { check_stack({basic_lstm(2, 0.37)}); }
+
+TEST(ReferenceFiniteDifference, BasicLSTMRelu) {
+  const FdStats st = check_stack({basic_lstm(3, 1.0, true)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+}
+
+TEST(ReferenceFiniteDifference, LSTMPlain) { check_stack({lstm(4)}); }
+
+TEST(ReferenceFiniteDifference, LSTMForgetBiasZero) {
+  Cell c = lstm(3);
+  c.forget_bias = 0.0;
+  check_stack({c});
+}
+
+TEST(ReferenceFiniteDifference, LSTMPeepholes) {
+  Cell c = lstm(3);
+  c.peepholes = true;
+  c.forget_bias = 0.5;
+  check_stack({c});
+}
+
+TEST(ReferenceFiniteDifference, LSTMCellClip) {
+  Cell c = lstm(3);
+  c.has_cell_clip = true;
+  c.cell_clip = 0.25;
+  Options o;
+  o.wscale = 1.0;
+  const FdStats st = check_stack({c}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+TEST(ReferenceFiniteDifference, LSTMPeepholesCellClip) {
+  Cell c = lstm(4);
+  c.peepholes = true;
+  c.has_cell_clip = true;
+  c.cell_clip = 0.3;
+  Options o;
+  o.wscale = 1.0;
+  const FdStats st = check_stack({c}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+TEST(ReferenceFiniteDifference, LSTMProjection) {
+  Cell c = lstm(4);
+  c.num_proj = 2;
+  check_stack({c});
+}
+
+TEST(ReferenceFiniteDifference, LSTMProjectionClip) {
+  Cell c = lstm(3);
+  c.num_proj = 2;
+  c.has_proj_clip = true;
+  c.proj_clip = 0.12;
+  const FdStats st = check_stack({c});
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+TEST(ReferenceFiniteDifference, LSTMAllOptions) {
+  Cell c = lstm(4);
+  c.peepholes = true;
+  c.has_cell_clip = true;
+  c.cell_clip = 0.35;
+  c.num_proj = 3;
+  c.has_proj_clip = true;
+  c.proj_clip = 0.15;
+  c.forget_bias = 0.3;
+  Options o;
+  o.wscale = 0.9;
+  const FdStats st = check_stack({c}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+TEST(ReferenceFiniteDifference, LSTMReluAllOptions) {
+  Cell c = lstm(3);
+  c.relu = true;
+  c.peepholes = true;
+  c.has_cell_clip = true;
+  c.cell_clip = 0.4;
+  c.num_proj = 2;
+  const FdStats st = check_stack({c});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+}
+
+TEST(ReferenceFiniteDifference, GRUTanh) { check_stack({gru(3)}); }
+
+TEST(ReferenceFiniteDifference, GRURelu) {
+  const FdStats st = check_stack({gru(4, true)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+}
+
+// ------------------------------------------------------------------ stacks
+TEST(ReferenceFiniteDifference, MixedMultiRNNCell) {
+  Cell p = lstm(3);
+  p.num_proj = 2;
+  p.peepholes = true;
+  p.has_cell_clip = true;
+  p.cell_clip = 0.5;
+  check_stack({gru(2), p, rnn(3), basic_lstm(2, 0.8)});
+}
+
+TEST(ReferenceFiniteDifference, BidirectionalSingleLayer) { check_stack({lstm(3)}, {gru(2)}); }
+
+TEST(ReferenceFiniteDifference, BidirectionalMixedStacks) {
+  Cell p = lstm(3);
+  p.num_proj = 2;
+  p.has_proj_clip = true;
+  p.proj_clip = 0.3;
+  check_stack({basic_lstm(2), rnn(3, true)}, {gru(3), p});
+}
+
+// ------------------------------------------------------------------ sequence_length edge cases
+TEST(ReferenceFiniteDifference, SequenceLengthEdgeCases) {
+  const std::vector<std::vector<int>> lens = {
+      {0, 0, 0}, {-1, -5, 0}, {9, 5, 4}, {1, 1, 1}, {4, 0, -3}, {2, 3, 100}};
+  Cell c = lstm(3);
+  c.num_proj = 2;
+  int seed = 0;
+  for (const auto& l : lens)
+    for (bool tm : {false, true}) {
+      SCOPED_TRACE("seq_len " + std::to_string(l[0]) + "," + std::to_string(l[1]) + "," + std::to_string(l[2]) +
+                   (tm ? " time-major" : " batch-major"));
+      Options o;
+      o.time_major = tm;
+      o.has_seq_len = true;
+      o.seq_len = l;
+      o.seed = 500 + seed++;
+      const ref::Problem p = make_problem({gru(2), c}, {}, o);
+      run_fd(p, make_upstream(p, o.seed));
+    }
+}
+
+TEST(ReferenceFiniteDifference, BidirectionalSequenceLengthEdgeCases) {
+  const std::vector<std::vector<int>> lens = {{0, 0, 0}, {4, 4, 4}, {1, 0, 3}, {2, 4, 1}};
+  int seed = 0;
+  for (const auto& l : lens)
+    for (bool tm : {false, true}) {
+      SCOPED_TRACE("seq_len " + std::to_string(l[0]) + "," + std::to_string(l[1]) + "," + std::to_string(l[2]) +
+                   (tm ? " time-major" : " batch-major"));
+      Options o;
+      o.time_major = tm;
+      o.has_seq_len = true;
+      o.seq_len = l;
+      o.seed = 900 + seed++;
+      const ref::Problem p = make_problem({basic_lstm(2)}, {lstm(2), rnn(2)}, o);
+      run_fd(p, make_upstream(p, o.seed));
+    }
+}
+
+TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
+  for (int T : {1, 2})
+    for (int B : {1, 2}) {
+      Options o;
+      o.T = T;
+      o.B = B;
+      o.D = 2;
+      o.seed = 40 + T * 3 + B;
+      o.has_seq_len = true;
+      o.seq_len.assign(B, T);
+      o.seq_len[0] = T - 1;
+      const ref::Problem p = make_problem({lstm(2), gru(2)}, {rnn(2)}, o);
+      run_fd(p, make_upstream(p, o.seed));
+    }
+}
+
+// ------------------------------------------------------------------ forward semantics
+TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
+  Options o;
+  o.T = 5;
+  o.B = 4;
+  o.has_seq_len = true;
+  o.seq_len = {0, 2, 5, -1};
+  ref::Problem p = make_problem({lstm(3), gru(2)}, {}, o);
+  const ref::Forward f = ref::forward(p);
+  const int O = 2;
+  for (int b = 0; b < o.B; ++b)
+    for (int t = 0; t < o.T; ++t)
+      for (int q = 0; q < O; ++q) {
+        const double v = f.out_fw[(static_cast<size_t>(b) * o.T + t) * O + q];
+        if (t >= std::max(0, o.seq_len[b])) {
+          EXPECT_EQ(v, 0.0) << b << " " << t;
+        }
+      }
+  // Rows of length <= 0 keep the initial state bit-exactly.
+  for (const auto& [k, v] : f.final_state)
+    for (int b : {0, 3}) {
+      const int w = static_cast<int>(v.size()) / o.B;
+      for (int q = 0; q < w; ++q) EXPECT_EQ(v[static_cast<size_t>(b) * w + q], p.init.at(k)[static_cast<size_t>(b) * w + q]);
+    }
+  // Row 1's final state equals the state after 2 steps of an unmasked run on T = 2.
+  ref::Problem p2 = p;
+  p2.T = 2;
+  p2.has_seq_len = false;
+  p2.seq_len.clear();
+  p2.x.clear();
+  for (int b = 0; b < o.B; ++b)
+    for (int t = 0; t < 2; ++t)
+      for (int d = 0; d < o.D; ++d) p2.x.push_back(p.x[(static_cast<size_t>(b) * o.T + t) * o.D + d]);
+  const ref::Forward f2 = ref::forward(p2);
+  for (const auto& [k, v] : f.final_state) {
+    const int w = static_cast<int>(v.size()) / o.B;
+    for (int q = 0; q < w; ++q) EXPECT_EQ(v[static_cast<size_t>(w) + q], f2.final_state.at(k)[static_cast<size_t>(w) + q]) << k;
+  }
+  // Lengths > T act as T (unidirectional).
+  ref::Problem p3 = p;
+  p3.seq_len = {7, 7, 7, 7};
+  ref::Problem p4 = p;
+  p4.has_seq_len = false;
+  p4.seq_len.clear();
+  const ref::Forward f3 = ref::forward(p3), f4 = ref::forward(p4);
+  EXPECT_EQ(f3.out_fw, f4.out_fw);
+  EXPECT_EQ(f3.final_state, f4.final_state);
+}
+
+TEST(ReferenceSemantics, EmptyTimeAndBatch) {
+  Options o;
+  o.T = 0;
+  ref::Problem p = make_problem({lstm(3)}, {gru(2)}, o);
+  const ref::Forward f = ref::forward(p);
+  EXPECT_TRUE(f.out_fw.empty());
+  EXPECT_TRUE(f.out_bw.empty());
+  EXPECT_EQ(f.final_state, p.init);
+  ref::Upstream u = make_upstream(p, 3);
+  const ref::Gradients g = ref::backward(p, u);
+  EXPECT_TRUE(g.dx.empty());
+  EXPECT_EQ(g.dinit, u.dfinal);
+  for (const auto& [n, v] : g.dw_fw[0])
+    for (double e : v) EXPECT_EQ(e, 0.0) << n;
+
+  Options ob;
+  ob.B = 0;
+  ob.has_seq_len = true;
+  ref::Problem pb = make_problem({lstm(3)}, {gru(2)}, ob);
+  const ref::Forward fb = ref::forward(pb);
+  EXPECT_TRUE(fb.out_fw.empty());
+  for (const auto& [k, v] : fb.final_state) EXPECT_TRUE(v.empty()) << k;
+  const ref::Gradients gb = ref::backward(pb, ref::Upstream{});
+  EXPECT_TRUE(gb.dx.empty());
+}
+
+TEST(ReferenceSemantics, LSTMWithoutOptionsEqualsBasicLSTM) {
+  Options o;
+  o.has_seq_len = true;
+  o.seq_len = {1, 4, 3};
+  ref::Problem a = make_problem({basic_lstm(3, 0.6)}, {}, o);
+  ref::Problem b = a;
+  b.fw[0].kind = CellKind::LSTM;
+  EXPECT_EQ(ref::forward(a).out_fw, ref::forward(b).out_fw);
+}
+
+TEST(ReferenceSemantics, CellClipZeroGivesZeroOutputs) {
+  Cell c = lstm(3);
+  c.has_cell_clip = true;
+  c.cell_clip = 0.0;
+  ref::Problem p = make_problem({c}, {}, Options{});
+  for (double v : ref::forward(p).out_fw) EXPECT_EQ(v, 0.0);
+}
+
+// spec 1.9: identical cells and weights, the same input at every step:
+// out_fw[t] == out_bw[L-1-t] exactly and equal final states.
+TEST(ReferenceSemantics, BidirectionalMirrorsForward) {
+  for (bool tm : {false, true}) {
+    Options o;
+    o.T = 5;
+    o.time_major = tm;
+    o.has_seq_len = true;
+    o.seq_len = {5, 3, 0};
+    o.has_initial_state = false;
+    ref::Problem p = make_problem({lstm(3), gru(2)}, {lstm(3), gru(2)}, o);
+    p.w_bw = p.w_fw;
+    for (int t = 0; t < o.T; ++t)
+      for (int b = 0; b < o.B; ++b)
+        for (int d = 0; d < o.D; ++d) {
+          const size_t i = tm ? (static_cast<size_t>(t) * o.B + b) * o.D + d : (static_cast<size_t>(b) * o.T + t) * o.D + d;
+          p.x[i] = 0.1 * (b + 1) - 0.2 * d;
+        }
+    const ref::Forward f = ref::forward(p);
+    const int O = 2;
+    for (int b = 0; b < o.B; ++b)
+      for (int t = 0; t < o.seq_len[b]; ++t) {
+        const int tb = o.seq_len[b] - 1 - t;
+        for (int q = 0; q < O; ++q) {
+          auto at = [&](int tt) {
+            return tm ? (static_cast<size_t>(tt) * o.B + b) * O + q : (static_cast<size_t>(b) * o.T + tt) * O + q;
+          };
+          EXPECT_EQ(f.out_fw[at(t)], f.out_bw[at(tb)]);
+        }
+      }
+    for (const auto& [k, v] : f.final_state)
+      if (k.rfind("fw/", 0) == 0) {
+        EXPECT_EQ(v, f.final_state.at("bw/" + k.substr(3))) << k;
+      }
+  }
+}
+
+TEST(ReferenceSemantics, CheckRejectsBadProblems) {
+  Options o;
+  o.has_seq_len = true;
+  o.seq_len = {1, -1, 2};
+  EXPECT_EQ(ref::check(make_problem({lstm(2)}, {}, o)), "");  // unidirectional accepts negative lengths
+  EXPECT_NE(ref::check(make_problem({lstm(2)}, {lstm(2)}, o)), "");
+  o.seq_len = {1, 5, 2};
+  EXPECT_EQ(ref::check(make_problem({lstm(2)}, {}, o)), "");
+  EXPECT_NE(ref::check(make_problem({lstm(2)}, {lstm(2)}, o)), "");
+  EXPECT_THROW(ref::forward(make_problem({lstm(2)}, {lstm(2)}, o)), std::invalid_argument);
+  o.seq_len = {1, 2};
+  EXPECT_NE(ref::check(make_problem({lstm(2)}, {}, o)), "");
+  ref::Problem p = make_problem({lstm(2)}, {}, Options{});
+  p.x.pop_back();
+  EXPECT_NE(ref::check(p), "");
+  p = make_problem({lstm(2)}, {}, Options{});
+  p.w_fw[0].erase("bias");
+  EXPECT_NE(ref::check(p), "");
+  p = make_problem({lstm(2)}, {}, Options{});
+  p.init.erase("fw/0/c");
+  EXPECT_NE(ref::check(p), "");
+}
+
+}  // namespace

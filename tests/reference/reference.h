@@ -1,0 +1,93 @@
+// Independent float64 reference of tf.compat.v1.nn.dynamic_rnn and
+// bidirectional_dynamic_rnn (forward and backward), written directly from
+// shared/spec/tf-dynamic-rnn.md (sections 1.5, 1.6, 1.9, 2.1-2.5, 3.1-3.2).
+//
+// It is deliberately naive: every step does concat([x, h]) @ kernel + bias
+// exactly as TF does, masking is explicit per-row where()-selects, and the
+// backward pass is the literal masked BPTT of spec 3.1 with the per-cell
+// formulas of spec 3.2. Nothing here is optimized; it is the test oracle.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace ref {
+
+enum class CellKind { BasicRNN, BasicLSTM, LSTM, GRU };
+
+struct Cell {
+  CellKind kind = CellKind::LSTM;
+  int units = 0;
+  bool relu = false;          // activation: relu instead of tanh
+  double forget_bias = 1.0;   // BasicLSTM / LSTM only
+  bool peepholes = false;     // LSTM only
+  bool has_cell_clip = false; // LSTM only
+  double cell_clip = 0;
+  int num_proj = 0;           // LSTM only; 0 = None
+  bool has_proj_clip = false; // LSTM only; ignored without num_proj (as TF)
+  double proj_clip = 0;
+};
+
+// TF local variable names: "kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag",
+// "projection/kernel", "gates/kernel", "gates/bias", "candidate/kernel",
+// "candidate/bias" (row-major, TF shapes).
+using Params = std::map<std::string, std::vector<double>>;
+// State leaves keyed "fw/0/c", "fw/0/h", "bw/1/h", each [B, width] row-major.
+using Named = std::map<std::string, std::vector<double>>;
+
+struct Problem {
+  int T = 0, B = 0, D = 0;
+  bool time_major = false;
+  std::vector<Cell> fw, bw;  // MultiRNNCell stacks, bottom layer first; bw empty => unidirectional
+  std::vector<double> x;     // [B,T,D] or [T,B,D]
+  bool has_seq_len = false;
+  std::vector<int> seq_len;  // [B]
+  bool has_initial_state = false;
+  Named init;                // all leaves when has_initial_state, else zeros (ignored)
+  std::vector<Params> w_fw, w_bw;
+};
+
+struct Forward {
+  std::vector<double> out_fw, out_bw;  // user layout; out_bw empty when unidirectional
+  Named final_state;
+};
+struct Upstream {
+  std::vector<double> dout_fw, dout_bw;  // user layout; empty vector = zero
+  Named dfinal;                          // missing key = zero
+};
+struct Gradients {
+  std::vector<double> dx;     // user layout
+  Named dinit;                // every initial-state leaf (also when has_initial_state is false)
+  std::vector<Params> dw_fw, dw_bw;
+};
+
+// "" if valid; else a message. Bidirectional: seq_len < 0 or > T is rejected
+// like ReverseSequence does.
+std::string check(const Problem&);
+// Both throw std::invalid_argument with check()'s message on an invalid problem.
+Forward forward(const Problem&);
+Gradients backward(const Problem&, const Upstream&);
+
+// ---- helpers ----
+int state_width(const Cell&, const char* leaf);   // "c" or "h"; 0 for a leaf the cell lacks
+std::vector<std::string> leaves(const Cell&);      // {"c","h"} for LSTM kinds, {"h"} otherwise
+int output_width(const Cell&);                     // num_proj if > 0 (LSTM) else units
+// Parameter names and TF shapes of a cell whose input has width input_width.
+std::map<std::string, std::vector<int>> param_shapes(const Cell&, int input_width);
+// TF shapes, uniform(-scale, scale) for every parameter including biases.
+// Deterministic for a given engine state (does not use std distributions).
+Params random_params(const Cell&, int input_width, std::mt19937_64&, double scale);
+// Input width of layer `layer` of a stack whose bottom input has width D.
+int layer_input_width(const std::vector<Cell>& stack, int layer, int D);
+
+// Forward pass that additionally records, for every relu activation and every
+// clip evaluated anywhere (all rows, all executed steps), which side of its
+// kink the value lies on. Two problems with equal patterns lie in the same
+// smooth piece; finite-difference tests use this to skip kink crossings.
+// Encoding: 0/1 = relu input <= 0 / > 0; 2/3 = clip inactive / active.
+Forward forward_with_pattern(const Problem&, std::vector<int8_t>* pattern);
+
+}  // namespace ref

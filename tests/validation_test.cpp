@@ -1,0 +1,250 @@
+// Bad input gets a status naming the argument and its value, and nothing runs (outputs untouched).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "dynrnn/rnn.h"
+
+namespace {
+
+using dynrnn::Backend;
+using dynrnn::CellSpec;
+using dynrnn::RnnSpec;
+using dynrnn::StatusCode;
+
+void expect_error(const dynrnn::Status& st, StatusCode code, const std::string& needle) {
+  EXPECT_EQ(st.code(), code) << st.to_string();
+  EXPECT_NE(st.message().find(needle), std::string::npos) << "message '" << st.message() << "' lacks '" << needle << "'";
+}
+
+dynrnn::Status create(const RnnSpec& spec) {
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  return dynrnn::Rnn::create(spec, Backend::kCpu, &rnn);
+}
+
+RnnSpec lstm_spec() {
+  RnnSpec s;
+  s.cells_fw = {CellSpec::lstm(3)};
+  s.input_size = 2;
+  return s;
+}
+
+TEST(Validation, SpecRules) {
+  RnnSpec s = lstm_spec();
+  s.cells_fw.clear();
+  expect_error(create(s), StatusCode::kInvalidValue, "at least one cell");
+  s = lstm_spec();
+  s.cells_fw[0].num_units = 0;
+  expect_error(create(s), StatusCode::kInvalidValue, "spec.cells_fw[0].num_units is 0");
+  s = lstm_spec();
+  s.cells_fw[0].kind = static_cast<dynrnn::CellKind>(9);
+  expect_error(create(s), StatusCode::kInvalidValue, "spec.cells_fw[0].kind is 9");
+  s = lstm_spec();
+  s.cells_fw[0].activation = static_cast<dynrnn::Activation>(5);
+  expect_error(create(s), StatusCode::kInvalidValue, "activation is 5");
+  s = lstm_spec();
+  s.cells_fw[0].cell_clip = -0.5;
+  expect_error(create(s), StatusCode::kInvalidValue, "cell_clip is -0.5");
+  s = lstm_spec();
+  s.cells_fw[0].num_proj = -2;
+  expect_error(create(s), StatusCode::kInvalidValue, "num_proj is -2");
+  s = lstm_spec();
+  s.cells_fw[0].proj_clip = 1.0;
+  expect_error(create(s), StatusCode::kInvalidValue, "proj_clip is set but num_proj is 0");
+  s = lstm_spec();
+  s.cells_fw[0].num_proj = 2;
+  s.cells_fw[0].proj_clip = -1.0;
+  expect_error(create(s), StatusCode::kInvalidValue, "proj_clip is -1");
+  s = lstm_spec();
+  s.cells_bw = {CellSpec::gru(4)};
+  s.cells_bw[0].use_peepholes = true;
+  expect_error(create(s), StatusCode::kInvalidValue, "spec.cells_bw[0]: use_peepholes");
+  s = lstm_spec();
+  s.cells_fw[0] = CellSpec::basic_rnn(3);
+  s.cells_fw[0].forget_bias = 0.0;
+  expect_error(create(s), StatusCode::kInvalidValue, "forget_bias is set");
+  s = lstm_spec();
+  s.input_size = 0;
+  expect_error(create(s), StatusCode::kInvalidValue, "spec.input_size is 0");
+  s = lstm_spec();
+  s.parallel_iterations = -1;
+  expect_error(create(s), StatusCode::kInvalidValue, "parallel_iterations is -1");
+  s = lstm_spec();
+  s.dtype = static_cast<dynrnn::DataType>(7);
+  expect_error(create(s), StatusCode::kNotSupported, "spec.dtype is 7");
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  expect_error(dynrnn::Rnn::create(lstm_spec(), static_cast<Backend>(3), &rnn), StatusCode::kInvalidValue,
+               "backend is 3");
+  expect_error(dynrnn::Rnn::create(lstm_spec(), Backend::kCpu, nullptr), StatusCode::kInvalidValue, "out is null");
+}
+
+/// A valid forward call on a small (bidirectional, if asked) RNN with NaN-poisoned outputs.
+struct Call {
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  int64_t T = 3, B = 2, D = 2;
+  std::vector<float> x, w, out, out_bw, final_state, dx, dw;
+  std::vector<int32_t> len;
+  std::vector<char> ws, rs;
+  dynrnn::ForwardArgs a;
+
+  explicit Call(bool bidirectional) {
+    RnnSpec s = lstm_spec();
+    if (bidirectional) s.cells_bw = {CellSpec::gru(2)};
+    EXPECT_TRUE(dynrnn::Rnn::create(s, Backend::kCpu, &rnn).is_ok());
+    x.assign(T * B * D, 0.5f);
+    w.assign(rnn->param_count(), 0.1f);
+    out.assign(T * B * rnn->output_width(0), NAN);
+    out_bw.assign(T * B * rnn->output_width(1), NAN);
+    final_state.assign(B * rnn->state_width(), NAN);
+    len = {2, 3};
+    size_t wsb = 0, rsb = 0;
+    EXPECT_TRUE(rnn->get_workspace_size(T, B, true, &wsb).is_ok());
+    EXPECT_TRUE(rnn->get_reserve_size(T, B, &rsb).is_ok());
+    ws.resize(wsb);
+    rs.resize(rsb);
+    a.x_shape[0] = B;
+    a.x_shape[1] = T;
+    a.x_shape[2] = D;
+    a.x = x.data();
+    a.sequence_length = len.data();
+    a.sequence_length_size = B;
+    a.weights = w.data();
+    a.outputs = out.data();
+    a.outputs_bw = bidirectional ? out_bw.data() : nullptr;
+    a.final_state = final_state.data();
+    a.workspace = ws.data();
+    a.workspace_bytes = wsb;
+    a.reserve = rs.data();
+    a.reserve_bytes = rsb;
+  }
+  bool untouched() const {
+    for (float v : out) {
+      if (!std::isnan(v)) return false;
+    }
+    for (float v : final_state) {
+      if (!std::isnan(v)) return false;
+    }
+    return true;
+  }
+};
+
+TEST(Validation, ForwardArguments) {
+  {
+    Call c(false);
+    ASSERT_TRUE(c.rnn->forward(c.a).is_ok());  // the baseline call is valid
+    EXPECT_FALSE(c.untouched());
+  }
+  struct Case {
+    const char* what;
+    void (*mutate)(Call&);
+    StatusCode code;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"null x", [](Call& c) { c.a.x = nullptr; }, StatusCode::kInvalidValue, "x is null"},
+      {"negative shape", [](Call& c) { c.a.x_shape[1] = -4; }, StatusCode::kInvalidValue, "x_shape[1] is -4"},
+      {"depth mismatch", [](Call& c) { c.a.x_shape[2] = 5; }, StatusCode::kInvalidValue,
+       "x_shape[2] (the depth of inputs) is 5 but spec.input_size is 2"},
+      {"lengths of wrong size", [](Call& c) { c.a.sequence_length_size = 3; }, StatusCode::kInvalidValue,
+       "sequence_length_size is 3 but the batch size is 2"},
+      {"size without lengths", [](Call& c) { c.a.sequence_length = nullptr; }, StatusCode::kInvalidValue,
+       "sequence_length is null but sequence_length_size is 2"},
+      {"null weights", [](Call& c) { c.a.weights = nullptr; }, StatusCode::kInvalidValue, "weights is null"},
+      {"null outputs", [](Call& c) { c.a.outputs = nullptr; }, StatusCode::kInvalidValue, "outputs is null"},
+      {"outputs_bw on unidirectional", [](Call& c) {
+         c.dx.assign(4, 0.f);
+         c.a.outputs_bw = c.dx.data();
+       }, StatusCode::kInvalidValue,
+       "outputs_bw is set but the RNN is unidirectional"},
+      {"workspace too small", [](Call& c) { c.a.workspace_bytes -= 1; }, StatusCode::kWorkspaceTooSmall,
+       "workspace_bytes is"},
+      {"null workspace", [](Call& c) { c.a.workspace = nullptr; }, StatusCode::kInvalidValue, "workspace is null"},
+      {"reserve too small", [](Call& c) { c.a.reserve_bytes = 16; }, StatusCode::kWorkspaceTooSmall,
+       "reserve_bytes is 16"},
+      {"outputs alias x", [](Call& c) { c.a.x = c.out.data(); }, StatusCode::kInvalidValue, "outputs overlaps x"},
+      {"final state aliases outputs", [](Call& c) { c.a.final_state = c.out.data() + 1; }, StatusCode::kInvalidValue,
+       "outputs overlaps final_state"},
+      {"workspace aliases weights", [](Call& c) { c.a.weights = c.ws.data(); }, StatusCode::kInvalidValue,
+       "workspace overlaps weights"},
+      {"size overflow", [](Call& c) { c.a.x_shape[0] = int64_t(1) << 40; c.a.x_shape[1] = int64_t(1) << 40; },
+       StatusCode::kInvalidValue, "overflows 64 bits"},
+  };
+  for (const Case& k : cases) {
+    Call c(false);
+    k.mutate(c);
+    SCOPED_TRACE(k.what);
+    expect_error(c.rnn->forward(c.a), k.code, k.needle);
+    EXPECT_TRUE(c.untouched()) << "a rejected call wrote its outputs";
+  }
+}
+
+TEST(Validation, BidirectionalLengthsFollowReverseSequence) {
+  for (int32_t bad : {-1, 4}) {
+    Call c(true);
+    c.len[1] = bad;
+    const std::string needle = "sequence_length[1] is " + std::to_string(bad);
+    expect_error(c.rnn->forward(c.a), StatusCode::kInvalidValue, needle);
+    EXPECT_TRUE(c.untouched());
+  }
+  Call c(true);
+  c.a.outputs_bw = nullptr;
+  expect_error(c.rnn->forward(c.a), StatusCode::kInvalidValue, "outputs_bw is null");
+  // Unidirectional dynamic_rnn clamps the same values silently, as TF does.
+  Call u(false);
+  u.len = {-1, 4};
+  EXPECT_TRUE(u.rnn->forward(u.a).is_ok());
+}
+
+TEST(Validation, BackwardArguments) {
+  Call c(false);
+  ASSERT_TRUE(c.rnn->forward(c.a).is_ok());
+  c.dx.assign(c.x.size(), NAN);
+  c.dw.assign(c.w.size(), NAN);
+  dynrnn::BackwardArgs b;
+  std::copy(c.a.x_shape, c.a.x_shape + 3, b.x_shape);
+  b.x = c.x.data();
+  b.sequence_length = c.len.data();
+  b.sequence_length_size = c.B;
+  b.weights = c.w.data();
+  b.grad_outputs = c.out.data();
+  b.grad_inputs = c.dx.data();
+  b.grad_weights = c.dw.data();
+  b.workspace = c.ws.data();
+  b.workspace_bytes = c.ws.size();
+  b.reserve = c.rs.data();
+  b.reserve_bytes = c.rs.size();
+  dynrnn::BackwardArgs k = b;
+  k.reserve = nullptr;
+  expect_error(c.rnn->backward(k), StatusCode::kInvalidValue, "reserve is null");
+  k = b;
+  k.reserve_bytes = 8;
+  expect_error(c.rnn->backward(k), StatusCode::kWorkspaceTooSmall, "reserve_bytes is 8");
+  k = b;
+  k.grad_inputs = const_cast<float*>(c.x.data());
+  expect_error(c.rnn->backward(k), StatusCode::kInvalidValue, "grad_inputs overlaps x");
+  k = b;
+  k.grad_weights = reinterpret_cast<float*>(c.rs.data());
+  expect_error(c.rnn->backward(k), StatusCode::kInvalidValue, "grad_weights overlaps reserve");
+  k = b;
+  k.grad_outputs_bw = c.out.data();
+  expect_error(c.rnn->backward(k), StatusCode::kInvalidValue, "grad_outputs_bw is set");
+  for (float v : c.dx) EXPECT_TRUE(std::isnan(v)) << "a rejected backward wrote grad_inputs";
+  EXPECT_TRUE(c.rnn->backward(b).is_ok());
+}
+
+TEST(Validation, SizeQueries) {
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(lstm_spec(), Backend::kCpu, &rnn).is_ok());
+  size_t bytes = 0;
+  expect_error(rnn->get_workspace_size(-1, 2, false, &bytes), StatusCode::kInvalidValue, "max_time is -1");
+  expect_error(rnn->get_reserve_size(3, 2, nullptr), StatusCode::kInvalidValue, "bytes is null");
+  expect_error(rnn->get_reserve_size(int64_t(1) << 40, int64_t(1) << 30, &bytes), StatusCode::kInvalidValue,
+               "overflows 64 bits");
+  // Sizes past 2^31 elements are computed, not wrapped.
+  ASSERT_TRUE(rnn->get_reserve_size(int64_t(1) << 20, int64_t(1) << 12, &bytes).is_ok());
+  EXPECT_GT(bytes, size_t(1) << 32);
+}
+
+}  // namespace

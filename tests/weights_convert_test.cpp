@@ -1,0 +1,132 @@
+// TF <-> cuDNN/PyTorch weight conversion: the cuDNN equations (spec §4.1), evaluated here with the
+// converted weights, must reproduce the float64 reference's TF cells.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "dynrnn/weights.h"
+#include "reference/reference.h"
+
+namespace {
+
+double sigm(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+/// cuDNN-form RNN over T steps, batch 1 each row independent: returns outputs [T, B, Hs].
+std::vector<double> cudnn_forward(bool lstm, bool relu, int64_t T, int64_t B, int64_t D, int64_t H, int64_t P,
+                                  const std::vector<double>& x, const std::vector<double>& w_ih,
+                                  const std::vector<double>& w_hh, const std::vector<double>& b_ih,
+                                  const std::vector<double>& b_hh, const std::vector<double>& w_hr) {
+  const int64_t G = lstm ? 4 : 1, Hs = P > 0 ? P : H;
+  std::vector<double> out;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<double> h(Hs, 0.0), c(H, 0.0);
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<double> z(G * H);
+      for (int64_t r = 0; r < G * H; ++r) {
+        double s = b_ih[r] + b_hh[r];
+        for (int64_t d = 0; d < D; ++d) s += w_ih[r * D + d] * x[(b * T + t) * D + d];  // batch-major x
+        for (int64_t k = 0; k < Hs; ++k) s += w_hh[r * Hs + k] * h[k];
+        z[r] = s;
+      }
+      std::vector<double> m(H);
+      for (int64_t j = 0; j < H; ++j) {
+        if (!lstm) {
+          m[j] = relu ? std::max(z[j], 0.0) : std::tanh(z[j]);
+          continue;
+        }
+        const double i = sigm(z[j]), f = sigm(z[H + j]), g = std::tanh(z[2 * H + j]), o = sigm(z[3 * H + j]);
+        c[j] = f * c[j] + i * g;
+        m[j] = o * std::tanh(c[j]);
+      }
+      for (int64_t k = 0; k < Hs; ++k) {
+        double v = m[k < H ? k : 0];
+        if (P > 0) {
+          v = 0;
+          for (int64_t j = 0; j < H; ++j) v += w_hr[k * H + j] * m[j];
+        }
+        h[k] = v;
+      }
+      out.insert(out.end(), h.begin(), h.end());  // [B, T, Hs]
+    }
+  }
+  return out;
+}
+
+void check_equivalence(const ref::Cell& rc, const dynrnn::CellSpec& spec) {
+  const int64_t T = 3, B = 2, D = 4, H = rc.units, P = rc.num_proj, Hs = P > 0 ? P : H;
+  const bool lstm = rc.kind != ref::CellKind::BasicRNN;
+  std::mt19937_64 rng(5);
+  ref::Problem p;
+  p.T = T;
+  p.B = B;
+  p.D = D;
+  p.fw = {rc};
+  p.w_fw = {ref::random_params(rc, D, rng, 0.6)};
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int64_t i = 0; i < T * B * D; ++i) p.x.push_back(u(rng));
+  const ref::Forward want = ref::forward(p);
+
+  const int64_t GH = (lstm ? 4 : 1) * H;
+  std::vector<double> w_ih(GH * D), w_hh(GH * Hs), b_ih(GH), b_hh(GH), w_hr(P * H);
+  dynrnn::CudnnLayerWeights<double> cw{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), P > 0 ? w_hr.data() : nullptr};
+  const ref::Params& tf = p.w_fw[0];
+  const double* proj = P > 0 ? tf.at("projection/kernel").data() : nullptr;
+  ASSERT_TRUE(dynrnn::tf_to_cudnn<double>(spec, D, tf.at("kernel").data(), tf.at("bias").data(), proj, cw).is_ok());
+  const std::vector<double> got = cudnn_forward(lstm, rc.relu, T, B, D, H, P, p.x, w_ih, w_hh, b_ih, b_hh, w_hr);
+  ASSERT_EQ(got.size(), want.out_fw.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want.out_fw[i], 1e-12) << i;
+
+  // And back: the TF weights return (up to the rounding of adding and removing forget_bias).
+  std::vector<double> K(tf.at("kernel").size()), bias(GH), proj_back(P * H);
+  dynrnn::CudnnLayerWeights<const double> ci{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), w_hr.data()};
+  ASSERT_TRUE(dynrnn::cudnn_to_tf<double>(spec, D, ci, K.data(), bias.data(), P > 0 ? proj_back.data() : nullptr).is_ok());
+  EXPECT_EQ(K, tf.at("kernel"));
+  for (int64_t r = 0; r < GH; ++r) EXPECT_NEAR(bias[r], tf.at("bias")[r], 1e-15);
+  if (P > 0) {
+    EXPECT_EQ(proj_back, tf.at("projection/kernel"));
+  }
+}
+
+TEST(WeightConversion, LstmWithForgetBiasMatchesCudnnEquations) {
+  ref::Cell c;
+  c.kind = ref::CellKind::BasicLSTM;
+  c.units = 3;
+  c.forget_bias = 1.0;
+  check_equivalence(c, dynrnn::CellSpec::basic_lstm(3, 1.0));
+}
+
+TEST(WeightConversion, LstmProjectionMatchesLstmp) {
+  ref::Cell c;
+  c.kind = ref::CellKind::LSTM;
+  c.units = 4;
+  c.num_proj = 2;
+  c.forget_bias = 0.5;
+  dynrnn::CellSpec s = dynrnn::CellSpec::lstm(4);
+  s.num_proj = 2;
+  s.forget_bias = 0.5;
+  check_equivalence(c, s);
+}
+
+TEST(WeightConversion, BasicRnnReluMatchesRnnRelu) {
+  ref::Cell c;
+  c.kind = ref::CellKind::BasicRNN;
+  c.units = 5;
+  c.relu = true;
+  check_equivalence(c, dynrnn::CellSpec::basic_rnn(5, dynrnn::Activation::kRelu));
+}
+
+TEST(WeightConversion, RejectsWhatCudnnCannotExpress) {
+  std::vector<float> k(64), b(8), w(64);
+  dynrnn::CudnnLayerWeights<float> cw{w.data(), w.data(), w.data(), w.data(), nullptr};
+  dynrnn::Status st = dynrnn::tf_to_cudnn<float>(dynrnn::CellSpec::gru(2), 2, k.data(), b.data(), nullptr, cw);
+  EXPECT_EQ(st.code(), dynrnn::StatusCode::kNotSupported);
+  EXPECT_NE(st.message().find("reset gate before"), std::string::npos) << st.message();
+  dynrnn::CellSpec peep = dynrnn::CellSpec::lstm(2);
+  peep.use_peepholes = true;
+  EXPECT_EQ(dynrnn::tf_to_cudnn<float>(peep, 2, k.data(), b.data(), nullptr, cw).code(), dynrnn::StatusCode::kNotSupported);
+  EXPECT_EQ(dynrnn::tf_to_cudnn<float>(dynrnn::CellSpec::lstm(2), 2, nullptr, b.data(), nullptr, cw).code(),
+            dynrnn::StatusCode::kInvalidValue);
+}
+
+}  // namespace
