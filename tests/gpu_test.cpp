@@ -1,0 +1,929 @@
+// The CUDA backend against the CPU backend (itself checked against the float64 reference), through
+// the public API only: every cell kind and option, stacks, bidirectional, both layouts, every kind
+// of sequence_length, tiny and odd sizes, float32 and float64; plus CUDA graph capture,
+// determinism and TF32. Every Gpu* test skips when cudaGetDeviceCount reports no device.
+//
+// Each run poisons every output, the workspace and the reserve with NaN first, so an element the
+// library forgets to write (or a scratch value read before it is written) shows up as NaN. Masking
+// is checked exactly: outputs at t >= length are 0, a row of length 0 copies its initial state to
+// the final state (and its final-state gradient to the initial-state gradient) bit for bit, and the
+// top layer's final h equals its last valid output bit for bit.
+//
+// GpuHarness.* run everywhere: they drive the same harness with the CPU backend on both sides
+// (float32 against float64) to prove the checks and the float32 tolerance have headroom.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dynrnn/rnn.h"
+
+namespace {
+
+using dynrnn::Activation;
+using dynrnn::Backend;
+using dynrnn::BackwardArgs;
+using dynrnn::CellKind;
+using dynrnn::CellSpec;
+using dynrnn::DataType;
+using dynrnn::ForwardArgs;
+using dynrnn::MathMode;
+using dynrnn::Rnn;
+using dynrnn::RnnSpec;
+using dynrnn::StateLeaf;
+using dynrnn::Status;
+
+constexpr double kTolFloat32 = 1e-5;  // max |gpu - cpu| / max |cpu|, per tensor
+constexpr double kTolFloat64 = 1e-12;
+constexpr double kTolTf32 = 1e-2;
+
+// ------------------------------------------------------------------------------------------------
+// Device plumbing
+
+bool gpu_available() {
+  static const bool available = [] {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return n > 0;
+  }();
+  return available;
+}
+
+#define REQUIRE_GPU()                                                          \
+  do {                                                                         \
+    if (!gpu_available()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount)"; \
+  } while (0)
+
+void cuda_ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+  }
+}
+#define CUDA_OK(expr) cuda_ok((expr), #expr)
+
+/// A byte buffer in the memory of one backend (host for kCpu, device for kCuda).
+class Buffer {
+ public:
+  Buffer(Backend be, size_t bytes) : be_(be), bytes_(bytes) {
+    if (bytes == 0) return;
+    if (be == Backend::kCpu) {
+      host_.resize((bytes + sizeof(double) - 1) / sizeof(double));
+    } else {
+      CUDA_OK(cudaMalloc(&dev_, bytes));
+    }
+  }
+  ~Buffer() {
+    if (dev_) (void)cudaFree(dev_);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() { return bytes_ == 0 ? nullptr : (dev_ ? dev_ : static_cast<void*>(host_.data())); }
+  size_t bytes() const { return bytes_; }
+
+  /// All-ones bytes: a NaN in float32 and in float64.
+  void poison() { fill_bytes(0xFF); }
+
+  template <typename T>
+  void upload(const std::vector<T>& v) {
+    if (v.size() * sizeof(T) > bytes_) throw std::runtime_error("upload larger than the buffer");
+    if (v.empty()) return;
+    if (dev_) {
+      CUDA_OK(cudaMemcpy(dev_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+    } else {
+      std::memcpy(host_.data(), v.data(), v.size() * sizeof(T));
+    }
+  }
+
+  template <typename T>
+  std::vector<T> download() const {
+    std::vector<T> v(bytes_ / sizeof(T));
+    if (v.empty()) return v;
+    if (dev_) {
+      CUDA_OK(cudaMemcpy(v.data(), dev_, v.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    } else {
+      std::memcpy(v.data(), host_.data(), v.size() * sizeof(T));
+    }
+    return v;
+  }
+
+ private:
+  void fill_bytes(int value) {
+    if (bytes_ == 0) return;
+    if (dev_) {
+      CUDA_OK(cudaMemset(dev_, value, bytes_));
+      CUDA_OK(cudaDeviceSynchronize());
+    } else {
+      std::memset(host_.data(), value, bytes_);
+    }
+  }
+
+  Backend be_;
+  size_t bytes_;
+  std::vector<double> host_;
+  void* dev_ = nullptr;
+};
+
+/// A non-blocking-free (ordinary) CUDA stream owned by a test.
+class StreamHolder {
+ public:
+  StreamHolder() { CUDA_OK(cudaStreamCreate(&s_)); }
+  ~StreamHolder() { (void)cudaStreamDestroy(s_); }
+  StreamHolder(const StreamHolder&) = delete;
+  StreamHolder& operator=(const StreamHolder&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Problems
+
+/// One test configuration: the spec (dtype and math are set per run) and the call's options.
+struct Case {
+  std::string name;
+  RnnSpec spec;
+  int64_t T = 1, B = 1;
+  bool has_len = false;
+  std::vector<int32_t> len;
+  bool pass_host_len = true;  ///< kCuda: also pass host_sequence_length (loop stops at max length)
+  bool init_state = true;
+  bool grad_outputs = true;
+  bool grad_outputs_bw = true;
+  bool grad_final = true;
+  bool want_grad_inputs = true;
+  bool want_grad_init = true;
+  bool want_grad_weights = true;
+  bool accumulate = false;
+  uint64_t seed = 1;
+
+  /// The length TF uses for row b: sequence_length clamped to [0, T], or T.
+  int64_t length(int64_t b) const {
+    if (!has_len) return T;
+    const int64_t l = len[static_cast<size_t>(b)];
+    return l < 0 ? 0 : (l > T ? T : l);
+  }
+};
+
+std::string describe_cell(const CellSpec& c) {
+  std::ostringstream os;
+  const char* kinds[] = {"rnn", "basic_lstm", "lstm", "gru"};
+  os << kinds[static_cast<int>(c.kind)] << "(" << c.num_units;
+  if (c.activation == Activation::kRelu) os << ",relu";
+  if (c.forget_bias != 1.0) os << ",fb=" << c.forget_bias;
+  if (c.use_peepholes) os << ",peep";
+  if (c.cell_clip) os << ",cclip=" << *c.cell_clip;
+  if (c.num_proj) os << ",proj=" << c.num_proj;
+  if (c.proj_clip) os << ",pclip=" << *c.proj_clip;
+  os << ")";
+  return os.str();
+}
+
+std::string describe(const Case& c) {
+  std::ostringstream os;
+  os << c.name << ": T=" << c.T << " B=" << c.B << " D=" << c.spec.input_size
+     << (c.spec.time_major ? " time_major" : " batch_major") << " fw=[";
+  for (const CellSpec& s : c.spec.cells_fw) os << describe_cell(s) << " ";
+  os << "]";
+  if (c.spec.bidirectional()) {
+    os << " bw=[";
+    for (const CellSpec& s : c.spec.cells_bw) os << describe_cell(s) << " ";
+    os << "]";
+  }
+  if (c.has_len) {
+    os << " len=[";
+    for (int32_t l : c.len) os << l << " ";
+    os << "]" << (c.pass_host_len ? "+host" : " device-only");
+  }
+  os << (c.init_state ? " init" : " no-init") << (c.grad_outputs ? "" : " no-dout") << (c.grad_final ? "" : " no-dfinal")
+     << (c.accumulate ? " accumulate" : "") << " seed=" << c.seed;
+  return os.str();
+}
+
+/// Host data of one problem in element type T.
+template <typename T>
+struct Problem {
+  std::vector<T> x, init, weights, dout, dout_bw, dfinal, gw0;
+};
+
+template <typename To, typename From>
+std::vector<To> cast_vec(const std::vector<From>& v) {
+  return std::vector<To>(v.begin(), v.end());
+}
+
+template <typename T>
+Problem<T> cast_problem(const Problem<double>& p) {
+  return {cast_vec<T>(p.x),    cast_vec<T>(p.init),    cast_vec<T>(p.weights), cast_vec<T>(p.dout),
+          cast_vec<T>(p.dout_bw), cast_vec<T>(p.dfinal), cast_vec<T>(p.gw0)};
+}
+
+double uniform(std::mt19937_64& rng, double lo, double hi) {
+  return lo + (hi - lo) * (static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0));
+}
+
+std::vector<double> random_vec(std::mt19937_64& rng, size_t n, double scale) {
+  std::vector<double> v(n);
+  for (double& e : v) e = uniform(rng, -scale, scale);
+  return v;
+}
+
+std::unique_ptr<Rnn> create_rnn(const Case& c, Backend be, DataType dt, MathMode math) {
+  RnnSpec spec = c.spec;
+  spec.dtype = dt;
+  spec.math = math;
+  std::unique_ptr<Rnn> rnn;
+  const Status st = Rnn::create(spec, be, &rnn);
+  if (!st) throw std::runtime_error("Rnn::create: " + st.to_string());
+  return rnn;
+}
+
+/// Inputs, weights (kernels ~ U(+-1/sqrt(fan_in)), vectors ~ U(+-0.5)), states and upstream
+/// gradients, drawn from the case's seed in float64.
+Problem<double> make_problem(const Case& c) {
+  const std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCpu, DataType::kFloat64, MathMode::kDefault);
+  std::mt19937_64 rng(c.seed * 0x9E3779B97F4A7C15ull + 12345);
+  Problem<double> p;
+  const size_t T = static_cast<size_t>(c.T), B = static_cast<size_t>(c.B);
+  const size_t S = static_cast<size_t>(rnn->state_width());
+  p.x = random_vec(rng, T * B * static_cast<size_t>(c.spec.input_size), 1.0);
+  if (c.init_state) p.init = random_vec(rng, B * S, 0.8);
+  p.weights.assign(static_cast<size_t>(rnn->param_count()), 0.0);
+  for (const dynrnn::ParamInfo& info : rnn->params()) {
+    const double scale = info.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(info.shape[0])) : 0.5;
+    for (int64_t i = 0; i < info.count; ++i) p.weights[static_cast<size_t>(info.offset + i)] = uniform(rng, -scale, scale);
+  }
+  if (c.grad_outputs) p.dout = random_vec(rng, T * B * static_cast<size_t>(rnn->output_width(0)), 1.0);
+  if (c.spec.bidirectional() && c.grad_outputs_bw) {
+    p.dout_bw = random_vec(rng, T * B * static_cast<size_t>(rnn->output_width(1)), 1.0);
+  }
+  if (c.grad_final) p.dfinal = random_vec(rng, B * S, 1.0);
+  if (c.accumulate) p.gw0 = random_vec(rng, static_cast<size_t>(rnn->param_count()), 1.0);
+  return p;
+}
+
+/// Everything a run produces, downloaded to the host.
+template <typename T>
+struct Outputs {
+  std::vector<T> out_inf, out_bw_inf, final_inf;  // inference forward
+  std::vector<T> out, out_bw, final_state;        // training forward
+  std::vector<T> grad_x, grad_init, grad_w;       // backward
+};
+
+/// The buffers of one problem on one backend, and the calls that fill them.
+template <typename T>
+class Session {
+ public:
+  Session(const Case& c, Rnn& rnn, const Problem<T>& p)
+      : c_(c),
+        rnn_(rnn),
+        p_(p),
+        be_(rnn.backend()),
+        x_(be_, bytes(p.x.size())),
+        len_(be_, c.has_len ? c.len.size() * sizeof(int32_t) : 0),
+        init_(be_, bytes(p.init.size())),
+        w_(be_, bytes(p.weights.size())),
+        dout_(be_, bytes(p.dout.size())),
+        dout_bw_(be_, bytes(p.dout_bw.size())),
+        dfinal_(be_, bytes(p.dfinal.size())),
+        out_inf_(be_, bytes(c.T * c.B * rnn.output_width(0))),
+        out_bw_inf_(be_, bytes(c.T * c.B * rnn.output_width(1))),
+        final_inf_(be_, bytes(c.B * rnn.state_width())),
+        out_(be_, bytes(c.T * c.B * rnn.output_width(0))),
+        out_bw_(be_, bytes(c.T * c.B * rnn.output_width(1))),
+        final_(be_, bytes(c.B * rnn.state_width())),
+        grad_x_(be_, c.want_grad_inputs ? bytes(p.x.size()) : 0),
+        grad_init_(be_, c.want_grad_init ? bytes(c.B * rnn.state_width()) : 0),
+        grad_w_(be_, c.want_grad_weights ? bytes(p.weights.size()) : 0),
+        ws_(be_, workspace_bytes(rnn, c)),
+        reserve_(be_, reserve_bytes(rnn, c)) {
+    x_.upload(p.x);
+    if (c.has_len) len_.upload(c.len);
+    init_.upload(p.init);
+    w_.upload(p.weights);
+    dout_.upload(p.dout);
+    dout_bw_.upload(p.dout_bw);
+    dfinal_.upload(p.dfinal);
+  }
+
+  /// NaN into every output and scratch buffer (grad_weights gets its starting values when accumulating).
+  void poison() {
+    for (Buffer* b : {&out_inf_, &out_bw_inf_, &final_inf_, &out_, &out_bw_, &final_, &grad_x_, &grad_init_, &grad_w_,
+                      &ws_, &reserve_}) {
+      b->poison();
+    }
+    if (c_.accumulate && c_.want_grad_weights) grad_w_.upload(p_.gw0);
+  }
+
+  /// Inference forward, training forward and backward, queued on `stream`.
+  Status enqueue(cudaStream_t stream) {
+    const bool gpu = be_ == Backend::kCuda;
+    ForwardArgs f;
+    f.x_shape[0] = c_.spec.time_major ? c_.T : c_.B;
+    f.x_shape[1] = c_.spec.time_major ? c_.B : c_.T;
+    f.x_shape[2] = c_.spec.input_size;
+    f.x = x_.data();
+    if (c_.has_len) {
+      f.sequence_length = static_cast<const int32_t*>(len_.data());
+      f.sequence_length_size = c_.B;
+      if (gpu && c_.pass_host_len) f.host_sequence_length = c_.len.data();
+    }
+    f.initial_state = c_.init_state ? init_.data() : nullptr;
+    f.weights = w_.data();
+    f.outputs = out_inf_.data();
+    f.outputs_bw = c_.spec.bidirectional() ? out_bw_inf_.data() : nullptr;
+    f.final_state = final_inf_.data();
+    f.workspace = ws_.data();
+    f.workspace_bytes = ws_.bytes();
+    Status st = rnn_.forward(f, stream);
+    if (!st) return st;
+
+    f.outputs = out_.data();
+    f.outputs_bw = c_.spec.bidirectional() ? out_bw_.data() : nullptr;
+    f.final_state = final_.data();
+    f.reserve = reserve_.data();
+    f.reserve_bytes = reserve_.bytes();
+    st = rnn_.forward(f, stream);
+    if (!st) return st;
+
+    BackwardArgs b;
+    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
+    b.x = f.x;
+    b.sequence_length = f.sequence_length;
+    b.sequence_length_size = f.sequence_length_size;
+    b.host_sequence_length = f.host_sequence_length;
+    b.initial_state = f.initial_state;
+    b.weights = f.weights;
+    b.grad_outputs = c_.grad_outputs ? dout_.data() : nullptr;
+    b.grad_outputs_bw = c_.spec.bidirectional() && c_.grad_outputs_bw ? dout_bw_.data() : nullptr;
+    b.grad_final_state = c_.grad_final ? dfinal_.data() : nullptr;
+    b.grad_inputs = c_.want_grad_inputs ? grad_x_.data() : nullptr;
+    b.grad_initial_state = c_.want_grad_init ? grad_init_.data() : nullptr;
+    b.grad_weights = c_.want_grad_weights ? grad_w_.data() : nullptr;
+    b.accumulate_grad_weights = c_.accumulate;
+    b.workspace = ws_.data();
+    b.workspace_bytes = ws_.bytes();
+    b.reserve = reserve_.data();
+    b.reserve_bytes = reserve_.bytes();
+    return rnn_.backward(b, stream);
+  }
+
+  Outputs<T> download() const {
+    Outputs<T> o;
+    o.out_inf = out_inf_.download<T>();
+    o.out_bw_inf = out_bw_inf_.download<T>();
+    o.final_inf = final_inf_.download<T>();
+    o.out = out_.download<T>();
+    o.out_bw = out_bw_.download<T>();
+    o.final_state = final_.download<T>();
+    o.grad_x = grad_x_.download<T>();
+    o.grad_init = grad_init_.download<T>();
+    o.grad_w = grad_w_.download<T>();
+    return o;
+  }
+
+ private:
+  static size_t bytes(size_t elems) { return elems * sizeof(T); }
+  static size_t bytes(int64_t elems) { return elems > 0 ? static_cast<size_t>(elems) * sizeof(T) : 0; }
+  static size_t workspace_bytes(const Rnn& rnn, const Case& c) {
+    size_t n = 0, m = 0;
+    const Status a = rnn.get_workspace_size(c.T, c.B, true, &n);
+    const Status b = rnn.get_workspace_size(c.T, c.B, false, &m);
+    if (!a || !b) throw std::runtime_error("get_workspace_size failed");
+    return std::max(n, m);
+  }
+  static size_t reserve_bytes(const Rnn& rnn, const Case& c) {
+    size_t n = 0;
+    if (!rnn.get_reserve_size(c.T, c.B, &n)) throw std::runtime_error("get_reserve_size failed");
+    return n;
+  }
+
+  const Case& c_;
+  Rnn& rnn_;
+  const Problem<T>& p_;
+  Backend be_;
+  Buffer x_, len_, init_, w_, dout_, dout_bw_, dfinal_;
+  Buffer out_inf_, out_bw_inf_, final_inf_, out_, out_bw_, final_;
+  Buffer grad_x_, grad_init_, grad_w_, ws_, reserve_;
+};
+
+/// One complete run (poison, inference, training forward, backward) on a fresh handle.
+template <typename T>
+Outputs<T> run(const Case& c, Backend be, const Problem<T>& p, MathMode math = MathMode::kDefault,
+               cudaStream_t stream = nullptr) {
+  const DataType dt = sizeof(T) == 4 ? DataType::kFloat32 : DataType::kFloat64;
+  std::unique_ptr<Rnn> rnn = create_rnn(c, be, dt, math);
+  Session<T> s(c, *rnn, p);
+  s.poison();
+  const Status st = s.enqueue(stream);
+  if (!st) throw std::runtime_error("run failed: " + st.to_string());
+  if (be == Backend::kCuda) CUDA_OK(cudaDeviceSynchronize());
+  return s.download();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checks
+
+template <typename T>
+void expect_finite(const std::vector<T>& v, const std::string& what) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      if (bad++ == 0) first = i;
+    }
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " non-finite elements (first at " << first
+                     << "): some element was not written";
+}
+
+template <typename T>
+void expect_all_finite(const Outputs<T>& o) {
+  expect_finite(o.out_inf, "outputs (inference)");
+  expect_finite(o.out_bw_inf, "outputs_bw (inference)");
+  expect_finite(o.final_inf, "final_state (inference)");
+  expect_finite(o.out, "outputs");
+  expect_finite(o.out_bw, "outputs_bw");
+  expect_finite(o.final_state, "final_state");
+  expect_finite(o.grad_x, "grad_inputs");
+  expect_finite(o.grad_init, "grad_initial_state");
+  expect_finite(o.grad_w, "grad_weights");
+}
+
+/// max |got - want| / max |want| (0 when both are all zero; infinite on a size mismatch or NaN).
+template <typename T>
+double rel_err(const std::vector<T>& got, const std::vector<T>& want) {
+  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+    if (!(d == d)) return std::numeric_limits<double>::infinity();
+    diff = std::max(diff, d);
+    norm = std::max(norm, std::fabs(static_cast<double>(want[i])));
+  }
+  if (diff == 0) return 0;
+  return norm > 0 ? diff / norm : std::numeric_limits<double>::infinity();
+}
+
+template <typename T, typename U>
+double expect_close(const Outputs<T>& got, const Outputs<U>& want, double tol) {
+  double worst = 0;
+  auto one = [&](const std::vector<T>& g, const std::vector<U>& w, const char* name) {
+    const double e = rel_err(cast_vec<double>(g), cast_vec<double>(w));
+    worst = std::max(worst, e);
+    EXPECT_LE(e, tol) << name << ": relative error " << e << " (sizes " << g.size() << " vs " << w.size() << ")";
+  };
+  one(got.out_inf, want.out_inf, "outputs (inference)");
+  one(got.out_bw_inf, want.out_bw_inf, "outputs_bw (inference)");
+  one(got.final_inf, want.final_inf, "final_state (inference)");
+  one(got.out, want.out, "outputs");
+  one(got.out_bw, want.out_bw, "outputs_bw");
+  one(got.final_state, want.final_state, "final_state");
+  one(got.grad_x, want.grad_x, "grad_inputs");
+  one(got.grad_init, want.grad_init, "grad_initial_state");
+  one(got.grad_w, want.grad_w, "grad_weights");
+  return worst;
+}
+
+template <typename T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+template <typename T>
+void expect_bitwise(const Outputs<T>& a, const Outputs<T>& b) {
+  EXPECT_TRUE(same_bits(a.out_inf, b.out_inf)) << "outputs (inference)";
+  EXPECT_TRUE(same_bits(a.out_bw_inf, b.out_bw_inf)) << "outputs_bw (inference)";
+  EXPECT_TRUE(same_bits(a.final_inf, b.final_inf)) << "final_state (inference)";
+  EXPECT_TRUE(same_bits(a.out, b.out)) << "outputs";
+  EXPECT_TRUE(same_bits(a.out_bw, b.out_bw)) << "outputs_bw";
+  EXPECT_TRUE(same_bits(a.final_state, b.final_state)) << "final_state";
+  EXPECT_TRUE(same_bits(a.grad_x, b.grad_x)) << "grad_inputs";
+  EXPECT_TRUE(same_bits(a.grad_init, b.grad_init)) << "grad_initial_state";
+  EXPECT_TRUE(same_bits(a.grad_w, b.grad_w)) << "grad_weights";
+}
+
+/// The exact (bitwise) consequences of sequence_length masking, on any backend's results.
+template <typename T>
+void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Outputs<T>& o) {
+  const int64_t T_ = c.T, B = c.B;
+  const int dirs = c.spec.bidirectional() ? 2 : 1;
+  auto out_index = [&](int64_t t, int64_t b, int64_t width) {
+    return static_cast<size_t>((c.spec.time_major ? t * B + b : b * T_ + t) * width);
+  };
+  int64_t bad_zero = 0;
+  for (int d = 0; d < dirs; ++d) {
+    const int64_t O = rnn.output_width(d);
+    for (const std::vector<T>* v : d == 0 ? std::vector<const std::vector<T>*>{&o.out, &o.out_inf}
+                                          : std::vector<const std::vector<T>*>{&o.out_bw, &o.out_bw_inf}) {
+      if (v->size() != static_cast<size_t>(T_ * B * O)) continue;  // reported by the comparison
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = c.length(b); t < T_; ++t) {
+          for (int64_t k = 0; k < O; ++k) bad_zero += (*v)[out_index(t, b, O) + static_cast<size_t>(k)] != T(0);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(bad_zero, 0) << "outputs at t >= sequence_length must be exactly 0";
+
+  const size_t state_elems = static_cast<size_t>(B * rnn.state_width());
+  int64_t bad_copy = 0, bad_last = 0, bad_grad = 0;
+  for (const StateLeaf& leaf : rnn.state_layout()) {
+    const int top = static_cast<int>((leaf.direction == 0 ? c.spec.cells_fw : c.spec.cells_bw).size()) - 1;
+    const size_t base = static_cast<size_t>(B * leaf.column_offset);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t len = c.length(b);
+      for (int64_t k = 0; k < leaf.width; ++k) {
+        const size_t i = base + static_cast<size_t>(b * leaf.width + k);
+        if (len == 0) {  // nothing ran for this row: the state and its gradient pass straight through
+          const T init = c.init_state ? p.init[i] : T(0);
+          for (const std::vector<T>* f : {&o.final_state, &o.final_inf}) {
+            if (f->size() == state_elems) bad_copy += (*f)[i] != init;
+          }
+          if (o.grad_init.size() == state_elems) bad_grad += o.grad_init[i] != (c.grad_final ? p.dfinal[i] : T(0));
+        } else if (leaf.layer == top && !leaf.is_cell) {
+          // the top layer's h is its output at the row's last step (time len-1, or 0 when reversed)
+          const std::vector<T>& y = leaf.direction == 0 ? o.out : o.out_bw;
+          const int64_t t = leaf.direction == 0 ? len - 1 : 0;
+          if (y.size() == static_cast<size_t>(T_ * B * leaf.width) && o.final_state.size() == state_elems) {
+            bad_last += o.final_state[i] != y[out_index(t, b, leaf.width) + static_cast<size_t>(k)];
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(bad_copy, 0) << "final_state of rows with length 0 must equal initial_state bit for bit";
+  EXPECT_EQ(bad_grad, 0) << "grad_initial_state of rows with length 0 must equal grad_final_state bit for bit";
+  EXPECT_EQ(bad_last, 0) << "the top layer's final h must equal its last valid output bit for bit";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Configurations
+
+CellSpec lstm_full(int64_t units, int64_t proj, double cell_clip, double proj_clip) {
+  CellSpec c = CellSpec::lstm(units);
+  c.use_peepholes = true;
+  c.cell_clip = cell_clip;
+  c.num_proj = proj;
+  if (proj > 0) c.proj_clip = proj_clip;
+  return c;
+}
+
+Case make_case(const std::string& name, std::vector<CellSpec> fw, std::vector<CellSpec> bw, int64_t D, int64_t T,
+               int64_t B, bool time_major, uint64_t seed) {
+  Case c;
+  c.name = name;
+  c.spec.cells_fw = std::move(fw);
+  c.spec.cells_bw = std::move(bw);
+  c.spec.input_size = D;
+  c.spec.time_major = time_major;
+  c.T = T;
+  c.B = B;
+  c.seed = seed;
+  return c;
+}
+
+Case with_len(Case c, std::vector<int32_t> len, bool host = true) {
+  c.has_len = true;
+  c.len = std::move(len);
+  c.pass_host_len = host;
+  return c;
+}
+
+/// Hand-picked configurations that together cover every feature at least once.
+std::vector<Case> coverage_cases() {
+  std::vector<Case> v;
+  CellSpec relu_lstm = CellSpec::lstm(29);
+  relu_lstm.activation = Activation::kRelu;
+  relu_lstm.num_proj = 11;
+  CellSpec basic_fb = CellSpec::basic_lstm(33, 0.5);
+  CellSpec basic_relu = CellSpec::basic_lstm(20);
+  basic_relu.activation = Activation::kRelu;
+
+  v.push_back(make_case("rnn_tanh", {CellSpec::basic_rnn(37)}, {}, 13, 7, 5, false, 1));
+  v.push_back(with_len(make_case("rnn_relu_tm_len", {CellSpec::basic_rnn(40, Activation::kRelu)}, {}, 6, 6, 6, true, 2),
+                       {0, -3, 6, 9, 2, 5}));
+  v.push_back(with_len(make_case("basic_lstm_fb", {basic_fb}, {}, 9, 5, 4, false, 3), {5, 7, 1, 3}));
+  v.push_back(make_case("basic_lstm_relu", {basic_relu}, {}, 4, 4, 3, true, 4));
+  v.push_back(make_case("lstm_plain", {CellSpec::lstm(45)}, {}, 17, 6, 7, false, 5));
+  v.push_back(with_len(make_case("lstm_all_options", {lstm_full(45, 23, 0.7, 0.3)}, {}, 10, 8, 5, false, 6),
+                       {8, 3, 0, 12, -1}));
+  v.push_back(make_case("lstm_relu_proj", {relu_lstm}, {}, 8, 5, 3, true, 7));
+  v.push_back(make_case("lstm_peep_cclip", {[] {
+                          CellSpec c = CellSpec::lstm(31);
+                          c.use_peepholes = true;
+                          c.cell_clip = 0.5;
+                          return c;
+                        }()},
+                        {}, 5, 6, 4, false, 8));
+  v.push_back(make_case("gru_tanh", {CellSpec::gru(50)}, {}, 12, 7, 6, false, 9));
+  v.push_back(with_len(make_case("gru_relu_len", {CellSpec::gru(27, Activation::kRelu)}, {}, 7, 5, 5, true, 10),
+                       {5, 0, 2, 7, -4}));
+  v.push_back(with_len(make_case("stack_mixed", {lstm_full(24, 15, 1.5, 0.9), CellSpec::gru(19), CellSpec::basic_rnn(33)}, {},
+                                 9, 6, 5, false, 11),
+                       {6, 2, 0, 9, 4}));
+  v.push_back(with_len(make_case("bidi_mixed_tm", {CellSpec::lstm(21), CellSpec::gru(18)}, {basic_fb}, 11, 7, 4, true, 12),
+                       {7, 3, 0, 5}));
+  v.push_back(make_case("bidi_no_len", {CellSpec::gru(16)}, {lstm_full(20, 9, 0.8, 0.4), CellSpec::basic_rnn(13)}, 6, 5,
+                        3, false, 13));
+  v.push_back(make_case("T1_B1", {CellSpec::lstm(7)}, {}, 3, 1, 1, false, 14));
+  v.push_back(with_len(make_case("T1_len", {CellSpec::gru(9)}, {CellSpec::basic_rnn(5)}, 4, 1, 3, true, 15), {0, 1, 1}));
+  v.push_back(with_len(make_case("all_len_zero", {CellSpec::lstm(12), CellSpec::basic_rnn(8)}, {}, 5, 4, 3, false, 16),
+                       {0, 0, -2}));
+  v.push_back(with_len(make_case("len_device_only", {CellSpec::gru(14)}, {}, 6, 6, 4, false, 17), {2, -1, 8, 4}, false));
+  v.push_back(with_len(make_case("bidi_len_device_only", {CellSpec::lstm(10)}, {CellSpec::gru(9)}, 5, 5, 3, false, 18),
+                       {5, 1, 3}, false));
+  {
+    Case c = make_case("no_init_no_grads", {CellSpec::basic_lstm(15)}, {CellSpec::lstm(10)}, 6, 5, 3, false, 19);
+    c.init_state = false;
+    c.grad_outputs = false;
+    c.grad_final = false;
+    c = with_len(c, {4, 0, 5});
+    v.push_back(c);
+  }
+  {
+    Case c = make_case("accumulate_only_dfinal", {CellSpec::gru(22), lstm_full(17, 6, 2.0, 1.0)}, {}, 9, 4, 5, true, 20);
+    c.accumulate = true;
+    c.grad_outputs = false;
+    c.want_grad_init = false;
+    v.push_back(c);
+  }
+  {
+    Case c = make_case("bidi_only_dout_bw", {CellSpec::basic_rnn(12)}, {CellSpec::gru(11)}, 7, 6, 3, true, 21);
+    c.grad_outputs = false;
+    c.grad_final = false;
+    c.want_grad_weights = false;
+    v.push_back(c);
+  }
+  // Large enough for several thread blocks per stage, the column_sum over many rows and real GEMM tiles.
+  v.push_back(with_len(make_case("big_lstm", {CellSpec::lstm(300)}, {}, 70, 4, 257, false, 22),
+                       [] {
+                         std::vector<int32_t> l(257);
+                         for (size_t i = 0; i < l.size(); ++i) l[i] = static_cast<int32_t>(i % 5);
+                         return l;
+                       }()));
+  return v;
+}
+
+CellSpec random_cell(std::mt19937_64& rng) {
+  static const int64_t units[] = {1, 3, 8, 17, 31, 33, 50};
+  const int64_t h = units[rng() % 7];
+  const int kind = static_cast<int>(rng() % 4);
+  CellSpec c;
+  switch (kind) {
+    case 0:
+      c = CellSpec::basic_rnn(h, rng() % 2 ? Activation::kRelu : Activation::kTanh);
+      break;
+    case 1:
+      c = CellSpec::basic_lstm(h, rng() % 2 ? 1.0 : uniform(rng, -1.0, 2.0));
+      if (rng() % 4 == 0) c.activation = Activation::kRelu;
+      break;
+    case 2:
+      c = CellSpec::lstm(h);
+      if (rng() % 4 == 0) c.activation = Activation::kRelu;
+      if (rng() % 3 == 0) c.forget_bias = uniform(rng, 0.0, 2.0);
+      c.use_peepholes = rng() % 2;
+      if (rng() % 2) c.cell_clip = uniform(rng, 0.2, 2.0);
+      if (rng() % 2) {
+        c.num_proj = 1 + static_cast<int64_t>(rng() % 20);
+        if (rng() % 2) c.proj_clip = uniform(rng, 0.1, 1.0);
+      }
+      break;
+    default:
+      c = CellSpec::gru(h, rng() % 3 == 0 ? Activation::kRelu : Activation::kTanh);
+      break;
+  }
+  return c;
+}
+
+Case random_case(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  static const int64_t dims[] = {1, 5, 19, 40};
+  static const int64_t times[] = {1, 2, 5, 9};
+  static const int64_t batches[] = {1, 3, 8, 17};
+  Case c;
+  c.name = "random";
+  c.seed = seed;
+  c.spec.input_size = dims[rng() % 4];
+  c.spec.time_major = rng() % 2;
+  const int layers = 1 + static_cast<int>(rng() % 3);
+  for (int i = 0; i < layers; ++i) c.spec.cells_fw.push_back(random_cell(rng));
+  if (rng() % 3 == 0) {
+    const int bw = 1 + static_cast<int>(rng() % 2);
+    for (int i = 0; i < bw; ++i) c.spec.cells_bw.push_back(random_cell(rng));
+  }
+  c.T = times[rng() % 4];
+  c.B = batches[rng() % 4];
+  if (rng() % 2) {
+    c.has_len = true;
+    c.pass_host_len = rng() % 4 != 0;
+    const bool bidi = c.spec.bidirectional();
+    for (int64_t b = 0; b < c.B; ++b) {
+      const int64_t lo = bidi ? 0 : -2, hi = bidi ? c.T : c.T + 2;
+      c.len.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1))));
+    }
+  }
+  c.init_state = rng() % 4 != 0;
+  c.grad_outputs = rng() % 5 != 0;
+  c.grad_outputs_bw = rng() % 5 != 0;
+  c.grad_final = rng() % 3 != 0;
+  c.accumulate = rng() % 4 == 0;
+  return c;
+}
+
+Case coverage_case(const std::string& name) {
+  for (const Case& c : coverage_cases()) {
+    if (c.name == name) return c;
+  }
+  throw std::runtime_error("no coverage case named " + name);
+}
+
+std::vector<Case> all_cases(int randoms, uint64_t seed0) {
+  std::vector<Case> v = coverage_cases();
+  for (int i = 0; i < randoms; ++i) v.push_back(random_case(seed0 + static_cast<uint64_t>(i)));
+  return v;
+}
+
+/// The CUDA backend in element type T against the CPU backend in T.
+template <typename T>
+void gpu_matches_cpu(const std::vector<Case>& cases, double tol, MathMode math) {
+  for (const Case& c : cases) {
+    SCOPED_TRACE(describe(c));
+    try {
+      const Problem<T> p = cast_problem<T>(make_problem(c));
+      const Outputs<T> cpu = run<T>(c, Backend::kCpu, p);
+      const Outputs<T> gpu = run<T>(c, Backend::kCuda, p, math);
+      expect_all_finite(gpu);
+      std::unique_ptr<Rnn> shape = create_rnn(c, Backend::kCpu, sizeof(T) == 4 ? DataType::kFloat32 : DataType::kFloat64,
+                                              MathMode::kDefault);
+      expect_masking(c, *shape, p, gpu);
+      expect_close(gpu, cpu, tol);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tests that run everywhere: the harness itself on the CPU backend.
+
+TEST(GpuHarness, CpuFloat32WithinToleranceOfFloat64) {
+  // If float32 CPU is within kTolFloat32 / 4 of float64 CPU on these cases, two float32 backends that
+  // round differently stay within kTolFloat32 of each other with room to spare.
+  double worst = 0;
+  for (const Case& c : all_cases(24, 1000)) {
+    if (c.name == "big_lstm") continue;  // covered on the GPU; slow on one CPU core
+    SCOPED_TRACE(describe(c));
+    const Problem<double> p64 = make_problem(c);
+    const Problem<float> p32 = cast_problem<float>(p64);
+    const Outputs<double> ref = run<double>(c, Backend::kCpu, p64);
+    const Outputs<float> got = run<float>(c, Backend::kCpu, p32);
+    expect_all_finite(ref);
+    expect_all_finite(got);
+    std::unique_ptr<Rnn> shape = create_rnn(c, Backend::kCpu, DataType::kFloat64, MathMode::kDefault);
+    expect_masking(c, *shape, p64, ref);
+    expect_masking(c, *shape, p32, got);
+    worst = std::max(worst, expect_close(got, ref, kTolFloat32 / 4));
+  }
+  RecordProperty("worst_float32_vs_float64", std::to_string(worst));
+  std::printf("[ harness  ] worst float32-vs-float64 relative error on the CPU: %.3g (tolerance %.3g)\n", worst,
+              kTolFloat32);
+}
+
+TEST(GpuHarness, NoDeviceReportsCudaError) {
+  if (gpu_available()) GTEST_SKIP() << "a CUDA device is present";
+  RnnSpec spec;
+  spec.cells_fw = {CellSpec::lstm(4)};
+  spec.input_size = 3;
+  for (DataType dt : {DataType::kFloat32, DataType::kFloat64}) {
+    spec.dtype = dt;
+    std::unique_ptr<Rnn> rnn;
+    const Status st = Rnn::create(spec, Backend::kCuda, &rnn);
+    EXPECT_EQ(st.code(), dynrnn::StatusCode::kCudaError) << st.to_string();
+    EXPECT_NE(st.message().find("device"), std::string::npos) << st.to_string();
+    EXPECT_EQ(rnn, nullptr);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// GPU tests
+
+TEST(GpuRnn, MatchesCpuFloat32) {
+  REQUIRE_GPU();
+  gpu_matches_cpu<float>(all_cases(40, 2000), kTolFloat32, MathMode::kDefault);
+}
+
+TEST(GpuRnn, MatchesCpuFloat64) {
+  REQUIRE_GPU();
+  gpu_matches_cpu<double>(all_cases(20, 3000), kTolFloat64, MathMode::kDefault);
+}
+
+TEST(GpuRnn, Tf32WithinLooseTolerance) {
+  REQUIRE_GPU();
+  std::vector<Case> cases = {
+      make_case("tf32_lstm", {lstm_full(96, 40, 3.0, 2.0)}, {}, 64, 6, 33, false, 31),
+      with_len(make_case("tf32_gru_bidi", {CellSpec::gru(80)}, {CellSpec::basic_lstm(70)}, 48, 5, 19, true, 32),
+               {5, 0, 3, 4, 5, 1, 2, 5, 5, 3, 4, 0, 5, 2, 1, 5, 4, 3, 5}),
+      make_case("tf32_rnn_stack", {CellSpec::basic_rnn(64), CellSpec::gru(40)}, {}, 32, 6, 9, false, 33),
+  };
+  gpu_matches_cpu<float>(cases, kTolTf32, MathMode::kTF32);
+}
+
+TEST(GpuRnn, EmptyShapes) {
+  REQUIRE_GPU();
+  // T = 0: the final state is the initial state and its gradient passes through. B = 0: nothing at all.
+  std::vector<Case> cases = {
+      make_case("T0", {CellSpec::lstm(8)}, {CellSpec::gru(5)}, 4, 0, 3, false, 41),
+      make_case("B0", {CellSpec::gru(8)}, {}, 4, 5, 0, true, 42),
+  };
+  gpu_matches_cpu<float>(cases, 0.0, MathMode::kDefault);
+}
+
+TEST(GpuRnn, DeterministicAcrossRunsStreamsAndHandles) {
+  REQUIRE_GPU();
+  for (const char* name : {"stack_mixed", "bidi_mixed_tm", "accumulate_only_dfinal", "big_lstm"}) {
+    const Case c = coverage_case(name);
+    SCOPED_TRACE(describe(c));
+    try {
+      const Problem<float> p = cast_problem<float>(make_problem(c));
+      StreamHolder s1, s2;
+      std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
+      Session<float> sess(c, *rnn, p);
+      std::vector<Outputs<float>> results;
+      // Same handle: legacy default stream, then s1, then s2 (the handle switches streams between calls).
+      for (cudaStream_t s : {static_cast<cudaStream_t>(nullptr), s1.get(), s2.get()}) {
+        sess.poison();
+        const Status st = sess.enqueue(s);
+        ASSERT_TRUE(st.is_ok()) << st.to_string();
+        CUDA_OK(cudaDeviceSynchronize());
+        results.push_back(sess.download());
+      }
+      results.push_back(run<float>(c, Backend::kCuda, p, MathMode::kDefault, s1.get()));  // a second handle
+      for (size_t i = 1; i < results.size(); ++i) {
+        SCOPED_TRACE("run " + std::to_string(i) + " vs run 0");
+        expect_bitwise(results[i], results[0]);
+      }
+      expect_all_finite(results[0]);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+}
+
+TEST(GpuRnn, CudaGraphMatchesEager) {
+  REQUIRE_GPU();
+  for (const char* name : {"stack_mixed", "bidi_mixed_tm", "len_device_only", "accumulate_only_dfinal"}) {
+    const Case c = coverage_case(name);
+    SCOPED_TRACE(describe(c));
+    try {
+      const Problem<float> p = cast_problem<float>(make_problem(c));
+      StreamHolder stream;
+      std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
+      Session<float> sess(c, *rnn, p);
+
+      sess.poison();
+      Status st = sess.enqueue(stream.get());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      CUDA_OK(cudaStreamSynchronize(stream.get()));
+      const Outputs<float> eager = sess.download();
+      expect_all_finite(eager);
+
+      sess.poison();
+      cudaGraph_t graph = nullptr;
+      CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
+      st = sess.enqueue(stream.get());
+      const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
+      ASSERT_TRUE(st.is_ok()) << "enqueue during capture: " << st.to_string();
+      CUDA_OK(end);
+      cudaGraphExec_t exec = nullptr;
+      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+      for (int launch = 0; launch < 2; ++launch) {
+        SCOPED_TRACE("graph launch " + std::to_string(launch));
+        sess.poison();
+        CUDA_OK(cudaGraphLaunch(exec, stream.get()));
+        CUDA_OK(cudaStreamSynchronize(stream.get()));
+        expect_bitwise(sess.download(), eager);
+      }
+      CUDA_OK(cudaGraphExecDestroy(exec));
+      CUDA_OK(cudaGraphDestroy(graph));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+}
+
+}  // namespace
