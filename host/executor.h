@@ -32,13 +32,21 @@ class Executor {
  public:
   virtual ~Executor() = default;
 
-  /// Brackets one forward or backward call on the caller's stream (CUDA: binds cuBLAS to it and
-  /// fences internal streams). The CPU executor ignores the stream.
-  virtual Status begin(Stream stream) {
-    (void)stream;
-    return Status::ok();
-  }
-  virtual Status end() { return Status::ok(); }
+  /// Brackets one forward or backward call on the caller's stream. `queues` and `events` are how many
+  /// queue and event ids the call will use (ids 0..queues-1 and 0..events-1). Queue 0 is the caller's
+  /// stream; the CUDA executor maps the others to internal streams that first wait for the caller's
+  /// stream, and end() makes the caller's stream wait for all of them. The CPU executor runs
+  /// everything in call order and ignores the stream.
+  virtual Status begin(Stream stream, int queues, int events) = 0;
+  virtual Status end() = 0;
+
+  /// The queue that subsequent verbs are issued to (0 after begin).
+  virtual Status set_queue(int queue) = 0;
+  /// Marks how far the current queue has been issued, under `event` (re-recording replaces the mark
+  /// for later waits; waits already issued keep the mark they saw).
+  virtual Status record(int event) = 0;
+  /// Work issued to the current queue after this waits for the latest record of `event`.
+  virtual Status wait(int event) = 0;
 
   /// C[m x n] = alpha * op(A)[m x k] * op(B)[k x n] + beta * C, row-major with row strides. k may be 0.
   virtual Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
@@ -51,6 +59,13 @@ class Executor {
   virtual Status copy(T* dst, const T* src, int64_t count) = 0;
   /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order.
   virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
+  /// The executor's pinned host buffer for swap_memory, at least `bytes` long. Allocated on the first
+  /// call that needs more than it holds (never inside begin/end), then kept and reused.
+  virtual Status host_buffer(size_t bytes, T** out) = 0;
+  /// Copies count elements between backend memory and pinned host memory, asynchronously on the
+  /// current queue (swap_memory).
+  virtual Status copy_to_host(T* host_dst, const T* src, int64_t count) = 0;
+  virtual Status copy_to_device(T* dst, const T* host_src, int64_t count) = 0;
 };
 
 }  // namespace dynrnn

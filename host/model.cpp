@@ -137,6 +137,7 @@ Status build_model(const RnnSpec& spec, Model* model) {
       if (cells.size() > 1) prefix += "multi_rnn_cell/cell_" + std::to_string(i) + "/";
       prefix += std::string(cell_scope_name(c.kind)) + "/";
       const int64_t rows = in_width + l.out_width;
+      l.param_begin = m.param_count;
       if (l.is_gru) {
         add_param(&m, prefix, l, "gates/kernel", {rows, 2 * l.units}, &l.kernel);
         add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias);
@@ -153,6 +154,7 @@ Status build_model(const RnnSpec& spec, Model* model) {
         }
         if (l.project) add_param(&m, prefix, l, "projection/kernel", {l.units, l.out_width}, &l.projection);
       }
+      l.param_end = m.param_count;
       const std::string leaf = std::string(dir_name[d]) + "/" + std::to_string(i) + "/";
       if (l.is_lstm) {
         l.state_col_c = state_col;

@@ -32,6 +32,8 @@ struct LayerModel {
   int64_t projection = kNoParam;   ///< [H, P]
   int64_t cand_kernel = kNoParam;  ///< GRU candidate/kernel [Din + H, H]
   int64_t cand_bias = kNoParam;    ///< GRU candidate/bias [H]
+  int64_t param_begin = 0;         ///< the layer's parameters are elements [param_begin, param_end)
+  int64_t param_end = 0;
 };
 
 struct Model {

@@ -1,73 +1,157 @@
 #include "host/orchestrator.h"
 
+#include <algorithm>
+
 #include "host/status_macros.h"
 
 namespace dynrnn {
+
+template <typename T>
+typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_t chunk) const {
+  const LayerPlan& lp = plan(l);
+  T* base = at(lp.ring, chunk);
+  auto field = [&](int64_t offset) { return offset < 0 ? nullptr : base + offset; };
+  const ChunkSlot& s = lp.slot;
+  return {base, field(s.hs), field(s.cs), field(s.z), field(s.zc), field(s.rh), field(s.mraw), field(s.mp)};
+}
 
 template <typename T>
 Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   workspace_ = c.workspace;
   reserve_ = c.reserve;
   time_major_ = c.time_major;
+  loop_bound_ = c.loop_bound;
+  n_chunks_ = p_.chunks_for(c.loop_bound);
   const int64_t T_ = p_.max_time, B = p_.batch, lb = c.loop_bound;
   if (B == 0) return Status::ok();
   for (int d = 0; d < m_.num_directions(); ++d) {
-    const int top = static_cast<int>(m_.dirs[d].size()) - 1;
     for (const LayerModel& l : m_.dirs[d]) {
-      const LayerPlan& lp = p_.dirs[d][l.layer];
-      const bool first = l.layer == 0;
+      const LayerPlan& lp = plan(l);
       const int64_t Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
-      // Batch-major input rows are interleaved over time, so every row is projected; step-ordered
-      // rows stop at the loop bound.
-      const T* in = first ? c.x : at(p_.dirs[d][l.layer - 1].y);
-      const int64_t in_rows = (first && !time_major_) ? T_ * B : lb * B;
-      DYNRNN_TRY(ex_.gemm(in_rows, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0),
-                          at(lp.gx), GW));
-      if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(in_rows, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
-                            at(lp.gxc), H));
+      DYNRNN_TRY(ex_.set_queue(lp.queue));
+      if (l.layer == 0) {
+        // The first layer projects all its inputs at once: they are the caller's, ready, and (when
+        // batch-major) interleaved over time. Step-ordered rows stop at the loop bound.
+        const int64_t rows = time_major_ ? lb * B : T_ * B;
+        DYNRNN_TRY(ex_.gemm(rows, GW, Din, T(1), {c.x, Din, false}, {c.weights + l.kernel, GW, false}, T(0),
+                            at(lp.gx), GW));
+        if (l.is_gru) {
+          DYNRNN_TRY(ex_.gemm(rows, H, Din, T(1), {c.x, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
+                              at(lp.gxc), H));
+        }
       }
-      const bool reverse = d == 1;
-      cell::SeqView<const T> gx = first ? user_view<const T>(at(lp.gx), GW, reverse) : step_view<const T>(at(lp.gx), GW);
-      cell::SeqView<const T> gxc =
-          first ? user_view<const T>(at(lp.gxc), H, reverse) : step_view<const T>(at(lp.gxc), H);
-      cell::SeqView<T> y;
-      if (l.layer == top) {
-        y = user_view(c.outputs[d], O, reverse);
-        // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
-        if (lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
+      // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
+      if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
+      if (n_chunks_ == 0) {
+        if (!c.final_state) continue;
+        // No step runs: the final state is the initial state.
+        const int64_t cols[2] = {l.state_col_h, l.state_col_c};
+        const int64_t widths[2] = {O, l.is_lstm ? H : 0};
+        for (int i = 0; i < 2; ++i) {
+          if (widths[i] == 0) continue;
+          T* dst = c.final_state + B * cols[i];
+          if (c.initial_state) {
+            DYNRNN_TRY(ex_.copy(dst, c.initial_state + B * cols[i], B * widths[i]));
+          } else {
+            DYNRNN_TRY(ex_.fill_zero(dst, B, widths[i], widths[i]));
+          }
+        }
+        continue;
+      }
+      const Slot first = slot(l, 0);
+      if (c.initial_state) {
+        DYNRNN_TRY(ex_.copy(first.hs, c.initial_state + B * l.state_col_h, B * O));
+        if (l.is_lstm) DYNRNN_TRY(ex_.copy(first.cs, c.initial_state + B * l.state_col_c, B * H));
       } else {
-        y = step_view(at(lp.y), O);
-      }
-      const T* init = c.initial_state;
-      if (init) {
-        DYNRNN_TRY(ex_.copy(at(lp.hseq, 0), init + B * l.state_col_h, B * O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.copy(at(lp.cseq, 0), init + B * l.state_col_c, B * H));
-      } else {
-        DYNRNN_TRY(ex_.fill_zero(at(lp.hseq, 0), B, O, O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.fill_zero(at(lp.cseq, 0), B, H, H));
-      }
-      for (int64_t s = 0; s < lb; ++s) {
-        DYNRNN_TRY(forward_step(c, l, lp, s, gx, gxc, y));
-      }
-      if (c.final_state) {
-        DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_h, at(lp.hseq, lb), B * O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_c, at(lp.cseq, lb), B * H));
+        DYNRNN_TRY(ex_.fill_zero(first.hs, B, O, O));
+        if (l.is_lstm) DYNRNN_TRY(ex_.fill_zero(first.cs, B, H, H));
       }
     }
+  }
+  // The wavefront: chunk by chunk, every layer of every direction.
+  for (int64_t ch = 0; ch < n_chunks_; ++ch) {
+    for (int d = 0; d < m_.num_directions(); ++d) {
+      for (const LayerModel& l : m_.dirs[d]) DYNRNN_TRY(forward_chunk(c, l, ch));
+    }
+  }
+  if (c.final_state && n_chunks_ > 0) {
+    const int64_t n_last = lb - (n_chunks_ - 1) * p_.chunk;
+    for (int d = 0; d < m_.num_directions(); ++d) {
+      for (const LayerModel& l : m_.dirs[d]) {
+        const Slot last = slot(l, n_chunks_ - 1);
+        DYNRNN_TRY(ex_.set_queue(plan(l).queue));
+        DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_h, entry(last.hs, n_last, l.out_width), B * l.out_width));
+        if (l.is_lstm) {
+          DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), B * l.units));
+        }
+      }
+    }
+  }
+  return ex_.set_queue(0);
+}
+
+template <typename T>
+Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel& l, int64_t ch) {
+  const LayerPlan& lp = plan(l);
+  const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width, K = p_.chunk;
+  const int64_t s0 = ch * K, s1 = std::min(s0 + K, loop_bound_), n = s1 - s0;
+  const int64_t R = p_.ring;
+  const bool reverse = l.direction == 1;
+  const Slot S = slot(l, ch);
+  DYNRNN_TRY(ex_.set_queue(lp.queue));
+  if (ch >= R) {
+    // The slot still holds chunk ch - R: it must be on the host and read by the layer above.
+    if (p_.swap) DYNRNN_TRY(ex_.wait(lp.ev_saved + static_cast<int>(ch % R)));
+    if (above(l)) DYNRNN_TRY(ex_.wait(plan(*above(l)).ev_fwd_read));
+  }
+  cell::SeqView<const T> gx, gxc;
+  if (const LayerModel* lo = below(l)) {
+    // This chunk's inputs are the states the layer below produced in the same chunk (rows of
+    // finished batch entries carry copied-through states instead of zeros: they only feed steps
+    // whose results are discarded, and their gradients are exactly zero).
+    DYNRNN_TRY(ex_.wait(plan(*lo).ev_fwd_done));
+    const T* in = entry(slot(*lo, ch).hs, 1, Din);
+    DYNRNN_TRY(ex_.gemm(n * B, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0), at(lp.gx),
+                        GW));
+    if (l.is_gru) {
+      DYNRNN_TRY(ex_.gemm(n * B, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
+                          at(lp.gxc), H));
+    }
+    DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
+    gx = chunk_view<const T>(at(lp.gx), GW, s0);
+    gxc = chunk_view<const T>(at(lp.gxc), H, s0);
+  } else {
+    gx = user_view<const T>(at(lp.gx), GW, reverse);
+    if (l.is_gru) gxc = user_view<const T>(at(lp.gxc), H, reverse);
+  }
+  if (ch > 0) {
+    // Carry the state across the chunk boundary (chunk ch - 1 is still in the ring: R >= 2).
+    const Slot prev = slot(l, ch - 1);
+    DYNRNN_TRY(ex_.copy(S.hs, entry(prev.hs, K, O), B * O));
+    if (l.is_lstm) DYNRNN_TRY(ex_.copy(S.cs, entry(prev.cs, K, H), B * H));
+  }
+  const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
+  for (int64_t s = s0; s < s1; ++s) DYNRNN_TRY(forward_step(c, l, S, s, s - s0, gx, gxc, y));
+  DYNRNN_TRY(ex_.record(lp.ev_fwd_done));
+  if (!p_.resident(ch, n_chunks_)) {
+    DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
+    DYNRNN_TRY(ex_.wait(lp.ev_fwd_done));
+    DYNRNN_TRY(ex_.copy_to_host(host_chunk(l, c.host, ch), S.base, lp.slot.elems));
+    DYNRNN_TRY(ex_.record(lp.ev_saved + static_cast<int>(ch % R)));
   }
   return Status::ok();
 }
 
 template <typename T>
-Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& l, const LayerPlan& lp, int64_t s,
-                                     cell::SeqView<const T> gx, cell::SeqView<const T> gxc, cell::SeqView<T> y) {
+Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s,
+                                     int64_t e, cell::SeqView<const T> gx, cell::SeqView<const T> gxc,
+                                     cell::SeqView<T> y) {
+  const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
-  const bool training = p_.training;
   cell::StepMap map{c.seq_len, s, p_.max_time};
-  T* hp = at(lp.hseq, s);
-  T* hn = at(lp.hseq, s + 1);
+  T* hp = entry(slot.hs, e, O);
+  T* hn = entry(slot.hs, e + 1, O);
   T* gh = at(lp.gh);
   DYNRNN_TRY(ex_.gemm(B, GW, O, T(1), {hp, O, false}, {W + l.kernel + Din * GW, GW, false}, T(0), gh, GW));
   if (l.is_gru) {
@@ -79,8 +163,8 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
     g.gh = gh;
     g.bias = W + l.bias;
     g.h_prev = hp;
-    g.zg = at(lp.z, s);
-    g.rh = at(lp.rh, s);
+    g.zg = entry(slot.z, e, GW);
+    g.rh = entry(slot.rh, e, H);
     DYNRNN_TRY(ex_.pointwise(g));
     T* gc = at(lp.ghc);
     DYNRNN_TRY(ex_.gemm(B, H, H, T(1), {g.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, T(0), gc, H));
@@ -96,7 +180,7 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
     k.h_prev = hp;
     k.h_out = hn;
     k.y = y;
-    k.zc_save = training ? at(lp.zc, s) : nullptr;
+    k.zc_save = entry(slot.zc, e, H);
     return ex_.pointwise(k);
   }
   if (!l.is_lstm) {
@@ -111,7 +195,7 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
     k.h_prev = hp;
     k.h_out = hn;
     k.y = y;
-    k.z_save = training ? at(lp.z, s) : nullptr;
+    k.z_save = entry(slot.z, e, GW);
     return ex_.pointwise(k);
   }
   cell::LstmForwardParams<T> k;
@@ -131,16 +215,16 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
     k.w_i = k.w_f + H;
     k.w_o = k.w_f + 2 * H;
   }
-  k.c_prev = at(lp.cseq, s);
-  k.c_out = at(lp.cseq, s + 1);
+  k.c_prev = entry(slot.cs, e, H);
+  k.c_out = entry(slot.cs, e + 1, H);
   k.h_prev = hp;
   k.h_out = hn;
   k.y = y;
-  k.m_raw = at(lp.mraw, s);
-  k.z_save = training ? at(lp.z, s) : nullptr;
+  k.m_raw = entry(slot.mraw, e, H);
+  k.z_save = entry(slot.z, e, GW);
   DYNRNN_TRY(ex_.pointwise(k));
   if (!l.project) return Status::ok();
-  T* mp = at(lp.mp, s);
+  T* mp = entry(slot.mp, e, O);
   DYNRNN_TRY(ex_.gemm(B, O, H, T(1), {k.m_raw, H, false}, {W + l.projection, O, false}, T(0), mp, O));
   cell::ProjForwardParams<T> pk;
   pk.map = map;
@@ -158,102 +242,193 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
 template <typename T>
 Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   workspace_ = c.workspace;
-  reserve_ = const_cast<char*>(c.reserve);  // backward only reads reserve regions
+  reserve_ = const_cast<char*>(c.reserve);  // backward reads reserve regions, and writes them only to swap in
   time_major_ = c.time_major;
-  const int64_t T_ = p_.max_time, B = p_.batch, lb = c.loop_bound;
-  const T* W = c.weights;
-  T* G = c.grad_weights;
-  const bool acc = c.accumulate_grad_weights;
-  const T beta_w = acc ? T(1) : T(0);
+  loop_bound_ = c.loop_bound;
+  n_chunks_ = p_.chunks_for(c.loop_bound);
+  const int64_t T_ = p_.max_time, B = p_.batch, R = p_.ring;
   for (int d = 0; d < m_.num_directions(); ++d) {
-    const int top = static_cast<int>(m_.dirs[d].size()) - 1;
-    const bool reverse = d == 1;
-    for (int li = top; li >= 0; --li) {
-      const LayerModel& l = m_.dirs[d][li];
-      const LayerPlan& lp = p_.dirs[d][li];
-      const bool first = li == 0;
-      const int64_t Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
-      const T* in = first ? c.x : at(p_.dirs[d][li - 1].y);
-      const int64_t in_rows = (first && !time_major_) ? T_ * B : lb * B;
-      cell::SeqView<const T> dy;
-      if (li == top) {
-        if (c.grad_outputs[d]) dy = user_view(c.grad_outputs[d], O, reverse);
+    dh_cur_[d].assign(m_.dirs[d].size(), 0);
+    for (const LayerModel& l : m_.dirs[d]) {
+      const LayerPlan& lp = plan(l);
+      const int64_t GW = l.gate_width, H = l.units, O = l.out_width;
+      DYNRNN_TRY(ex_.set_queue(lp.queue));
+      T* dh = at(lp.dh, 0);
+      if (c.grad_final_state) {
+        DYNRNN_TRY(ex_.copy(dh, c.grad_final_state + B * l.state_col_h, B * O));
+        if (l.is_lstm) DYNRNN_TRY(ex_.copy(at(lp.dc), c.grad_final_state + B * l.state_col_c, B * H));
       } else {
-        dy = step_view<const T>(at(p_.dy[d][li % 2]), O);
+        DYNRNN_TRY(ex_.fill_zero(dh, B, O, O));
+        if (l.is_lstm) DYNRNN_TRY(ex_.fill_zero(at(lp.dc), B, H, H));
       }
-      T* dh[2] = {at(lp.dh, 0), at(lp.dh, 1)};
-      T* dc = at(lp.dc);
-      if (B > 0) {
-        if (c.grad_final_state) {
-          DYNRNN_TRY(ex_.copy(dh[0], c.grad_final_state + B * l.state_col_h, B * O));
-          if (l.is_lstm) DYNRNN_TRY(ex_.copy(dc, c.grad_final_state + B * l.state_col_c, B * H));
-        } else {
-          DYNRNN_TRY(ex_.fill_zero(dh[0], B, O, O));
-          if (l.is_lstm) DYNRNN_TRY(ex_.fill_zero(dc, B, H, H));
-        }
-      }
-      const bool dual = lp.dz_x.present();
-      if (dual && lb < T_ && B > 0) {
+      if (lp.dz_x.present() && loop_bound_ < T_) {
         DYNRNN_TRY(ex_.fill_zero(at(lp.dz_x), T_ * B, GW, GW));
         if (l.is_gru) DYNRNN_TRY(ex_.fill_zero(at(lp.dzc_x), T_ * B, H, H));
       }
-      int cur = 0;
-      for (int64_t s = lb - 1; s >= 0; --s) {
-        DYNRNN_TRY(backward_step(c, l, lp, s, dy, dh[cur], dh[1 - cur]));
-        cur = 1 - cur;
+      if (l.layer == 0 && d == 0 && c.grad_inputs && !lp.dz_x.present() && loop_bound_ < T_) {
+        // Step-ordered input rows past the loop bound get no gradient from any chunk.
+        const int64_t D = l.in_width;
+        DYNRNN_TRY(ex_.fill_zero(c.grad_inputs + loop_bound_ * B * D, (T_ - loop_bound_) * B, D, D));
       }
-      if (c.grad_initial_state && B > 0) {
-        DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, dh[cur], B * O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_c, dc, B * H));
-      }
-      // The gradients at the input's positions: the dual copy, or the step-ordered one when they coincide.
-      const T* dzx = dual ? at(lp.dz_x) : at(lp.dz);
-      const T* dzcx = dual ? at(lp.dzc_x) : at(lp.dzc);
-      const int64_t steps = lb * B;
-      if (G) {
-        DYNRNN_TRY(ex_.gemm(Din, GW, in_rows, T(1), {in, Din, true}, {dzx, GW, false}, beta_w, G + l.kernel, GW));
-        DYNRNN_TRY(ex_.gemm(O, GW, steps, T(1), {at(lp.hseq, 0), O, true}, {at(lp.dz), GW, false}, beta_w,
-                            G + l.kernel + Din * GW, GW));
-        DYNRNN_TRY(ex_.column_sum(steps, GW, at(lp.dz), acc, G + l.bias));
-        if (l.project) {
-          DYNRNN_TRY(ex_.gemm(H, O, steps, T(1), {at(lp.mraw, 0), H, true}, {at(lp.dmp), O, false}, beta_w,
-                              G + l.projection, O));
-        }
-        if (l.peepholes) DYNRNN_TRY(ex_.column_sum(steps, 3 * H, at(lp.dpeep), acc, G + l.peephole));
-        if (l.is_gru) {
-          DYNRNN_TRY(ex_.gemm(Din, H, in_rows, T(1), {in, Din, true}, {dzcx, H, false}, beta_w, G + l.cand_kernel, H));
-          DYNRNN_TRY(ex_.gemm(H, H, steps, T(1), {at(lp.rh, 0), H, true}, {at(lp.dzc), H, false}, beta_w,
-                              G + l.cand_kernel + Din * H, H));
-          DYNRNN_TRY(ex_.column_sum(steps, H, at(lp.dzc), acc, G + l.cand_bias));
-        }
-      }
-      // Gradient of this layer's input: the caller's grad_inputs (both directions add into it) or
-      // the upstream of the layer below.
-      T* din = first ? c.grad_inputs : at(p_.dy[d][(li - 1) % 2]);
-      if (!din) continue;
-      T beta_in = T(0);
-      if (first && d == 1) beta_in = T(1);
-      if (first && d == 0 && in_rows < T_ * B) {
-        DYNRNN_TRY(ex_.fill_zero(din + in_rows * Din, T_ * B - in_rows, Din, Din));
-      }
-      DYNRNN_TRY(ex_.gemm(in_rows, Din, GW, T(1), {dzx, GW, false}, {W + l.kernel, GW, true}, beta_in, din, Din));
-      if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(in_rows, Din, H, T(1), {dzcx, H, false}, {W + l.cand_kernel, H, true}, T(1), din, Din));
+      if (n_chunks_ == 0 && c.grad_weights && !c.accumulate_grad_weights) {
+        const int64_t count = l.param_end - l.param_begin;
+        DYNRNN_TRY(ex_.fill_zero(c.grad_weights + l.param_begin, 1, count, count));
       }
     }
   }
+  for (int64_t ch = n_chunks_ - 1; ch >= 0; --ch) {
+    // Prefetch: bring back the chunk R - 1 steps ahead into the slot that chunk ch + 1 used, once
+    // this layer is done with it (and so the layer above, which read it first: this layer's chunk
+    // waited for the layer above's).
+    const int64_t load = ch - (R - 1);
+    if (load >= 0 && !p_.resident(load, n_chunks_)) {
+      DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
+      for (int d = 0; d < m_.num_directions(); ++d) {
+        for (const LayerModel& l : m_.dirs[d]) {
+          const LayerPlan& lp = plan(l);
+          DYNRNN_TRY(ex_.wait(lp.ev_bwd_done));
+          DYNRNN_TRY(ex_.copy_to_device(slot(l, load).base, host_chunk(l, c.host, load), lp.slot.elems));
+          DYNRNN_TRY(ex_.record(lp.ev_loaded + static_cast<int>(load % R)));
+        }
+      }
+    }
+    for (int d = 0; d < m_.num_directions(); ++d) {
+      for (int li = static_cast<int>(m_.dirs[d].size()) - 1; li >= 0; --li) {
+        DYNRNN_TRY(backward_chunk(c, m_.dirs[d][li], ch));
+      }
+    }
+  }
+  for (int d = 0; d < m_.num_directions(); ++d) {
+    for (const LayerModel& l : m_.dirs[d]) {
+      const LayerPlan& lp = plan(l);
+      DYNRNN_TRY(ex_.set_queue(lp.queue));
+      if (l.layer == 0) DYNRNN_TRY(backward_layer0_inputs(c, l));
+      if (c.grad_initial_state && B > 0) {
+        DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, at(lp.dh, dh_cur_[d][l.layer]),
+                            B * l.out_width));
+        if (l.is_lstm) DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_c, at(lp.dc), B * l.units));
+      }
+    }
+  }
+  return ex_.set_queue(0);
+}
+
+template <typename T>
+Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerModel& l, int64_t ch) {
+  const LayerPlan& lp = plan(l);
+  const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width, K = p_.chunk;
+  const int64_t s0 = ch * K, s1 = std::min(s0 + K, loop_bound_), n = s1 - s0;
+  const int64_t R = p_.ring;
+  const int slot_index = static_cast<int>(ch % R);
+  const LayerModel* up = above(l);
+  const LayerModel* lo = below(l);
+  const Slot S = slot(l, ch);
+  DYNRNN_TRY(ex_.set_queue(lp.queue));
+  if (!p_.resident(ch, n_chunks_)) {
+    DYNRNN_TRY(ex_.wait(lp.ev_loaded + slot_index));
+    if (lo) DYNRNN_TRY(ex_.wait(plan(*lo).ev_loaded + slot_index));
+  }
+  cell::SeqView<const T> dy;
+  if (up) {
+    // The layer above wrote the gradient of this chunk's outputs into its dy_in.
+    DYNRNN_TRY(ex_.wait(plan(*up).ev_bwd_done));
+    dy = chunk_view<const T>(at(plan(*up).dy_in, ch), O, s0);
+  } else {
+    dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
+  }
+  int& cur = dh_cur_[l.direction][l.layer];
+  for (int64_t s = s1 - 1; s >= s0; --s) {
+    DYNRNN_TRY(backward_step(c, l, S, s, s - s0, dy, at(lp.dh, cur), at(lp.dh, 1 - cur)));
+    cur = 1 - cur;
+  }
+  // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
+  const bool dual = lp.dz_x.present();
+  const T* dz = at(lp.dz);
+  const T* dzc = at(lp.dzc);
+  const T* in = lo ? entry(slot(*lo, ch).hs, 1, Din) : (dual ? nullptr : c.x + s0 * B * Din);
+  if (T* G = c.grad_weights) {
+    const bool acc = c.accumulate_grad_weights || ch != n_chunks_ - 1;
+    const T beta = acc ? T(1) : T(0);
+    const int64_t rows = n * B;
+    if (!dual) {
+      DYNRNN_TRY(ex_.gemm(Din, GW, rows, T(1), {in, Din, true}, {dz, GW, false}, beta, G + l.kernel, GW));
+      if (l.is_gru) {
+        DYNRNN_TRY(ex_.gemm(Din, H, rows, T(1), {in, Din, true}, {dzc, H, false}, beta, G + l.cand_kernel, H));
+      }
+    }
+    DYNRNN_TRY(ex_.gemm(O, GW, rows, T(1), {S.hs, O, true}, {dz, GW, false}, beta, G + l.kernel + Din * GW, GW));
+    DYNRNN_TRY(ex_.column_sum(rows, GW, dz, acc, G + l.bias));
+    if (l.project) {
+      DYNRNN_TRY(ex_.gemm(H, O, rows, T(1), {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, G + l.projection, O));
+    }
+    if (l.peepholes) DYNRNN_TRY(ex_.column_sum(rows, 3 * H, at(lp.dpeep), acc, G + l.peephole));
+    if (l.is_gru) {
+      DYNRNN_TRY(ex_.gemm(H, H, rows, T(1), {S.rh, H, true}, {dzc, H, false}, beta, G + l.cand_kernel + Din * H, H));
+      DYNRNN_TRY(ex_.column_sum(rows, H, dzc, acc, G + l.cand_bias));
+    }
+  }
+  // Gradient of this chunk's inputs: the upstream of the layer below, or the caller's grad_inputs
+  // (layer 0 in step order; otherwise backward_layer0_inputs does it from dz_x after all chunks).
+  T* din = nullptr;
+  if (lo) {
+    // dy_in slot ch % 2 last held chunk ch + 2, which the layer below has finished with.
+    DYNRNN_TRY(ex_.wait(plan(*lo).ev_bwd_done));
+    din = at(lp.dy_in, ch);
+  } else if (!dual && c.grad_inputs) {
+    din = c.grad_inputs + s0 * B * Din;
+  }
+  if (din) {
+    DYNRNN_TRY(ex_.gemm(n * B, Din, GW, T(1), {dz, GW, false}, {c.weights + l.kernel, GW, true}, T(0), din, Din));
+    if (l.is_gru) {
+      DYNRNN_TRY(ex_.gemm(n * B, Din, H, T(1), {dzc, H, false}, {c.weights + l.cand_kernel, H, true}, T(1), din, Din));
+    }
+  }
+  return ex_.record(lp.ev_bwd_done);
+}
+
+template <typename T>
+Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l) {
+  const LayerPlan& lp = plan(l);
+  const int64_t B = p_.batch, D = l.in_width, GW = l.gate_width, H = l.units;
+  const bool bidirectional = m_.num_directions() == 2;
+  if (lp.dz_x.present()) {
+    const int64_t rows = time_major_ ? loop_bound_ * B : p_.max_time * B;
+    if (T* G = c.grad_weights) {
+      const T beta = c.accumulate_grad_weights ? T(1) : T(0);
+      DYNRNN_TRY(ex_.gemm(D, GW, rows, T(1), {c.x, D, true}, {at(lp.dz_x), GW, false}, beta, G + l.kernel, GW));
+      if (l.is_gru) {
+        DYNRNN_TRY(ex_.gemm(D, H, rows, T(1), {c.x, D, true}, {at(lp.dzc_x), H, false}, beta, G + l.cand_kernel, H));
+      }
+    }
+    if (c.grad_inputs) {
+      // Both directions add into grad_inputs: the backward stack after the forward one.
+      T beta = T(0);
+      if (l.direction == 1) {
+        DYNRNN_TRY(ex_.wait(p_.ev_grad_inputs));
+        beta = T(1);
+      }
+      DYNRNN_TRY(ex_.gemm(rows, D, GW, T(1), {at(lp.dz_x), GW, false}, {c.weights + l.kernel, GW, true}, beta,
+                          c.grad_inputs, D));
+      if (l.is_gru) {
+        DYNRNN_TRY(ex_.gemm(rows, D, H, T(1), {at(lp.dzc_x), H, false}, {c.weights + l.cand_kernel, H, true}, T(1),
+                            c.grad_inputs, D));
+      }
+    }
+  }
+  if (l.direction == 0 && bidirectional) DYNRNN_TRY(ex_.record(p_.ev_grad_inputs));
   return Status::ok();
 }
 
 template <typename T>
-Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel& l, const LayerPlan& lp, int64_t s,
-                                      cell::SeqView<const T> dy, T* dh_next, T* dh_prev) {
+Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s,
+                                      int64_t e, cell::SeqView<const T> dy, T* dh_next, T* dh_prev) {
+  const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
   const bool reverse = l.direction == 1;
   cell::StepMap map{c.seq_len, s, p_.max_time};
-  const T* hp = at(lp.hseq, s);
-  T* dz = at(lp.dz, s);
+  const T* hp = entry(slot.hs, e, O);
+  T* dz = entry(at(lp.dz), e, GW);
   cell::SeqView<T> dz_x;
   if (lp.dz_x.present()) dz_x = user_view(at(lp.dz_x), GW, reverse);
   const T* Kh = W + l.kernel + Din * GW;
@@ -263,13 +438,13 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.batch = B;
     k.cols = H;
     k.act = l.cell.activation;
-    k.zg = at(lp.z, s);
-    k.zc = at(lp.zc, s);
+    k.zg = entry(slot.z, e, GW);
+    k.zc = entry(slot.zc, e, H);
     k.h_prev = hp;
     k.dy = dy;
     k.dh_next = dh_next;
     k.dh_prev = dh_prev;
-    k.dzc = at(lp.dzc, s);
+    k.dzc = entry(at(lp.dzc), e, H);
     if (lp.dzc_x.present()) k.dzc_x = user_view(at(lp.dzc_x), H, reverse);
     k.dzg = dz;
     k.dzg_x = dz_x;
@@ -293,7 +468,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.batch = B;
     k.cols = H;
     k.act = l.cell.activation;
-    k.z = at(lp.z, s);
+    k.z = entry(slot.z, e, GW);
     k.dy = dy;
     k.dh_next = dh_next;
     k.dh_prev = dh_prev;
@@ -310,8 +485,8 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.has_cell_clip = l.cell.cell_clip.has_value();
     k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
     k.project = l.project;
-    k.z = at(lp.z, s);
-    k.c_prev = at(lp.cseq, s);
+    k.z = entry(slot.z, e, GW);
+    k.c_prev = entry(slot.cs, e, H);
     if (l.peepholes) {
       k.w_f = W + l.peephole;
       k.w_i = k.w_f + H;
@@ -320,7 +495,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.dc = at(lp.dc);
     k.dz = dz;
     k.dz_x = dz_x;
-    k.dpeep = at(lp.dpeep, s);
+    k.dpeep = entry(at(lp.dpeep), e, 3 * H);
     if (l.project) {
       cell::ProjBackwardParams<T> pk;
       pk.map = map;
@@ -328,11 +503,11 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
       pk.cols = O;
       pk.has_proj_clip = l.cell.proj_clip.has_value();
       pk.proj_clip = static_cast<T>(l.cell.proj_clip.value_or(0.0));
-      pk.m_p = at(lp.mp, s);
+      pk.m_p = entry(slot.mp, e, O);
       pk.dy = dy;
       pk.dh_next = dh_next;
       pk.dh_prev = dh_prev;
-      pk.dm_p = at(lp.dmp, s);
+      pk.dm_p = entry(at(lp.dmp), e, O);
       DYNRNN_TRY(ex_.pointwise(pk));
       T* dmraw = at(lp.dmraw);
       DYNRNN_TRY(ex_.gemm(B, H, O, T(1), {pk.dm_p, O, false}, {W + l.projection, O, true}, T(0), dmraw, H));

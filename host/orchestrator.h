@@ -1,7 +1,15 @@
-// host/orchestrator.h — one loop over directions x layers x steps that both executors run.
+// host/orchestrator.h — one schedule over directions x layers x chunks x steps that every executor
+// runs. Work is issued in an order in which every dependency points backwards (so an executor that
+// runs it in issue order is correct), and each cross-queue dependency is also fenced with an event
+// (so an executor that runs queues concurrently is correct too):
+//  * a layer's chunk c waits for chunk c of the layer below (forward) or above (backward): the
+//    layers of a stack run as a wavefront; the two directions of a bidirectional RNN are independent;
+//  * a ring slot is reused only after the layer above has read it and, with swap_memory, after its
+//    chunk reached the host; backward prefetches swapped chunks back ahead of use.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "host/executor.h"
 #include "host/model.h"
@@ -21,6 +29,7 @@ struct ForwardCall {
   T* final_state = nullptr;
   char* workspace = nullptr;
   char* reserve = nullptr;  ///< training forward only
+  T* host = nullptr;        ///< swap_memory: the executor's pinned host buffer (plan.host_bytes)
 };
 
 template <typename T>
@@ -38,6 +47,7 @@ struct BackwardCall {
   bool accumulate_grad_weights = false;
   char* workspace = nullptr;
   const char* reserve = nullptr;
+  T* host = nullptr;
 };
 
 /// Runs a planned call through an executor. The plan must come from make_plan for the same model,
@@ -51,11 +61,41 @@ class Orchestrator {
   Status backward(const BackwardCall<T>& c);
 
  private:
-  Status forward_step(const ForwardCall<T>& c, const LayerModel& l, const LayerPlan& lp, int64_t s,
-                      cell::SeqView<const T> gx, cell::SeqView<const T> gxc, cell::SeqView<T> y);
-  Status backward_step(const BackwardCall<T>& c, const LayerModel& l, const LayerPlan& lp, int64_t s,
-                       cell::SeqView<const T> dy, T* dh_next, T* dh_prev);
+  /// The fields of one chunk slot (null where absent).
+  struct Slot {
+    T* base;
+    T* hs;
+    T* cs;
+    T* z;
+    T* zc;
+    T* rh;
+    T* mraw;
+    T* mp;
+  };
 
+  Status forward_chunk(const ForwardCall<T>& c, const LayerModel& l, int64_t chunk);
+  Status forward_step(const ForwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
+                      cell::SeqView<const T> gx, cell::SeqView<const T> gxc, cell::SeqView<T> y);
+  Status backward_chunk(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk);
+  Status backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
+                       cell::SeqView<const T> dy, T* dh_next, T* dh_prev);
+  Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
+
+  Slot slot(const LayerModel& l, int64_t chunk) const;
+  /// Entry e of a per-step slot field of the given width.
+  T* entry(T* field, int64_t e, int64_t width) const { return field ? field + e * p_.batch * width : nullptr; }
+  const LayerPlan& plan(const LayerModel& l) const { return p_.dirs[l.direction][l.layer]; }
+  const LayerModel* above(const LayerModel& l) const {
+    const auto& layers = m_.dirs[l.direction];
+    return l.layer + 1 < static_cast<int>(layers.size()) ? &layers[l.layer + 1] : nullptr;
+  }
+  const LayerModel* below(const LayerModel& l) const {
+    return l.layer > 0 ? &m_.dirs[l.direction][l.layer - 1] : nullptr;
+  }
+  /// Pinned-host copy of chunk c of a layer (swap_memory).
+  T* host_chunk(const LayerModel& l, T* host, int64_t chunk) const {
+    return host + plan(l).host_offset / sizeof(T) + chunk * plan(l).slot.elems;
+  }
   /// Slice s of a planned region.
   T* at(const Region& r, int64_t s = 0) const {
     if (!r.present()) return nullptr;
@@ -65,13 +105,14 @@ class Orchestrator {
   /// A [T, B, width] (time_major) or [B, T, width] caller buffer.
   template <typename U>
   cell::SeqView<U> user_view(U* data, int64_t width, bool reverse) const {
-    if (time_major_) return {data, p_.batch * width, width, reverse};
-    return {data, width, p_.max_time * width, reverse};
+    if (!data) return {};
+    if (time_major_) return {data, p_.batch * width, width, reverse, 0};
+    return {data, width, p_.max_time * width, reverse, 0};
   }
-  /// An internal [T, B, width] buffer in step order.
+  /// A chunk buffer [n, B, width] holding steps first_step .. first_step + n - 1.
   template <typename U>
-  cell::SeqView<U> step_view(U* data, int64_t width) const {
-    return {data, p_.batch * width, width, false};
+  cell::SeqView<U> chunk_view(U* data, int64_t width, int64_t first_step) const {
+    return {data, p_.batch * width, width, false, first_step};
   }
 
   const Model& m_;
@@ -80,6 +121,9 @@ class Orchestrator {
   char* workspace_ = nullptr;
   char* reserve_ = nullptr;
   bool time_major_ = false;
+  int64_t loop_bound_ = 0;
+  int64_t n_chunks_ = 0;          ///< chunks this call runs
+  std::vector<int> dh_cur_[2];    ///< backward: which dh slot holds the running gradient, per layer
 };
 
 extern template class Orchestrator<float>;

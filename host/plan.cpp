@@ -11,8 +11,7 @@ namespace {
 /// Hands out aligned byte ranges from a running offset, remembering any overflow.
 class Carver {
  public:
-  Carver(size_t start, size_t elem_bytes, bool in_reserve)
-      : end_(start), elem_bytes_(elem_bytes), in_reserve_(in_reserve) {}
+  Carver(size_t elem_bytes, bool in_reserve) : elem_bytes_(elem_bytes), in_reserve_(in_reserve) {}
 
   Region take(int64_t slots, int64_t slot_elems) {
     Region r;
@@ -34,11 +33,36 @@ class Carver {
   bool overflow() const { return overflow_; }
 
  private:
-  size_t end_;
+  size_t end_ = 0;
   size_t elem_bytes_;
   bool in_reserve_;
   bool overflow_ = false;
 };
+
+/// Lays out one chunk slot; false on overflow.
+bool layout_slot(const LayerModel& l, int64_t K, int64_t B, bool training, size_t elem_bytes, ChunkSlot* slot) {
+  const int64_t align = static_cast<int64_t>(kAlignment / elem_bytes);
+  int64_t end = 0;
+  bool ok = true;
+  auto field = [&](bool present, int64_t entries, int64_t width) -> int64_t {
+    if (!present) return -1;
+    int64_t n = 0;
+    const int64_t at = end;
+    ok = ok && checked_product({entries, B, width}, &n) && n < (int64_t(1) << 58);
+    if (ok) end += (n + align - 1) / align * align;
+    return at;
+  };
+  slot->hs = field(true, K + 1, l.out_width);
+  slot->cs = field(l.is_lstm, K + 1, l.units);
+  // Inference keeps only what the next stage of the same step reads.
+  slot->z = field(training || l.is_gru, K, l.gate_width);
+  slot->zc = field(training && l.is_gru, K, l.units);
+  slot->rh = field(l.is_gru, K, l.units);
+  slot->mraw = field(l.project, K, l.units);
+  slot->mp = field(l.project, K, l.out_width);
+  slot->elems = end;
+  return ok;
+}
 
 }  // namespace
 
@@ -53,102 +77,108 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
     return Status(StatusCode::kInvalidValue,
                   "max_time * batch overflows 64 bits: " + std::to_string(T) + " * " + std::to_string(B));
   }
-  Carver reserve(0, eb, true);
-  Carver fwd_ws(0, eb, false);
-  Carver bwd_ws(0, eb, false);
-  bool overflow = false;
+  const int64_t K = std::max<int64_t>(1, std::min<int64_t>(model.spec.parallel_iterations, std::max<int64_t>(T, 1)));
+  p.chunk = K;
+  p.chunks = (T + K - 1) / K;
+  const Status overflow(StatusCode::kInvalidValue, "buffer sizes for max_time = " + std::to_string(T) +
+                                                       ", batch = " + std::to_string(B) + " overflow 64 bits");
+
+  // Chunk slots first: their size decides the ring.
+  int64_t all_slot_bytes = 0;
   for (int d = 0; d < model.num_directions(); ++d) {
-    const std::vector<LayerModel>& layers = model.dirs[d];
-    const int top = static_cast<int>(layers.size()) - 1;
-    int64_t max_inner_out = 0, max_inner_in = 0;
-    for (const LayerModel& l : layers) {
-      if (l.layer < top) max_inner_out = std::max(max_inner_out, l.out_width);
-      if (l.layer > 0) max_inner_in = std::max(max_inner_in, l.in_width);
-    }
-    // Forward state that persists per layer: in the reserve (all steps) when training.
-    Carver& keep = training ? reserve : fwd_ws;
-    const int64_t seq_slots = training ? T + 1 : 2;
-    const int64_t step_slots = training ? T : 1;
-    if (!training) {
-      p.y_inference[d][0] = fwd_ws.take(top > 0 ? 1 : 0, TB * max_inner_out);
-      p.y_inference[d][1] = fwd_ws.take(top > 1 ? 1 : 0, TB * max_inner_out);
-    }
-    p.dirs[d].resize(layers.size());
-    for (const LayerModel& l : layers) {
-      LayerPlan& lp = p.dirs[d][l.layer];
-      const int64_t H = l.units;
-      lp.hseq = keep.take(seq_slots, B * l.out_width);
-      if (l.is_lstm) lp.cseq = keep.take(seq_slots, B * H);
-      if (training || l.is_gru) lp.z = keep.take(l.is_gru ? step_slots : (training ? T : 0), B * l.gate_width);
-      if (l.is_gru) {
-        lp.zc = keep.take(training ? T : 0, B * H);
-        lp.rh = keep.take(step_slots, B * H);
+    p.dirs[d].resize(model.dirs[d].size());
+    for (const LayerModel& l : model.dirs[d]) {
+      ChunkSlot& slot = p.dirs[d][l.layer].slot;
+      int64_t bytes = 0;
+      if (!layout_slot(l, K, B, training, eb, &slot) || !checked_mul(slot.elems, static_cast<int64_t>(eb), &bytes) ||
+          !checked_add(all_slot_bytes, bytes, &all_slot_bytes)) {
+        return overflow;
       }
+    }
+  }
+  if (!training) {
+    p.ring = std::min<int64_t>(2, p.chunks);
+  } else if (!model.spec.swap_memory) {
+    p.ring = p.chunks;
+  } else {
+    const size_t budget = model.spec.activation_memory_budget;
+    int64_t ring = budget == 0 || all_slot_bytes == 0 ? 2 : static_cast<int64_t>(budget / static_cast<size_t>(all_slot_bytes));
+    if (ring < 2 && p.chunks > 1) {
+      return Status(StatusCode::kInvalidValue,
+                    "spec.activation_memory_budget is " + std::to_string(budget) +
+                        " bytes; swap_memory needs at least two chunks on the device (" +
+                        std::to_string(2 * all_slot_bytes) + " bytes for max_time = " + std::to_string(T) +
+                        ", batch = " + std::to_string(B) + ", parallel_iterations = " + std::to_string(K) +
+                        "): raise the budget or lower parallel_iterations");
+    }
+    p.ring = std::min(ring, p.chunks);
+    p.swap = p.ring < p.chunks;
+  }
+
+  Carver reserve(eb, true), fwd_ws(eb, false), bwd_ws(eb, false);
+  Carver& keep = training ? reserve : fwd_ws;
+  int64_t host = 0;
+  int next_event = 0;
+  int layer_index = 0;
+  for (int d = 0; d < model.num_directions(); ++d) {
+    for (const LayerModel& l : model.dirs[d]) {
+      LayerPlan& lp = p.dirs[d][l.layer];
+      const int64_t H = l.units, GW = l.gate_width, O = l.out_width;
+      lp.queue = 1 + layer_index++;
+      lp.ev_fwd_done = next_event++;
+      lp.ev_fwd_read = next_event++;
+      lp.ev_bwd_done = next_event++;
+      lp.ring = keep.take(p.ring, lp.slot.elems);
+      const size_t slot_bytes = static_cast<size_t>(lp.slot.elems) * eb;
+      if (p.swap) {
+        lp.ev_saved = next_event;
+        next_event += static_cast<int>(p.ring);
+        lp.ev_loaded = next_event;
+        next_event += static_cast<int>(p.ring);
+        lp.host_offset = static_cast<size_t>(host);
+        int64_t layer_host = 0;
+        if (!checked_mul(p.chunks - p.ring, static_cast<int64_t>(slot_bytes), &layer_host) ||
+            !checked_add(host, layer_host, &host)) {
+          return overflow;
+        }
+      }
+
+      const int64_t in_rows = l.layer == 0 ? TB : K * B;
+      lp.gx = fwd_ws.take(1, in_rows * GW);
+      lp.gh = fwd_ws.take(1, B * GW);
+      if (l.is_gru) {
+        lp.gxc = fwd_ws.take(1, in_rows * H);
+        lp.ghc = fwd_ws.take(1, B * H);
+      }
+      if (!training) continue;
+      lp.dz = bwd_ws.take(1, K * B * GW);
+      if (l.is_gru) lp.dzc = bwd_ws.take(1, K * B * H);
+      // Layer 0 reads x at the caller's positions; when they differ from step order (batch-major, or
+      // the reversed direction), the cell also writes its gradients there for dW_x and dx.
+      if (l.layer == 0 && (!model.spec.time_major || d == 1)) {
+        lp.dz_x = bwd_ws.take(1, TB * GW);
+        if (l.is_gru) lp.dzc_x = bwd_ws.take(1, TB * H);
+      }
+      lp.dh = bwd_ws.take(2, B * O);
+      if (l.is_lstm) lp.dc = bwd_ws.take(1, B * H);
+      if (l.is_gru) lp.drh = bwd_ws.take(1, B * H);
       if (l.project) {
-        lp.mraw = keep.take(step_slots, B * H);
-        lp.mp = keep.take(step_slots, B * l.out_width);
+        lp.dmp = bwd_ws.take(1, K * B * O);
+        lp.dmraw = bwd_ws.take(1, B * H);
       }
-      if (training && l.layer < top) lp.y = reserve.take(1, TB * l.out_width);
-      if (!training && l.layer < top) lp.y = p.y_inference[d][l.layer % 2];
+      if (l.peepholes) lp.dpeep = bwd_ws.take(1, K * B * 3 * H);
+      if (l.layer > 0) lp.dy_in = bwd_ws.take(2, K * B * l.in_width);
     }
-    // Scratch reused by consecutive layers of one direction: each layer starts at the same base.
-    const size_t fwd_base = fwd_ws.end();
-    size_t fwd_end = fwd_base;
-    for (const LayerModel& l : layers) {
-      LayerPlan& lp = p.dirs[d][l.layer];
-      Carver c(fwd_base, eb, false);
-      lp.gx = c.take(1, TB * l.gate_width);
-      lp.gh = c.take(1, B * l.gate_width);
-      if (l.is_gru) {
-        lp.gxc = c.take(1, TB * l.units);
-        lp.ghc = c.take(1, B * l.units);
-      }
-      overflow |= c.overflow();
-      fwd_end = std::max(fwd_end, c.end());
-    }
-    overflow |= fwd_ws.overflow();
-    fwd_ws = Carver(fwd_end, eb, false);
-    if (training) {
-      p.dy[d][0] = bwd_ws.take(top > 0 ? 1 : 0, TB * max_inner_in);
-      p.dy[d][1] = bwd_ws.take(top > 1 ? 1 : 0, TB * max_inner_in);
-      const size_t bwd_base = bwd_ws.end();
-      size_t bwd_end = bwd_base;
-      for (const LayerModel& l : layers) {
-        LayerPlan& lp = p.dirs[d][l.layer];
-        const int64_t H = l.units;
-        Carver c(bwd_base, eb, false);
-        lp.dz = c.take(T, B * l.gate_width);
-        if (l.is_gru) lp.dzc = c.take(T, B * H);
-        // Layer 0 reads x at the caller's positions; when they differ from step order (batch-major,
-        // or the reversed direction), the cell also writes its gradients there for dW_x and dx.
-        const bool dual = l.layer == 0 && (!model.spec.time_major || d == 1);
-        if (dual) {
-          lp.dz_x = c.take(1, TB * l.gate_width);
-          if (l.is_gru) lp.dzc_x = c.take(1, TB * H);
-        }
-        lp.dh = c.take(2, B * l.out_width);
-        if (l.is_lstm) lp.dc = c.take(1, B * H);
-        if (l.is_gru) lp.drh = c.take(1, B * H);
-        if (l.project) {
-          lp.dmp = c.take(T, B * l.out_width);
-          lp.dmraw = c.take(1, B * H);
-        }
-        if (l.peepholes) lp.dpeep = c.take(T, B * 3 * H);
-        overflow |= c.overflow();
-        bwd_end = std::max(bwd_end, c.end());
-      }
-      overflow |= bwd_ws.overflow();
-      bwd_ws = Carver(bwd_end, eb, false);
-    }
-    overflow |= reserve.overflow() || fwd_ws.overflow() || bwd_ws.overflow();
   }
-  if (overflow) {
-    return Status(StatusCode::kInvalidValue, "workspace size for max_time = " + std::to_string(T) +
-                                                 ", batch = " + std::to_string(B) + " overflows 64 bits");
-  }
+  if (reserve.overflow() || fwd_ws.overflow() || bwd_ws.overflow()) return overflow;
+  p.ev_grad_inputs = next_event++;
+  p.events = next_event;
+  p.queues = 1 + layer_index + (p.swap ? 1 : 0);
+  p.copy_queue = p.swap ? p.queues - 1 : 0;
   p.reserve_bytes = training ? reserve.end() : 0;
   p.forward_workspace_bytes = fwd_ws.end();
   p.backward_workspace_bytes = bwd_ws.end();
+  p.host_bytes = static_cast<size_t>(host);
   *out = std::move(p);
   return Status::ok();
 }

@@ -1,4 +1,11 @@
-// host/plan.h — the workspace and reserve layout of one call shape (T, B): byte offsets, no allocation.
+// host/plan.h — the schedule and buffer layout of one call shape (T, B): chunking, queues, events,
+// byte offsets. Arithmetic only; nothing is allocated.
+//
+// Each layer runs its steps in chunks of K = parallel_iterations steps. Everything a chunk produces
+// that later work reads (the states before and after each step, saved pre-activations) lives in
+// one "chunk slot"; a layer owns a ring of R slots (chunk c uses slot c % R). Without swap_memory a
+// training forward keeps every chunk (R = number of chunks); inference keeps two; with swap_memory
+// the ring holds R chunks on the device and older chunks go to pinned host memory.
 #pragma once
 
 #include <cstddef>
@@ -9,9 +16,7 @@
 
 namespace dynrnn {
 
-/// A buffer carved from the workspace or the reserve, holding `slots` step slices of `slot_elems`
-/// elements each. slice(s) = base + (s % slots) * slot_elems: slots = T (+1) keeps every step,
-/// slots = 2 ping-pongs, slots = 1 reuses one slice.
+/// A buffer carved from the workspace or the reserve: `slots` slices of `slot_elems` elements.
 struct Region {
   bool in_reserve = false;
   size_t offset = 0;  ///< bytes
@@ -21,52 +26,81 @@ struct Region {
   bool present() const { return slots > 0; }
 };
 
-/// Buffers of one layer of one direction. Forward: state sequences, saved activations, input
-/// projections; backward: pre-activation gradients and running state gradients.
+/// Element offsets of the fields of one chunk slot (-1: absent). Entry e of a field with per-step
+/// entries starts at offset + e * B * width.
+struct ChunkSlot {
+  int64_t hs = -1;    ///< K + 1 entries [B, O]: h before the chunk's first step, then after each step
+  int64_t cs = -1;    ///< K + 1 entries [B, H]: LSTM c, likewise
+  int64_t z = -1;     ///< K entries [B, gate_width]: pre-activations (LSTM 4H, RNN H, GRU gates 2H)
+  int64_t zc = -1;    ///< K entries [B, H]: GRU candidate pre-activation (training)
+  int64_t rh = -1;    ///< K entries [B, H]: GRU r * h
+  int64_t mraw = -1;  ///< K entries [B, H]: LSTM projection input
+  int64_t mp = -1;    ///< K entries [B, P]: LSTM projection output before proj_clip
+  int64_t elems = 0;  ///< slot size (elements, a multiple of the alignment)
+};
+
 struct LayerPlan {
-  // forward (reserve when training, else workspace)
-  Region hseq, cseq;           ///< states before step s (slice s) and after it (slice s + 1)
-  Region z;                    ///< pre-activations (LSTM 4H, RNN H, GRU gates 2H)
-  Region zc;                   ///< GRU candidate pre-activation
-  Region rh;                   ///< GRU r*h
-  Region mraw, mp;             ///< LSTM projection input and output (before proj_clip)
-  Region y;                    ///< output of a layer below the top (training: kept for backward)
-  // forward workspace
-  Region gx, gxc;              ///< input projections of all steps (gates; GRU candidate)
-  Region gh, ghc;              ///< recurrent GEMM results of one step
-  // backward workspace
-  Region dz, dzc;              ///< pre-activation gradients in step order
-  Region dz_x, dzc_x;          ///< the same at the input's positions (layer 0 when they differ)
-  Region dh;                   ///< 2 slots: running gradient of h, ping-pong
-  Region dc;                   ///< running gradient of c
-  Region drh;                  ///< GRU gradient of r*h
-  Region dmp, dmraw;           ///< LSTM projection gradients
-  Region dpeep;                ///< per-row peephole gradient contributions
+  int queue = 0;             ///< executor queue of this layer
+  int ev_fwd_done = -1;      ///< recorded when a forward chunk is complete
+  int ev_fwd_read = -1;      ///< recorded when the layer has read its input chunk (the slot below is free)
+  int ev_bwd_done = -1;      ///< recorded when a backward chunk is complete
+  int ev_saved = -1;         ///< swap: + slot, recorded when the slot's chunk is on the host
+  int ev_loaded = -1;        ///< swap: + slot, recorded when the slot's chunk is back on the device
+
+  ChunkSlot slot;
+  Region ring;               ///< R slots of slot.elems (reserve when training, else workspace)
+  size_t host_offset = 0;    ///< swap: bytes into the host buffer of chunk 0 (chunk c at + c * slot bytes)
+
+  // Forward scratch (workspace). Layer 0 projects its whole input up front (its rows are the
+  // caller's, interleaved over time when batch-major); layers above project one chunk at a time.
+  Region gx, gxc;            ///< input projections (gates; GRU candidate)
+  Region gh, ghc;            ///< recurrent GEMM results of one step
+  // Backward scratch (workspace).
+  Region dz, dzc;            ///< pre-activation gradients of one chunk, step order
+  Region dz_x, dzc_x;        ///< layer 0 when its input positions differ from step order: all steps
+  Region dh;                 ///< 2 slots: running gradient of h, ping-pong
+  Region dc;                 ///< running gradient of c
+  Region drh;                ///< GRU gradient of r * h
+  Region dmp, dmraw;         ///< LSTM projection gradients (dmp: one chunk)
+  Region dpeep;              ///< per-row peephole gradient contributions of one chunk
+  Region dy_in;              ///< layers > 0: 2 chunk slots of the gradient of this layer's input
 };
 
 struct Plan {
   int64_t max_time = 0;
   int64_t batch = 0;
   bool training = false;
+  int64_t chunk = 1;          ///< K, steps per chunk
+  int64_t chunks = 0;         ///< ceil(T / K)
+  int64_t ring = 0;           ///< R, chunk slots per layer on the device
+  bool swap = false;          ///< chunks older than the ring go to the host
   std::vector<LayerPlan> dirs[2];
-  Region y_inference[2][2];    ///< per direction: ping-pong outputs of inner layers (inference)
-  Region dy[2][2];             ///< per direction: ping-pong gradients of inner layers' outputs (backward)
+  int queues = 1;             ///< 0 = the caller's stream, then one per layer, then the copy queue
+  int copy_queue = 0;
+  int events = 0;
+  int ev_grad_inputs = -1;    ///< bidirectional: the forward stack's input gradient is complete
   size_t forward_workspace_bytes = 0;
   size_t backward_workspace_bytes = 0;
   size_t reserve_bytes = 0;
+  size_t host_bytes = 0;
 
   /// Workspace bytes of a call: forward inference, or max(forward, backward) for training.
   size_t workspace_bytes() const {
     return training && backward_workspace_bytes > forward_workspace_bytes ? backward_workspace_bytes
                                                                           : forward_workspace_bytes;
   }
+  /// Number of chunks a call runs when it stops after `steps` steps.
+  int64_t chunks_for(int64_t steps) const { return (steps + chunk - 1) / chunk; }
+  /// Whether chunk c of a call with n_chunks chunks stays on the device (never swapped out).
+  bool resident(int64_t c, int64_t n_chunks) const { return !swap || c >= n_chunks - ring; }
 };
 
 /// Every buffer is aligned to this many bytes.
 constexpr size_t kAlignment = 256;
 
-/// Lays out buffers for (max_time, batch). Fails with a message naming the sizes when a byte count
-/// does not fit in 64 bits.
+/// Lays out (max_time, batch) for a forward (training or inference) and the backward that follows.
+/// Fails with a message naming the sizes when a byte count does not fit in 64 bits, or when the
+/// activation memory budget cannot hold two chunks.
 Status make_plan(const Model& model, int64_t max_time, int64_t batch, bool training, Plan* plan);
 
 }  // namespace dynrnn

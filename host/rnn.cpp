@@ -5,25 +5,11 @@
 #include "host/model.h"
 #include "host/orchestrator.h"
 #include "host/plan.h"
+#include "host/rnn_impl.h"
 #include "host/status_macros.h"
 #include "host/validate.h"
 
 namespace dynrnn {
-
-struct Rnn::Impl {
-  Model model;
-  Backend backend = Backend::kCpu;
-  std::unique_ptr<Executor<float>> ex32;
-  std::unique_ptr<Executor<double>> ex64;
-
-  template <typename T>
-  Executor<T>& executor();
-
-  template <typename T>
-  Status run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
-  template <typename T>
-  Status run_backward(const BackwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
-};
 
 template <>
 Executor<float>& Rnn::Impl::executor<float>() {
@@ -49,7 +35,8 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
   Executor<T>& ex = executor<T>();
-  DYNRNN_TRY(ex.begin(stream));
+  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(plan.host_bytes, &c.host));
+  DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Status st = Orchestrator<T>(model, plan, ex).forward(c);
   Status end = ex.end();
   return st ? end : st;
@@ -73,7 +60,8 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
   Executor<T>& ex = executor<T>();
-  DYNRNN_TRY(ex.begin(stream));
+  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(plan.host_bytes, &c.host));
+  DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Status st = Orchestrator<T>(model, plan, ex).backward(c);
   Status end = ex.end();
   return st ? end : st;
@@ -144,6 +132,18 @@ Status Rnn::get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) con
   Plan p;
   DYNRNN_TRY(make_plan(impl_->model, max_time, batch, true, &p));
   *bytes = p.reserve_bytes;
+  return Status::ok();
+}
+
+Status Rnn::get_host_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
+  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null");
+  if (max_time < 0 || batch < 0) {
+    return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
+                                                 std::to_string(batch) + "; expected both >= 0");
+  }
+  Plan p;
+  DYNRNN_TRY(make_plan(impl_->model, max_time, batch, true, &p));
+  *bytes = p.host_bytes;
   return Status::ok();
 }
 

@@ -73,11 +73,13 @@ void compare_params(const std::string& what, const std::vector<ref::Params>& got
 
 /// Runs one problem through the library in dtype T and compares everything with the reference.
 template <typename T>
-void check_problem(const ref::Problem& p, const ref::Upstream& up, double tol) {
-  const std::string ctx = describe(p);
+void check_problem(const ref::Problem& p, const ref::Upstream& up, double tol,
+                   const testing_support::LibraryOptions& opt = {}) {
+  const std::string ctx = describe(p) + " parallel_iterations=" + std::to_string(opt.parallel_iterations) +
+                          (opt.swap_memory ? " swap_memory" : "");
   const ref::Forward want = ref::forward(p);
   const ref::Gradients want_g = ref::backward(p, up);
-  const testing_support::LibraryRun got = testing_support::run_library<T>(p, &up);
+  const testing_support::LibraryRun got = testing_support::run_library<T>(p, &up, opt);
   expect_close("out_fw", got.forward.out_fw, want.out_fw, tol, ctx);
   expect_close("out_bw", got.forward.out_bw, want.out_bw, tol, ctx);
   compare_named("final_state", got.forward.final_state, want.final_state, tol, ctx);
@@ -117,6 +119,24 @@ TEST(CpuVsReference, Float64RandomConfigurations) {
     const ref::Upstream up = testing_support::random_upstream(p, rng);
     SCOPED_TRACE("configuration " + std::to_string(i));
     check_problem<double>(p, up, 1e-11);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Chunked schedules (parallel_iterations below T: layer wavefront, per-chunk projections and
+// weight-gradient GEMMs) and swap_memory with the smallest ring give the reference's results too.
+TEST(CpuVsReference, Float64ChunkedAndSwappedSchedules) {
+  std::mt19937_64 rng(99);
+  testing_support::ProblemOptions opt;
+  opt.max_time = 9;
+  for (int i = 0; i < 120; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, opt);
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    testing_support::LibraryOptions lib;
+    lib.parallel_iterations = 1 + static_cast<int>(rng() % 4);
+    lib.swap_memory = rng() % 2 == 0;
+    SCOPED_TRACE("configuration " + std::to_string(i));
+    check_problem<double>(p, up, 1e-11, lib);
     if (HasFatalFailure()) return;
   }
 }

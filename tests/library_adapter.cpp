@@ -63,13 +63,16 @@ ref::Named unpack_state(const dynrnn::Rnn& rnn, const std::vector<double>& flat,
 
 }  // namespace
 
-dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype) {
+dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype, const LibraryOptions& opt) {
   dynrnn::RnnSpec spec;
   for (const ref::Cell& c : p.fw) spec.cells_fw.push_back(to_spec(c));
   for (const ref::Cell& c : p.bw) spec.cells_bw.push_back(to_spec(c));
   spec.input_size = p.D;
   spec.dtype = dtype;
   spec.time_major = p.time_major;
+  spec.parallel_iterations = opt.parallel_iterations;
+  spec.swap_memory = opt.swap_memory;
+  spec.activation_memory_budget = opt.activation_memory_budget;
   return spec;
 }
 
@@ -90,18 +93,20 @@ std::vector<double> flat_weights(const dynrnn::Rnn& rnn, const ref::Problem& p) 
 }
 
 template <typename T>
-LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream) {
+LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, const LibraryOptions& opt,
+                       const std::function<void(dynrnn::Rnn&)>& prepare) {
   LibraryRun run;
   const dynrnn::DataType dtype = sizeof(T) == 4 ? dynrnn::DataType::kFloat32 : dynrnn::DataType::kFloat64;
   std::unique_ptr<dynrnn::Rnn> rnn;
-  dynrnn::Status st = dynrnn::Rnn::create(spec_from_problem(p, dtype), dynrnn::Backend::kCpu, &rnn);
+  dynrnn::Status st = dynrnn::Rnn::create(spec_from_problem(p, dtype, opt), dynrnn::Backend::kCpu, &rnn);
   if (!st) {
     ADD_FAILURE() << st.to_string();
     return run;
   }
+  if (prepare) prepare(*rnn);
   const int64_t T_ = p.T, B = p.B, D = p.D;
   size_t ws_bytes = 0, rs_bytes = 0;
-  EXPECT_TRUE(rnn->get_workspace_size(T_, B, true, &ws_bytes).is_ok());
+  EXPECT_TRUE(rnn->get_workspace_size(T_, B, !opt.inference, &ws_bytes).is_ok());
   EXPECT_TRUE(rnn->get_reserve_size(T_, B, &rs_bytes).is_ok());
   std::vector<char> workspace(ws_bytes), reserve(rs_bytes);
   std::vector<T> x = cast<T>(p.x);
@@ -128,8 +133,8 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream) {
   fa.final_state = final_state.data();
   fa.workspace = workspace.data();
   fa.workspace_bytes = ws_bytes;
-  fa.reserve = reserve.data();
-  fa.reserve_bytes = rs_bytes;
+  fa.reserve = opt.inference ? nullptr : reserve.data();
+  fa.reserve_bytes = opt.inference ? 0 : rs_bytes;
   st = rnn->forward(fa);
   if (!st) {
     ADD_FAILURE() << "forward: " << st.to_string();
@@ -138,7 +143,7 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream) {
   run.forward.out_fw = widen(out_fw);
   if (bi) run.forward.out_bw = widen(out_bw);
   run.forward.final_state = unpack_state(*rnn, widen(final_state), B);
-  if (!upstream) return run;
+  if (!upstream || opt.inference) return run;
 
   std::vector<T> dout_fw = cast<T>(upstream->dout_fw), dout_bw = cast<T>(upstream->dout_bw);
   std::vector<T> dfinal = cast<T>(pack_state(*rnn, upstream->dfinal, B));
@@ -177,8 +182,10 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream) {
   return run;
 }
 
-template LibraryRun run_library<float>(const ref::Problem&, const ref::Upstream*);
-template LibraryRun run_library<double>(const ref::Problem&, const ref::Upstream*);
+template LibraryRun run_library<float>(const ref::Problem&, const ref::Upstream*, const LibraryOptions&,
+                                       const std::function<void(dynrnn::Rnn&)>&);
+template LibraryRun run_library<double>(const ref::Problem&, const ref::Upstream*, const LibraryOptions&,
+                                        const std::function<void(dynrnn::Rnn&)>&);
 
 double rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor) {
   if (a.size() != b.size()) return INFINITY;

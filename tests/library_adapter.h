@@ -2,6 +2,7 @@
 // the library with the float64 reference (or TensorFlow's values) on the same problem.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "dynrnn/rnn.h"
@@ -9,8 +10,17 @@
 
 namespace testing_support {
 
+/// Library knobs that do not change the results beyond rounding (parallel_iterations) or at all
+/// (swap_memory).
+struct LibraryOptions {
+  int parallel_iterations = 32;
+  bool swap_memory = false;
+  size_t activation_memory_budget = 0;
+  bool inference = false;  ///< forward without a reserve (and no backward)
+};
+
 /// The RnnSpec that describes the problem's cells and layout.
-dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype);
+dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype, const LibraryOptions& opt = {});
 
 /// The flat weight buffer (in the handle's parameter table order) holding the problem's weights.
 std::vector<double> flat_weights(const dynrnn::Rnn& rnn, const ref::Problem& p);
@@ -20,10 +30,12 @@ struct LibraryRun {
   ref::Gradients gradients;  ///< empty unless backward ran
 };
 
-/// Forward (training) then, if `upstream` is given, backward, in dtype T on `backend` = kCpu.
+/// Forward (training) then, if `upstream` is given, backward, in dtype T on the CPU backend.
+/// `prepare`, if given, may adjust the handle first (tests swap in instrumented executors).
 /// Fails the current test (and returns what it has) on any non-OK status.
 template <typename T>
-LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream);
+LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, const LibraryOptions& opt = {},
+                       const std::function<void(dynrnn::Rnn&)>& prepare = {});
 
 /// Relative error ||a - b|| / max(||b||, floor) of two equally long vectors.
 double rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor = 1e-30);

@@ -76,15 +76,17 @@ struct StepMap {
 };
 
 /// A [T, B, width] or [B, T, width] sequence, addressed by (time, row) through element strides.
+/// A view of a chunk of steps starting at time t_offset holds only those steps.
 template <typename T>
 struct SeqView {
-  T* data = nullptr;
+  T* data = nullptr;  ///< null: nothing to read (zeros) or write
   int64_t stride_t = 0;
   int64_t stride_b = 0;
   bool reverse = false;
+  int64_t t_offset = 0;
 
   DYNRNN_HD T* at(const StepMap& m, int64_t b) const {
-    return data + m.time(b, reverse) * stride_t + b * stride_b;
+    return data + (m.time(b, reverse) - t_offset) * stride_t + b * stride_b;
   }
 };
 
@@ -101,7 +103,7 @@ struct RnnForwardParams {
   const T* bias = nullptr;      ///< [H]
   const T* h_prev = nullptr;    ///< [B, H]
   T* h_out = nullptr;           ///< [B, H]
-  SeqView<T> y;                 ///< outputs, width H
+  SeqView<T> y;                 ///< outputs, width H (null below the top layer)
   T* z_save = nullptr;          ///< [B, H] pre-activation (training) or null
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
@@ -111,7 +113,7 @@ struct RnnForwardParams {
     T h = activate(act, z);
     bool v = map.valid(b);
     h_out[i] = v ? h : h_prev[i];
-    y.at(map, b)[j] = v ? h : T(0);
+    if (y.data) y.at(map, b)[j] = v ? h : T(0);
   }
 };
 
@@ -221,7 +223,7 @@ struct LstmForwardParams {
       m_raw[i] = m;
     } else {
       h_out[i] = v ? m : h_prev[i];
-      y.at(map, b)[j] = v ? m : T(0);
+      if (y.data) y.at(map, b)[j] = v ? m : T(0);
     }
   }
 };
@@ -322,7 +324,7 @@ struct ProjForwardParams {
     T m = has_proj_clip ? clip(m_p[i], proj_clip) : m_p[i];
     bool v = map.valid(b);
     h_out[i] = v ? m : h_prev[i];
-    y.at(map, b)[k] = v ? m : T(0);
+    if (y.data) y.at(map, b)[k] = v ? m : T(0);
   }
 };
 
@@ -404,7 +406,7 @@ struct GruCandidateForwardParams {
     T h = u * hp + (T(1) - u) * c;
     bool v = map.valid(b);
     h_out[i] = v ? h : hp;
-    y.at(map, b)[j] = v ? h : T(0);
+    if (y.data) y.at(map, b)[j] = v ? h : T(0);
   }
 };
 

@@ -129,8 +129,11 @@ class Rnn {
 
   /// Bytes of scratch that forward (training or not) or backward needs for max_time T and batch B.
   Status get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const;
-  /// Bytes of the reserve that a training forward fills and backward reads.
+  /// Bytes of the (device) reserve that a training forward fills and backward reads.
   Status get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const;
+  /// Bytes of pinned host memory that swap_memory uses for this shape (0 without swap_memory). The
+  /// handle allocates it on the first training call that needs more than it holds and keeps it.
+  Status get_host_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const;
 
   /// Runs the RNN. Never synchronizes the host with the device and never allocates.
   Status forward(const ForwardArgs& args, Stream stream = nullptr);
@@ -140,6 +143,7 @@ class Rnn {
   struct Impl;
 
  private:
+  friend struct RnnTestAccess;
   explicit Rnn(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

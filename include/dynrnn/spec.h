@@ -81,8 +81,19 @@ struct RnnSpec {
   int64_t input_size = 0;           ///< D, the depth of `inputs`, > 0
   DataType dtype = DataType::kFloat32;
   bool time_major = false;          ///< false: inputs/outputs [B, T, ...]; true: [T, B, ...]
-  int parallel_iterations = 32;     ///< TF's knob; 0 means 32 as in TF, negative is an error
-  bool swap_memory = false;         ///< accepted; numerically neutral (host offload is planned work)
+  /// Steps per chunk (TF's knob; 0 means 32 as in TF, negative is an error). dynrnn runs each layer
+  /// in chunks of this many steps: inputs of upper layers are projected, and weight and input
+  /// gradients are formed, with one GEMM per chunk; the layers of a stack run as a wavefront of
+  /// chunks; saved activations move to the host (swap_memory) a chunk at a time. Larger chunks:
+  /// fewer, larger GEMMs; smaller chunks: less workspace and a finer wavefront.
+  int parallel_iterations = 32;
+  /// Training only: keep only a ring of chunks of saved activations on the device and the rest in
+  /// pinned host memory (copied asynchronously during forward, prefetched back during backward).
+  /// Numerically neutral: gradients are bitwise equal with and without it.
+  bool swap_memory = false;
+  /// With swap_memory: device bytes the ring of saved activations may use (0 = the smallest ring,
+  /// two chunks). get_reserve_size reports the device part, get_host_reserve_size the host part.
+  size_t activation_memory_budget = 0;
   MathMode math = MathMode::kDefault;
 
   bool bidirectional() const { return !cells_bw.empty(); }

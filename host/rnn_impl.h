@@ -1,0 +1,33 @@
+// host/rnn_impl.h — what an Rnn handle holds (internal; tests reach it through RnnTestAccess).
+#pragma once
+
+#include <memory>
+
+#include "dynrnn/rnn.h"
+#include "host/executor.h"
+#include "host/model.h"
+#include "host/plan.h"
+
+namespace dynrnn {
+
+struct Rnn::Impl {
+  Model model;
+  Backend backend = Backend::kCpu;
+  std::unique_ptr<Executor<float>> ex32;
+  std::unique_ptr<Executor<double>> ex64;
+
+  template <typename T>
+  Executor<T>& executor();
+
+  template <typename T>
+  Status run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
+  template <typename T>
+  Status run_backward(const BackwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
+};
+
+/// Test-only access to a handle's internals (fault injection, schedule checks). Not installed.
+struct RnnTestAccess {
+  static Rnn::Impl& impl(Rnn& rnn) { return *rnn.impl_; }
+};
+
+}  // namespace dynrnn

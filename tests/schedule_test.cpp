@@ -1,0 +1,166 @@
+// The schedule itself: chunked wavefronts, concurrent directions and swap_memory must give bitwise
+// the results of in-order execution when every queue runs on its own thread with injected delays
+// (so only the recorded events order the work), and swap_memory must not change a single bit.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "async_executor.h"
+#include "host/rnn_impl.h"
+#include "library_adapter.h"
+#include "random_problem.h"
+
+namespace {
+
+using testing_support::LibraryOptions;
+using testing_support::LibraryRun;
+
+bool bit_equal(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+}
+
+bool bit_equal(const ref::Named& a, const ref::Named& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || !bit_equal(v, it->second)) return false;
+  }
+  return true;
+}
+
+void expect_bit_equal(const LibraryRun& a, const LibraryRun& b, const std::string& what) {
+  EXPECT_TRUE(bit_equal(a.forward.out_fw, b.forward.out_fw)) << what << ": out_fw";
+  EXPECT_TRUE(bit_equal(a.forward.out_bw, b.forward.out_bw)) << what << ": out_bw";
+  EXPECT_TRUE(bit_equal(a.forward.final_state, b.forward.final_state)) << what << ": final_state";
+  EXPECT_TRUE(bit_equal(a.gradients.dx, b.gradients.dx)) << what << ": grad x";
+  EXPECT_TRUE(bit_equal(a.gradients.dinit, b.gradients.dinit)) << what << ": grad initial_state";
+  ASSERT_EQ(a.gradients.dw_fw.size(), b.gradients.dw_fw.size());
+  ASSERT_EQ(a.gradients.dw_bw.size(), b.gradients.dw_bw.size());
+  for (size_t l = 0; l < a.gradients.dw_fw.size(); ++l) {
+    EXPECT_TRUE(bit_equal(a.gradients.dw_fw[l], b.gradients.dw_fw[l])) << what << ": grad fw layer " << l;
+  }
+  for (size_t l = 0; l < a.gradients.dw_bw.size(); ++l) {
+    EXPECT_TRUE(bit_equal(a.gradients.dw_bw[l], b.gradients.dw_bw[l])) << what << ": grad bw layer " << l;
+  }
+}
+
+/// Replaces the handle's executor with threaded queues.
+std::function<void(dynrnn::Rnn&)> threaded(const testing_support::DelayPolicy& policy) {
+  return [policy](dynrnn::Rnn& rnn) {
+    dynrnn::Rnn::Impl& impl = dynrnn::RnnTestAccess::impl(rnn);
+    impl.ex64 = testing_support::make_async_executor<double>(std::move(impl.ex64), policy);
+  };
+}
+
+/// Executor queues of a problem: the caller's, one per layer, then (with swap) the copy queue.
+int layer_queues(const ref::Problem& p) { return static_cast<int>(p.fw.size() + p.bw.size()); }
+
+testing_support::ProblemOptions stacked_problems() {
+  testing_support::ProblemOptions opt;
+  opt.max_time = 10;
+  opt.max_layers = 4;
+  return opt;
+}
+
+TEST(Schedule, ThreadedQueuesMatchInOrderExecution) {
+  std::mt19937_64 rng(4242);
+  for (int i = 0; i < 30; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, stacked_problems());
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    LibraryOptions opt;
+    opt.parallel_iterations = 1 + static_cast<int>(rng() % 3);
+    opt.swap_memory = i % 2 == 0;
+    opt.inference = i % 5 == 4;  // inference: a ring of two chunks per layer, reused across the wavefront
+    const std::string what = "configuration " + std::to_string(i);
+    const LibraryRun in_order = testing_support::run_library<double>(p, &up, opt);
+    testing_support::DelayPolicy policy;
+    policy.seed = static_cast<unsigned>(i + 1);
+    expect_bit_equal(in_order, testing_support::run_library<double>(p, &up, opt, threaded(policy)), what);
+    // One layer's queue lags, so that the others run chunks ahead of it (every other time the
+    // bottom layer of the forward stack, which both directions' input gradients meet behind).
+    policy.max_delay_us = 5;
+    policy.slow_queue = i % 2 == 0 ? 1 : 1 + static_cast<int>(rng() % layer_queues(p));
+    policy.slow_delay_us = 200;
+    expect_bit_equal(in_order, testing_support::run_library<double>(p, &up, opt, threaded(policy)),
+                     what + " with queue " + std::to_string(policy.slow_queue) + " slow");
+    if (HasFailure()) return;
+  }
+}
+
+TEST(Schedule, SlowHostCopiesNeverExposeAStaleSlot) {
+  // The copy queue lags far behind compute: a slot overwritten before it reached the host, or read
+  // before it came back, would change the gradients.
+  std::mt19937_64 rng(77);
+  for (int i = 0; i < 12; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, stacked_problems());
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    LibraryOptions opt;
+    opt.parallel_iterations = 1;
+    opt.swap_memory = true;
+    const LibraryRun in_order = testing_support::run_library<double>(p, &up, opt);
+    testing_support::DelayPolicy policy;
+    policy.max_delay_us = 5;
+    policy.slow_queue = 1 + layer_queues(p);  // the copy queue
+    policy.slow_delay_us = 300;
+    policy.seed = static_cast<unsigned>(100 + i);
+    expect_bit_equal(in_order, testing_support::run_library<double>(p, &up, opt, threaded(policy)),
+                     "configuration " + std::to_string(i));
+    if (HasFailure()) return;
+  }
+}
+
+TEST(Schedule, SwapMemoryIsBitwiseNeutral) {
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 40; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, stacked_problems());
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    LibraryOptions opt;
+    opt.parallel_iterations = 1 + static_cast<int>(rng() % 3);
+    const LibraryRun kept = testing_support::run_library<double>(p, &up, opt);
+    opt.swap_memory = true;
+    expect_bit_equal(kept, testing_support::run_library<double>(p, &up, opt), "configuration " + std::to_string(i));
+    const LibraryRun kept32 = testing_support::run_library<float>(p, &up, opt);
+    opt.swap_memory = false;
+    expect_bit_equal(kept32, testing_support::run_library<float>(p, &up, opt),
+                     "float32 configuration " + std::to_string(i));
+    if (HasFailure()) return;
+  }
+}
+
+TEST(Schedule, SwapMovesChunksToTheHostWithinTheBudget) {
+  dynrnn::RnnSpec spec;
+  spec.cells_fw = {dynrnn::CellSpec::lstm(64), dynrnn::CellSpec::lstm(64)};
+  spec.input_size = 32;
+  spec.parallel_iterations = 10;
+  const int64_t T = 100, B = 8;
+  std::unique_ptr<dynrnn::Rnn> plain, swapped, budgeted;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &plain).is_ok());
+  spec.swap_memory = true;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &swapped).is_ok());
+  size_t keep = 0, ring = 0, host = 0, plain_host = 0;
+  ASSERT_TRUE(plain->get_reserve_size(T, B, &keep).is_ok());
+  ASSERT_TRUE(plain->get_host_reserve_size(T, B, &plain_host).is_ok());
+  ASSERT_TRUE(swapped->get_reserve_size(T, B, &ring).is_ok());
+  ASSERT_TRUE(swapped->get_host_reserve_size(T, B, &host).is_ok());
+  EXPECT_EQ(plain_host, 0u);
+  // Ten chunks: the smallest ring keeps two on the device and eight on the host.
+  EXPECT_EQ(ring * 5, keep);
+  EXPECT_EQ(host, keep - ring);
+  // A budget of five chunks keeps five.
+  spec.activation_memory_budget = keep / 2;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &budgeted).is_ok());
+  size_t half = 0, half_host = 0;
+  ASSERT_TRUE(budgeted->get_reserve_size(T, B, &half).is_ok());
+  ASSERT_TRUE(budgeted->get_host_reserve_size(T, B, &half_host).is_ok());
+  EXPECT_EQ(half, keep / 2);
+  EXPECT_EQ(half_host, keep / 2);
+  // A budget below two chunks is refused with the numbers.
+  spec.activation_memory_budget = ring / 3;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &budgeted).is_ok());
+  dynrnn::Status st = budgeted->get_reserve_size(T, B, &half);
+  EXPECT_EQ(st.code(), dynrnn::StatusCode::kInvalidValue);
+  EXPECT_NE(st.message().find("activation_memory_budget is " + std::to_string(ring / 3)), std::string::npos)
+      << st.message();
+}
+
+}  // namespace
