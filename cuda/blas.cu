@@ -98,6 +98,13 @@ Status BlasBinding::bind(cublasHandle_t handle, cudaStream_t stream, void* works
   return Status::ok();
 }
 
+Status BlasBinding::switch_stream(cudaStream_t stream, void* workspace, size_t workspace_bytes) {
+  if (handle_ == nullptr) return Status(StatusCode::kInternal, "switch_stream on an unbound cuBLAS handle");
+  DYNRNN_CUBLAS_CHECK(cublasSetStream(handle_, stream));
+  DYNRNN_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace, workspace_bytes));
+  return Status::ok();
+}
+
 Status BlasBinding::restore() {
   if (handle_ == nullptr) return Status::ok();
   cublasHandle_t h = handle_;

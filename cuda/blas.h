@@ -39,6 +39,9 @@ class BlasBinding {
   ~BlasBinding() { (void)restore(); }
 
   Status bind(cublasHandle_t handle, cudaStream_t stream, void* workspace, size_t workspace_bytes, cublasMath_t math);
+  /// While bound: moves the handle to another stream with that stream's own workspace (two streams
+  /// that may run at once must never share a cuBLAS workspace).
+  Status switch_stream(cudaStream_t stream, void* workspace, size_t workspace_bytes);
   Status restore();
   bool bound() const { return handle_ != nullptr; }
 

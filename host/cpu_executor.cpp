@@ -1,6 +1,7 @@
 #include "host/cpu_executor.h"
 
 #include <cstring>
+#include <map>
 #include <vector>
 
 namespace dynrnn {
@@ -60,9 +61,10 @@ class CpuExecutor final : public Executor<T> {
     return Status::ok();
   }
 
-  Status host_buffer(size_t bytes, T** out) override {
-    if (host_.size() < bytes) host_.resize(bytes);
-    *out = reinterpret_cast<T*>(host_.data());
+  Status host_buffer(const void* key, size_t bytes, T** out) override {
+    std::vector<char>& buffer = host_[key];
+    if (buffer.size() < bytes) buffer.resize(bytes);
+    *out = reinterpret_cast<T*>(buffer.data());
     return Status::ok();
   }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override { return copy(host_dst, src, count); }
@@ -78,7 +80,8 @@ class CpuExecutor final : public Executor<T> {
   }
 
  private:
-  std::vector<char> host_;  // stands in for pinned memory: "host" and "device" share one address space
+  // Stand-ins for pinned memory ("host" and "device" share one address space here), per reserve.
+  std::map<const void*, std::vector<char>> host_;
 };
 
 }  // namespace

@@ -10,12 +10,14 @@
 
 namespace dynrnn {
 
-/// One pointwise stage of one time step (see cell_math.h).
+/// One pointwise stage of a time step, a gather of a chunk of inputs, or a recompute stage (cell_math.h).
 template <typename T>
 using PointwiseOp = std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
                                  cell::LstmBackwardParams<T>, cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>,
                                  cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
-                                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>>;
+                                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
+                                 cell::GatherParams<T>, cell::PreactivationParams<T>, cell::GruResetParams<T>,
+                                 cell::LstmOutputParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>
@@ -59,9 +61,11 @@ class Executor {
   virtual Status copy(T* dst, const T* src, int64_t count) = 0;
   /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order.
   virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
-  /// The executor's pinned host buffer for swap_memory, at least `bytes` long. Allocated on the first
-  /// call that needs more than it holds (never inside begin/end), then kept and reused.
-  virtual Status host_buffer(size_t bytes, T** out) = 0;
+  /// The pinned host buffer for swap_memory that belongs to the reserve `key`, at least `bytes` long:
+  /// each reserve's activations have their own host copy, so forwards into different reserves may
+  /// be followed by their backwards in any order. Allocated on the first call for that reserve that
+  /// needs more than it holds (never inside begin/end), then kept and reused.
+  virtual Status host_buffer(const void* key, size_t bytes, T** out) = 0;
   /// Copies count elements between backend memory and pinned host memory, asynchronously on the
   /// current queue (swap_memory).
   virtual Status copy_to_host(T* host_dst, const T* src, int64_t count) = 0;

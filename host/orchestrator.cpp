@@ -7,12 +7,23 @@
 namespace dynrnn {
 
 template <typename T>
-typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_t chunk) const {
+typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_t chunk, bool backward) const {
   const LayerPlan& lp = plan(l);
-  T* base = at(lp.ring, chunk);
-  auto field = [&](int64_t offset) { return offset < 0 ? nullptr : base + offset; };
+  T* base = backward && !p_.resident(chunk, n_chunks_) ? at(lp.staging, chunk) : at(lp.ring, chunk);
+  const ChunkSlot& other = backward ? lp.regen : lp.scratch;
+  T* other_base = at(backward ? lp.rscratch : lp.fscratch);
+  auto field = [&](int64_t kept, int64_t scratch) {
+    return kept >= 0 ? base + kept : (scratch >= 0 ? other_base + scratch : nullptr);
+  };
   const ChunkSlot& s = lp.slot;
-  return {base, field(s.hs), field(s.cs), field(s.z), field(s.zc), field(s.rh), field(s.mraw), field(s.mp)};
+  return {base,
+          field(s.hs, other.hs),
+          field(s.cs, other.cs),
+          field(s.z, other.z),
+          field(s.zc, other.zc),
+          field(s.rh, other.rh),
+          field(s.mraw, other.mraw),
+          field(s.mp, other.mp)};
 }
 
 template <typename T>
@@ -29,17 +40,6 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       const LayerPlan& lp = plan(l);
       const int64_t Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
       DYNRNN_TRY(ex_.set_queue(lp.queue));
-      if (l.layer == 0) {
-        // The first layer projects all its inputs at once: they are the caller's, ready, and (when
-        // batch-major) interleaved over time. Step-ordered rows stop at the loop bound.
-        const int64_t rows = time_major_ ? lb * B : T_ * B;
-        DYNRNN_TRY(ex_.gemm(rows, GW, Din, T(1), {c.x, Din, false}, {c.weights + l.kernel, GW, false}, T(0),
-                            at(lp.gx), GW));
-        if (l.is_gru) {
-          DYNRNN_TRY(ex_.gemm(rows, H, Din, T(1), {c.x, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
-                              at(lp.gxc), H));
-        }
-      }
       // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
       if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
       if (n_chunks_ == 0) {
@@ -104,26 +104,34 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     if (p_.swap) DYNRNN_TRY(ex_.wait(lp.ev_saved + static_cast<int>(ch % R)));
     if (above(l)) DYNRNN_TRY(ex_.wait(plan(*above(l)).ev_fwd_read));
   }
-  cell::SeqView<const T> gx, gxc;
-  if (const LayerModel* lo = below(l)) {
-    // This chunk's inputs are the states the layer below produced in the same chunk (rows of
-    // finished batch entries carry copied-through states instead of zeros: they only feed steps
-    // whose results are discarded, and their gradients are exactly zero).
+  // This chunk's inputs: the states the layer below produced in the same chunk (rows of finished
+  // batch entries carry copied-through states instead of zeros: they only feed steps whose results
+  // are discarded, and their gradients are exactly zero), or the caller's x, gathered into step
+  // order unless it is already (time-major, forward direction).
+  const T* in = c.x + s0 * B * Din;
+  const LayerModel* lo = below(l);
+  if (lo) {
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_fwd_done));
-    const T* in = entry(slot(*lo, ch).hs, 1, Din);
-    DYNRNN_TRY(ex_.gemm(n * B, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0), at(lp.gx),
-                        GW));
-    if (l.is_gru) {
-      DYNRNN_TRY(ex_.gemm(n * B, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
-                          at(lp.gxc), H));
-    }
-    DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
-    gx = chunk_view<const T>(at(lp.gx), GW, s0);
-    gxc = chunk_view<const T>(at(lp.gxc), H, s0);
-  } else {
-    gx = user_view<const T>(at(lp.gx), GW, reverse);
-    if (l.is_gru) gxc = user_view<const T>(at(lp.gxc), H, reverse);
+    in = entry(slot(*lo, ch).hs, 1, Din);
+  } else if (lp.xg.present()) {
+    cell::GatherParams<T> g;
+    g.map = cell::StepMap{c.seq_len, s0, p_.max_time};
+    g.batch = n * B;
+    g.cols = Din;
+    g.rows_per_step = B;
+    g.src = user_view(c.x, Din, reverse);
+    g.dst = at(lp.xg);
+    DYNRNN_TRY(ex_.pointwise(g));
+    in = g.dst;
   }
+  DYNRNN_TRY(ex_.gemm(n * B, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0), at(lp.gx), GW));
+  if (l.is_gru) {
+    DYNRNN_TRY(ex_.gemm(n * B, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
+                        at(lp.gxc), H));
+  }
+  if (lo) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
+  const cell::SeqView<const T> gx = chunk_view<const T>(at(lp.gx), GW, s0);
+  const cell::SeqView<const T> gxc = chunk_view<const T>(at(lp.gxc), H, s0);
   if (ch > 0) {
     // Carry the state across the chunk boundary (chunk ch - 1 is still in the ring: R >= 2).
     const Slot prev = slot(l, ch - 1);
@@ -242,11 +250,11 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
 template <typename T>
 Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   workspace_ = c.workspace;
-  reserve_ = const_cast<char*>(c.reserve);  // backward reads reserve regions, and writes them only to swap in
+  reserve_ = const_cast<char*>(c.reserve);  // backward only reads the reserve
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
-  const int64_t T_ = p_.max_time, B = p_.batch, R = p_.ring;
+  const int64_t T_ = p_.max_time, B = p_.batch;
   for (int d = 0; d < m_.num_directions(); ++d) {
     dh_cur_[d].assign(m_.dirs[d].size(), 0);
     for (const LayerModel& l : m_.dirs[d]) {
@@ -277,18 +285,18 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
     }
   }
   for (int64_t ch = n_chunks_ - 1; ch >= 0; --ch) {
-    // Prefetch: bring back the chunk R - 1 steps ahead into the slot that chunk ch + 1 used, once
-    // this layer is done with it (and so the layer above, which read it first: this layer's chunk
-    // waited for the layer above's).
-    const int64_t load = ch - (R - 1);
+    // Prefetch: bring the next chunk back from the host into the staging slot that chunk ch + 1
+    // used, once this layer is done with it (and so the layer above, which read it first: this
+    // layer's chunk waited for the layer above's).
+    const int64_t load = ch - 1;
     if (load >= 0 && !p_.resident(load, n_chunks_)) {
       DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
       for (int d = 0; d < m_.num_directions(); ++d) {
         for (const LayerModel& l : m_.dirs[d]) {
           const LayerPlan& lp = plan(l);
           DYNRNN_TRY(ex_.wait(lp.ev_bwd_done));
-          DYNRNN_TRY(ex_.copy_to_device(slot(l, load).base, host_chunk(l, c.host, load), lp.slot.elems));
-          DYNRNN_TRY(ex_.record(lp.ev_loaded + static_cast<int>(load % R)));
+          DYNRNN_TRY(ex_.copy_to_device(at(lp.staging, load), host_chunk(l, c.host, load), lp.slot.elems));
+          DYNRNN_TRY(ex_.record(lp.ev_loaded + static_cast<int>(load % 2)));
         }
       }
     }
@@ -318,15 +326,14 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width, K = p_.chunk;
   const int64_t s0 = ch * K, s1 = std::min(s0 + K, loop_bound_), n = s1 - s0;
-  const int64_t R = p_.ring;
-  const int slot_index = static_cast<int>(ch % R);
+  const int staging_index = static_cast<int>(ch % 2);
   const LayerModel* up = above(l);
   const LayerModel* lo = below(l);
-  const Slot S = slot(l, ch);
+  const Slot S = slot(l, ch, /*backward=*/true);
   DYNRNN_TRY(ex_.set_queue(lp.queue));
   if (!p_.resident(ch, n_chunks_)) {
-    DYNRNN_TRY(ex_.wait(lp.ev_loaded + slot_index));
-    if (lo) DYNRNN_TRY(ex_.wait(plan(*lo).ev_loaded + slot_index));
+    DYNRNN_TRY(ex_.wait(lp.ev_loaded + staging_index));
+    if (lo) DYNRNN_TRY(ex_.wait(plan(*lo).ev_loaded + staging_index));
   }
   cell::SeqView<const T> dy;
   if (up) {
@@ -336,16 +343,17 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   } else {
     dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
   }
+  const bool dual = lp.dz_x.present();
+  const T* in = lo ? entry(slot(*lo, ch, /*backward=*/true).hs, 1, Din) : (dual ? nullptr : c.x + s0 * B * Din);
+  if (lp.rscratch.present()) DYNRNN_TRY(regenerate(c, l, ch, S, in));
   int& cur = dh_cur_[l.direction][l.layer];
   for (int64_t s = s1 - 1; s >= s0; --s) {
     DYNRNN_TRY(backward_step(c, l, S, s, s - s0, dy, at(lp.dh, cur), at(lp.dh, 1 - cur)));
     cur = 1 - cur;
   }
   // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
-  const bool dual = lp.dz_x.present();
   const T* dz = at(lp.dz);
   const T* dzc = at(lp.dzc);
-  const T* in = lo ? entry(slot(*lo, ch).hs, 1, Din) : (dual ? nullptr : c.x + s0 * B * Din);
   if (T* G = c.grad_weights) {
     const bool acc = c.accumulate_grad_weights || ch != n_chunks_ - 1;
     const T beta = acc ? T(1) : T(0);
@@ -384,6 +392,59 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     }
   }
   return ex_.record(lp.ev_bwd_done);
+}
+
+template <typename T>
+Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l, int64_t ch, const Slot& S,
+                                   const T* in) {
+  const LayerPlan& lp = plan(l);
+  const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
+  const int64_t s0 = ch * p_.chunk, rows = (std::min(s0 + p_.chunk, loop_bound_) - s0) * B;
+  const T* W = c.weights;
+  if (!in) {  // layer 0 at the caller's positions: gather the chunk as forward did
+    cell::GatherParams<T> g;
+    g.map = cell::StepMap{c.seq_len, s0, p_.max_time};
+    g.batch = rows;
+    g.cols = Din;
+    g.rows_per_step = B;
+    g.src = user_view(c.x, Din, l.direction == 1);
+    g.dst = at(lp.rxg);
+    DYNRNN_TRY(ex_.pointwise(g));
+    in = g.dst;
+  }
+  // The chunk's pre-activations: one GEMM for its inputs and one for the states before each step.
+  DYNRNN_TRY(ex_.gemm(rows, GW, Din, T(1), {in, Din, false}, {W + l.kernel, GW, false}, T(0), at(lp.rgx), GW));
+  DYNRNN_TRY(ex_.gemm(rows, GW, O, T(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, T(0), at(lp.rgh),
+                      GW));
+  DYNRNN_TRY(ex_.pointwise(cell::PreactivationParams<T>{rows, GW, at(lp.rgx), at(lp.rgh), W + l.bias, S.z}));
+  if (l.is_gru) {
+    DYNRNN_TRY(ex_.pointwise(cell::GruResetParams<T>{rows, H, S.z, S.hs, S.rh}));
+    DYNRNN_TRY(ex_.gemm(rows, H, Din, T(1), {in, Din, false}, {W + l.cand_kernel, H, false}, T(0), at(lp.rgxc), H));
+    DYNRNN_TRY(ex_.gemm(rows, H, H, T(1), {S.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, T(0),
+                        at(lp.rghc), H));
+    DYNRNN_TRY(
+        ex_.pointwise(cell::PreactivationParams<T>{rows, H, at(lp.rgxc), at(lp.rghc), W + l.cand_bias, S.zc}));
+  }
+  if (l.project) {
+    cell::LstmOutputParams<T> k;
+    k.batch = rows;
+    k.cols = H;
+    k.act = l.cell.activation;
+    k.forget_bias = static_cast<T>(l.cell.forget_bias);
+    k.has_cell_clip = l.cell.cell_clip.has_value();
+    k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
+    if (l.peepholes) {
+      k.w_f = W + l.peephole;
+      k.w_i = k.w_f + H;
+      k.w_o = k.w_f + 2 * H;
+    }
+    k.z = S.z;
+    k.c_prev = S.cs;
+    k.m_raw = S.mraw;
+    DYNRNN_TRY(ex_.pointwise(k));
+    DYNRNN_TRY(ex_.gemm(rows, O, H, T(1), {S.mraw, H, false}, {W + l.projection, O, false}, T(0), S.mp, O));
+  }
+  return Status::ok();
 }
 
 template <typename T>

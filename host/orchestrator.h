@@ -81,7 +81,10 @@ class Orchestrator {
                        cell::SeqView<const T> dy, T* dh_next, T* dh_prev);
   Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
 
-  Slot slot(const LayerModel& l, int64_t chunk) const;
+  /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
+  /// backward, recompute) scratch.
+  Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
+  Status regenerate(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk, const Slot& S, const T* in);
   /// Entry e of a per-step slot field of the given width.
   T* entry(T* field, int64_t e, int64_t width) const { return field ? field + e * p_.batch * width : nullptr; }
   const LayerPlan& plan(const LayerModel& l) const { return p_.dirs[l.direction][l.layer]; }

@@ -39,27 +39,37 @@ class Carver {
   bool overflow_ = false;
 };
 
-/// Lays out one chunk slot; false on overflow.
-bool layout_slot(const LayerModel& l, int64_t K, int64_t B, bool training, size_t elem_bytes, ChunkSlot* slot) {
+/// The fields of a chunk slot.
+enum Field : unsigned { kHs = 1, kCs = 2, kZ = 4, kZc = 8, kRh = 16, kMraw = 32, kMp = 64 };
+
+/// The fields a layer's cell has at all, and those a forward step writes for the next stage.
+unsigned cell_fields(const LayerModel& l) {
+  return kHs | kZ | (l.is_lstm ? kCs : 0u) | (l.is_gru ? kZc | kRh : 0u) | (l.project ? kMraw | kMp : 0u);
+}
+unsigned forward_fields(const LayerModel& l) {
+  return kHs | (l.is_lstm ? kCs : 0u) | (l.is_gru ? kZ | kRh : 0u) | (l.project ? kMraw | kMp : 0u);
+}
+
+/// Lays out the given fields of one chunk slot; false on overflow.
+bool layout_slot(const LayerModel& l, unsigned fields, int64_t K, int64_t B, size_t elem_bytes, ChunkSlot* slot) {
   const int64_t align = static_cast<int64_t>(kAlignment / elem_bytes);
   int64_t end = 0;
   bool ok = true;
-  auto field = [&](bool present, int64_t entries, int64_t width) -> int64_t {
-    if (!present) return -1;
+  auto field = [&](Field f, int64_t entries, int64_t width) -> int64_t {
+    if (!(fields & f)) return -1;
     int64_t n = 0;
     const int64_t at = end;
     ok = ok && checked_product({entries, B, width}, &n) && n < (int64_t(1) << 58);
     if (ok) end += (n + align - 1) / align * align;
     return at;
   };
-  slot->hs = field(true, K + 1, l.out_width);
-  slot->cs = field(l.is_lstm, K + 1, l.units);
-  // Inference keeps only what the next stage of the same step reads.
-  slot->z = field(training || l.is_gru, K, l.gate_width);
-  slot->zc = field(training && l.is_gru, K, l.units);
-  slot->rh = field(l.is_gru, K, l.units);
-  slot->mraw = field(l.project, K, l.units);
-  slot->mp = field(l.project, K, l.out_width);
+  slot->hs = field(kHs, K + 1, l.out_width);
+  slot->cs = field(kCs, K + 1, l.units);
+  slot->z = field(kZ, K, l.gate_width);
+  slot->zc = field(kZc, K, l.units);
+  slot->rh = field(kRh, K, l.units);
+  slot->mraw = field(kMraw, K, l.units);
+  slot->mp = field(kMp, K, l.out_width);
   slot->elems = end;
   return ok;
 }
@@ -83,14 +93,21 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
   const Status overflow(StatusCode::kInvalidValue, "buffer sizes for max_time = " + std::to_string(T) +
                                                        ", batch = " + std::to_string(B) + " overflow 64 bits");
 
-  // Chunk slots first: their size decides the ring.
+  // Chunk slots first: their size decides the ring. A training forward keeps every field backward
+  // reads, or only the states when backward regenerates the rest; inference keeps the states.
+  const bool regenerate = training && model.spec.recompute;
   int64_t all_slot_bytes = 0;
   for (int d = 0; d < model.num_directions(); ++d) {
     p.dirs[d].resize(model.dirs[d].size());
     for (const LayerModel& l : model.dirs[d]) {
-      ChunkSlot& slot = p.dirs[d][l.layer].slot;
+      LayerPlan& lp = p.dirs[d][l.layer];
+      const unsigned states = kHs | (l.is_lstm ? kCs : 0u);
+      const unsigned kept = training && !regenerate ? cell_fields(l) : states;
       int64_t bytes = 0;
-      if (!layout_slot(l, K, B, training, eb, &slot) || !checked_mul(slot.elems, static_cast<int64_t>(eb), &bytes) ||
+      if (!layout_slot(l, kept, K, B, eb, &lp.slot) ||
+          !layout_slot(l, forward_fields(l) & ~kept, K, B, eb, &lp.scratch) ||
+          !layout_slot(l, regenerate ? cell_fields(l) & ~kept : 0u, K, B, eb, &lp.regen) ||
+          !checked_mul(lp.slot.elems, static_cast<int64_t>(eb), &bytes) ||
           !checked_add(all_slot_bytes, bytes, &all_slot_bytes)) {
         return overflow;
       }
@@ -134,7 +151,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
         lp.ev_saved = next_event;
         next_event += static_cast<int>(p.ring);
         lp.ev_loaded = next_event;
-        next_event += static_cast<int>(p.ring);
+        next_event += 2;
         lp.host_offset = static_cast<size_t>(host);
         int64_t layer_host = 0;
         if (!checked_mul(p.chunks - p.ring, static_cast<int64_t>(slot_bytes), &layer_host) ||
@@ -143,22 +160,26 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
         }
       }
 
-      const int64_t in_rows = l.layer == 0 ? TB : K * B;
-      lp.gx = fwd_ws.take(1, in_rows * GW);
+      // Layer 0 reads x at the caller's positions; unless they are in step order (time-major, forward
+      // direction), a chunk of them is gathered for the projection, and backward writes the gradients
+      // of all steps there too (dz_x) for dW_x and dx.
+      const bool caller_order = l.layer == 0 && (!model.spec.time_major || d == 1);
+      if (caller_order) lp.xg = fwd_ws.take(1, K * B * l.in_width);
+      lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, lp.scratch.elems);
+      lp.gx = fwd_ws.take(1, K * B * GW);
       lp.gh = fwd_ws.take(1, B * GW);
       if (l.is_gru) {
-        lp.gxc = fwd_ws.take(1, in_rows * H);
+        lp.gxc = fwd_ws.take(1, K * B * H);
         lp.ghc = fwd_ws.take(1, B * H);
       }
       if (!training) continue;
       lp.dz = bwd_ws.take(1, K * B * GW);
       if (l.is_gru) lp.dzc = bwd_ws.take(1, K * B * H);
-      // Layer 0 reads x at the caller's positions; when they differ from step order (batch-major, or
-      // the reversed direction), the cell also writes its gradients there for dW_x and dx.
-      if (l.layer == 0 && (!model.spec.time_major || d == 1)) {
+      if (caller_order) {
         lp.dz_x = bwd_ws.take(1, TB * GW);
         if (l.is_gru) lp.dzc_x = bwd_ws.take(1, TB * H);
       }
+      if (p.swap) lp.staging = bwd_ws.take(2, lp.slot.elems);
       lp.dh = bwd_ws.take(2, B * O);
       if (l.is_lstm) lp.dc = bwd_ws.take(1, B * H);
       if (l.is_gru) lp.drh = bwd_ws.take(1, B * H);
@@ -168,6 +189,16 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       }
       if (l.peepholes) lp.dpeep = bwd_ws.take(1, K * B * 3 * H);
       if (l.layer > 0) lp.dy_in = bwd_ws.take(2, K * B * l.in_width);
+      if (regenerate) {
+        lp.rscratch = bwd_ws.take(lp.regen.elems > 0 ? 1 : 0, lp.regen.elems);
+        if (caller_order) lp.rxg = bwd_ws.take(1, K * B * l.in_width);
+        lp.rgx = bwd_ws.take(1, K * B * GW);
+        lp.rgh = bwd_ws.take(1, K * B * GW);
+        if (l.is_gru) {
+          lp.rgxc = bwd_ws.take(1, K * B * H);
+          lp.rghc = bwd_ws.take(1, K * B * H);
+        }
+      }
     }
   }
   if (reserve.overflow() || fwd_ws.overflow() || bwd_ws.overflow()) return overflow;

@@ -5,7 +5,8 @@
 // that later work reads (the states before and after each step, saved pre-activations) lives in
 // one "chunk slot"; a layer owns a ring of R slots (chunk c uses slot c % R). Without swap_memory a
 // training forward keeps every chunk (R = number of chunks); inference keeps two; with swap_memory
-// the ring holds R chunks on the device and older chunks go to pinned host memory.
+// the ring holds the last R chunks on the device and older chunks go to pinned host memory, from
+// which backward brings them, one chunk ahead, into two staging slots of its workspace.
 #pragma once
 
 #include <cstddef>
@@ -45,15 +46,21 @@ struct LayerPlan {
   int ev_fwd_read = -1;      ///< recorded when the layer has read its input chunk (the slot below is free)
   int ev_bwd_done = -1;      ///< recorded when a backward chunk is complete
   int ev_saved = -1;         ///< swap: + slot, recorded when the slot's chunk is on the host
-  int ev_loaded = -1;        ///< swap: + slot, recorded when the slot's chunk is back on the device
+  int ev_loaded = -1;        ///< swap: + staging slot, recorded when a chunk is back on the device
 
-  ChunkSlot slot;
+  ChunkSlot slot;            ///< the fields kept across steps and for backward
   Region ring;               ///< R slots of slot.elems (reserve when training, else workspace)
+  ChunkSlot scratch;         ///< forward: fields a step needs but nobody keeps (one chunk, workspace)
+  Region fscratch;
+  ChunkSlot regen;           ///< recompute: the fields backward regenerates for one chunk (workspace)
+  Region rscratch;
   size_t host_offset = 0;    ///< swap: bytes into the host buffer of chunk 0 (chunk c at + c * slot bytes)
+  Region staging;            ///< swap: 2 slots (workspace) that backward loads host chunks into, so that
+                             ///< the reserve stays as forward left it (backward may run again)
 
-  // Forward scratch (workspace). Layer 0 projects its whole input up front (its rows are the
-  // caller's, interleaved over time when batch-major); layers above project one chunk at a time.
-  Region gx, gxc;            ///< input projections (gates; GRU candidate)
+  // Forward scratch (workspace): every layer projects its inputs one chunk at a time.
+  Region xg;                 ///< layer 0 unless time-major forward: the chunk's inputs gathered in step order
+  Region gx, gxc;            ///< input projections of one chunk (gates; GRU candidate)
   Region gh, ghc;            ///< recurrent GEMM results of one step
   // Backward scratch (workspace).
   Region dz, dzc;            ///< pre-activation gradients of one chunk, step order
@@ -64,6 +71,8 @@ struct LayerPlan {
   Region dmp, dmraw;         ///< LSTM projection gradients (dmp: one chunk)
   Region dpeep;              ///< per-row peephole gradient contributions of one chunk
   Region dy_in;              ///< layers > 0: 2 chunk slots of the gradient of this layer's input
+  // Recompute scratch (workspace): one chunk's input projection and recurrent GEMM results.
+  Region rxg, rgx, rgxc, rgh, rghc;
 };
 
 struct Plan {

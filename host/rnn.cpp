@@ -35,7 +35,7 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
   Executor<T>& ex = executor<T>();
-  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(plan.host_bytes, &c.host));
+  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(a.reserve, plan.host_bytes, &c.host));
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Status st = Orchestrator<T>(model, plan, ex).forward(c);
   Status end = ex.end();
@@ -60,7 +60,7 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
   Executor<T>& ex = executor<T>();
-  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(plan.host_bytes, &c.host));
+  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(a.reserve, plan.host_bytes, &c.host));
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Status st = Orchestrator<T>(model, plan, ex).backward(c);
   Status end = ex.end();
@@ -151,7 +151,7 @@ Status Rnn::forward(const ForwardArgs& a, Stream stream) {
   CallShape shape;
   DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
   Plan plan;
-  DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.reserve != nullptr, &plan));
+  DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.training, &plan));
   int64_t loop_bound = 0;
   DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
   if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_forward<float>(a, plan, loop_bound, stream);

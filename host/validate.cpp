@@ -145,7 +145,14 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
                                                       "; this call needs " + std::to_string(ws_needed));
   }
   if (!a.workspace && ws_needed > 0) return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
-  if (a.reserve && a.reserve_bytes < p.reserve_bytes) {
+  if (!a.training && (a.reserve || a.reserve_bytes > 0)) {
+    return invalid("reserve is set but training is false; set ForwardArgs::training for a forward that backward follows");
+  }
+  if (a.training && !a.reserve && p.reserve_bytes > 0) {
+    return invalid("reserve is null but training is true; this shape's reserve is " + std::to_string(p.reserve_bytes) +
+                   " bytes (get_reserve_size)");
+  }
+  if (a.training && a.reserve_bytes < p.reserve_bytes) {
     return Status(StatusCode::kWorkspaceTooSmall, "reserve_bytes is " + std::to_string(a.reserve_bytes) +
                                                       "; a training forward of this shape needs " +
                                                       std::to_string(p.reserve_bytes));

@@ -76,7 +76,7 @@ template <typename T>
 void check_problem(const ref::Problem& p, const ref::Upstream& up, double tol,
                    const testing_support::LibraryOptions& opt = {}) {
   const std::string ctx = describe(p) + " parallel_iterations=" + std::to_string(opt.parallel_iterations) +
-                          (opt.swap_memory ? " swap_memory" : "");
+                          (opt.swap_memory ? " swap_memory" : "") + (opt.recompute ? " recompute" : "");
   const ref::Forward want = ref::forward(p);
   const ref::Gradients want_g = ref::backward(p, up);
   const testing_support::LibraryRun got = testing_support::run_library<T>(p, &up, opt);
@@ -124,7 +124,8 @@ TEST(CpuVsReference, Float64RandomConfigurations) {
 }
 
 // Chunked schedules (parallel_iterations below T: layer wavefront, per-chunk projections and
-// weight-gradient GEMMs) and swap_memory with the smallest ring give the reference's results too.
+// weight-gradient GEMMs), swap_memory with the smallest ring, and recompute give the reference's
+// results too.
 TEST(CpuVsReference, Float64ChunkedAndSwappedSchedules) {
   std::mt19937_64 rng(99);
   testing_support::ProblemOptions opt;
@@ -135,6 +136,7 @@ TEST(CpuVsReference, Float64ChunkedAndSwappedSchedules) {
     testing_support::LibraryOptions lib;
     lib.parallel_iterations = 1 + static_cast<int>(rng() % 4);
     lib.swap_memory = rng() % 2 == 0;
+    lib.recompute = rng() % 2 == 0;
     SCOPED_TRACE("configuration " + std::to_string(i));
     check_problem<double>(p, up, 1e-11, lib);
     if (HasFatalFailure()) return;

@@ -47,6 +47,8 @@ using dynrnn::Status;
 constexpr double kTolFloat32 = 1e-5;  // max |gpu - cpu| / max |cpu|, per tensor
 constexpr double kTolFloat64 = 1e-12;
 constexpr double kTolTf32 = 1e-2;
+constexpr int kRandomFloat32 = 40;  // random cases on top of the coverage cases
+constexpr uint64_t kSeedFloat32 = 2000;
 
 // ------------------------------------------------------------------------------------------------
 // Device plumbing
@@ -206,6 +208,8 @@ std::string describe(const Case& c) {
     for (const CellSpec& s : c.spec.cells_bw) os << describe_cell(s) << " ";
     os << "]";
   }
+  if (c.spec.parallel_iterations != 32) os << " chunk=" << c.spec.parallel_iterations;
+  if (c.spec.swap_memory) os << " swap(budget=" << c.spec.activation_memory_budget << ")";
   if (c.has_len) {
     os << " len=[";
     for (int32_t l : c.len) os << l << " ";
@@ -350,12 +354,14 @@ class Session {
     f.final_state = final_inf_.data();
     f.workspace = ws_.data();
     f.workspace_bytes = ws_.bytes();
+    f.training = false;  // inference first: reserve stays null
     Status st = rnn_.forward(f, stream);
     if (!st) return st;
 
     f.outputs = out_.data();
     f.outputs_bw = c_.spec.bidirectional() ? out_bw_.data() : nullptr;
     f.final_state = final_.data();
+    f.training = true;
     f.reserve = reserve_.data();
     f.reserve_bytes = reserve_.bytes();
     st = rnn_.forward(f, stream);
@@ -669,6 +675,24 @@ std::vector<Case> coverage_cases() {
     c.want_grad_weights = false;
     v.push_back(c);
   }
+  {  // several chunks per layer: the layers of the stack run as a wavefront on their own queues
+    Case c = make_case("chunked_wavefront", {lstm_full(24, 13, 1.0, 0.6), CellSpec::gru(21), CellSpec::basic_rnn(17)}, {},
+                       7, 9, 5, false, 23);
+    c.spec.parallel_iterations = 2;
+    v.push_back(with_len(c, {9, 4, 0, 7, 12}));
+  }
+  {  // swap_memory: saved activations go to pinned host memory a chunk at a time on a copy queue
+    Case c = make_case("swap_bidi_chunks", {CellSpec::lstm(20), CellSpec::gru(15)}, {basic_fb}, 6, 8, 4, true, 24);
+    c.spec.parallel_iterations = 2;
+    c.spec.swap_memory = true;
+    v.push_back(with_len(c, {8, 5, 0, 3}));
+  }
+  {
+    Case c = make_case("swap_step_chunks", {CellSpec::gru(19)}, {}, 5, 5, 3, false, 25);
+    c.spec.parallel_iterations = 1;
+    c.spec.swap_memory = true;
+    v.push_back(c);
+  }
   // Large enough for several thread blocks per stage, the column_sum over many rows and real GEMM tiles.
   v.push_back(with_len(make_case("big_lstm", {CellSpec::lstm(300)}, {}, 70, 4, 257, false, 22),
                        [] {
@@ -737,6 +761,9 @@ Case random_case(uint64_t seed) {
       c.len.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1))));
     }
   }
+  static const int chunks[] = {0, 1, 2, 3, 5, 32};
+  c.spec.parallel_iterations = chunks[rng() % 6];
+  c.spec.swap_memory = rng() % 3 == 0;
   c.init_state = rng() % 4 != 0;
   c.grad_outputs = rng() % 5 != 0;
   c.grad_outputs_bw = rng() % 5 != 0;
@@ -778,6 +805,21 @@ void gpu_matches_cpu(const std::vector<Case>& cases, double tol, MathMode math) 
   }
 }
 
+/// swap_memory is numerically neutral: every result bit for bit the same as without it.
+template <typename T>
+void check_swap_is_neutral(Backend be, const Case& with_swap) {
+  SCOPED_TRACE(describe(with_swap));
+  try {
+    Case without = with_swap;
+    without.spec.swap_memory = false;
+    without.spec.activation_memory_budget = 0;
+    const Problem<T> p = cast_problem<T>(make_problem(with_swap));
+    expect_bitwise(run<T>(with_swap, be, p), run<T>(without, be, p));
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Tests that run everywhere: the harness itself on the CPU backend.
 
@@ -785,8 +827,7 @@ TEST(GpuHarness, CpuFloat32WithinToleranceOfFloat64) {
   // If float32 CPU is within kTolFloat32 / 4 of float64 CPU on these cases, two float32 backends that
   // round differently stay within kTolFloat32 of each other with room to spare.
   double worst = 0;
-  for (const Case& c : all_cases(24, 1000)) {
-    if (c.name == "big_lstm") continue;  // covered on the GPU; slow on one CPU core
+  for (const Case& c : all_cases(kRandomFloat32, kSeedFloat32)) {  // the very cases GpuRnn.MatchesCpuFloat32 runs
     SCOPED_TRACE(describe(c));
     const Problem<double> p64 = make_problem(c);
     const Problem<float> p32 = cast_problem<float>(p64);
@@ -802,6 +843,13 @@ TEST(GpuHarness, CpuFloat32WithinToleranceOfFloat64) {
   RecordProperty("worst_float32_vs_float64", std::to_string(worst));
   std::printf("[ harness  ] worst float32-vs-float64 relative error on the CPU: %.3g (tolerance %.3g)\n", worst,
               kTolFloat32);
+}
+
+TEST(GpuHarness, CpuSwapMemoryIsBitwiseNeutral) {
+  // The property GpuRnn.SwapMemoryIsBitwiseNeutral checks on the GPU, here on the CPU backend.
+  for (const char* name : {"swap_bidi_chunks", "swap_step_chunks"}) {
+    check_swap_is_neutral<float>(Backend::kCpu, coverage_case(name));
+  }
 }
 
 TEST(GpuHarness, NoDeviceReportsCudaError) {
@@ -824,7 +872,7 @@ TEST(GpuHarness, NoDeviceReportsCudaError) {
 
 TEST(GpuRnn, MatchesCpuFloat32) {
   REQUIRE_GPU();
-  gpu_matches_cpu<float>(all_cases(40, 2000), kTolFloat32, MathMode::kDefault);
+  gpu_matches_cpu<float>(all_cases(kRandomFloat32, kSeedFloat32), kTolFloat32, MathMode::kDefault);
 }
 
 TEST(GpuRnn, MatchesCpuFloat64) {
@@ -884,46 +932,76 @@ TEST(GpuRnn, DeterministicAcrossRunsStreamsAndHandles) {
   }
 }
 
+/// Eager run, then the same calls captured into a CUDA graph on a non-default stream and launched
+/// twice: every result bit for bit equal to the eager one.
+void check_graph_matches_eager(const Case& c) {
+  SCOPED_TRACE(describe(c));
+  try {
+    const Problem<float> p = cast_problem<float>(make_problem(c));
+    StreamHolder stream;
+    std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
+    Session<float> sess(c, *rnn, p);
+
+    sess.poison();
+    Status st = sess.enqueue(stream.get());
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    CUDA_OK(cudaStreamSynchronize(stream.get()));
+    const Outputs<float> eager = sess.download();
+    expect_all_finite(eager);
+
+    sess.poison();
+    cudaGraph_t graph = nullptr;
+    CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeGlobal));
+    st = sess.enqueue(stream.get());
+    const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
+    ASSERT_TRUE(st.is_ok()) << "enqueue during capture: " << st.to_string();
+    CUDA_OK(end);
+    cudaGraphExec_t exec = nullptr;
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    for (int launch = 0; launch < 2; ++launch) {
+      SCOPED_TRACE("graph launch " + std::to_string(launch));
+      sess.poison();
+      CUDA_OK(cudaGraphLaunch(exec, stream.get()));
+      CUDA_OK(cudaStreamSynchronize(stream.get()));
+      expect_bitwise(sess.download(), eager);
+    }
+    CUDA_OK(cudaGraphExecDestroy(exec));
+    CUDA_OK(cudaGraphDestroy(graph));
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+}
+
 TEST(GpuRnn, CudaGraphMatchesEager) {
   REQUIRE_GPU();
-  for (const char* name : {"stack_mixed", "bidi_mixed_tm", "len_device_only", "accumulate_only_dfinal"}) {
-    const Case c = coverage_case(name);
-    SCOPED_TRACE(describe(c));
-    try {
-      const Problem<float> p = cast_problem<float>(make_problem(c));
-      StreamHolder stream;
-      std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
-      Session<float> sess(c, *rnn, p);
-
-      sess.poison();
-      Status st = sess.enqueue(stream.get());
-      ASSERT_TRUE(st.is_ok()) << st.to_string();
-      CUDA_OK(cudaStreamSynchronize(stream.get()));
-      const Outputs<float> eager = sess.download();
-      expect_all_finite(eager);
-
-      sess.poison();
-      cudaGraph_t graph = nullptr;
-      CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-      st = sess.enqueue(stream.get());
-      const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-      ASSERT_TRUE(st.is_ok()) << "enqueue during capture: " << st.to_string();
-      CUDA_OK(end);
-      cudaGraphExec_t exec = nullptr;
-      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-      for (int launch = 0; launch < 2; ++launch) {
-        SCOPED_TRACE("graph launch " + std::to_string(launch));
-        sess.poison();
-        CUDA_OK(cudaGraphLaunch(exec, stream.get()));
-        CUDA_OK(cudaStreamSynchronize(stream.get()));
-        expect_bitwise(sess.download(), eager);
-      }
-      CUDA_OK(cudaGraphExecDestroy(exec));
-      CUDA_OK(cudaGraphDestroy(graph));
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << e.what();
-    }
+  for (const char* name : {"stack_mixed", "bidi_mixed_tm", "len_device_only", "accumulate_only_dfinal",
+                           "chunked_wavefront", "swap_bidi_chunks"}) {
+    check_graph_matches_eager(coverage_case(name));
   }
+}
+
+TEST(GpuRnn, SwapMemoryIsBitwiseNeutral) {
+  REQUIRE_GPU();
+  for (const char* name : {"swap_bidi_chunks", "swap_step_chunks"}) {
+    check_swap_is_neutral<float>(Backend::kCuda, coverage_case(name));
+    check_swap_is_neutral<double>(Backend::kCuda, coverage_case(name));
+  }
+}
+
+// A few seconds of GPU work that reaches every kernel and verb: what bench/gpu_check.sh runs under
+// compute-sanitizer (memcheck, racecheck, initcheck, synccheck).
+TEST(GpuQuick, SanitizerSubset) {
+  REQUIRE_GPU();
+  std::vector<Case> f32;
+  for (const char* name : {"rnn_relu_tm_len", "lstm_all_options", "gru_relu_len", "stack_mixed", "bidi_mixed_tm",
+                           "T1_len", "len_device_only", "accumulate_only_dfinal", "no_init_no_grads",
+                           "chunked_wavefront", "swap_bidi_chunks"}) {
+    f32.push_back(coverage_case(name));
+  }
+  gpu_matches_cpu<float>(f32, kTolFloat32, MathMode::kDefault);
+  gpu_matches_cpu<double>({coverage_case("bidi_no_len")}, kTolFloat64, MathMode::kDefault);
+  gpu_matches_cpu<float>({coverage_case("basic_lstm_fb")}, kTolTf32, MathMode::kTF32);
+  check_graph_matches_eager(coverage_case("swap_bidi_chunks"));
 }
 
 }  // namespace

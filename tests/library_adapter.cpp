@@ -73,6 +73,7 @@ dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype,
   spec.parallel_iterations = opt.parallel_iterations;
   spec.swap_memory = opt.swap_memory;
   spec.activation_memory_budget = opt.activation_memory_budget;
+  spec.recompute = opt.recompute;
   return spec;
 }
 
@@ -133,6 +134,7 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   fa.final_state = final_state.data();
   fa.workspace = workspace.data();
   fa.workspace_bytes = ws_bytes;
+  fa.training = !opt.inference;
   fa.reserve = opt.inference ? nullptr : reserve.data();
   fa.reserve_bytes = opt.inference ? 0 : rs_bytes;
   st = rnn->forward(fa);

@@ -16,6 +16,7 @@ struct LibraryOptions {
   int parallel_iterations = 32;
   bool swap_memory = false;
   size_t activation_memory_budget = 0;
+  bool recompute = false;
   bool inference = false;  ///< forward without a reserve (and no backward)
 };
 

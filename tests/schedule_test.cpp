@@ -70,6 +70,7 @@ TEST(Schedule, ThreadedQueuesMatchInOrderExecution) {
     LibraryOptions opt;
     opt.parallel_iterations = 1 + static_cast<int>(rng() % 3);
     opt.swap_memory = i % 2 == 0;
+    opt.recompute = i % 3 == 0;
     opt.inference = i % 5 == 4;  // inference: a ring of two chunks per layer, reused across the wavefront
     const std::string what = "configuration " + std::to_string(i);
     const LibraryRun in_order = testing_support::run_library<double>(p, &up, opt);
@@ -125,6 +126,37 @@ TEST(Schedule, SwapMemoryIsBitwiseNeutral) {
                      "float32 configuration " + std::to_string(i));
     if (HasFailure()) return;
   }
+}
+
+TEST(Schedule, RecomputeKeepsOnlyStatesAndGivesTheSameGradients) {
+  std::mt19937_64 rng(6);
+  for (int i = 0; i < 30; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, stacked_problems());
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    LibraryOptions opt;
+    opt.parallel_iterations = 1 + static_cast<int>(rng() % 3);
+    opt.swap_memory = i % 2 == 0;
+    const LibraryRun saved = testing_support::run_library<double>(p, &up, opt);
+    opt.recompute = true;
+    // On the CPU the regenerated GEMMs round exactly as the forward's did.
+    expect_bit_equal(saved, testing_support::run_library<double>(p, &up, opt), "configuration " + std::to_string(i));
+    if (HasFailure()) return;
+  }
+  // An LSTM keeps h and c (2H per row and step) instead of h, c and the four gates (6H).
+  dynrnn::RnnSpec spec;
+  spec.cells_fw = {dynrnn::CellSpec::lstm(64)};
+  spec.input_size = 64;
+  spec.parallel_iterations = 100;
+  std::unique_ptr<dynrnn::Rnn> saving, regenerating;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &saving).is_ok());
+  spec.recompute = true;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &regenerating).is_ok());
+  size_t full = 0, states = 0;
+  ASSERT_TRUE(saving->get_reserve_size(100, 32, &full).is_ok());
+  ASSERT_TRUE(regenerating->get_reserve_size(100, 32, &states).is_ok());
+  const size_t row_step = 32 * 64 * sizeof(float);
+  EXPECT_EQ(full, (101 + 101 + 4 * 100) * row_step);
+  EXPECT_EQ(states, (101 + 101) * row_step);
 }
 
 TEST(Schedule, SwapMovesChunksToTheHostWithinTheBudget) {

@@ -116,6 +116,7 @@ struct Call {
     a.final_state = final_state.data();
     a.workspace = ws.data();
     a.workspace_bytes = wsb;
+    a.training = true;
     a.reserve = rs.data();
     a.reserve_bytes = rsb;
   }
@@ -163,6 +164,10 @@ TEST(Validation, ForwardArguments) {
       {"null workspace", [](Call& c) { c.a.workspace = nullptr; }, StatusCode::kInvalidValue, "workspace is null"},
       {"reserve too small", [](Call& c) { c.a.reserve_bytes = 16; }, StatusCode::kWorkspaceTooSmall,
        "reserve_bytes is 16"},
+      {"reserve without training", [](Call& c) { c.a.training = false; }, StatusCode::kInvalidValue,
+       "reserve is set but training is false"},
+      {"training without reserve", [](Call& c) { c.a.reserve = nullptr; }, StatusCode::kInvalidValue,
+       "reserve is null but training is true"},
       {"outputs alias x", [](Call& c) { c.a.x = c.out.data(); }, StatusCode::kInvalidValue, "outputs overlaps x"},
       {"final state aliases outputs", [](Call& c) { c.a.final_state = c.out.data() + 1; }, StatusCode::kInvalidValue,
        "outputs overlaps final_state"},

@@ -90,6 +90,23 @@ struct SeqView {
   }
 };
 
+/// Copies steps first_step .. first_step + batch / rows_per_step - 1 of a caller sequence (any layout,
+/// reversed for the backward direction) into a step-ordered chunk buffer [steps, B, cols], so that
+/// one GEMM can project a chunk of inputs.
+template <typename T>
+struct GatherParams {
+  StepMap map;                 ///< seq_len, max_time, and step = the chunk's first step
+  int64_t batch = 0, cols = 0; ///< rows (steps * B), width
+  int64_t rows_per_step = 0;   ///< B
+  SeqView<const T> src;
+  T* dst = nullptr;
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const StepMap m{map.seq_len, map.step + r / rows_per_step, map.max_time};
+    dst[r * cols + j] = src.at(m, r % rows_per_step)[j];
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // BasicRNNCell: h' = act(x Kx + h Kh + b)
 
@@ -472,6 +489,62 @@ struct GruGatesBackwardParams {
     }
     dzg[b * 2 * H + j] = gr;
     if (dzg_x.data) dzg_x.at(map, b)[j] = gr;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Recompute (RnnSpec::recompute): backward regenerates a chunk's saved fields from its states with
+// the very arithmetic of the forward stages, rows = steps * B at once.
+
+/// z = gx + gh + bias: a pre-activation from its input and recurrent GEMM results.
+template <typename T>
+struct PreactivationParams {
+  int64_t batch = 0, cols = 0;
+  const T* gx = nullptr;    ///< [rows, cols]
+  const T* gh = nullptr;    ///< [rows, cols]
+  const T* bias = nullptr;  ///< [cols]
+  T* z = nullptr;           ///< [rows, cols]
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const int64_t i = r * cols + j;
+    z[i] = gx[i] + gh[i] + bias[j];
+  }
+};
+
+/// GRU: r * h from the gate pre-activations.
+template <typename T>
+struct GruResetParams {
+  int64_t batch = 0, cols = 0;  ///< rows, H
+  const T* zg = nullptr;        ///< [rows, 2H]
+  const T* h_prev = nullptr;    ///< [rows, H]
+  T* rh = nullptr;              ///< [rows, H]
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    rh[r * cols + j] = sigmoid(zg[r * 2 * cols + j]) * h_prev[r * cols + j];
+  }
+};
+
+/// LSTM with projection: m_raw = sigma(o^) * act(c) from the pre-activations and c_prev.
+template <typename T>
+struct LstmOutputParams {
+  int64_t batch = 0, cols = 0;  ///< rows, H
+  Activation act = Activation::kTanh;
+  T forget_bias = T(1);
+  bool has_cell_clip = false;
+  T cell_clip = T(0);
+  const T* w_f = nullptr;
+  const T* w_i = nullptr;
+  const T* w_o = nullptr;
+  const T* z = nullptr;         ///< [rows, 4H]
+  const T* c_prev = nullptr;    ///< [rows, H]
+  T* m_raw = nullptr;           ///< [rows, H]
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const int64_t H = cols;
+    const T* z4 = z + r * 4 * H;
+    LstmGates<T> s = lstm_gates(z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], c_prev[r * H + j], w_f, w_i, w_o, j,
+                                forget_bias, has_cell_clip, cell_clip, act);
+    m_raw[r * H + j] = s.so * s.a;
   }
 };
 

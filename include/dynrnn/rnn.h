@@ -67,7 +67,9 @@ struct ForwardArgs {
 
   void* workspace = nullptr;                 ///< [scratch] get_workspace_size(..., training) bytes
   size_t workspace_bytes = 0;
-  /// [out] training only: get_reserve_size() bytes that backward reads. Null means inference.
+  /// true: a training forward, which fills `reserve` for backward; false: inference (reserve unused, null).
+  bool training = false;
+  /// [out] training only: get_reserve_size() bytes that backward reads (may be null when that is 0).
   void* reserve = nullptr;
   size_t reserve_bytes = 0;
 };

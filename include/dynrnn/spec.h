@@ -94,6 +94,11 @@ struct RnnSpec {
   /// With swap_memory: device bytes the ring of saved activations may use (0 = the smallest ring,
   /// two chunks). get_reserve_size reports the device part, get_host_reserve_size the host part.
   size_t activation_memory_budget = 0;
+  /// Training only: keep just the states (h, and c for LSTMs) of every step, and regenerate gate
+  /// pre-activations in backward with one GEMM per chunk instead of saving them. An LSTM then keeps
+  /// 2H instead of 6H values per row and step, for about one more forward's worth of (batched,
+  /// efficient) GEMM work. Equal to the saving mode up to rounding of the regenerated GEMMs.
+  bool recompute = false;
   MathMode math = MathMode::kDefault;
 
   bool bidirectional() const { return !cells_bw.empty(); }

@@ -32,7 +32,8 @@ int main() {
   f.outputs = outputs.data();
   f.final_state = final_state.data();
   f.workspace = workspace.data(), f.workspace_bytes = ws_bytes;
-  f.reserve = reserve.data(), f.reserve_bytes = rs_bytes;  // training: keep activations for backward
+  f.training = true;  // keep activations in the reserve for backward
+  f.reserve = reserve.data(), f.reserve_bytes = rs_bytes;
   if (!(st = rnn->forward(f))) return std::printf("%s\n", st.to_string().c_str()), 1;
 
   std::vector<float> grad_out(outputs.size(), 1.0f), grad_x(x.size()), grad_w(weights.size());

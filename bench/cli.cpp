@@ -1,0 +1,333 @@
+#include "bench/cli.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <sstream>
+
+namespace bench {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream is(s);
+  while (std::getline(is, cur, sep)) {
+    if (!cur.empty()) out.push_back(cur);
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool parse_int(const std::string& s, int64_t lo, int64_t* v) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  const long long x = std::strtoll(s.c_str(), &end, 10);
+  if (*end != '\0' || x < lo) return false;
+  *v = x;
+  return true;
+}
+
+template <typename I>
+bool parse_int_list(const std::string& s, int64_t lo, std::vector<I>* out) {
+  std::vector<I> v;
+  for (const std::string& item : split(s, ',')) {
+    int64_t x = 0;
+    if (!parse_int(item, lo, &x)) return false;
+    v.push_back(static_cast<I>(x));
+  }
+  if (v.empty()) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::string help_text(const char* prog) {
+  std::ostringstream os;
+  os << "Usage: " << prog << " [options]\n"
+     << "\n"
+     << "Times dynrnn (TF dynamic_rnn semantics) against cuDNN and a naive per-step cuBLAS baseline,\n"
+     << "with verification, FLOP rates in two conventions and percent of the performance.md roofline.\n"
+     << "Without a CUDA device it runs the dynrnn CPU backend (and the naive op graph on the host) on\n"
+     << "small shapes derived from the core set, timed with the host clock.\n"
+     << "\n"
+     << "Shapes\n"
+     << "  --set core|extended      named shape set of performance.md 3.2 (default core). extended =\n"
+     << "                           DeepBench training list + haste N x H x C grid + inference B=1,2,4\n"
+     << "  --shapes ID[,ID...]      only these ids of the set (e.g. A1,D7,H1-B32; CPU path: A1-cpu,...)\n"
+     << "  --list-shapes            print the selected shapes and exit\n"
+     << "  Ad-hoc shape (any of the following replaces the named set; T/B/I/H/layers take lists\n"
+     << "  a,b,c and the bench runs their cartesian product):\n"
+     << "  --cell lstm|gru|rnn_tanh|rnn_relu   (default lstm; TF LSTMCell/GRUCell/BasicRNNCell)\n"
+     << "  --T N   --B N   --I N   --H N       (defaults 100, 64, I = H, 512)\n"
+     << "  --layers N                          stack depth (default 1)\n"
+     << "  --bidirectional                     TF bidirectional_dynamic_rnn (independent stacks)\n"
+     << "  --lengths fixed|uniform|skewed      fixed: no sequence_length; uniform: U[T/4,T];\n"
+     << "                                      skewed: 90% U[T/10,T/5], 10% U[T/2,T] (default fixed)\n"
+     << "\n"
+     << "What to run\n"
+     << "  --precision P[,P...]     fp32 | tf32 | fp64 (bf16, fp16 accepted: reported as \"not supported\n"
+     << "                           yet\" rows). Default fp32 (extended: fp32,tf32,bf16; CPU: fp32,fp64)\n"
+     << "  --mode M[,M...]          inference | forward | backward | training | all (default\n"
+     << "                           inference,training). forward = training forward (fills the reserve);\n"
+     << "                           backward = backward only; training = forward + backward\n"
+     << "  --impl I[,I...]          dynrnn, cudnn, naive (default all three)\n"
+     << "  --cpu                    force the CPU path even when a GPU is present\n"
+     << "\n"
+     << "Measurement\n"
+     << "  --warmup N               untimed runs before timing (default 5 GPU, 2 CPU)\n"
+     << "  --iters N                timed runs, each timed alone (default 20; median, p10, p90)\n"
+     << "  --sets N                 input sets rotated between runs (default 3; fewer for huge shapes)\n"
+     << "  --seed N                 data seed (default 1234)\n"
+     << "  --no-verify              skip the verification run (verify column NotVerified)\n"
+     << "  --cpu-ref-gflop X        largest training GFLOP count verified against the float64 CPU\n"
+     << "                           reference; larger shapes use dynrnn CUDA float64 (default 5)\n"
+     << "  --calibrate              first measure this card's ceilings (performance.md 3.4: GEMM\n"
+     << "                           FP32/TF32/bf16/FP64, D2D copy, launch latency eager vs graph,\n"
+     << "                           tiny cuBLAS GEMM chains, grid.sync, pinned H2D/D2H, cuDNN T=1)\n"
+     << "                           and use them for %roofline instead of the performance.md defaults\n"
+     << "  --calibrate-only         calibrate and exit\n"
+     << "\n"
+     << "Output\n"
+     << "  --csv FILE               one row per (shape, precision, mode, implementation)\n"
+     << "  --json FILE              rows plus device/driver/versions/commit and calibration\n"
+     << "  --quiet                  no progress line on stderr\n"
+     << "  --help                   this text\n"
+     << "\n"
+     << "Columns: median and p10..p90 time per call; us/step = time / (T_loop * layers); TF/s = FLOPs\n"
+     << "incl. the input GEMMs / time; TF/s_rec = DeepBench convention (recurrent GEMMs only); both count\n"
+     << "useful row-steps (sum of lengths) and 1x/2x/3x the forward FLOPs for forward/backward/training.\n"
+     << "%roof = performance.md 2.5 floor / time, with the binding bound (compute, memory, dependency);\n"
+     << "mem = peak device memory of the implementation (cudaMemGetInfo delta; CPU: bytes allocated);\n"
+     << "verify = Passed/Failed/NotVerified against a float64 reference, checked once before timing.\n"
+     << "\n"
+     << "Exit status: 0 when every row ran (or was skipped) and nothing failed verification; 1 when a\n"
+     << "verification failed or a row errored; 2 on a command-line error.\n";
+  return os.str();
+}
+
+ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
+  Options& o = *opt;
+  std::ostringstream cmd;
+  for (int i = 0; i < argc; ++i) cmd << (i ? " " : "") << argv[i];
+  o.command_line = cmd.str();
+  bool I_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    const size_t eq = arg.find('=');
+    if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    auto need = [&](std::string* v) -> bool {
+      if (has_value) {
+        *v = value;
+        return true;
+      }
+      if (i + 1 >= argc) {
+        *error = arg + " needs a value";
+        return false;
+      }
+      *v = argv[++i];
+      return true;
+    };
+    auto bad = [&](const std::string& v, const char* expected) {
+      *error = "invalid value '" + v + "' for " + arg + " (expected " + expected + ")";
+      return ParseResult::kError;
+    };
+    std::string v;
+    if (arg == "--help" || arg == "-h") return ParseResult::kHelp;
+    if (arg == "--set") {
+      if (!need(&v)) return ParseResult::kError;
+      if (v != "core" && v != "extended") return bad(v, "core or extended");
+      o.set = v;
+      o.set_given = true;
+    } else if (arg == "--shapes") {
+      if (!need(&v)) return ParseResult::kError;
+      o.shape_ids = split(v, ',');
+      if (o.shape_ids.empty()) return bad(v, "a comma-separated list of shape ids");
+    } else if (arg == "--list-shapes") {
+      o.list_shapes = true;
+    } else if (arg == "--cell") {
+      if (!need(&v)) return ParseResult::kError;
+      if (!parse_cell(v, &o.cell)) return bad(v, "lstm, gru, rnn_tanh or rnn_relu");
+      o.adhoc = true;
+    } else if (arg == "--T") {
+      if (!need(&v) ) return ParseResult::kError;
+      if (!parse_int_list(v, 1, &o.T)) return bad(v, "integers >= 1, comma-separated");
+      o.adhoc = true;
+    } else if (arg == "--B") {
+      if (!need(&v)) return ParseResult::kError;
+      if (!parse_int_list(v, 1, &o.B)) return bad(v, "integers >= 1, comma-separated");
+      o.adhoc = true;
+    } else if (arg == "--I") {
+      if (!need(&v)) return ParseResult::kError;
+      if (!parse_int_list(v, 1, &o.I)) return bad(v, "integers >= 1, comma-separated");
+      I_given = true;
+      o.adhoc = true;
+    } else if (arg == "--H") {
+      if (!need(&v)) return ParseResult::kError;
+      if (!parse_int_list(v, 1, &o.H)) return bad(v, "integers >= 1, comma-separated");
+      o.adhoc = true;
+    } else if (arg == "--layers") {
+      if (!need(&v)) return ParseResult::kError;
+      if (!parse_int_list(v, 1, &o.layers)) return bad(v, "integers >= 1, comma-separated");
+      o.adhoc = true;
+    } else if (arg == "--bidirectional") {
+      o.bidirectional = true;
+      o.adhoc = true;
+    } else if (arg == "--lengths") {
+      if (!need(&v)) return ParseResult::kError;
+      if (!parse_lengths(v, &o.lengths)) return bad(v, "fixed, uniform or skewed");
+      o.adhoc = true;
+    } else if (arg == "--precision") {
+      if (!need(&v)) return ParseResult::kError;
+      o.precisions.clear();
+      for (const std::string& item : split(v, ',')) {
+        Precision p;
+        if (!parse_precision(item, &p)) return bad(item, "fp32, tf32, fp64, bf16 or fp16");
+        o.precisions.push_back(p);
+      }
+      if (o.precisions.empty()) return bad(v, "fp32, tf32, fp64, bf16 or fp16");
+    } else if (arg == "--mode") {
+      if (!need(&v)) return ParseResult::kError;
+      o.modes.clear();
+      for (const std::string& item : split(v, ',')) {
+        if (item == "all") {
+          o.modes = {Mode::kInference, Mode::kForward, Mode::kBackward, Mode::kTraining};
+          continue;
+        }
+        Mode m;
+        if (!parse_mode(item, &m)) return bad(item, "inference, forward, backward, training or all");
+        if (std::find(o.modes.begin(), o.modes.end(), m) == o.modes.end()) o.modes.push_back(m);
+      }
+      if (o.modes.empty()) return bad(v, "inference, forward, backward, training or all");
+    } else if (arg == "--impl") {
+      if (!need(&v)) return ParseResult::kError;
+      o.impl_dynrnn = o.impl_cudnn = o.impl_naive = false;
+      for (const std::string& item : split(v, ',')) {
+        if (item == "dynrnn") o.impl_dynrnn = true;
+        else if (item == "cudnn") o.impl_cudnn = true;
+        else if (item == "naive") o.impl_naive = true;
+        else return bad(item, "dynrnn, cudnn or naive");
+      }
+      if (!o.impl_dynrnn && !o.impl_cudnn && !o.impl_naive) return bad(v, "dynrnn, cudnn or naive");
+    } else if (arg == "--warmup" || arg == "--iters" || arg == "--sets") {
+      if (!need(&v)) return ParseResult::kError;
+      int64_t x = 0;
+      const int64_t lo = arg == "--warmup" ? 0 : 1;
+      if (!parse_int(v, lo, &x) || x > 1000000) return bad(v, lo ? "an integer >= 1" : "an integer >= 0");
+      if (arg == "--warmup") o.warmup = static_cast<int>(x);
+      else if (arg == "--iters") o.iters = static_cast<int>(x);
+      else o.num_sets = static_cast<int>(x);
+    } else if (arg == "--seed") {
+      if (!need(&v)) return ParseResult::kError;
+      int64_t x = 0;
+      if (!parse_int(v, 0, &x)) return bad(v, "an integer >= 0");
+      o.seed = static_cast<uint64_t>(x);
+    } else if (arg == "--cpu-ref-gflop") {
+      if (!need(&v)) return ParseResult::kError;
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (*end != '\0' || !(x >= 0)) return bad(v, "a number >= 0");
+      o.cpu_ref_gflop = x;
+    } else if (arg == "--csv") {
+      if (!need(&o.csv)) return ParseResult::kError;
+    } else if (arg == "--json") {
+      if (!need(&o.json)) return ParseResult::kError;
+    } else if (arg == "--calibrate") {
+      o.calibrate = true;
+    } else if (arg == "--calibrate-only") {
+      o.calibrate = o.calibrate_only = true;
+    } else if (arg == "--cpu") {
+      o.force_cpu = true;
+    } else if (arg == "--quiet") {
+      o.quiet = true;
+    } else if (arg == "--no-verify") {
+      o.verify = false;
+    } else {
+      *error = "unknown option " + arg + " (see --help)";
+      return ParseResult::kError;
+    }
+    if (has_value && (arg == "--list-shapes" || arg == "--bidirectional" || arg == "--calibrate" ||
+                      arg == "--calibrate-only" || arg == "--cpu" || arg == "--quiet" || arg == "--no-verify")) {
+      *error = arg + " takes no value";
+      return ParseResult::kError;
+    }
+  }
+  if (!I_given) o.I.clear();
+  if (o.adhoc && o.set_given) {
+    *error = "--set and an ad-hoc shape (--cell/--T/--B/--I/--H/--layers/--bidirectional/--lengths) are exclusive";
+    return ParseResult::kError;
+  }
+  return ParseResult::kOk;
+}
+
+bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, std::string* error) {
+  std::vector<Shape> all;
+  if (opt.adhoc) {
+    for (int64_t T : opt.T) {
+      for (int64_t B : opt.B) {
+        for (int64_t H : opt.H) {
+          std::vector<int64_t> Is = opt.I.empty() ? std::vector<int64_t>{H} : opt.I;
+          for (int64_t I : Is) {
+            for (int L : opt.layers) {
+              Shape s;
+              std::ostringstream id;
+              id << "adhoc-" << cell_name(opt.cell) << "-T" << T << "-B" << B << "-I" << I << "-H" << H << "-L" << L
+                 << (opt.bidirectional ? "-bi" : "") << (opt.lengths != Lengths::kFixed ? "-" : "")
+                 << (opt.lengths != Lengths::kFixed ? lengths_name(opt.lengths) : "");
+              s.id = id.str();
+              s.source = "command line";
+              s.cell = opt.cell;
+              s.T = T;
+              s.B = B;
+              s.I = I;
+              s.H = H;
+              s.layers = L;
+              s.bidirectional = opt.bidirectional;
+              s.lengths = opt.lengths;
+              all.push_back(s);
+            }
+          }
+        }
+      }
+    }
+  } else if (cpu_path) {
+    all = cpu_shapes();
+  } else {
+    all = opt.set == "extended" ? extended_shapes() : core_shapes();
+  }
+  if (opt.shape_ids.empty()) {
+    *out = all;
+    return true;
+  }
+  out->clear();
+  for (const std::string& id : opt.shape_ids) {
+    bool found = false;
+    for (const Shape& s : all) {
+      if (lower(s.id) == lower(id)) {
+        out->push_back(s);
+        found = true;
+      }
+    }
+    if (!found) {
+      std::string ids;
+      for (size_t k = 0; k < all.size() && k < 40; ++k) ids += (k ? "," : "") + all[k].id;
+      if (all.size() > 40) ids += ",...";
+      *error = "--shapes: no shape '" + id + "' in this set (" + ids + ")";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace bench

@@ -1,0 +1,150 @@
+#include "bench/cpu_path.h"
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "bench/arena.h"
+#include "bench/dynrnn_runner.h"
+#include "bench/naive_baseline.h"
+#include "bench/progress.h"
+#include "bench/rows.h"
+
+namespace bench {
+namespace {
+
+constexpr const char* kCpuReference = "dynrnn-cpu-fp64";
+
+HostResult cpu_reference(const Problem& p) {
+  auto arena = make_host_arena();
+  auto ref = make_dynrnn_runner(p, Precision::kFp64, dynrnn::Backend::kCpu, arena.get(), nullptr, true);
+  ref->run(Mode::kTraining, 0);
+  return ref->fetch(true);
+}
+
+}  // namespace
+
+int run_cpu_path(const Options& opt, Report& report) {
+  std::vector<Shape> shapes;
+  std::string err;
+  if (!select_shapes(opt, true, &shapes, &err)) {
+    std::fprintf(stderr, "dynrnn-bench: %s\n", err.c_str());
+    return 2;
+  }
+  std::vector<Precision> precisions = opt.precisions;
+  if (precisions.empty()) precisions = {Precision::kFp32, Precision::kFp64};
+  const int warmup = opt.warmup >= 0 ? opt.warmup : 2;
+  if (opt.impl_cudnn) std::printf("# cudnn          skipped: the cuDNN baseline needs a GPU\n");
+  report.print_header();
+
+  Progress progress(!opt.quiet);
+  const size_t total = shapes.size() * precisions.size() * opt.modes.size() *
+                       ((opt.impl_dynrnn ? 1 : 0) + (opt.impl_naive ? 1 : 0));
+  size_t done = 0;
+  int status = 0;
+  for (const Shape& shape : shapes) {
+    std::optional<Problem> problem;
+    std::string problem_error;
+    try {
+      problem.emplace(make_problem(shape, opt.num_sets, opt.seed));
+    } catch (const BenchError& e) {
+      problem_error = e.what();
+    }
+    std::optional<HostResult> ref;
+    std::string ref_error;
+    for (Precision prec : precisions) {
+      for (Mode mode : opt.modes) {
+        for (const char* impl : {"dynrnn", "naive"}) {
+          const bool is_dynrnn = std::string(impl) == "dynrnn";
+          if ((is_dynrnn && !opt.impl_dynrnn) || (!is_dynrnn && !opt.impl_naive)) continue;
+          ++done;
+          progress.update(done, total, shape.id + " " + precision_name(prec) + " " + mode_name(mode) + " " + impl);
+          if (!problem) {
+            Row r;
+            r.shape_id = shape.id;
+            r.impl = impl;
+            r.status = "error";
+            r.note = problem_error;
+            progress.clear();
+            report.add(r);
+            status = 1;
+            continue;
+          }
+          const Problem& p = *problem;
+          Row r = base_row(p, prec, mode, impl, "", false);
+          if (!precision_supported(prec)) {
+            r.status = "unsupported";
+            r.note = std::string(precision_name(prec)) + ": not supported yet";
+            progress.clear();
+            report.add(r);
+            continue;
+          }
+          if (prec == Precision::kTf32) {
+            r.status = "unsupported";
+            r.note = "tf32 is a tensor-core GEMM mode: GPU only";
+            progress.clear();
+            report.add(r);
+            continue;
+          }
+          try {
+            const bool training = mode != Mode::kInference;
+            auto arena = make_host_arena();
+            std::unique_ptr<Runner> runner;
+            if (is_dynrnn) {
+              runner = make_dynrnn_runner(p, prec, dynrnn::Backend::kCpu, arena.get(), nullptr, training);
+            } else {
+              runner = make_naive_runner(p, prec, arena.get(), training, make_cpu_naive_ops<float>(),
+                                         make_cpu_naive_ops<double>());
+            }
+            r.peak_mem_bytes = static_cast<double>(arena->allocated());
+            r.workspace_bytes = static_cast<double>(runner->workspace_bytes());
+            r.reserve_bytes = static_cast<double>(runner->reserve_bytes());
+            if (opt.verify) {
+              const Mode vm = verification_mode(mode);
+              runner->run(vm, 0);
+              const HostResult got = runner->fetch(mode_has_backward(mode));
+              if (is_dynrnn && prec == Precision::kFp64) {
+                r.verify = "NotVerified";
+                r.verify_ref = "is the reference";
+              } else {
+                if (!ref && ref_error.empty()) {
+                  try {
+                    ref.emplace(cpu_reference(p));
+                  } catch (const BenchError& e) {
+                    ref_error = e.what();
+                  }
+                }
+                if (ref) {
+                  const Verdict v = compare_results(got, *ref, prec, mode_has_backward(mode));
+                  r.verify = v.status;
+                  r.verify_ref = kCpuReference;
+                  if (v.fwd_err >= 0) r.fwd_err = v.fwd_err;
+                  if (v.grad_err >= 0) r.grad_err = v.grad_err;
+                  if (!v.detail.empty() && v.status != "Passed") r.note = v.detail;
+                  if (v.status == "Failed") status = 1;
+                } else {
+                  r.verify_ref = "reference failed: " + ref_error;
+                }
+              }
+            }
+            if (mode == Mode::kBackward) runner->run(Mode::kForward, 0);
+            const auto samples = time_host_ms(warmup, opt.iters, [&](int i) { runner->run(mode, i); });
+            const WorkModel w = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
+            fill_timing(r, samples, w, shape.layers, false);
+            if (!is_dynrnn) r.note = r.note.empty() ? "naive op graph on the host" : r.note;
+          } catch (const BenchError& e) {
+            r.status = "error";
+            r.note = e.what();
+            status = 1;
+          }
+          progress.clear();
+            report.add(r);
+        }
+      }
+    }
+  }
+  progress.finish();
+  return status;
+}
+
+}  // namespace bench

@@ -1,0 +1,338 @@
+#include "bench/cudnn_baseline.h"
+
+#include <cudnn.h>
+
+#include <algorithm>
+
+#include "bench/cuda_check.h"
+#include "bench/cudnn_mapping.h"
+#include "bench/gpu_timing.h"
+#include "bench/stats.h"
+
+#define BENCH_CUDNN_CHECK(expr)                                                                             \
+  do {                                                                                                      \
+    const cudnnStatus_t bench_st_ = (expr);                                                                 \
+    if (bench_st_ != CUDNN_STATUS_SUCCESS) {                                                                \
+      throw ::bench::BenchError(std::string(#expr).substr(0, std::string(#expr).find('(')) + " failed: " + \
+                                cudnnGetErrorString(bench_st_));                                            \
+    }                                                                                                       \
+  } while (0)
+
+namespace bench {
+
+const std::vector<int>& cudnn_algorithms() {
+  static const std::vector<int> algos = {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC,
+                                         CUDNN_RNN_ALGO_PERSIST_DYNAMIC, CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H};
+  return algos;
+}
+
+const char* cudnn_algorithm_name(int algo) {
+  switch (algo) {
+    case CUDNN_RNN_ALGO_STANDARD: return "STANDARD";
+    case CUDNN_RNN_ALGO_PERSIST_STATIC: return "PERSIST_STATIC";
+    case CUDNN_RNN_ALGO_PERSIST_DYNAMIC: return "PERSIST_DYNAMIC";
+    case CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H: return "PERSIST_STATIC_SMALL_H";
+  }
+  return "?";
+}
+
+struct CudnnSession::Impl {
+  cudnnHandle_t handle = nullptr;
+  cudnnDropoutDescriptor_t dropout = nullptr;
+  cudaStream_t stream = nullptr;
+};
+
+CudnnSession::CudnnSession(cudaStream_t stream) : impl_(std::make_unique<Impl>()) {
+  impl_->stream = stream;
+  BENCH_CUDNN_CHECK(cudnnCreate(&impl_->handle));
+  BENCH_CUDNN_CHECK(cudnnSetStream(impl_->handle, stream));
+  BENCH_CUDNN_CHECK(cudnnCreateDropoutDescriptor(&impl_->dropout));
+  // No dropout: no states are needed (PyTorch's set_no_dropout does the same).
+  BENCH_CUDNN_CHECK(cudnnSetDropoutDescriptor(impl_->dropout, impl_->handle, 0.0f, nullptr, 0, 0));
+}
+
+CudnnSession::~CudnnSession() {
+  if (impl_->dropout) (void)cudnnDestroyDropoutDescriptor(impl_->dropout);
+  if (impl_->handle) (void)cudnnDestroy(impl_->handle);
+}
+
+cudaStream_t CudnnSession::stream() const { return impl_->stream; }
+
+std::string CudnnSession::runtime_version() {
+  const size_t v = cudnnGetVersion();  // major * 10000 + minor * 100 + patch (cuDNN 9)
+  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+}
+
+std::string CudnnSession::header_version() {
+  return std::to_string(CUDNN_MAJOR) + "." + std::to_string(CUDNN_MINOR) + "." + std::to_string(CUDNN_PATCHLEVEL);
+}
+
+namespace {
+
+template <typename T>
+class CudnnRunner final : public Runner {
+ public:
+  CudnnRunner(const Problem& p, Precision prec, int algo, bool training, CudnnSession& session, Arena* arena)
+      : p_(p), arena_(arena), training_(training), handle_(session.impl()->handle), stream_(session.stream()) {
+    const Shape& s = p.shape;
+    const int D = p.directions();
+    const cudnnDataType_t dt = sizeof(T) == 8 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    // FP32 without TF32: FMA only. TF32: default math lets cuDNN use TF32 tensor cores.
+    const cudnnMathType_t math = prec == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+    cudnnRNNMode_t cell = CUDNN_LSTM;
+    switch (s.cell) {
+      case Cell::kLstm: cell = CUDNN_LSTM; break;
+      case Cell::kGru: cell = CUDNN_GRU; break;
+      case Cell::kRnnTanh: cell = CUDNN_RNN_TANH; break;
+      case Cell::kRnnRelu: cell = CUDNN_RNN_RELU; break;
+    }
+    BENCH_CUDNN_CHECK(cudnnCreateRNNDescriptor(&rnn_));
+    BENCH_CUDNN_CHECK(cudnnSetRNNDescriptor_v8(
+        rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
+        D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, dt, dt, math,
+        static_cast<int32_t>(s.I), static_cast<int32_t>(s.H), static_cast<int32_t>(s.H), s.layers,
+        session.impl()->dropout, CUDNN_RNN_PADDED_IO_ENABLED));
+    if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC) {
+      BENCH_CUDNN_CHECK(cudnnBuildRNNDynamic(handle_, rnn_, static_cast<int>(s.B)));
+    }
+
+    seq_.assign(static_cast<size_t>(s.B), static_cast<int>(s.T));
+    for (size_t b = 0; b < seq_.size(); ++b) seq_[b] = std::min<int>(p.lengths[b], static_cast<int>(s.T));
+    BENCH_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&x_desc_));
+    BENCH_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&y_desc_));
+    BENCH_CUDNN_CHECK(cudnnSetRNNDataDescriptor(x_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
+                                                static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(s.I),
+                                                seq_.data(), &fill_));
+    BENCH_CUDNN_CHECK(cudnnSetRNNDataDescriptor(y_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
+                                                static_cast<int>(s.T), static_cast<int>(s.B),
+                                                static_cast<int>(D * s.H), seq_.data(), &fill_));
+    BENCH_CUDNN_CHECK(cudnnCreateTensorDescriptor(&h_desc_));
+    const int dims[3] = {s.layers * D, static_cast<int>(s.B), static_cast<int>(s.H)};
+    const int strides[3] = {static_cast<int>(s.B * s.H), static_cast<int>(s.H), 1};
+    BENCH_CUDNN_CHECK(cudnnSetTensorNdDescriptor(h_desc_, dt, 3, dims, strides));
+
+    BENCH_CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle_, rnn_, &weight_bytes_));
+    size_t ws_inf = 0, rs_inf = 0, ws_train = 0;
+    BENCH_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_INFERENCE, x_desc_, &ws_inf, &rs_inf));
+    if (training) {
+      BENCH_CUDNN_CHECK(
+          cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_TRAINING, x_desc_, &ws_train, &reserve_bytes_));
+    }
+    work_bytes_ = std::max(ws_inf, ws_train);
+    w_ = arena->alloc_bytes(weight_bytes_);
+    if (training) dw_ = arena->alloc_bytes(weight_bytes_);
+    work_ = arena->alloc_bytes(work_bytes_);
+    if (training) reserve_ = arena->alloc_bytes(reserve_bytes_);
+
+    load_weights();
+
+    dev_seq_ = arena->alloc<int32_t>(s.B);
+    std::vector<int32_t> seq32(seq_.begin(), seq_.end());
+    arena->upload(dev_seq_, seq32.data(), seq32.size() * sizeof(int32_t));
+    for (const InputSet& in : p.sets) {
+      Set set;
+      set.x = arena->upload_as<T>(in.x);
+      if (training) set.dy = arena->upload_as<T>(cudnn_join_outputs(p, in.dy_fw, in.dy_bw));
+      sets_.push_back(set);
+    }
+    const int64_t states = static_cast<int64_t>(s.layers) * D * s.B * s.H;
+    y_ = arena->alloc<T>(s.T * s.B * D * s.H);
+    hy_ = arena->alloc<T>(states);
+    if (s.cell == Cell::kLstm) cy_ = arena->alloc<T>(states);
+    if (training) {
+      dx_ = arena->alloc<T>(p.x_elems());
+      dhx_ = arena->alloc<T>(states);
+      if (s.cell == Cell::kLstm) dcx_ = arena->alloc<T>(states);
+    }
+  }
+
+  ~CudnnRunner() override {
+    if (h_desc_) (void)cudnnDestroyTensorDescriptor(h_desc_);
+    if (x_desc_) (void)cudnnDestroyRNNDataDescriptor(x_desc_);
+    if (y_desc_) (void)cudnnDestroyRNNDataDescriptor(y_desc_);
+    if (rnn_) (void)cudnnDestroyRNNDescriptor(rnn_);
+  }
+
+  void run(Mode mode, int set) override {
+    const Set& s = sets_[static_cast<size_t>(set) % sets_.size()];
+    switch (mode) {
+      case Mode::kInference: forward(s, false); break;
+      case Mode::kForward: forward(s, true); break;
+      case Mode::kBackward: backward(sets_[0], s); break;  // reserve and y of set 0; dy rotates
+      case Mode::kTraining:
+        forward(s, true);
+        backward(s, s);
+        break;
+    }
+  }
+
+  HostResult fetch(bool grads) override {
+    arena_->sync();
+    const Shape& s = p_.shape;
+    const int64_t states = static_cast<int64_t>(s.layers) * p_.directions() * s.B * s.H;
+    HostResult r;
+    cudnn_split_outputs(p_, arena_->download_as<T>(y_, s.T * s.B * p_.directions() * s.H), &r.out_fw, &r.out_bw);
+    const std::vector<double> hy = arena_->download_as<T>(hy_, states);
+    std::vector<double> cy;
+    if (cy_) cy = arena_->download_as<T>(cy_, states);
+    r.final_state = cudnn_states_to_flat(p_, hy, cy_ ? &cy : nullptr);
+    if (grads && training_) {
+      r.has_grads = true;
+      r.dx = arena_->download_as<T>(dx_, p_.x_elems());
+      zero_padding(p_, s.I, &r.dx);
+      const std::vector<double> dhx = arena_->download_as<T>(dhx_, states);
+      std::vector<double> dcx;
+      if (dcx_) dcx = arena_->download_as<T>(dcx_, states);
+      r.dinit = cudnn_states_to_flat(p_, dhx, dcx_ ? &dcx : nullptr);
+      const std::vector<double> dspace =
+          arena_->download_as<T>(static_cast<const T*>(dw_), static_cast<int64_t>(weight_bytes_ / sizeof(T)));
+      r.dw.assign(static_cast<size_t>(p_.param_count), 0.0);
+      for (const CudnnParam& m : params_) cudnn_grad_to_tf(p_, m, dspace.data(), &r.dw);
+    }
+    return r;
+  }
+
+  size_t workspace_bytes() const override { return work_bytes_; }
+  size_t reserve_bytes() const override { return reserve_bytes_; }
+  std::string unverifiable_reason() const override {
+    if (p_.shape.cell == Cell::kGru) {
+      return "cuDNN GRU is the reset-after form (r * (R h + b_R)); TF GRUCell applies r before the matmul";
+    }
+    return {};
+  }
+
+ private:
+  struct Set {
+    T* x = nullptr;
+    T* dy = nullptr;
+  };
+
+  /// Finds every matrix and bias in the weight space and fills it from the TF weights.
+  void load_weights() {
+    const int D = p_.directions();
+    const int lins = cudnn_lin_count(p_.shape.cell);
+    std::vector<double> image(weight_bytes_ / sizeof(T), 0.0);
+    cudnnTensorDescriptor_t m_desc = nullptr, b_desc = nullptr;
+    BENCH_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m_desc));
+    const cudnnStatus_t bst = cudnnCreateTensorDescriptor(&b_desc);
+    if (bst != CUDNN_STATUS_SUCCESS) {
+      (void)cudnnDestroyTensorDescriptor(m_desc);
+      throw BenchError(std::string("cudnnCreateTensorDescriptor failed: ") + cudnnGetErrorString(bst));
+    }
+    struct Guard {
+      cudnnTensorDescriptor_t a, b;
+      ~Guard() {
+        (void)cudnnDestroyTensorDescriptor(a);
+        (void)cudnnDestroyTensorDescriptor(b);
+      }
+    } guard{m_desc, b_desc};
+    for (int pl = 0; pl < p_.shape.layers * D; ++pl) {
+      for (int lin = 0; lin < lins; ++lin) {
+        void* m_addr = nullptr;
+        void* b_addr = nullptr;
+        BENCH_CUDNN_CHECK(
+            cudnnGetRNNWeightParams(handle_, rnn_, pl, weight_bytes_, w_, lin, m_desc, &m_addr, b_desc, &b_addr));
+        add_param(pl, lin, false, m_desc, m_addr);
+        add_param(pl, lin, true, b_desc, b_addr);
+      }
+    }
+    for (const CudnnParam& m : params_) tf_to_cudnn(p_, m, image.data());
+    std::vector<T> cast(image.begin(), image.end());
+    arena_->upload(w_, cast.data(), cast.size() * sizeof(T));
+  }
+
+  void add_param(int pl, int lin, bool bias, cudnnTensorDescriptor_t desc, void* addr) {
+    cudnnDataType_t dt;
+    int nb = 0;
+    int dims[3] = {0, 0, 0}, strides[3] = {0, 0, 0};
+    BENCH_CUDNN_CHECK(cudnnGetTensorNdDescriptor(desc, 3, &dt, &nb, dims, strides));
+    if (nb == 0 || addr == nullptr) return;  // absent (e.g. no bias in this mode)
+    CudnnParam m;
+    m.pseudo_layer = pl;
+    m.lin = lin;
+    m.bias = bias;
+    m.rows = dims[1];
+    m.cols = bias ? 1 : dims[2];
+    if (nb != 3 || (!bias && (strides[2] != 1 || strides[1] != dims[2]))) {
+      throw BenchError("cuDNN weight (pseudo layer " + std::to_string(pl) + ", lin " + std::to_string(lin) +
+                       ") has an unexpected layout (nbDims " + std::to_string(nb) + ")");
+    }
+    const ptrdiff_t bytes = static_cast<const char*>(addr) - static_cast<const char*>(w_);
+    if (bytes < 0 || static_cast<size_t>(bytes) + static_cast<size_t>(m.rows * m.cols) * sizeof(T) > weight_bytes_) {
+      throw BenchError("cuDNN weight pointer outside the weight space");
+    }
+    m.offset = bytes / static_cast<ptrdiff_t>(sizeof(T));
+    params_.push_back(m);
+  }
+
+  void forward(const Set& s, bool train) {
+    if (train && !training_) throw BenchError("cuDNN runner was set up for inference only");
+    BENCH_CUDNN_CHECK(cudnnRNNForward(handle_, rnn_, train ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
+                                      dev_seq_, x_desc_, s.x, y_desc_, y_, h_desc_, nullptr, hy_, h_desc_, nullptr,
+                                      cy_, weight_bytes_, w_, work_bytes_, work_, train ? reserve_bytes_ : 0,
+                                      train ? reserve_ : nullptr));
+  }
+
+  void backward(const Set& fwd, const Set& up) {
+    if (!training_) throw BenchError("cuDNN runner was set up for inference only");
+    BENCH_CUDNN_CHECK(cudnnRNNBackwardData_v8(handle_, rnn_, dev_seq_, y_desc_, y_, up.dy, x_desc_, dx_, h_desc_,
+                                              nullptr, nullptr, dhx_, h_desc_, nullptr, nullptr, dcx_,
+                                              weight_bytes_, w_, work_bytes_, work_, reserve_bytes_, reserve_));
+    // Weight gradients accumulate (CUDNN_WGRAD_MODE_ADD): clear them first, as a training step must.
+    BENCH_CUDA_CHECK(cudaMemsetAsync(dw_, 0, weight_bytes_, stream_));
+    BENCH_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle_, rnn_, CUDNN_WGRAD_MODE_ADD, dev_seq_, x_desc_, fwd.x,
+                                                 h_desc_, nullptr, y_desc_, y_, weight_bytes_, dw_, work_bytes_,
+                                                 work_, reserve_bytes_, reserve_));
+  }
+
+  const Problem& p_;
+  Arena* arena_;
+  bool training_;
+  cudnnHandle_t handle_;
+  cudaStream_t stream_;
+  cudnnRNNDescriptor_t rnn_ = nullptr;
+  cudnnRNNDataDescriptor_t x_desc_ = nullptr, y_desc_ = nullptr;
+  cudnnTensorDescriptor_t h_desc_ = nullptr;
+  std::vector<int> seq_;
+  T fill_ = T(0);
+  size_t weight_bytes_ = 0, work_bytes_ = 0, reserve_bytes_ = 0;
+  void* w_ = nullptr;
+  void* dw_ = nullptr;
+  void* work_ = nullptr;
+  void* reserve_ = nullptr;
+  int32_t* dev_seq_ = nullptr;
+  std::vector<CudnnParam> params_;
+  std::vector<Set> sets_;
+  T* y_ = nullptr;
+  T* hy_ = nullptr;
+  T* cy_ = nullptr;
+  T* dx_ = nullptr;
+  T* dhx_ = nullptr;
+  T* dcx_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Runner> make_cudnn_runner(const Problem& p, Precision prec, int algo, bool training,
+                                          CudnnSession& session, Arena* arena) {
+  if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
+  if (prec == Precision::kFp64) return std::make_unique<CudnnRunner<double>>(p, prec, algo, training, session, arena);
+  return std::make_unique<CudnnRunner<float>>(p, prec, algo, training, session, arena);
+}
+
+double cudnn_t1_fixed_cost_us(CudnnSession& session, Arena* arena) {
+  Shape s;
+  s.id = "cudnn-T1";
+  s.cell = Cell::kLstm;
+  s.T = 1;
+  s.B = 1;
+  s.I = 64;
+  s.H = 64;
+  const Problem p = make_problem(s, 1, 1);
+  auto runner = make_cudnn_runner(p, Precision::kFp32, CUDNN_RNN_ALGO_STANDARD, false, session, arena);
+  const std::vector<double> ms =
+      time_gpu_ms(session.stream(), 20, 200, [&](int i) { runner->run(Mode::kInference, i); });
+  return summarize(ms).median * 1e3;
+}
+
+}  // namespace bench

@@ -1,0 +1,55 @@
+// bench/cudnn_mapping.h — TF weights <-> cuDNN's per-gate matrices (pure host code).
+//
+// cuDNN's LSTM gate order is i, f, g, o; TF's kernel columns are i, j, f, o (j = g). A TF kernel
+// [in + H, G*H] becomes, per gate, W [H, in] (input rows transposed) and R [H, H] (recurrent rows
+// transposed); cuDNN's bias pair is (b_W = TF bias + forget_bias on f, b_R = 0). GRU: r, z(=TF u),
+// h from gates/kernel and candidate/kernel (cuDNN's GRU is the reset-after form, so it computes a
+// different function; the mapping only gives it TF-sized weights). Vanilla: W, R, b_W = b.
+//
+// Stacks: cuDNN's layer l > 0 reads D*H inputs (both directions concatenated); TF's two stacks are
+// independent. Direction d's columns [d*H, (d+1)*H) take TF's weights and the other direction's
+// columns are zero, so cuDNN computes exactly TF's independent stacks (plus wasted zero blocks).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bench/problem.h"
+
+namespace bench {
+
+/// One cuDNN matrix or bias vector (cudnnGetRNNWeightParams), located in the weight space.
+struct CudnnParam {
+  int pseudo_layer = 0;  ///< layer * D + direction
+  int lin = 0;           ///< linLayerID: [0, G) input matrices, [G, 2G) recurrent (G = 4 LSTM, 3 GRU, 1 RNN)
+  bool bias = false;
+  int64_t rows = 0, cols = 0;  ///< matrix [rows, cols] row-major (bias: rows = H, cols = 1)
+  int64_t offset = 0;          ///< elements from the start of the weight space
+};
+
+/// cuDNN gate-matrix count per direction and layer (linLayerIDs): LSTM 8, GRU 6, RNN 2.
+int cudnn_lin_count(Cell c);
+/// Input width of a cuDNN layer: I for layer 0, D*H above.
+int64_t cudnn_layer_input(const Problem& p, int layer);
+
+/// Writes the TF weights of `p` into `space` (a host image of the cuDNN weight space) at `m`.
+/// Throws BenchError if m's shape is not what the mapping expects.
+void tf_to_cudnn(const Problem& p, const CudnnParam& m, double* space);
+/// Adds the gradient held at `m` in a host image of the cuDNN dweight space into dw_tf (TF layout).
+/// Recurrent-side bias gradients are skipped (they duplicate the input-side ones).
+void cudnn_grad_to_tf(const Problem& p, const CudnnParam& m, const double* space, std::vector<double>* dw_tf);
+
+/// cuDNN hy/cy [L*D, B, H] (pseudo layer = layer * D + direction) -> dynrnn's flat state [B * S].
+/// cy may be null (no cell state).
+std::vector<double> cudnn_states_to_flat(const Problem& p, const std::vector<double>& hy,
+                                         const std::vector<double>* cy);
+/// cuDNN y [T, B, D*H] -> outputs [T, B, H] per direction.
+void cudnn_split_outputs(const Problem& p, const std::vector<double>& y, std::vector<double>* out_fw,
+                         std::vector<double>* out_bw);
+/// dy per direction [T, B, H] -> cuDNN dy [T, B, D*H].
+std::vector<double> cudnn_join_outputs(const Problem& p, const std::vector<double>& dy_fw,
+                                       const std::vector<double>& dy_bw);
+/// Zeroes x-shaped [T, B, I] entries at t >= length (cuDNN leaves padding positions of dx as they are).
+void zero_padding(const Problem& p, int64_t width, std::vector<double>* v);
+
+}  // namespace bench

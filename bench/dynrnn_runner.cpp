@@ -1,0 +1,173 @@
+#include "bench/dynrnn_runner.h"
+
+#include <algorithm>
+
+namespace bench {
+namespace {
+
+void check(const dynrnn::Status& st, const char* what) {
+  if (!st) throw BenchError(std::string("dynrnn ") + what + ": " + st.to_string());
+}
+
+template <typename T>
+class DynrnnRunner final : public Runner {
+ public:
+  DynrnnRunner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream,
+               bool training)
+      : p_(p), arena_(arena), stream_(stream), training_(training) {
+    const dynrnn::DataType dt = sizeof(T) == 8 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32;
+    const dynrnn::MathMode math = prec == Precision::kTf32 ? dynrnn::MathMode::kTF32 : dynrnn::MathMode::kDefault;
+    check(dynrnn::Rnn::create(make_spec(p.shape, dt, math), backend, &rnn_), "Rnn::create");
+    const int64_t T_ = p.shape.T, B = p.shape.B;
+    check(rnn_->get_workspace_size(T_, B, false, &ws_inference_), "get_workspace_size(inference)");
+    if (training) {
+      check(rnn_->get_workspace_size(T_, B, true, &ws_training_), "get_workspace_size(training)");
+      check(rnn_->get_reserve_size(T_, B, &reserve_bytes_), "get_reserve_size");
+    }
+    workspace_bytes_ = std::max(ws_inference_, ws_training_);
+    workspace_ = arena->alloc_bytes(workspace_bytes_);
+    if (training) reserve_ = arena->alloc_bytes(reserve_bytes_);
+
+    weights_ = arena->upload_as<T>(p.weights);
+    for (const InputSet& s : p.sets) {
+      Set d;
+      d.x = arena->upload_as<T>(s.x);
+      if (training) {
+        d.dy_fw = arena->upload_as<T>(s.dy_fw);
+        if (p.shape.bidirectional) d.dy_bw = arena->upload_as<T>(s.dy_bw);
+      }
+      sets_.push_back(d);
+    }
+    if (p.has_lengths) {
+      lengths_ = arena->alloc<int32_t>(p.shape.B);
+      arena->upload(lengths_, p.lengths.data(), p.lengths.size() * sizeof(int32_t));
+    }
+    out_fw_ = arena->alloc<T>(p.y_elems());
+    if (p.shape.bidirectional) out_bw_ = arena->alloc<T>(p.y_elems());
+    final_state_ = arena->alloc<T>(p.state_elems());
+    if (training) {
+      dx_ = arena->alloc<T>(p.x_elems());
+      dinit_ = arena->alloc<T>(p.state_elems());
+      dw_ = arena->alloc<T>(p.param_count);
+    }
+  }
+
+  void run(Mode mode, int set) override {
+    const Set& s = sets_[static_cast<size_t>(set) % sets_.size()];
+    if (mode == Mode::kInference) {
+      forward(s, false);
+    } else if (mode == Mode::kForward) {
+      forward(s, true);
+    } else if (mode == Mode::kBackward) {
+      // The reserve holds set 0's forward (run by the driver before timing); only dy rotates.
+      backward(sets_[0], s);
+    } else {
+      forward(s, true);
+      backward(s, s);
+    }
+  }
+
+  HostResult fetch(bool grads) override {
+    arena_->sync();
+    HostResult r;
+    r.out_fw = arena_->download_as<T>(out_fw_, p_.y_elems());
+    if (out_bw_) r.out_bw = arena_->download_as<T>(out_bw_, p_.y_elems());
+    r.final_state = arena_->download_as<T>(final_state_, p_.state_elems());
+    if (grads && training_) {
+      r.has_grads = true;
+      r.dx = arena_->download_as<T>(dx_, p_.x_elems());
+      r.dinit = arena_->download_as<T>(dinit_, p_.state_elems());
+      r.dw = arena_->download_as<T>(dw_, p_.param_count);
+    }
+    return r;
+  }
+
+  size_t workspace_bytes() const override { return workspace_bytes_; }
+  size_t reserve_bytes() const override { return reserve_bytes_; }
+
+ private:
+  struct Set {
+    T* x = nullptr;
+    T* dy_fw = nullptr;
+    T* dy_bw = nullptr;
+  };
+
+  template <typename Args>
+  void common(Args& a, const Set& s) const {
+    a.x_shape[0] = p_.shape.T;
+    a.x_shape[1] = p_.shape.B;
+    a.x_shape[2] = p_.shape.I;
+    a.x = s.x;
+    if (lengths_) {
+      a.sequence_length = lengths_;
+      a.sequence_length_size = p_.shape.B;
+      if (arena_->on_device()) a.host_sequence_length = p_.lengths.data();
+    }
+    a.initial_state = nullptr;
+    a.weights = weights_;
+  }
+
+  void forward(const Set& s, bool train) {
+    if (train && !training_) throw BenchError("dynrnn runner was set up for inference only");
+    dynrnn::ForwardArgs a;
+    common(a, s);
+    a.outputs = out_fw_;
+    a.outputs_bw = out_bw_;
+    a.final_state = final_state_;
+    a.workspace = workspace_;
+    a.workspace_bytes = workspace_bytes_;
+    a.training = train;
+    if (train) {
+      a.reserve = reserve_;
+      a.reserve_bytes = reserve_bytes_;
+    }
+    check(rnn_->forward(a, stream_), "forward");
+  }
+
+  void backward(const Set& fwd, const Set& up) {
+    if (!training_) throw BenchError("dynrnn runner was set up for inference only");
+    dynrnn::BackwardArgs a;
+    common(a, fwd);
+    a.grad_outputs = up.dy_fw;
+    a.grad_outputs_bw = up.dy_bw;
+    a.grad_final_state = nullptr;
+    a.grad_inputs = dx_;
+    a.grad_initial_state = dinit_;
+    a.grad_weights = dw_;
+    a.accumulate_grad_weights = false;
+    a.workspace = workspace_;
+    a.workspace_bytes = workspace_bytes_;
+    a.reserve = reserve_;
+    a.reserve_bytes = reserve_bytes_;
+    check(rnn_->backward(a, stream_), "backward");
+  }
+
+  const Problem& p_;
+  Arena* arena_;
+  dynrnn::Stream stream_;
+  bool training_;
+  std::unique_ptr<dynrnn::Rnn> rnn_;
+  size_t ws_inference_ = 0, ws_training_ = 0, workspace_bytes_ = 0, reserve_bytes_ = 0;
+  void* workspace_ = nullptr;
+  void* reserve_ = nullptr;
+  T* weights_ = nullptr;
+  std::vector<Set> sets_;
+  int32_t* lengths_ = nullptr;
+  T* out_fw_ = nullptr;
+  T* out_bw_ = nullptr;
+  T* final_state_ = nullptr;
+  T* dx_ = nullptr;
+  T* dinit_ = nullptr;
+  T* dw_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
+                                           dynrnn::Stream stream, bool training) {
+  if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
+  if (prec == Precision::kFp64) return std::make_unique<DynrnnRunner<double>>(p, prec, backend, arena, stream, training);
+  return std::make_unique<DynrnnRunner<float>>(p, prec, backend, arena, stream, training);
+}
+
+}  // namespace bench

@@ -1,0 +1,19 @@
+// bench/dynrnn_runner.h — dynrnn through its public API (Rnn::create, size queries, forward,
+// backward) on either backend, with buffers from an Arena.
+#pragma once
+
+#include <memory>
+
+#include "bench/arena.h"
+#include "bench/problem.h"
+#include "bench/types.h"
+
+namespace bench {
+
+/// Creates the handle and every buffer (outside any timed region). `stream` is the cudaStream_t
+/// for Backend::kCuda (ignored by kCpu). `training`: allocate the reserve and gradient buffers.
+/// Precision fp32/tf32/fp64 only. Throws BenchError on any non-OK status.
+std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
+                                           dynrnn::Stream stream, bool training);
+
+}  // namespace bench

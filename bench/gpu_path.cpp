@@ -1,0 +1,428 @@
+#include "bench/gpu_path.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "bench/arena.h"
+#include "bench/calibrate.h"
+#include "bench/cuda_check.h"
+#include "bench/device_arena.h"
+#include "bench/dynrnn_runner.h"
+#include "bench/gpu_timing.h"
+#include "bench/naive_baseline.h"
+#include "bench/naive_kernels.h"
+#include "bench/progress.h"
+#include "bench/rows.h"
+#if defined(DYNRNN_BENCH_HAVE_CUDNN)
+#include "bench/cudnn_baseline.h"
+#endif
+
+namespace bench {
+
+int gpu_device_count(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + ", " + cudaGetErrorString(e);
+    return 0;
+  }
+  if (n == 0) *why = "cudaGetDeviceCount reported 0 devices";
+  return n;
+}
+
+namespace {
+
+struct StreamHolder {
+  cudaStream_t s = nullptr;
+  StreamHolder() { BENCH_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  ~StreamHolder() {
+    if (s) (void)cudaStreamDestroy(s);
+  }
+};
+
+std::string fmt(double v, const char* f) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), f, v);
+  return buf;
+}
+
+std::string describe(const Ceilings& c) {
+  std::ostringstream os;
+  auto tf = [](double v) { return v > 0 ? fmt(v / 1e12, "%.1f") + " TFLOP/s" : std::string("unknown"); };
+  os << "fp32 " << tf(c.flops_fp32) << ", tf32 " << tf(c.flops_tf32) << ", bf16 " << tf(c.flops_bf16) << ", fp64 "
+     << tf(c.flops_fp64) << ", copy " << fmt(c.bw_hbm / 1e12, "%.2f") << " TB/s, tau " << fmt(c.tau_s * 1e6, "%.2f")
+     << " us, L2 " << (c.l2_bytes >> 20) << " MiB; " << c.source;
+  return os.str();
+}
+
+/// True when the CUDA context is unusable (a sticky error such as an illegal address).
+bool context_broken(std::string* what) {
+  (void)cudaGetLastError();
+  const cudaError_t e = cudaDeviceSynchronize();
+  if (e == cudaSuccess) return false;
+  const cudaError_t again = cudaDeviceSynchronize();
+  if (again == cudaSuccess) return false;
+  *what = std::string(cudaGetErrorName(again)) + " (" + cudaGetErrorString(again) + ")";
+  return true;
+}
+
+/// The float64 reference of a problem, computed once: dynrnn on the CPU when the training FLOPs
+/// are small enough, else dynrnn CUDA in float64.
+struct Reference {
+  bool tried = false;
+  std::optional<HostResult> result;
+  std::string label;
+  std::string error;
+};
+
+void compute_reference(Reference& ref, const Problem& p, const Options& opt, cudaStream_t stream) {
+  if (ref.tried) return;
+  ref.tried = true;
+  const WorkModel w = work_model(work_input(p, Mode::kTraining, Precision::kFp64, false), 0, Ceilings{});
+  const bool on_cpu = w.flops_full <= opt.cpu_ref_gflop * 1e9;
+  ref.label = on_cpu ? "dynrnn-cpu-fp64" : "dynrnn-cuda-fp64";
+  try {
+    std::unique_ptr<Arena> arena = on_cpu ? make_host_arena() : make_device_arena(stream);
+    auto runner = make_dynrnn_runner(p, Precision::kFp64, on_cpu ? dynrnn::Backend::kCpu : dynrnn::Backend::kCuda,
+                                     arena.get(), stream, true);
+    runner->run(Mode::kTraining, 0);
+    ref.result.emplace(runner->fetch(true));
+  } catch (const BenchError& e) {
+    ref.error = e.what();
+  }
+}
+
+struct Context {
+  const Options& opt;
+  Report& report;
+  Progress& progress;
+  cudaStream_t stream;
+  Ceilings ceilings;
+  int warmup;
+  bool broken = false;
+  int status = 0;
+};
+
+using Factory = std::function<std::unique_ptr<Runner>(Arena*)>;
+
+/// Sets up one implementation, verifies it once, times it, and fills the row. Never throws.
+Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std::string& impl,
+            const std::string& variant, const Factory& factory, Reference& ref, bool is_reference_impl,
+            bool error_is_failure = true) {
+  Row r = base_row(p, prec, mode, impl, variant, true);
+  try {
+    const size_t mem0 = device_bytes_in_use();
+    std::unique_ptr<Arena> arena = make_device_arena(ctx.stream);
+    std::unique_ptr<Runner> runner = factory(arena.get());
+    BENCH_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    const size_t mem1 = device_bytes_in_use();
+    r.workspace_bytes = static_cast<double>(runner->workspace_bytes());
+    r.reserve_bytes = static_cast<double>(runner->reserve_bytes());
+
+    if (ctx.opt.verify) {
+      const bool grads = mode_has_backward(mode);
+      runner->run(verification_mode(mode), 0);
+      const HostResult got = runner->fetch(grads);
+      const std::string why = runner->unverifiable_reason();
+      if (!why.empty()) {
+        r.verify = "NotVerified";
+        r.note = why;
+      } else {
+        compute_reference(ref, p, ctx.opt, ctx.stream);
+        if (is_reference_impl && prec == Precision::kFp64 && ref.label == "dynrnn-cuda-fp64") {
+          r.verify = "NotVerified";
+          r.verify_ref = "is the reference";
+        } else if (ref.result) {
+          const Verdict v = compare_results(got, *ref.result, prec, grads);
+          r.verify = v.status;
+          r.verify_ref = ref.label;
+          if (v.fwd_err >= 0) r.fwd_err = v.fwd_err;
+          if (v.grad_err >= 0) r.grad_err = v.grad_err;
+          if (v.status != "Passed" && !v.detail.empty()) r.note = v.detail;
+          if (v.status == "Failed") ctx.status = 1;
+        } else {
+          r.verify = "NotVerified";
+          r.verify_ref = ref.label + " failed: " + ref.error;
+        }
+      }
+    }
+    if (mode == Mode::kBackward) runner->run(Mode::kForward, 0);
+    const std::vector<double> samples =
+        time_gpu_ms(ctx.stream, ctx.warmup, ctx.opt.iters, [&](int i) { runner->run(mode, i); });
+    const size_t mem2 = device_bytes_in_use();
+    r.peak_mem_bytes = static_cast<double>(std::max(mem1, mem2) - std::min(mem0, std::max(mem1, mem2)));
+    const WorkModel w = work_model(work_input(p, mode, prec, false), ctx.ceilings.flops_for(prec), ctx.ceilings);
+    fill_timing(r, samples, w, p.shape.layers, true);
+  } catch (const BenchError& e) {
+    r.status = "error";
+    r.note = e.what();
+    if (error_is_failure) ctx.status = 1;
+    std::string what;
+    if (context_broken(&what)) {
+      ctx.broken = true;
+      r.note += "; the CUDA context is unusable (" + what + "), stopping";
+    }
+  }
+  return r;
+}
+
+void emit(Context& ctx, Row r, const Shape* shape = nullptr) {
+  if (shape && shape->activation_budget > 0 && r.status == "ok") {
+    const std::string budget = std::to_string(shape->activation_budget >> 20) + " MiB";
+    r.note += (r.note.empty() ? "" : "; ") +
+              (r.impl == "dynrnn" ? "swap_memory with a " + budget + " device activation budget"
+                                  : "no activation budget knob: saved activations stay in device memory");
+  }
+  ctx.progress.clear();
+  ctx.report.add(r);
+}
+
+}  // namespace
+
+int run_gpu_path(const Options& opt, Report& report) {
+  int dev = 0;
+  cudaDeviceProp prop{};
+  int driver = 0, runtime = 0;
+  try {
+    BENCH_CUDA_CHECK(cudaGetDevice(&dev));
+    BENCH_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    BENCH_CUDA_CHECK(cudaDriverGetVersion(&driver));
+    BENCH_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  } catch (const BenchError& e) {
+    std::fprintf(stderr, "dynrnn-bench: %s\n", e.what());
+    return 1;
+  }
+  int blas_major = 0, blas_minor = 0, blas_patch = 0;
+  (void)cublasGetProperty(MAJOR_VERSION, &blas_major);
+  (void)cublasGetProperty(MINOR_VERSION, &blas_minor);
+  (void)cublasGetProperty(PATCH_LEVEL, &blas_patch);
+  auto ver = [](int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); };
+  report.set_meta("device", std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+                                ", " + std::to_string(prop.multiProcessorCount) + " SMs, " +
+                                std::to_string(prop.l2CacheSize >> 20) + " MiB L2, " +
+                                std::to_string(prop.totalGlobalMem >> 30) + " GiB)");
+  report.set_meta("driver", "CUDA driver API " + ver(driver));
+  report.set_meta("cuda_runtime", ver(runtime));
+  report.set_meta("cublas", std::to_string(blas_major) + "." + std::to_string(blas_minor) + "." +
+                                std::to_string(blas_patch));
+
+  StreamHolder stream;
+  std::string cudnn_state;
+#if defined(DYNRNN_BENCH_HAVE_CUDNN)
+  std::unique_ptr<CudnnSession> cudnn;
+  try {
+    cudnn = std::make_unique<CudnnSession>(stream.s);
+    cudnn_state = CudnnSession::runtime_version() + " (headers " + CudnnSession::header_version() + ")";
+  } catch (const BenchError& e) {
+    cudnn_state = std::string("unavailable: ") + e.what();
+  }
+#else
+  cudnn_state = "not built (cuDNN was not found at configure time)";
+#endif
+  report.set_meta("cudnn", cudnn_state);
+
+  Ceilings ceilings = default_ceilings(prop.name, prop.l2CacheSize);
+  if (opt.calibrate) {
+    std::function<double()> t1;
+#if defined(DYNRNN_BENCH_HAVE_CUDNN)
+    if (cudnn) {
+      t1 = [&]() {
+        auto arena = make_device_arena(stream.s);
+        return cudnn_t1_fixed_cost_us(*cudnn, arena.get());
+      };
+    }
+#endif
+    try {
+      ceilings = calibrate(stream.s, ceilings, report, t1);
+    } catch (const BenchError& e) {
+      std::fprintf(stderr, "dynrnn-bench: calibration failed: %s\n", e.what());
+    }
+  }
+  report.set_meta("ceilings", describe(ceilings));
+  if (opt.calibrate_only) {
+    report.print_header();
+    return 0;
+  }
+
+  std::vector<Shape> shapes;
+  std::string err;
+  if (!select_shapes(opt, false, &shapes, &err)) {
+    std::fprintf(stderr, "dynrnn-bench: %s\n", err.c_str());
+    return 2;
+  }
+  std::vector<Precision> precisions = opt.precisions;
+  if (precisions.empty()) {
+    precisions = opt.set == "extended" && !opt.adhoc
+                     ? std::vector<Precision>{Precision::kFp32, Precision::kTf32, Precision::kBf16}
+                     : std::vector<Precision>{Precision::kFp32};
+  }
+  report.print_header();
+
+  Progress progress(!opt.quiet);
+  Context ctx{opt, report, progress, stream.s, ceilings, opt.warmup >= 0 ? opt.warmup : 5};
+  const size_t impls = (opt.impl_dynrnn ? 1 : 0) + (opt.impl_naive ? 1 : 0) + (opt.impl_cudnn ? 1 : 0);
+  const size_t total = shapes.size() * precisions.size() * opt.modes.size() * impls;
+  size_t done = 0;
+
+  for (const Shape& shape : shapes) {
+    if (ctx.broken) break;
+    // Host data: fewer rotated sets when one set is large (x and dy in float64 on the host).
+    const double set_bytes = 8.0 * static_cast<double>(shape.T * shape.B) *
+                             static_cast<double>(shape.I + shape.H * (shape.bidirectional ? 2 : 1));
+    const int sets = set_bytes * opt.num_sets > double(2u << 30) ? 1 : opt.num_sets;
+    std::optional<Problem> problem;
+    std::string problem_error;
+    try {
+      problem.emplace(make_problem(shape, sets, opt.seed));
+    } catch (const BenchError& e) {
+      problem_error = e.what();
+    }
+    Reference ref;
+    for (Precision prec : precisions) {
+      for (Mode mode : opt.modes) {
+        if (ctx.broken) break;
+        const std::string what = shape.id + " " + precision_name(prec) + " " + mode_name(mode);
+        if (!problem) {
+          done += impls;
+          Row r;
+          r.shape_id = shape.id;
+          r.status = "error";
+          r.note = problem_error;
+          ctx.status = 1;
+          emit(ctx, r);
+          continue;
+        }
+        const Problem& p = *problem;
+        if (!precision_supported(prec)) {
+          done += impls;
+          Row r = base_row(p, prec, mode, "-", "", true);
+          r.status = "unsupported";
+          r.note = std::string(precision_name(prec)) + ": not supported yet";
+          emit(ctx, r);
+          continue;
+        }
+        const bool training = mode != Mode::kInference;
+
+        if (opt.impl_dynrnn) {
+          progress.update(++done, total, what + " dynrnn");
+          if (shape.cudnn_gru_form) {
+            Row r = base_row(p, prec, mode, "dynrnn", "", true);
+            r.status = "skipped";
+            r.note = "G1 is the cuDNN-form GRU shape; dynrnn runs the TF form as G2";
+            emit(ctx, r);
+          } else {
+            const Factory f = [&](Arena* a) {
+              return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
+            };
+            emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "", f, ref, true), &shape);
+          }
+        }
+
+        if (opt.impl_cudnn && !ctx.broken) {
+          progress.update(++done, total, what + " cudnn");
+          Row skipped = base_row(p, prec, mode, "cudnn", "", true);
+          skipped.status = "skipped";
+#if defined(DYNRNN_BENCH_HAVE_CUDNN)
+          if (!cudnn) {
+            skipped.note = "cuDNN " + cudnn_state;
+            emit(ctx, skipped);
+          } else if (shape.tf_gru_form) {
+            skipped.note = "cuDNN has no reset-before (TF) GRU; its GRU runs as G1";
+            emit(ctx, skipped);
+          } else {
+            struct Tried {
+              int algo;
+              Row row;
+            };
+            std::vector<Tried> tried;
+            for (int algo : cudnn_algorithms()) {
+              if (ctx.broken) break;
+              const Factory f = [&](Arena* a) { return make_cudnn_runner(p, prec, algo, training, *cudnn, a); };
+              const bool standard = algo == cudnn_algorithms().front();
+              tried.push_back(
+                  {algo, measure(ctx, p, prec, mode, "cudnn", cudnn_algorithm_name(algo), f, ref, false, standard)});
+            }
+            // STANDARD always exists; the persistent algorithms are valid only for some shapes,
+            // so their errors are reported in the summary, not counted as failures.
+            std::ostringstream summary;
+            const Tried* best = nullptr;
+            for (size_t k = 0; k < tried.size(); ++k) {
+              const Tried& t = tried[k];
+              summary << (k ? "; " : "") << cudnn_algorithm_name(t.algo) << " ";
+              if (t.row.status == "ok") {
+                summary << fmt(t.row.median_ms, "%.4g") << " ms";
+                if (t.row.verify == "Failed") summary << " (verification failed)";
+                if (t.row.verify != "Failed" && (!best || t.row.median_ms < best->row.median_ms)) best = &t;
+              } else {
+                summary << "invalid (" << t.row.note.substr(0, 100) << ")";
+              }
+            }
+            std::string stacks;
+            if (p.shape.bidirectional && p.shape.layers > 1) {
+              const WorkModel tf = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
+              const WorkModel cat = work_model(work_input(p, mode, prec, true), 0, Ceilings{});
+              stacks = "cuDNN concatenates directions between layers: TF's independent stacks are mapped with zero "
+                       "blocks (" + fmt(100.0 * (cat.flops_full / tf.flops_full - 1.0), "%.0f") +
+                       "% more FLOPs executed)";
+            }
+            auto with_note = [](Row r, const std::string& extra) {
+              if (!extra.empty()) r.note += (r.note.empty() ? "" : "; ") + extra;
+              return r;
+            };
+            if (!tried.empty()) {
+              const Row& standard = tried.front().row;
+              const bool standard_best = best && best->algo == tried.front().algo;
+              std::string standard_note;
+              if (standard_best) standard_note = "best valid algorithm; tried: " + summary.str();
+              else if (!best) standard_note = "no valid algorithm; tried: " + summary.str();
+              emit(ctx, with_note(with_note(standard, stacks), standard_note), &shape);
+              if (best && !standard_best) {
+                Row b = with_note(with_note(best->row, stacks), "tried: " + summary.str());
+                b.variant = std::string("best=") + cudnn_algorithm_name(best->algo);
+                emit(ctx, b, &shape);
+              }
+            }
+          }
+#else
+          skipped.note = "cuDNN " + cudnn_state;
+          emit(ctx, skipped);
+#endif
+        }
+
+        if (opt.impl_naive && !ctx.broken) {
+          progress.update(++done, total, what + " naive");
+          if (shape.cudnn_gru_form) {
+            Row r = base_row(p, prec, mode, "naive", "", true);
+            r.status = "skipped";
+            r.note = "G1 is the cuDNN-form GRU shape; the naive baseline runs the TF form as G2";
+            emit(ctx, r);
+          } else {
+            const bool tf32 = prec == Precision::kTf32;
+            const Factory f = [&](Arena* a) {
+              std::unique_ptr<NaiveOps<float>> o32;
+              std::unique_ptr<NaiveOps<double>> o64;
+              if (prec == Precision::kFp64) o64 = make_cuda_naive_ops<double>(ctx.stream, false);
+              else o32 = make_cuda_naive_ops<float>(ctx.stream, tf32);
+              return make_naive_runner(p, prec, a, training, std::move(o32), std::move(o64));
+            };
+            emit(ctx, measure(ctx, p, prec, mode, "naive", "", f, ref, false), &shape);
+          }
+        }
+      }
+    }
+  }
+  progress.finish();
+  if (ctx.broken) std::fprintf(stderr, "dynrnn-bench: stopped early: the CUDA context became unusable\n");
+  return ctx.status;
+}
+
+}  // namespace bench

@@ -1,0 +1,482 @@
+#include "bench/naive_baseline.h"
+
+#include <algorithm>
+#include <string>
+
+namespace bench {
+
+std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
+  std::vector<NaiveLayer> layers(static_cast<size_t>(p.shape.layers));
+  for (int l = 0; l < p.shape.layers; ++l) {
+    NaiveLayer& L = layers[static_cast<size_t>(l)];
+    L.cell = p.shape.cell;
+    L.H = p.shape.H;
+    L.in = l == 0 ? p.shape.I : p.shape.H;
+    L.kernel = L.bias = -1;
+  }
+  for (const dynrnn::ParamInfo& info : p.params) {
+    if (info.direction != direction) continue;
+    NaiveLayer& L = layers.at(static_cast<size_t>(info.layer));
+    if (info.local_name == "kernel" || info.local_name == "gates/kernel") L.kernel = info.offset;
+    else if (info.local_name == "bias" || info.local_name == "gates/bias") L.bias = info.offset;
+    else if (info.local_name == "candidate/kernel") L.cand_kernel = info.offset;
+    else if (info.local_name == "candidate/bias") L.cand_bias = info.offset;
+    else throw BenchError("naive baseline: unexpected parameter " + info.name);
+  }
+  for (const dynrnn::StateLeaf& leaf : p.state) {
+    if (leaf.direction != direction) continue;
+    NaiveLayer& L = layers.at(static_cast<size_t>(leaf.layer));
+    if (leaf.is_cell) L.col_c = leaf.column_offset;
+    else L.col_h = leaf.column_offset;
+  }
+  for (const NaiveLayer& L : layers) {
+    if (L.kernel < 0 || L.bias < 0 || (L.cell == Cell::kGru && (L.cand_kernel < 0 || L.cand_bias < 0)) ||
+        (L.cell == Cell::kLstm && L.col_c < 0)) {
+      throw BenchError("naive baseline: incomplete weight table or state layout");
+    }
+  }
+  return layers;
+}
+
+namespace {
+
+int64_t gate_cols(Cell c, int64_t H) { return cell_gates(c) * H; }  // act columns (GRU: r, u, c)
+
+UnaryOp act_op(Cell c) { return c == Cell::kRnnRelu ? UnaryOp::kRelu : UnaryOp::kTanh; }
+BinaryOp act_grad(Cell c) { return c == Cell::kRnnRelu ? BinaryOp::kReluGrad : BinaryOp::kTanhGrad; }
+
+}  // namespace
+
+template <typename T>
+NaiveRnn<T>::NaiveRnn(const Problem& p, bool training, NaiveOps<T>* ops, Arena* arena, const int32_t* lengths_ops)
+    : p_(p),
+      ops_(ops),
+      len_(lengths_ops),
+      training_(training),
+      T_(p.shape.T),
+      B_(p.shape.B),
+      H_(p.shape.H),
+      I_(p.shape.I),
+      t_loop_(p.t_loop) {
+  const int64_t B = B_, H = H_;
+  const int64_t steps = training ? T_ : 1;
+  const int64_t states = training ? T_ + 1 : 2;
+  for (int d = 0; d < p.directions(); ++d) {
+    Direction& dir = dir_[d];
+    dir.layers = naive_layers(p, d);
+    for (const NaiveLayer& L : dir.layers) {
+      LayerBuffers b;
+      const int64_t W = L.in + H, GH = gate_cols(L.cell, H);
+      const bool lstm = L.cell == Cell::kLstm, gru = L.cell == Cell::kGru;
+      b.xh = arena->alloc<T>(steps * B * W);
+      if (gru) b.xrh = arena->alloc<T>(steps * B * W);
+      b.act = arena->alloc<T>(steps * B * GH);
+      if (lstm) b.tc = arena->alloc<T>(steps * B * H);
+      if (lstm) b.c_state = arena->alloc<T>(states * B * H);
+      b.h_state = arena->alloc<T>(states * B * H);
+      b.z = arena->alloc<T>(B * GH);
+      if (gru) {
+        b.zc = arena->alloc<T>(B * H);
+        b.rh = arena->alloc<T>(B * H);
+      }
+      b.t1 = arena->alloc<T>(B * H);
+      b.t2 = arena->alloc<T>(B * H);
+      b.t3 = arena->alloc<T>(B * H);
+      b.c_new = arena->alloc<T>(B * H);
+      b.h_new = arena->alloc<T>(B * H);
+      if (training) {
+        for (T** q : {&b.dh, &b.dc, &b.dhn, &b.dcn, &b.pass_h, &b.pass_c, &b.g1, &b.g2, &b.g3, &b.g4}) {
+          *q = arena->alloc<T>(B * H);
+        }
+        b.dz = arena->alloc<T>(B * GH);
+        b.dxh = arena->alloc<T>(B * W);
+        if (gru) {
+          b.dzc = arena->alloc<T>(B * H);
+          b.dxrh = arena->alloc<T>(B * W);
+          b.din = arena->alloc<T>(B * L.in);
+        }
+      }
+      dir.buf.push_back(b);
+    }
+    if (d == 1) {
+      dir.x_rev = arena->alloc<T>(T_ * B * I_);
+      dir.y_rev = arena->alloc<T>(T_ * B * H);
+      if (training) {
+        dir.dy_rev = arena->alloc<T>(T_ * B * H);
+        dir.dx_rev = arena->alloc<T>(T_ * B * I_);
+        dir.dx_tmp = arena->alloc<T>(T_ * B * I_);
+      }
+    }
+  }
+}
+
+template <typename T>
+void NaiveRnn<T>::forward(const T* x, const T* weights, T* out_fw, T* out_bw, T* final_state, bool training) {
+  if (training && !training_) throw BenchError("naive baseline was set up for inference only");
+  weights_ = weights;
+  forward_direction(dir_[0], x, weights, out_fw, final_state);
+  if (p_.shape.bidirectional) {
+    Direction& d = dir_[1];
+    ops_->reverse_sequence(T_, B_, I_, len_, x, d.x_rev);
+    forward_direction(d, d.x_rev, weights, d.y_rev, final_state);
+    ops_->reverse_sequence(T_, B_, H_, len_, d.y_rev, out_bw);
+  }
+  forward_trained_ = training;
+}
+
+template <typename T>
+void NaiveRnn<T>::forward_direction(Direction& d, const T* x, const T* w, T* y, T* final_state) {
+  const int64_t B = B_, H = H_;
+  for (size_t l = 0; l < d.layers.size(); ++l) {
+    LayerBuffers& b = d.buf[l];
+    ops_->fill_zero(b.h_state + state_off(0), B * H);
+    if (b.c_state) ops_->fill_zero(b.c_state + state_off(0), B * H);
+  }
+  for (int64_t t = 0; t < t_loop_; ++t) {
+    const T* in = x + t * B * I_;
+    int64_t ld = I_;
+    for (size_t l = 0; l < d.layers.size(); ++l) {
+      const bool top = l + 1 == d.layers.size();
+      in = forward_step(d.layers[l], d.buf[l], t, in, ld, w, y + t * B * H, top);
+      ld = H;
+    }
+  }
+  // TF's output TensorArray holds zeros past the loop bound.
+  if (t_loop_ < T_) ops_->fill_zero(y + t_loop_ * B * H, (T_ - t_loop_) * B * H);
+  for (size_t l = 0; l < d.layers.size(); ++l) {
+    const NaiveLayer& L = d.layers[l];
+    LayerBuffers& b = d.buf[l];
+    ops_->copy(B, H, b.h_state + state_off(t_loop_), H, final_state + B * L.col_h, H);
+    if (L.col_c >= 0) ops_->copy(B, H, b.c_state + state_off(t_loop_), H, final_state + B * L.col_c, H);
+  }
+}
+
+template <typename T>
+const T* NaiveRnn<T>::forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* in, int64_t ld_in,
+                                   const T* w, T* y_t, bool top) {
+  NaiveOps<T>& o = *ops_;
+  const int64_t B = B_, H = L.H, W = L.in + H, GH = gate_cols(L.cell, H);
+  const bool masked = len_ != nullptr;
+  T* xh = step_ptr(b.xh, t, B * W);
+  T* act = step_ptr(b.act, t, B * GH);
+  const T* hp = b.h_state + state_off(t);
+  T* hs = b.h_state + state_off(t + 1);
+  o.concat(B, in, ld_in, L.in, hp, H, H, xh);
+  T* h_new = masked ? b.h_new : hs;
+
+  if (L.cell == Cell::kLstm) {
+    const T* cp = b.c_state + state_off(t);
+    T* cs = b.c_state + state_off(t + 1);
+    o.gemm(false, false, B, 4 * H, W, xh, W, w + L.kernel, 4 * H, T(0), b.z, 4 * H);
+    o.bias_add(B, 4 * H, b.z, 4 * H, w + L.bias, b.z, 4 * H);
+    T* si = act;
+    T* tj = act + H;
+    T* sf = act + 2 * H;
+    T* so = act + 3 * H;
+    o.unary(UnaryOp::kSigmoid, B, H, b.z, 4 * H, si, 4 * H);
+    o.unary(act_op(L.cell), B, H, b.z + H, 4 * H, tj, 4 * H);
+    o.add_scalar(B, H, b.z + 2 * H, 4 * H, T(kForgetBias), b.t1, H);
+    o.unary(UnaryOp::kSigmoid, B, H, b.t1, H, sf, 4 * H);
+    o.unary(UnaryOp::kSigmoid, B, H, b.z + 3 * H, 4 * H, so, 4 * H);
+    o.binary(BinaryOp::kMul, B, H, cp, H, sf, 4 * H, b.t2, H);
+    o.binary(BinaryOp::kMul, B, H, si, 4 * H, tj, 4 * H, b.t3, H);
+    T* c_new = masked ? b.c_new : cs;
+    o.binary(BinaryOp::kAdd, B, H, b.t2, H, b.t3, H, c_new, H);
+    T* tc = step_ptr(b.tc, t, B * H);
+    o.unary(act_op(L.cell), B, H, c_new, H, tc, H);
+    o.binary(BinaryOp::kMul, B, H, tc, H, so, 4 * H, h_new, H);
+    if (masked) o.select(B, H, len_, t, c_new, H, cp, H, cs, H);
+  } else if (L.cell == Cell::kGru) {
+    T* r = act;
+    T* u = act + H;
+    T* c = act + 2 * H;
+    o.gemm(false, false, B, 2 * H, W, xh, W, w + L.kernel, 2 * H, T(0), b.z, 2 * H);
+    o.bias_add(B, 2 * H, b.z, 2 * H, w + L.bias, b.z, 2 * H);
+    o.unary(UnaryOp::kSigmoid, B, 2 * H, b.z, 2 * H, r, 3 * H);
+    o.binary(BinaryOp::kMul, B, H, r, 3 * H, hp, H, b.rh, H);
+    T* xrh = step_ptr(b.xrh, t, B * W);
+    o.concat(B, in, ld_in, L.in, b.rh, H, H, xrh);
+    o.gemm(false, false, B, H, W, xrh, W, w + L.cand_kernel, H, T(0), b.zc, H);
+    o.bias_add(B, H, b.zc, H, w + L.cand_bias, b.zc, H);
+    o.unary(act_op(L.cell), B, H, b.zc, H, c, 3 * H);
+    o.binary(BinaryOp::kMul, B, H, u, 3 * H, hp, H, b.t1, H);
+    o.unary(UnaryOp::kOneMinus, B, H, u, 3 * H, b.t2, H);
+    o.binary(BinaryOp::kMul, B, H, b.t2, H, c, 3 * H, b.t3, H);
+    o.binary(BinaryOp::kAdd, B, H, b.t1, H, b.t3, H, h_new, H);
+  } else {
+    o.gemm(false, false, B, H, W, xh, W, w + L.kernel, H, T(0), b.z, H);
+    o.bias_add(B, H, b.z, H, w + L.bias, b.z, H);
+    // Training with masking keeps the unmasked h per step in `act` for ReluGrad/TanhGrad.
+    if (masked) h_new = act;
+    o.unary(act_op(L.cell), B, H, b.z, H, h_new, H);
+  }
+  if (masked) o.select(B, H, len_, t, h_new, H, hp, H, hs, H);
+  if (top) {
+    if (masked) o.select(B, H, len_, t, h_new, H, nullptr, H, y_t, H);
+    else o.copy(B, H, h_new, H, y_t, H);
+  }
+  return h_new;
+}
+
+template <typename T>
+void NaiveRnn<T>::backward(const T* dy_fw, const T* dy_bw, T* dx, T* dinit, T* dw) {
+  if (!training_ || !forward_trained_) throw BenchError("naive baseline: backward needs a training forward first");
+  const T* w = weights_;
+  ops_->fill_zero(dw, p_.param_count);
+  backward_direction(dir_[0], dy_fw, w, dx, dinit, dw);
+  if (p_.shape.bidirectional) {
+    Direction& d = dir_[1];
+    ops_->reverse_sequence(T_, B_, H_, len_, dy_bw, d.dy_rev);
+    backward_direction(d, d.dy_rev, w, d.dx_rev, dinit, dw);
+    ops_->reverse_sequence(T_, B_, I_, len_, d.dx_rev, d.dx_tmp);
+    ops_->binary(BinaryOp::kAdd, T_ * B_, I_, dx, I_, d.dx_tmp, I_, dx, I_);
+  }
+}
+
+template <typename T>
+void NaiveRnn<T>::backward_direction(Direction& d, const T* dy, const T* w, T* dx, T* dinit, T* dw) {
+  const int64_t B = B_, H = H_;
+  for (LayerBuffers& b : d.buf) {
+    ops_->fill_zero(b.dh, B * H);
+    ops_->fill_zero(b.dc, B * H);
+  }
+  ops_->fill_zero(dx, T_ * B * I_);
+  for (int64_t t = t_loop_ - 1; t >= 0; --t) {
+    const T* above = dy + t * B * H;
+    int64_t ld_above = H;
+    for (size_t i = d.layers.size(); i-- > 0;) {
+      const bool top = i + 1 == d.layers.size();
+      const T* d_in = nullptr;
+      int64_t ld_d_in = 0;
+      backward_step(d.layers[i], d.buf[i], t, above, ld_above, top, w, dw, i == 0 ? dx + t * B * I_ : nullptr,
+                    &d_in, &ld_d_in);
+      above = d_in;
+      ld_above = ld_d_in;
+    }
+  }
+  for (size_t l = 0; l < d.layers.size(); ++l) {
+    const NaiveLayer& L = d.layers[l];
+    ops_->copy(B, H, d.buf[l].dh, H, dinit + B * L.col_h, H);
+    if (L.col_c >= 0) ops_->copy(B, H, d.buf[l].dc, H, dinit + B * L.col_c, H);
+  }
+}
+
+template <typename T>
+void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above,
+                                int64_t ld_above, bool top, const T* w, T* dw, T* dx_t, const T** d_in,
+                                int64_t* ld_d_in) {
+  NaiveOps<T>& o = *ops_;
+  const int64_t B = B_, H = L.H, W = L.in + H, GH = gate_cols(L.cell, H);
+  const bool masked = len_ != nullptr;
+  const T* xh = step_ptr(b.xh, t, B * W);
+  const T* act = step_ptr(b.act, t, B * GH);
+  const T* hp = b.h_state + state_off(t);
+
+  // dL/d(cell output): the state path (select) plus the output path (top: select on dy).
+  if (masked) {
+    o.select(B, H, len_, t, b.dh, H, nullptr, H, b.dhn, H);
+    o.select(B, H, len_, t, nullptr, H, b.dh, H, b.pass_h, H);
+    if (top) {
+      o.select(B, H, len_, t, from_above, ld_above, nullptr, H, b.g1, H);
+      o.binary(BinaryOp::kAdd, B, H, b.dhn, H, b.g1, H, b.dhn, H);
+    } else {
+      o.binary(BinaryOp::kAdd, B, H, b.dhn, H, from_above, ld_above, b.dhn, H);
+    }
+  } else {
+    o.binary(BinaryOp::kAdd, B, H, b.dh, H, from_above, ld_above, b.dhn, H);
+  }
+
+  if (L.cell == Cell::kLstm) {
+    const T* cp = b.c_state + state_off(t);
+    const T* si = act;
+    const T* tj = act + H;
+    const T* sf = act + 2 * H;
+    const T* so = act + 3 * H;
+    const T* tc = step_ptr(b.tc, t, B * H);
+    const T* dcv = b.dc;
+    if (masked) {
+      o.select(B, H, len_, t, b.dc, H, nullptr, H, b.dcn, H);
+      o.select(B, H, len_, t, nullptr, H, b.dc, H, b.pass_c, H);
+      dcv = b.dcn;
+    }
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, so, 4 * H, b.g1, H);         // d act(c)
+    o.binary(act_grad(L.cell), B, H, tc, H, b.g1, H, b.g2, H);            // d c from h
+    o.binary(BinaryOp::kAdd, B, H, dcv, H, b.g2, H, b.g3, H);             // d c_new
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, tc, H, b.g4, H);             // d sigma(o)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, cp, H, b.g1, H);              // d sigma(f)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, sf, 4 * H, b.g2, H);          // d c_prev
+    o.binary(BinaryOp::kSigmoidGrad, B, H, sf, 4 * H, b.g1, H, b.dz + 2 * H, 4 * H);
+    o.binary(BinaryOp::kSigmoidGrad, B, H, so, 4 * H, b.g4, H, b.dz + 3 * H, 4 * H);
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, tj, 4 * H, b.g1, H);          // d sigma(i)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, si, 4 * H, b.g4, H);          // d act(j)
+    o.binary(BinaryOp::kSigmoidGrad, B, H, si, 4 * H, b.g1, H, b.dz, 4 * H);
+    o.binary(act_grad(L.cell), B, H, tj, 4 * H, b.g4, H, b.dz + H, 4 * H);
+    o.column_sum_add(B, 4 * H, b.dz, 4 * H, dw + L.bias);
+    o.gemm(true, false, W, 4 * H, B, xh, W, b.dz, 4 * H, T(1), dw + L.kernel, 4 * H);
+    o.gemm(false, true, B, W, 4 * H, b.dz, 4 * H, w + L.kernel, 4 * H, T(0), b.dxh, W);
+    if (masked) {
+      o.binary(BinaryOp::kAdd, B, H, b.dxh + L.in, W, b.pass_h, H, b.dh, H);
+      o.binary(BinaryOp::kAdd, B, H, b.g2, H, b.pass_c, H, b.dc, H);
+    } else {
+      o.copy(B, H, b.dxh + L.in, W, b.dh, H);
+      o.copy(B, H, b.g2, H, b.dc, H);
+    }
+    if (dx_t) o.copy(B, L.in, b.dxh, W, dx_t, L.in);
+    *d_in = b.dxh;
+    *ld_d_in = W;
+  } else if (L.cell == Cell::kGru) {
+    const T* r = act;
+    const T* u = act + H;
+    const T* c = act + 2 * H;
+    const T* xrh = step_ptr(b.xrh, t, B * W);
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, u, 3 * H, b.g1, H);          // d h_prev through u * h
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, hp, H, b.g2, H);
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, c, 3 * H, b.g3, H);
+    o.binary(BinaryOp::kSub, B, H, b.g2, H, b.g3, H, b.g4, H);            // d u
+    o.unary(UnaryOp::kOneMinus, B, H, u, 3 * H, b.g2, H);
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, b.g2, H, b.g3, H);           // d c
+    o.binary(act_grad(L.cell), B, H, c, 3 * H, b.g3, H, b.dzc, H);
+    o.column_sum_add(B, H, b.dzc, H, dw + L.cand_bias);
+    o.gemm(true, false, W, H, B, xrh, W, b.dzc, H, T(1), dw + L.cand_kernel, H);
+    o.gemm(false, true, B, W, H, b.dzc, H, w + L.cand_kernel, H, T(0), b.dxrh, W);
+    o.binary(BinaryOp::kMul, B, H, b.dxrh + L.in, W, hp, H, b.g2, H);     // d r
+    o.binary(BinaryOp::kMul, B, H, b.dxrh + L.in, W, r, 3 * H, b.g3, H);  // d h_prev through r * h
+    o.binary(BinaryOp::kSigmoidGrad, B, H, r, 3 * H, b.g2, H, b.dz, 2 * H);
+    o.binary(BinaryOp::kSigmoidGrad, B, H, u, 3 * H, b.g4, H, b.dz + H, 2 * H);
+    o.column_sum_add(B, 2 * H, b.dz, 2 * H, dw + L.bias);
+    o.gemm(true, false, W, 2 * H, B, xh, W, b.dz, 2 * H, T(1), dw + L.kernel, 2 * H);
+    o.gemm(false, true, B, W, 2 * H, b.dz, 2 * H, w + L.kernel, 2 * H, T(0), b.dxh, W);
+    T* in_grad = dx_t ? dx_t : b.din;
+    o.binary(BinaryOp::kAdd, B, L.in, b.dxh, W, b.dxrh, W, in_grad, L.in);
+    o.binary(BinaryOp::kAdd, B, H, b.dxh + L.in, W, b.g1, H, b.g2, H);
+    if (masked) {
+      o.binary(BinaryOp::kAdd, B, H, b.g2, H, b.g3, H, b.g4, H);
+      o.binary(BinaryOp::kAdd, B, H, b.g4, H, b.pass_h, H, b.dh, H);
+    } else {
+      o.binary(BinaryOp::kAdd, B, H, b.g2, H, b.g3, H, b.dh, H);
+    }
+    *d_in = in_grad;
+    *ld_d_in = L.in;
+  } else {
+    const T* h_new = masked ? act : b.h_state + state_off(t + 1);
+    o.binary(act_grad(L.cell), B, H, h_new, H, b.dhn, H, b.dz, H);
+    o.column_sum_add(B, H, b.dz, H, dw + L.bias);
+    o.gemm(true, false, W, H, B, xh, W, b.dz, H, T(1), dw + L.kernel, H);
+    o.gemm(false, true, B, W, H, b.dz, H, w + L.kernel, H, T(0), b.dxh, W);
+    if (masked) o.binary(BinaryOp::kAdd, B, H, b.dxh + L.in, W, b.pass_h, H, b.dh, H);
+    else o.copy(B, H, b.dxh + L.in, W, b.dh, H);
+    if (dx_t) o.copy(B, L.in, b.dxh, W, dx_t, L.in);
+    *d_in = b.dxh;
+    *ld_d_in = W;
+  }
+}
+
+template class NaiveRnn<float>;
+template class NaiveRnn<double>;
+
+// ------------------------------------------------------------------------------------------------
+// The runner: buffers for every input set, the stack, and the calls per mode.
+
+namespace {
+
+template <typename T>
+class NaiveRunner final : public Runner {
+ public:
+  NaiveRunner(const Problem& p, Arena* arena, bool training, std::unique_ptr<NaiveOps<T>> ops)
+      : p_(p), arena_(arena), training_(training), ops_(std::move(ops)) {
+    weights_ = arena->upload_as<T>(p.weights);
+    for (const InputSet& s : p.sets) {
+      Set d;
+      d.x = arena->upload_as<T>(s.x);
+      if (training) {
+        d.dy_fw = arena->upload_as<T>(s.dy_fw);
+        if (p.shape.bidirectional) d.dy_bw = arena->upload_as<T>(s.dy_bw);
+      }
+      sets_.push_back(d);
+    }
+    if (p.has_lengths) {
+      lengths_ = arena->alloc<int32_t>(p.shape.B);
+      arena->upload(lengths_, p.lengths.data(), p.lengths.size() * sizeof(int32_t));
+    }
+    out_fw_ = arena->alloc<T>(p.y_elems());
+    if (p.shape.bidirectional) out_bw_ = arena->alloc<T>(p.y_elems());
+    final_state_ = arena->alloc<T>(p.state_elems());
+    if (training) {
+      dx_ = arena->alloc<T>(p.x_elems());
+      dinit_ = arena->alloc<T>(p.state_elems());
+      dw_ = arena->alloc<T>(p.param_count);
+    }
+    const size_t before = arena->allocated();
+    rnn_ = std::make_unique<NaiveRnn<T>>(p, training, ops_.get(), arena, lengths_);
+    saved_bytes_ = arena->allocated() - before;
+  }
+
+  void run(Mode mode, int set) override {
+    const Set& s = sets_[static_cast<size_t>(set) % sets_.size()];
+    switch (mode) {
+      case Mode::kInference: rnn_->forward(s.x, weights_, out_fw_, out_bw_, final_state_, false); break;
+      case Mode::kForward: rnn_->forward(s.x, weights_, out_fw_, out_bw_, final_state_, true); break;
+      case Mode::kBackward: rnn_->backward(s.dy_fw, s.dy_bw, dx_, dinit_, dw_); break;
+      case Mode::kTraining:
+        rnn_->forward(s.x, weights_, out_fw_, out_bw_, final_state_, true);
+        rnn_->backward(s.dy_fw, s.dy_bw, dx_, dinit_, dw_);
+        break;
+    }
+  }
+
+  HostResult fetch(bool grads) override {
+    arena_->sync();
+    HostResult r;
+    r.out_fw = arena_->download_as<T>(out_fw_, p_.y_elems());
+    if (out_bw_) r.out_bw = arena_->download_as<T>(out_bw_, p_.y_elems());
+    r.final_state = arena_->download_as<T>(final_state_, p_.state_elems());
+    if (grads && training_) {
+      r.has_grads = true;
+      r.dx = arena_->download_as<T>(dx_, p_.x_elems());
+      r.dinit = arena_->download_as<T>(dinit_, p_.state_elems());
+      r.dw = arena_->download_as<T>(dw_, p_.param_count);
+    }
+    return r;
+  }
+
+  /// The naive stack's own buffers (saved activations and temporaries).
+  size_t reserve_bytes() const override { return saved_bytes_; }
+
+ private:
+  struct Set {
+    T* x = nullptr;
+    T* dy_fw = nullptr;
+    T* dy_bw = nullptr;
+  };
+  const Problem& p_;
+  Arena* arena_;
+  bool training_;
+  std::unique_ptr<NaiveOps<T>> ops_;
+  std::unique_ptr<NaiveRnn<T>> rnn_;
+  size_t saved_bytes_ = 0;
+  T* weights_ = nullptr;
+  std::vector<Set> sets_;
+  int32_t* lengths_ = nullptr;
+  T* out_fw_ = nullptr;
+  T* out_bw_ = nullptr;
+  T* final_state_ = nullptr;
+  T* dx_ = nullptr;
+  T* dinit_ = nullptr;
+  T* dw_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Runner> make_naive_runner(const Problem& p, Precision prec, Arena* arena, bool training,
+                                          std::unique_ptr<NaiveOps<float>> ops32,
+                                          std::unique_ptr<NaiveOps<double>> ops64) {
+  if (prec == Precision::kFp64) {
+    if (!ops64) throw BenchError("naive baseline: no float64 ops");
+    return std::make_unique<NaiveRunner<double>>(p, arena, training, std::move(ops64));
+  }
+  if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
+  if (!ops32) throw BenchError("naive baseline: no float32 ops");
+  return std::make_unique<NaiveRunner<float>>(p, arena, training, std::move(ops32));
+}
+
+}  // namespace bench

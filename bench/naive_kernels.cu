@@ -1,0 +1,250 @@
+// bench/naive_kernels.cu — the naive baseline's primitive ops on the GPU: one small kernel per op
+// (as TF launches one per graph node) and cuBLAS for the GEMMs, all on the bench stream. Every
+// launch and cuBLAS call is checked.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "bench/cuda_check.h"
+#include "bench/naive_baseline.h"
+#include "bench/naive_kernels.h"
+
+namespace bench {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned grid_for(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 65535 * 8));
+}
+
+template <typename T>
+__device__ __forceinline__ T dev_unary(UnaryOp op, T x) {
+  switch (op) {
+    case UnaryOp::kSigmoid: return T(1) / (T(1) + exp(-x));
+    case UnaryOp::kTanh: return tanh(x);
+    case UnaryOp::kRelu: return x > T(0) ? x : T(0);
+    case UnaryOp::kOneMinus: return T(1) - x;
+  }
+  return x;
+}
+
+template <typename T>
+__device__ __forceinline__ T dev_binary(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::kAdd: return a + b;
+    case BinaryOp::kSub: return a - b;
+    case BinaryOp::kMul: return a * b;
+    case BinaryOp::kSigmoidGrad: return b * a * (T(1) - a);
+    case BinaryOp::kTanhGrad: return b * (T(1) - a * a);
+    case BinaryOp::kReluGrad: return a > T(0) ? b : T(0);
+  }
+  return a;
+}
+
+// The op is a kernel argument (uniform branch): one kernel per call, as in TF's graph.
+template <typename T>
+__global__ void unary_kernel(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    y[r * ldy + c] = dev_unary(op, x[r * ldx + c]);
+  }
+}
+
+template <typename T>
+__global__ void binary_kernel(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b,
+                              int64_t ldb, T* y, int64_t ldy) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    y[r * ldy + c] = dev_binary(op, a[r * lda + c], b[r * ldb + c]);
+  }
+}
+
+template <typename T>
+__global__ void add_scalar_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, T s, T* y, int64_t ldy) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    y[r * ldy + c] = x[r * ldx + c] + s;
+  }
+}
+
+template <typename T>
+__global__ void bias_add_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y,
+                                int64_t ldy) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    y[r * ldy + c] = x[r * ldx + c] + bias[c];
+  }
+}
+
+template <typename T>
+__global__ void concat_kernel(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb,
+                              T* y) {
+  const int64_t w = wa + wb, n = rows * w;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / w, c = i - r * w;
+    y[i] = c < wa ? a[r * lda + c] : b[r * ldb + (c - wa)];
+  }
+}
+
+template <typename T>
+__global__ void copy_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    y[r * ldy + c] = x[r * ldx + c];
+  }
+}
+
+template <typename T>
+__global__ void select_kernel(int64_t rows, int64_t cols, const int32_t* len, int64_t t, const T* a, int64_t lda,
+                              const T* b, int64_t ldb, T* y, int64_t ldy) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    const bool valid = t < len[r];
+    const T* src = valid ? a : b;
+    const int64_t ld = valid ? lda : ldb;
+    y[r * ldy + c] = src ? src[r * ld + c] : T(0);
+  }
+}
+
+// One thread per column, summing rows in order (a reduction kernel like TF's BiasAddGrad, simple).
+template <typename T>
+__global__ void column_sum_add_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+    T s = T(0);
+    for (int64_t r = 0; r < rows; ++r) s += x[r * ldx + c];
+    y[c] += s;
+  }
+}
+
+template <typename T>
+__global__ void reverse_sequence_kernel(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x,
+                                        T* y) {
+  const int64_t n = steps * batch * width;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = i % width;
+    const int64_t b = (i / width) % batch;
+    const int64_t t = i / (width * batch);
+    int64_t l = steps;
+    if (len) {
+      l = len[b] < 0 ? 0 : len[b];
+      if (l > steps) l = steps;
+    }
+    const int64_t src = t < l ? l - 1 - t : t;
+    y[i] = x[(src * batch + b) * width + k];
+  }
+}
+
+cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                         const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
+                         float* c, int ldc) {
+  return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                         const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
+                         double* c, int ldc) {
+  return cublasDgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <typename T>
+class CudaNaiveOps final : public NaiveOps<T> {
+ public:
+  CudaNaiveOps(cudaStream_t stream, bool tf32) : stream_(stream) {
+    BENCH_CUBLAS_CHECK(cublasCreate(&handle_));
+    BENCH_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
+    BENCH_CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));
+    BENCH_CUBLAS_CHECK(cublasSetMathMode(handle_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  }
+  ~CudaNaiveOps() override {
+    if (handle_) (void)cublasDestroy(handle_);
+  }
+
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+            T beta, T* c, int64_t ldc) override {
+    // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
+    const T alpha = T(1);
+    BENCH_CUBLAS_CHECK(gemm_call(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
+                                 static_cast<int>(ldb), a, static_cast<int>(lda), &beta, c, static_cast<int>(ldc)));
+  }
+
+  void unary(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) override {
+    unary_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(op, rows, cols, x, ldx, y, ldy);
+    BENCH_LAUNCH_CHECK("unary_kernel");
+  }
+
+  void binary(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b, int64_t ldb, T* y,
+              int64_t ldy) override {
+    binary_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(op, rows, cols, a, lda, b, ldb, y, ldy);
+    BENCH_LAUNCH_CHECK("binary_kernel");
+  }
+
+  void add_scalar(int64_t rows, int64_t cols, const T* x, int64_t ldx, T s, T* y, int64_t ldy) override {
+    add_scalar_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, s, y, ldy);
+    BENCH_LAUNCH_CHECK("add_scalar_kernel");
+  }
+
+  void bias_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y, int64_t ldy) override {
+    bias_add_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, bias, y, ldy);
+    BENCH_LAUNCH_CHECK("bias_add_kernel");
+  }
+
+  void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb,
+              T* y) override {
+    concat_kernel<T><<<grid_for(rows * (wa + wb)), kThreads, 0, stream_>>>(rows, a, lda, wa, b, ldb, wb, y);
+    BENCH_LAUNCH_CHECK("concat_kernel");
+  }
+
+  void copy(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) override {
+    copy_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, y, ldy);
+    BENCH_LAUNCH_CHECK("copy_kernel");
+  }
+
+  void select(int64_t rows, int64_t cols, const int32_t* len, int64_t t, const T* a, int64_t lda, const T* b,
+              int64_t ldb, T* y, int64_t ldy) override {
+    select_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, len, t, a, lda, b, ldb, y, ldy);
+    BENCH_LAUNCH_CHECK("select_kernel");
+  }
+
+  void column_sum_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y) override {
+    column_sum_add_kernel<T><<<grid_for(cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, y);
+    BENCH_LAUNCH_CHECK("column_sum_add_kernel");
+  }
+
+  void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x,
+                        T* y) override {
+    reverse_sequence_kernel<T><<<grid_for(steps * batch * width), kThreads, 0, stream_>>>(steps, batch, width, len, x,
+                                                                                           y);
+    BENCH_LAUNCH_CHECK("reverse_sequence_kernel");
+  }
+
+  void fill_zero(T* y, int64_t count) override {
+    if (count > 0) BENCH_CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<size_t>(count) * sizeof(T), stream_));
+  }
+
+ private:
+  cudaStream_t stream_;
+  cublasHandle_t handle_ = nullptr;
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<NaiveOps<T>> make_cuda_naive_ops(cudaStream_t stream, bool tf32) {
+  return std::make_unique<CudaNaiveOps<T>>(stream, tf32);
+}
+
+template std::unique_ptr<NaiveOps<float>> make_cuda_naive_ops<float>(cudaStream_t, bool);
+template std::unique_ptr<NaiveOps<double>> make_cuda_naive_ops<double>(cudaStream_t, bool);
+
+}  // namespace bench

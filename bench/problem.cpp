@@ -1,0 +1,161 @@
+#include "bench/problem.h"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+
+namespace bench {
+
+dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMode math) {
+  dynrnn::RnnSpec spec;
+  dynrnn::CellSpec cell;
+  switch (s.cell) {
+    case Cell::kLstm:
+      cell = dynrnn::CellSpec::lstm(s.H);
+      cell.forget_bias = kForgetBias;
+      break;
+    case Cell::kGru: cell = dynrnn::CellSpec::gru(s.H); break;
+    case Cell::kRnnTanh: cell = dynrnn::CellSpec::basic_rnn(s.H, dynrnn::Activation::kTanh); break;
+    case Cell::kRnnRelu: cell = dynrnn::CellSpec::basic_rnn(s.H, dynrnn::Activation::kRelu); break;
+  }
+  spec.cells_fw.assign(static_cast<size_t>(s.layers), cell);
+  if (s.bidirectional) spec.cells_bw.assign(static_cast<size_t>(s.layers), cell);
+  spec.input_size = s.I;
+  spec.dtype = dtype;
+  spec.time_major = true;
+  spec.math = math;
+  if (s.activation_budget > 0) {
+    // M1: saved activations beyond the device budget move to the host (TF's swap_memory).
+    spec.swap_memory = true;
+    spec.activation_memory_budget = static_cast<size_t>(s.activation_budget);
+  }
+  return spec;
+}
+
+namespace {
+
+void fill_uniform(std::vector<double>& v, size_t n, double a, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> d(-a, a);
+  v.resize(n);
+  for (double& x : v) x = d(rng);
+}
+
+}  // namespace
+
+Problem make_problem(const Shape& s, int num_sets, uint64_t seed) {
+  Problem p;
+  p.shape = s;
+  p.lengths = make_lengths(s, seed);
+  p.has_lengths = s.lengths != Lengths::kFixed;
+  p.t_loop = loop_steps(p.lengths, s.T);
+
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  const dynrnn::Status st =
+      dynrnn::Rnn::create(make_spec(s, dynrnn::DataType::kFloat64, dynrnn::MathMode::kDefault), dynrnn::Backend::kCpu, &rnn);
+  if (!st) throw BenchError("dynrnn::Rnn::create (weight table): " + st.to_string());
+  p.params = rnn->params();
+  p.state = rnn->state_layout();
+  p.param_count = rnn->param_count();
+  p.state_width = rnn->state_width();
+
+  std::mt19937_64 rng(seed);
+  p.weights.assign(static_cast<size_t>(p.param_count), 0.0);
+  for (const dynrnn::ParamInfo& info : p.params) {
+    std::vector<double> v;
+    if (info.shape.size() == 2) {
+      // glorot_uniform, TF's default kernel initializer.
+      const double a = std::sqrt(6.0 / static_cast<double>(info.shape[0] + info.shape[1]));
+      fill_uniform(v, static_cast<size_t>(info.count), a, rng);
+    } else {
+      // TF initializes biases with zeros (GRU gates with ones); small random values make the
+      // bias mapping of the baselines visible to verification.
+      fill_uniform(v, static_cast<size_t>(info.count), 0.1, rng);
+    }
+    std::copy(v.begin(), v.end(), p.weights.begin() + info.offset);
+  }
+  p.sets.resize(static_cast<size_t>(std::max(1, num_sets)));
+  for (InputSet& set : p.sets) {
+    fill_uniform(set.x, static_cast<size_t>(p.x_elems()), 1.0, rng);
+    fill_uniform(set.dy_fw, static_cast<size_t>(p.y_elems()), 1.0, rng);
+    if (s.bidirectional) fill_uniform(set.dy_bw, static_cast<size_t>(p.y_elems()), 1.0, rng);
+  }
+  return p;
+}
+
+double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return std::numeric_limits<double>::infinity();
+    const double d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  if (den == 0) return num == 0 ? 0 : std::numeric_limits<double>::infinity();
+  return std::sqrt(num / den);
+}
+
+double forward_tolerance(Precision p) {
+  switch (p) {
+    case Precision::kFp64: return 1e-10;
+    case Precision::kTf32: return 1e-2;
+    case Precision::kFp32: return 1e-4;
+    default: return 5e-2;
+  }
+}
+
+double gradient_tolerance(Precision p) {
+  switch (p) {
+    case Precision::kFp64: return 1e-8;
+    case Precision::kTf32: return 3e-2;
+    case Precision::kFp32: return 1e-3;
+    default: return 1e-1;
+  }
+}
+
+Verdict compare_results(const HostResult& got, const HostResult& ref, Precision p, bool grads) {
+  Verdict v;
+  struct Item {
+    const char* name;
+    const std::vector<double>* a;
+    const std::vector<double>* b;
+    bool grad;
+  };
+  const Item items[] = {
+      {"outputs", &got.out_fw, &ref.out_fw, false},
+      {"outputs_bw", &got.out_bw, &ref.out_bw, false},
+      {"final_state", &got.final_state, &ref.final_state, false},
+      {"grad_inputs", &got.dx, &ref.dx, true},
+      {"grad_initial_state", &got.dinit, &ref.dinit, true},
+      {"grad_weights", &got.dw, &ref.dw, true},
+  };
+  bool failed = false;
+  int compared = 0;
+  std::ostringstream why;
+  for (const Item& it : items) {
+    if (it.grad && (!grads || !got.has_grads || !ref.has_grads)) continue;
+    if (it.b->empty() && it.a->empty()) continue;
+    const double e = rel_error(*it.a, *it.b);
+    ++compared;
+    double& slot = it.grad ? v.grad_err : v.fwd_err;
+    slot = std::max(slot, e);
+    const double tol = it.grad ? gradient_tolerance(p) : forward_tolerance(p);
+    if (!(e <= tol)) {
+      if (failed) why << "; ";
+      why << it.name << " rel err " << e << " > " << tol;
+      failed = true;
+    }
+  }
+  if (compared == 0) {
+    v.status = "NotVerified";
+    v.detail = "nothing to compare";
+  } else {
+    v.status = failed ? "Failed" : "Passed";
+    v.detail = why.str();
+  }
+  return v;
+}
+
+}  // namespace bench

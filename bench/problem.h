@@ -1,0 +1,68 @@
+// bench/problem.h — the host-side data of one benchmark problem (weights in TF layout, several
+// input sets, upstream gradients, lengths) and the comparison of results against a reference.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/shapes.h"
+#include "bench/types.h"
+#include "dynrnn/rnn.h"
+
+namespace bench {
+
+/// forget_bias of the LSTM layers: 0, so that TF's LSTMCell and cuDNN's LSTM are the same
+/// function with the plain weight mapping (the mapping still adds forget_bias to cuDNN's f bias).
+constexpr double kForgetBias = 0.0;
+
+/// The dynrnn spec of a shape: time-major, kLSTM / kGRU / kBasicRNN cells, independent stacks
+/// per direction (TF bidirectional_dynamic_rnn); shapes with an activation budget (M1) use
+/// swap_memory with that device budget.
+dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMode math);
+
+struct InputSet {
+  std::vector<double> x;      ///< [T, B, I]
+  std::vector<double> dy_fw;  ///< [T, B, H]
+  std::vector<double> dy_bw;  ///< [T, B, H] (bidirectional only)
+};
+
+struct Problem {
+  Shape shape;
+  std::vector<int32_t> lengths;  ///< [B]
+  bool has_lengths = false;      ///< false: no sequence_length (TF runs every row T steps, no masking)
+  int64_t t_loop = 0;            ///< max(lengths)
+  std::vector<dynrnn::ParamInfo> params;  ///< the TF weight table (dynrnn's params())
+  std::vector<dynrnn::StateLeaf> state;   ///< the flat state layout
+  int64_t param_count = 0, state_width = 0;
+  std::vector<double> weights;  ///< [param_count] TF layout
+  std::vector<InputSet> sets;   ///< rotated between timed runs; sets[0] is the verified one
+
+  int directions() const { return shape.bidirectional ? 2 : 1; }
+  int64_t x_elems() const { return shape.T * shape.B * shape.I; }
+  int64_t y_elems() const { return shape.T * shape.B * shape.H; }
+  int64_t state_elems() const { return shape.B * state_width; }
+};
+
+/// Builds the problem (glorot-uniform kernels, small random biases, x and dy in U[-1, 1]).
+/// Throws BenchError if dynrnn rejects the spec.
+Problem make_problem(const Shape& s, int num_sets, uint64_t seed);
+
+/// ||a - b|| / ||b|| (0 when both are zero; infinite when sizes differ or NaN appears).
+double rel_error(const std::vector<double>& a, const std::vector<double>& b);
+
+struct Verdict {
+  std::string status = "NotVerified";  ///< Passed / Failed / NotVerified
+  double fwd_err = -1;                 ///< max relative error over the forward tensors (-1: not compared)
+  double grad_err = -1;                ///< max relative error over the gradients (-1: not compared)
+  std::string detail;                  ///< which tensor failed, or why nothing was compared
+};
+
+/// Tolerances (relative, per tensor) for comparing a `p` run with a float64 reference.
+double forward_tolerance(Precision p);
+double gradient_tolerance(Precision p);
+
+/// Compares every tensor that both results have; grads only when `grads`.
+Verdict compare_results(const HostResult& got, const HostResult& ref, Precision p, bool grads);
+
+}  // namespace bench

@@ -1,0 +1,33 @@
+// bench/rows.h — filling a report Row from a shape, a work model and timing samples (shared by
+// the CPU and GPU paths), and the verification-reference bookkeeping.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench/flops.h"
+#include "bench/problem.h"
+#include "bench/report.h"
+#include "bench/stats.h"
+
+namespace bench {
+
+/// Shape, precision, mode and implementation columns, plus the command line that reproduces it.
+Row base_row(const Problem& p, Precision prec, Mode mode, const std::string& impl, const std::string& variant,
+             bool gpu);
+
+/// The work-model input of a problem (concat_layers: cuDNN-style stacks).
+WorkInput work_input(const Problem& p, Mode mode, Precision prec, bool concat_layers);
+
+/// Timing columns, FLOP rates and (when `roofline`) the §2.5 columns.
+void fill_timing(Row& r, const std::vector<double>& samples_ms, const WorkModel& w, int layers, bool roofline);
+
+/// Times `fn(i)` with the host clock: `warmup` untimed calls, then `iters` calls timed one by one.
+std::vector<double> time_host_ms(int warmup, int iters, const std::function<void(int)>& fn);
+
+/// The verification run of a mode: what to execute once before timing and whether it yields
+/// gradients. backward and training verify a full training step (forward + backward).
+Mode verification_mode(Mode m);
+
+}  // namespace bench

@@ -1,0 +1,58 @@
+// bench/shapes.h — the named shape sets of performance.md §3.2 (core, extended), the small CPU
+// shapes derived from the core set, and the sequence-length generators.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+enum class Cell { kLstm, kGru, kRnnTanh, kRnnRelu };
+enum class Lengths { kFixed, kUniform, kSkewed };
+
+const char* cell_name(Cell c);
+bool parse_cell(const std::string& s, Cell* c);
+const char* lengths_name(Lengths l);
+bool parse_lengths(const std::string& s, Lengths* l);
+/// Gates per cell: LSTM 4, GRU 3 (2 gate columns + 1 candidate), vanilla 1.
+int cell_gates(Cell c);
+
+struct Shape {
+  std::string id;       ///< "A1", "D3", "H1-B32", "A1-cpu", "adhoc", ...
+  std::string source;   ///< where the shape comes from (performance.md §3.2 "source" column)
+  Cell cell = Cell::kLstm;
+  int64_t T = 0, B = 0, I = 0, H = 0;
+  int layers = 1;
+  bool bidirectional = false;
+  Lengths lengths = Lengths::kFixed;
+  /// G1: the shape exists to time cuDNN's reset-after GRU; dynrnn and naive (TF form) run it as G2.
+  bool cudnn_gru_form = false;
+  /// G2: the TF (reset-before) GRU; cuDNN has no such cell, so it does not run this shape.
+  bool tf_gru_form = false;
+  /// M1: performance.md's imposed activation budget (bytes): dynrnn runs with swap_memory and this
+  /// device budget (RnnSpec::activation_memory_budget); cuDNN and naive have no such knob.
+  int64_t activation_budget = 0;
+};
+
+/// performance.md §3.2 core set (A1..M1).
+std::vector<Shape> core_shapes();
+/// performance.md §3.2 extended set: the full DeepBench training list, the haste N x H x C grid
+/// (T = 50), and inference shapes with B in {1, 2, 4} derived from the core set.
+std::vector<Shape> extended_shapes();
+/// Small shapes (T=20, B=4, I=H=32 unless the core shape has I != H) derived from the core set,
+/// for the CPU path: fast enough for the dynrnn CPU backend in float32 and float64.
+std::vector<Shape> cpu_shapes();
+
+/// Sequence lengths for a shape, deterministic in `seed`. fixed: all T. uniform: U[T/4, T].
+/// skewed: 90 % U[T/10, T/5], 10 % U[T/2, T]. uniform and skewed always contain one row of length T.
+std::vector<int32_t> make_lengths(const Shape& s, uint64_t seed);
+/// max(lengths), the number of loop iterations TF's dynamic_rnn runs.
+int64_t loop_steps(const std::vector<int32_t>& lengths, int64_t T);
+/// Sum of the lengths (the useful row-steps).
+int64_t sum_lengths(const std::vector<int32_t>& lengths);
+
+/// Command-line flags that reproduce one shape as an ad-hoc run.
+std::string shape_flags(const Shape& s);
+
+}  // namespace bench

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Writes the fuzzer's seed corpus into $1. The decoder (fuzz_api.cpp) reads bytes in order and a
+# missing byte reads as 0, the ordinary choice, so an empty input is already a valid LSTM call;
+# each seed below sets the first few decisions to reach another family of valid calls.
+#   spec: layers (bits 0-1: fw cells - 1, 3 = none; bits 2-3: bw cells), then per cell
+#         kind (0 LSTM, 1 GRU, 2 BasicLSTM, 3 BasicRNN), units (1 + b % 8), activation (0 tanh, 1 relu),
+#         options (1 forget_bias, 2 peepholes, 4 cell_clip, 8 num_proj, 16 proj_clip) and their values;
+#         input_size (1 + b % 8), flags (bit 0 float64, 2 time_major, 3 swap_memory, 6-7 parallel_iterations)
+#   then status code, backend, conversion, output_width, size queries, T, B, depth, lengths, ...
+set -euo pipefail
+out=${1:?usage: seed_corpus.sh DIR}
+mkdir -p "$out"
+seed() { printf "$2" > "$out/seed-$1"; }
+seed empty ''
+# LSTMCell(3, peepholes, cell_clip, num_proj=2, proj_clip), D=4, T=5, B=3, lengths, training + backward
+seed lstm_proj_peep '\x00\x00\x02\x00\x1e\x00\x01\x00\x03\x00\x00\x00\x00\x00\x00\x04\x02\x00\x02'
+# bidirectional: fw [GRU(5), BasicRNN(3, relu)], bw [BasicLSTM(4, forget_bias 2.5), GRU(2)], time_major
+seed bidi_stacks '\x09\x01\x04\x00\x00\x03\x02\x01\x00\x02\x03\x00\x01\x04\x01\x01\x00\x00\x01\x04\x00\x00\x00\x00\x00\x00\x03\x03\x00\x02'
+# float64 GRU(4), D=3, T=6, B=2, no lengths
+seed gru_f64 '\x00\x01\x03\x00\x00\x02\x01\x00\x00\x00\x00\x00\x00\x05\x01\x00\x00'
+# swap_memory with parallel_iterations = 2, LSTM(2), T=7, B=2, lengths
+seed swap_chunks '\x00\x00\x01\x00\x00\x01\x48\x01\x00\x00\x00\x00\x00\x06\x01\x00\x02'
+# a three-layer mixed stack, batch-major, mixed lengths
+seed stack3 '\x02\x03\x02\x01\x00\x01\x03\x00\x00\x00\x04\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x05\x03\x00\x03'
+# weight conversion (BasicLSTM) and the size queries
+seed convert '\x00\x02\x03\x00\x00\x02\x00\x00\x00\xf0\x01\x00\x00\x03\x00\x00\x00\x01\x01\x00\x02\x02\x04'
