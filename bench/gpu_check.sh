@@ -98,6 +98,11 @@ if [ -d "$ROOT/build-deps/gtest" ]; then
   [ -n "$gtest_cfg" ] && CMAKE_EXTRA+=("-DGTest_DIR=$(dirname "$gtest_cfg")")
   log "using the GoogleTest staged in build-deps/gtest"
 fi
+if [ -f "$BUILD_DIR/CMakeCache.txt" ] &&
+  ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$BUILD_DIR/CMakeCache.txt"; then
+  log "build-gpu was configured for another source tree; starting it afresh"
+  rm -rf "$BUILD_DIR"
+fi
 BUILD_OK=0
 BUILD_START=$SECONDS
 {

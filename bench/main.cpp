@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
 
   if (opt.list_shapes) {
     std::vector<bench::Shape> shapes;
-    if (!bench::select_shapes(opt, cpu_path, &shapes, &error)) {
+    // An explicit --set lists that set even where the CPU path would run its small shapes instead.
+    if (!bench::select_shapes(opt, cpu_path && !opt.set_given, &shapes, &error)) {
       std::fprintf(stderr, "dynrnn-bench: %s\n", error.c_str());
       return 2;
     }
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
       if (!why_no_gpu.empty()) std::printf("(%s)\n", why_no_gpu.c_str());
     }
     if (opt.calibrate) std::printf("--calibrate needs a GPU: skipped\n");
+    if (opt.set_given) std::printf("--set %s needs a GPU: the CPU path runs its small shapes derived from the core set\n", opt.set.c_str());
     report.set_meta("device", "cpu (dynrnn Backend::kCpu, host wall-clock timing)");
     if (!opt.calibrate_only) status = bench::run_cpu_path(opt, report);
   } else {

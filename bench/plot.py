@@ -136,8 +136,13 @@ def main():
         left.set_xticks([x + width * (len(impls) - 1) / 2 for x in xs])
         left.set_xticklabels(shapes, rotation=45, ha="right")
         left.set_ylabel("% of the §2.5 floor (t_floor / t_measured)")
-        left.set_title("%s %s %s: percent of roofline%s" % (device, prec, mode, "" if any_roof else " (none)"))
-        left.legend(fontsize=8)
+        left.set_title("%s %s %s: percent of roofline" % (device, prec, mode))
+        if any_roof:
+            left.legend(fontsize=8)
+        else:
+            left.set_ylim(0, 100)
+            left.text(0.5, 0.5, "no %roofline in these rows\n(the floor is computed for GPU rows only)",
+                      transform=left.transAxes, ha="center", va="center")
         for impl in impls:
             pts = [(num(r["flops_full"]) / num(r["model_bytes"]), num(r["tflops_full"]))
                    for r in grp if label(r) == impl and num(r.get("model_bytes")) and num(r.get("flops_full"))

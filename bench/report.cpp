@@ -170,7 +170,7 @@ void Report::add_calibration(const std::string& name, double value, const std::s
 
 void Report::print_header() const {
   for (const auto& kv : meta_) std::printf("# %-14s %s\n", kv.first.c_str(), kv.second.c_str());
-  std::printf("\n%-10s %-8s %5s %4s %5s %5s %2s %3s %-7s %-4s %-9s %-22s %10s %21s %9s %8s %8s %-17s %8s %s\n",
+  std::printf("\n%-10s %-8s %5s %4s %5s %5s %2s %3s %-7s %-4s %-9s %-33s %10s %21s %9s %8s %8s %-17s %8s %s\n",
               "shape", "cell", "T", "B", "I", "H", "L", "dir", "lengths", "prec", "mode", "impl", "median_ms",
               "p10..p90_ms", "us/step", "TF/s", "TF/s_rec", "%roof (binding)", "mem_MiB", "verify (rel err)");
   std::fflush(stdout);
@@ -195,7 +195,7 @@ void Report::add(const Row& r) {
     timing = std::string(10, ' ') + " " + r.status;
     timing.resize(32, ' ');
   }
-  std::printf("%-10s %-8s %5lld %4lld %5lld %5lld %2d %3s %-7s %-4s %-9s %-22s %s %9s %8s %8s %-17s %8s %s%s%s\n",
+  std::printf("%-10s %-8s %5lld %4lld %5lld %5lld %2d %3s %-7s %-4s %-9s %-33s %s %9s %8s %8s %-17s %8s %s%s%s\n",
               r.shape_id.c_str(), r.cell.c_str(), static_cast<long long>(r.T), static_cast<long long>(r.B),
               static_cast<long long>(r.I), static_cast<long long>(r.H), r.layers, r.directions == 2 ? "bi" : "uni",
               r.lengths.c_str(), r.precision.c_str(), r.mode.c_str(), impl.c_str(), timing.c_str(),

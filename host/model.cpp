@@ -20,6 +20,15 @@ const char* cell_scope_name(CellKind kind) {
 
 Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidValue, msg); }
 
+/// Widths above this are refused, so that products of a few widths with T and B are checked, not wrapped.
+constexpr int64_t kMaxWidth = int64_t(1) << 40;
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
 Status validate_cell(const CellSpec& c, const std::string& where) {
   const int kind = static_cast<int>(c.kind);
   if (kind < 0 || kind > static_cast<int>(CellKind::kGRU)) {
@@ -32,37 +41,45 @@ Status validate_cell(const CellSpec& c, const std::string& where) {
   if (act < 0 || act > static_cast<int>(Activation::kRelu)) {
     return invalid(where + ".activation is " + std::to_string(act) + "; expected kTanh (0) or kRelu (1)");
   }
+  if (c.num_units > kMaxWidth) {
+    return invalid(where + ".num_units is " + std::to_string(c.num_units) + "; expected at most " +
+                   std::to_string(kMaxWidth));
+  }
   if (!std::isfinite(c.forget_bias)) {
-    return invalid(where + ".forget_bias is not finite");
+    return invalid(where + ".forget_bias is " + num(c.forget_bias) + "; expected a finite value");
   }
   const bool lstm = c.kind == CellKind::kLSTM;
   const bool any_lstm = lstm || c.kind == CellKind::kBasicLSTM;
   if (!any_lstm && c.forget_bias != 1.0) {
-    return invalid(where + ".forget_bias is set but only LSTM cells have a forget gate");
+    return invalid(where + ".forget_bias is " + num(c.forget_bias) +
+                   "; expected the default 1.0: only LSTM cells have a forget gate");
   }
-  if (!lstm && (c.use_peepholes || c.cell_clip || c.num_proj != 0 || c.proj_clip)) {
-    return invalid(where + ": use_peepholes, cell_clip, num_proj and proj_clip exist only for CellKind::kLSTM");
-  }
+  const char* lstm_only = "; expected the default: this option exists only for CellKind::kLSTM";
+  if (!lstm && c.use_peepholes) return invalid(where + ".use_peepholes is true" + lstm_only);
+  if (!lstm && c.cell_clip) return invalid(where + ".cell_clip is " + num(*c.cell_clip) + lstm_only);
+  if (!lstm && c.num_proj != 0) return invalid(where + ".num_proj is " + std::to_string(c.num_proj) + lstm_only);
+  if (!lstm && c.proj_clip) return invalid(where + ".proj_clip is " + num(*c.proj_clip) + lstm_only);
   if (c.cell_clip && !(*c.cell_clip >= 0.0 && std::isfinite(*c.cell_clip))) {
-    std::ostringstream os;
-    os << where << ".cell_clip is " << *c.cell_clip << "; expected a finite value >= 0";
-    return invalid(os.str());
+    return invalid(where + ".cell_clip is " + num(*c.cell_clip) + "; expected a finite value >= 0");
   }
-  if (c.num_proj < 0) {
-    return invalid(where + ".num_proj is " + std::to_string(c.num_proj) + "; expected >= 0 (0 = no projection)");
+  if (c.num_proj < 0 || c.num_proj > kMaxWidth) {
+    return invalid(where + ".num_proj is " + std::to_string(c.num_proj) + "; expected >= 0 (0 = no projection) and <= " +
+                   std::to_string(kMaxWidth));
   }
   if (c.proj_clip) {
-    if (c.num_proj == 0) return invalid(where + ".proj_clip is set but num_proj is 0 (no projection)");
+    if (c.num_proj == 0) {
+      return invalid(where + ".proj_clip is " + num(*c.proj_clip) +
+                     " but num_proj is 0 (no projection); expected proj_clip only with num_proj > 0");
+    }
     if (!(*c.proj_clip >= 0.0 && std::isfinite(*c.proj_clip))) {
-      std::ostringstream os;
-      os << where << ".proj_clip is " << *c.proj_clip << "; expected a finite value >= 0";
-      return invalid(os.str());
+      return invalid(where + ".proj_clip is " + num(*c.proj_clip) + "; expected a finite value >= 0");
     }
   }
   return Status::ok();
 }
 
-void add_param(Model* m, const std::string& prefix, const LayerModel& l, const std::string& local,
+/// Appends a parameter; false when its size or the running total overflows 64 bits.
+bool add_param(Model* m, const std::string& prefix, const LayerModel& l, const std::string& local,
                std::vector<int64_t> shape, int64_t* offset_field) {
   ParamInfo p;
   p.local_name = local;
@@ -71,11 +88,14 @@ void add_param(Model* m, const std::string& prefix, const LayerModel& l, const s
   p.layer = l.layer;
   p.shape = std::move(shape);
   p.count = 1;
-  for (int64_t d : p.shape) p.count *= d;  // bounded: every factor was checked in build_model
+  for (int64_t d : p.shape) {
+    if (!checked_mul(p.count, d, &p.count)) return false;
+  }
   p.offset = m->param_count;
-  m->param_count += p.count;
+  if (!checked_add(m->param_count, p.count, &m->param_count)) return false;
   *offset_field = p.offset;
   m->params.push_back(std::move(p));
+  return true;
 }
 
 }  // namespace
@@ -93,8 +113,9 @@ Status build_model(const RnnSpec& spec, Model* model) {
   if (math < 0 || math > static_cast<int>(MathMode::kTF32)) {
     return invalid("spec.math is " + std::to_string(math) + "; expected kDefault (0) or kTF32 (1)");
   }
-  if (spec.input_size <= 0) {
-    return invalid("spec.input_size is " + std::to_string(spec.input_size) + "; expected > 0");
+  if (spec.input_size <= 0 || spec.input_size > kMaxWidth) {
+    return invalid("spec.input_size is " + std::to_string(spec.input_size) + "; expected > 0 and <= " +
+                   std::to_string(kMaxWidth));
   }
   if (spec.parallel_iterations < 0) {
     return invalid("spec.parallel_iterations is " + std::to_string(spec.parallel_iterations) +
@@ -126,33 +147,31 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.project = c.num_proj > 0;
       l.peepholes = c.use_peepholes;
       l.out_width = l.project ? c.num_proj : c.num_units;
-      // Bound every width so that later products of a few widths with T and B are checked, not wrapped.
-      int64_t gates = l.is_lstm ? 4 : (l.is_gru ? 2 : 1);
-      if (!checked_mul(c.num_units, gates, &l.gate_width) || l.gate_width > (int64_t(1) << 40) ||
-          l.out_width > (int64_t(1) << 40) || in_width > (int64_t(1) << 40)) {
-        return invalid(where + ".num_units or num_proj is too large: " + std::to_string(c.num_units));
-      }
+      l.gate_width = (l.is_lstm ? 4 : (l.is_gru ? 2 : 1)) * c.num_units;  // bounded by kMaxWidth
       // TF variable names: rnn/<cell>/..., rnn/multi_rnn_cell/cell_i/<cell>/..., bidirectional_rnn/fw/...
       std::string prefix = bi ? std::string("bidirectional_rnn/") + dir_name[d] + "/" : std::string("rnn/");
       if (cells.size() > 1) prefix += "multi_rnn_cell/cell_" + std::to_string(i) + "/";
       prefix += std::string(cell_scope_name(c.kind)) + "/";
       const int64_t rows = in_width + l.out_width;
       l.param_begin = m.param_count;
+      bool ok = true;
       if (l.is_gru) {
-        add_param(&m, prefix, l, "gates/kernel", {rows, 2 * l.units}, &l.kernel);
-        add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias);
-        add_param(&m, prefix, l, "candidate/kernel", {rows, l.units}, &l.cand_kernel);
-        add_param(&m, prefix, l, "candidate/bias", {l.units}, &l.cand_bias);
+        ok = add_param(&m, prefix, l, "gates/kernel", {rows, 2 * l.units}, &l.kernel) &&
+             add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias) &&
+             add_param(&m, prefix, l, "candidate/kernel", {rows, l.units}, &l.cand_kernel) &&
+             add_param(&m, prefix, l, "candidate/bias", {l.units}, &l.cand_bias);
       } else {
-        add_param(&m, prefix, l, "kernel", {rows, l.gate_width}, &l.kernel);
-        add_param(&m, prefix, l, "bias", {l.gate_width}, &l.bias);
-        if (l.peepholes) {
-          int64_t unused;
-          add_param(&m, prefix, l, "w_f_diag", {l.units}, &l.peephole);
-          add_param(&m, prefix, l, "w_i_diag", {l.units}, &unused);
-          add_param(&m, prefix, l, "w_o_diag", {l.units}, &unused);
-        }
-        if (l.project) add_param(&m, prefix, l, "projection/kernel", {l.units, l.out_width}, &l.projection);
+        int64_t unused = 0;
+        ok = add_param(&m, prefix, l, "kernel", {rows, l.gate_width}, &l.kernel) &&
+             add_param(&m, prefix, l, "bias", {l.gate_width}, &l.bias) &&
+             (!l.peepholes || (add_param(&m, prefix, l, "w_f_diag", {l.units}, &l.peephole) &&
+                               add_param(&m, prefix, l, "w_i_diag", {l.units}, &unused) &&
+                               add_param(&m, prefix, l, "w_o_diag", {l.units}, &unused))) &&
+             (!l.project || add_param(&m, prefix, l, "projection/kernel", {l.units, l.out_width}, &l.projection));
+      }
+      if (!ok) {
+        return invalid(where + ": the number of weights overflows 64 bits (input width " + std::to_string(in_width) +
+                       ", num_units " + std::to_string(l.units) + "); expected a smaller layer");
       }
       l.param_end = m.param_count;
       const std::string leaf = std::string(dir_name[d]) + "/" + std::to_string(i) + "/";

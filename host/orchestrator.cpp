@@ -6,6 +6,26 @@
 
 namespace dynrnn {
 
+namespace {
+
+/// The constants of an LSTM layer's stages.
+template <typename T>
+cell::LstmConfig<T> lstm_config(const LayerModel& l, const T* weights) {
+  cell::LstmConfig<T> k;
+  k.act = l.cell.activation;
+  k.forget_bias = static_cast<T>(l.cell.forget_bias);
+  k.has_cell_clip = l.cell.cell_clip.has_value();
+  k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
+  if (l.peepholes) {
+    k.w_f = weights + l.peephole;
+    k.w_i = k.w_f + l.units;
+    k.w_o = k.w_f + 2 * l.units;
+  }
+  return k;
+}
+
+}  // namespace
+
 template <typename T>
 typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_t chunk, bool backward) const {
   const LayerPlan& lp = plan(l);
@@ -210,19 +230,11 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
   k.map = map;
   k.batch = B;
   k.cols = H;
-  k.act = l.cell.activation;
-  k.forget_bias = static_cast<T>(l.cell.forget_bias);
-  k.has_cell_clip = l.cell.cell_clip.has_value();
-  k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
+  k.cfg = lstm_config(l, W);
   k.project = l.project;
   k.gx = gx;
   k.gh = gh;
   k.bias = W + l.bias;
-  if (l.peepholes) {
-    k.w_f = W + l.peephole;
-    k.w_i = k.w_f + H;
-    k.w_o = k.w_f + 2 * H;
-  }
   k.c_prev = entry(slot.cs, e, H);
   k.c_out = entry(slot.cs, e + 1, H);
   k.h_prev = hp;
@@ -429,15 +441,7 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
     cell::LstmOutputParams<T> k;
     k.batch = rows;
     k.cols = H;
-    k.act = l.cell.activation;
-    k.forget_bias = static_cast<T>(l.cell.forget_bias);
-    k.has_cell_clip = l.cell.cell_clip.has_value();
-    k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
-    if (l.peepholes) {
-      k.w_f = W + l.peephole;
-      k.w_i = k.w_f + H;
-      k.w_o = k.w_f + 2 * H;
-    }
+    k.cfg = lstm_config(l, W);
     k.z = S.z;
     k.c_prev = S.cs;
     k.m_raw = S.mraw;
@@ -541,18 +545,10 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.map = map;
     k.batch = B;
     k.cols = H;
-    k.act = l.cell.activation;
-    k.forget_bias = static_cast<T>(l.cell.forget_bias);
-    k.has_cell_clip = l.cell.cell_clip.has_value();
-    k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
+    k.cfg = lstm_config(l, W);
     k.project = l.project;
     k.z = entry(slot.z, e, GW);
     k.c_prev = entry(slot.cs, e, H);
-    if (l.peepholes) {
-      k.w_f = W + l.peephole;
-      k.w_i = k.w_f + H;
-      k.w_o = k.w_f + 2 * H;
-    }
     k.dc = at(lp.dc);
     k.dz = dz;
     k.dz_x = dz_x;

@@ -71,7 +71,7 @@ Rnn::Rnn(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Rnn::~Rnn() = default;
 
 Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* out) {
-  if (!out) return Status(StatusCode::kInvalidValue, "out is null");
+  if (!out) return Status(StatusCode::kInvalidValue, "out is null; expected a pointer to the std::unique_ptr<Rnn> to fill");
   auto impl = std::make_unique<Impl>();
   DYNRNN_TRY(build_model(spec, &impl->model));
   const int be = static_cast<int>(backend);
@@ -111,38 +111,38 @@ int64_t Rnn::output_width(int direction) const {
   return m.dirs[direction].back().out_width;
 }
 
-Status Rnn::get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const {
-  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null");
+namespace {
+
+/// The plan a size query describes, after checking its arguments.
+Status plan_for_query(const Model& model, int64_t max_time, int64_t batch, bool training, const size_t* bytes,
+                      Plan* plan) {
+  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null; expected a pointer to the size_t to fill");
   if (max_time < 0 || batch < 0) {
     return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
                                                  std::to_string(batch) + "; expected both >= 0");
   }
+  return make_plan(model, max_time, batch, training, plan);
+}
+
+}  // namespace
+
+Status Rnn::get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const {
   Plan p;
-  DYNRNN_TRY(make_plan(impl_->model, max_time, batch, training, &p));
+  DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, training, bytes, &p));
   *bytes = p.workspace_bytes();
   return Status::ok();
 }
 
 Status Rnn::get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
-  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null");
-  if (max_time < 0 || batch < 0) {
-    return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
-                                                 std::to_string(batch) + "; expected both >= 0");
-  }
   Plan p;
-  DYNRNN_TRY(make_plan(impl_->model, max_time, batch, true, &p));
+  DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
   *bytes = p.reserve_bytes;
   return Status::ok();
 }
 
 Status Rnn::get_host_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
-  if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null");
-  if (max_time < 0 || batch < 0) {
-    return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
-                                                 std::to_string(batch) + "; expected both >= 0");
-  }
   Plan p;
-  DYNRNN_TRY(make_plan(impl_->model, max_time, batch, true, &p));
+  DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
   *bytes = p.host_bytes;
   return Status::ok();
 }

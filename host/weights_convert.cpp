@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "host/status_macros.h"
+
 namespace dynrnn {
 namespace {
 
@@ -13,6 +15,15 @@ struct Layout {
 };
 
 Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* bias, Layout* l) {
+  const int kind = static_cast<int>(c.kind);
+  if (kind < 0 || kind > static_cast<int>(CellKind::kGRU)) {
+    return Status(StatusCode::kInvalidValue, "cell.kind is " + std::to_string(kind) + "; expected a CellKind (0..3)");
+  }
+  const int act = static_cast<int>(c.activation);
+  if (act < 0 || act > static_cast<int>(Activation::kRelu)) {
+    return Status(StatusCode::kInvalidValue,
+                  "cell.activation is " + std::to_string(act) + "; expected kTanh (0) or kRelu (1)");
+  }
   if (c.kind == CellKind::kGRU) {
     return Status(StatusCode::kNotSupported,
                   "cell.kind is kGRU: TF's GRUCell applies the reset gate before the candidate matmul, which "
@@ -22,16 +33,36 @@ Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* 
     return Status(StatusCode::kInvalidValue, "cell.num_units is " + std::to_string(c.num_units) + " and input_size is " +
                                                  std::to_string(D) + "; expected both > 0");
   }
-  if (c.use_peepholes || c.cell_clip || c.proj_clip) {
-    return Status(StatusCode::kNotSupported, "peepholes, cell_clip and proj_clip have no cuDNN/PyTorch equivalent");
-  }
-  if (!kernel || !bias) return Status(StatusCode::kInvalidValue, "a kernel or bias pointer is null");
+  const char* none = "; expected none: there is no cuDNN/PyTorch equivalent";
+  if (c.use_peepholes) return Status(StatusCode::kNotSupported, std::string("cell.use_peepholes is true") + none);
+  if (c.cell_clip) return Status(StatusCode::kNotSupported, "cell.cell_clip is " + std::to_string(*c.cell_clip) + none);
+  if (c.proj_clip) return Status(StatusCode::kNotSupported, "cell.proj_clip is " + std::to_string(*c.proj_clip) + none);
+  if (!kernel) return Status(StatusCode::kInvalidValue, "tf_kernel is null; expected the TF kernel [D + Hs, G*H]");
+  if (!bias) return Status(StatusCode::kInvalidValue, "tf_bias is null; expected the TF bias [G*H]");
   const bool lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
   l->gates = lstm ? 4 : 1;
   l->H = c.num_units;
   l->D = D;
   l->P = c.kind == CellKind::kLSTM ? c.num_proj : 0;
   l->Hs = l->P > 0 ? l->P : l->H;
+  return Status::ok();
+}
+
+/// Names the first missing cuDNN-layout pointer (and the TF projection when num_proj needs it).
+Status check_cudnn_pointers(const Layout& l, const void* w_ih, const void* w_hh, const void* b_ih, const void* b_hh,
+                            const void* w_hr, const void* proj, const char* proj_name) {
+  const struct {
+    const char* name;
+    const void* ptr;
+    bool needed;
+  } args[] = {{"w_ih", w_ih, true},  {"w_hh", w_hh, true},      {"b_ih", b_ih, true},
+              {"b_hh", b_hh, true},  {"w_hr", w_hr, l.P > 0}, {proj_name, proj, l.P > 0}};
+  for (const auto& a : args) {
+    if (a.needed && !a.ptr) {
+      return Status(StatusCode::kInvalidValue, std::string(a.name) + " is null; expected a buffer" +
+                                                   (l.P > 0 ? " (num_proj is " + std::to_string(l.P) + ")" : ""));
+    }
+  }
   return Status::ok();
 }
 
@@ -51,9 +82,7 @@ Status tf_to_cudnn(const CellSpec& cell, int64_t D, const T* K, const T* b, cons
   Layout l;
   Status st = check_cell(cell, D, K, b, &l);
   if (!st) return st;
-  if (!out.w_ih || !out.w_hh || !out.b_ih || !out.b_hh || (l.P > 0 && (!out.w_hr || !proj))) {
-    return Status(StatusCode::kInvalidValue, "a cuDNN weight pointer (or the projection) is null");
-  }
+  DYNRNN_TRY(check_cudnn_pointers(l, out.w_ih, out.w_hh, out.b_ih, out.b_hh, out.w_hr, proj, "tf_projection"));
   const int64_t GW = l.gates * l.H;
   for (int64_t r = 0; r < GW; ++r) {
     const int64_t col = tf_column(l, r);
@@ -73,9 +102,7 @@ Status cudnn_to_tf(const CellSpec& cell, int64_t D, const CudnnLayerWeights<cons
   Layout l;
   Status st = check_cell(cell, D, K, b, &l);
   if (!st) return st;
-  if (!in.w_ih || !in.w_hh || !in.b_ih || !in.b_hh || (l.P > 0 && (!in.w_hr || !proj))) {
-    return Status(StatusCode::kInvalidValue, "a cuDNN weight pointer (or the projection) is null");
-  }
+  DYNRNN_TRY(check_cudnn_pointers(l, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.w_hr, proj, "tf_projection"));
   const int64_t GW = l.gates * l.H;
   for (int64_t r = 0; r < GW; ++r) {
     const int64_t col = tf_column(l, r);

@@ -52,7 +52,7 @@ TEST(Validation, SpecRules) {
   expect_error(create(s), StatusCode::kInvalidValue, "num_proj is -2");
   s = lstm_spec();
   s.cells_fw[0].proj_clip = 1.0;
-  expect_error(create(s), StatusCode::kInvalidValue, "proj_clip is set but num_proj is 0");
+  expect_error(create(s), StatusCode::kInvalidValue, "proj_clip is 1 but num_proj is 0");
   s = lstm_spec();
   s.cells_fw[0].num_proj = 2;
   s.cells_fw[0].proj_clip = -1.0;
@@ -60,11 +60,11 @@ TEST(Validation, SpecRules) {
   s = lstm_spec();
   s.cells_bw = {CellSpec::gru(4)};
   s.cells_bw[0].use_peepholes = true;
-  expect_error(create(s), StatusCode::kInvalidValue, "spec.cells_bw[0]: use_peepholes");
+  expect_error(create(s), StatusCode::kInvalidValue, "spec.cells_bw[0].use_peepholes is true");
   s = lstm_spec();
   s.cells_fw[0] = CellSpec::basic_rnn(3);
   s.cells_fw[0].forget_bias = 0.0;
-  expect_error(create(s), StatusCode::kInvalidValue, "forget_bias is set");
+  expect_error(create(s), StatusCode::kInvalidValue, "spec.cells_fw[0].forget_bias is 0");
   s = lstm_spec();
   s.input_size = 0;
   expect_error(create(s), StatusCode::kInvalidValue, "spec.input_size is 0");

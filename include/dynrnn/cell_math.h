@@ -164,6 +164,18 @@ struct RnnBackwardParams {
 // ---------------------------------------------------------------------------------------------
 // BasicLSTMCell / LSTMCell, gate column order i, j, f, o.
 
+/// The constants of an LSTM layer that every LSTM stage needs.
+template <typename T>
+struct LstmConfig {
+  Activation act = Activation::kTanh;
+  T forget_bias = T(1);
+  bool has_cell_clip = false;
+  T cell_clip = T(0);
+  const T* w_f = nullptr;  ///< [H] peepholes (all three or none)
+  const T* w_i = nullptr;
+  const T* w_o = nullptr;
+};
+
 template <typename T>
 struct LstmGates {
   T si, g, sf, c_raw, c, so, a;  ///< sigma(i^), act(j), sigma(f^), c before/after clip, sigma(o^), act(c)
@@ -172,23 +184,22 @@ struct LstmGates {
 /// Recomputes the forward of one LSTM unit from its pre-activations (the same arithmetic in
 /// forward and backward, so backward sees bit-identical values).
 template <typename T>
-DYNRNN_HD LstmGates<T> lstm_gates(T zi, T zj, T zf, T zo, T c_prev, const T* w_f, const T* w_i, const T* w_o,
-                                  int64_t j, T forget_bias, bool has_clip, T cell_clip, Activation act) {
+DYNRNN_HD LstmGates<T> lstm_gates(const LstmConfig<T>& k, T zi, T zj, T zf, T zo, T c_prev, int64_t j) {
   LstmGates<T> s;
-  T f_hat = zf + forget_bias;
+  T f_hat = zf + k.forget_bias;
   T i_hat = zi;
-  if (w_f) {
-    f_hat = f_hat + w_f[j] * c_prev;
-    i_hat = i_hat + w_i[j] * c_prev;
+  if (k.w_f) {
+    f_hat = f_hat + k.w_f[j] * c_prev;
+    i_hat = i_hat + k.w_i[j] * c_prev;
   }
   s.sf = sigmoid(f_hat);
   s.si = sigmoid(i_hat);
-  s.g = activate(act, zj);
+  s.g = activate(k.act, zj);
   s.c_raw = s.sf * c_prev + s.si * s.g;
-  s.c = has_clip ? clip(s.c_raw, cell_clip) : s.c_raw;
-  T o_hat = w_o ? zo + w_o[j] * s.c : zo;
+  s.c = k.has_cell_clip ? clip(s.c_raw, k.cell_clip) : s.c_raw;
+  T o_hat = k.w_o ? zo + k.w_o[j] * s.c : zo;
   s.so = sigmoid(o_hat);
-  s.a = activate(act, s.c);
+  s.a = activate(k.act, s.c);
   return s;
 }
 
@@ -196,17 +207,11 @@ template <typename T>
 struct LstmForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
-  Activation act = Activation::kTanh;
-  T forget_bias = T(1);
-  bool has_cell_clip = false;
-  T cell_clip = T(0);
+  LstmConfig<T> cfg;
   bool project = false;          ///< num_proj: write m_raw; the projection stage masks h and y
   SeqView<const T> gx;           ///< input projection, width 4H
   const T* gh = nullptr;         ///< [B, 4H] recurrent GEMM result
   const T* bias = nullptr;       ///< [4H]
-  const T* w_f = nullptr;        ///< [H] peepholes (all three or none)
-  const T* w_i = nullptr;
-  const T* w_o = nullptr;
   const T* c_prev = nullptr;     ///< [B, H]
   const T* h_prev = nullptr;     ///< [B, H] (no projection)
   T* c_out = nullptr;            ///< [B, H]
@@ -232,7 +237,7 @@ struct LstmForwardParams {
     }
     const int64_t i = b * H + j;
     T cp = c_prev[i];
-    LstmGates<T> s = lstm_gates(zi, zj, zf, zo, cp, w_f, w_i, w_o, j, forget_bias, has_cell_clip, cell_clip, act);
+    LstmGates<T> s = lstm_gates(cfg, zi, zj, zf, zo, cp, j);
     T m = s.so * s.a;
     bool v = map.valid(b);
     c_out[i] = v ? s.c : cp;
@@ -249,16 +254,10 @@ template <typename T>
 struct LstmBackwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
-  Activation act = Activation::kTanh;
-  T forget_bias = T(1);
-  bool has_cell_clip = false;
-  T cell_clip = T(0);
+  LstmConfig<T> cfg;
   bool project = false;          ///< the gradient of m_raw comes from dm_raw
   const T* z = nullptr;          ///< [B, 4H] saved pre-activations
   const T* c_prev = nullptr;     ///< [B, H]
-  const T* w_f = nullptr;
-  const T* w_i = nullptr;
-  const T* w_o = nullptr;
   SeqView<const T> dy;           ///< no projection: upstream output gradient (data may be null)
   const T* dh_next = nullptr;    ///< no projection: [B, H] gradient of h after this step
   T* dh_prev = nullptr;          ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
@@ -276,8 +275,7 @@ struct LstmBackwardParams {
     if (map.valid(b)) {
       const T* z4 = z + b * 4 * H;
       T cp = c_prev[i];
-      LstmGates<T> s = lstm_gates(z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], cp, w_f, w_i, w_o, j, forget_bias,
-                                  has_cell_clip, cell_clip, act);
+      LstmGates<T> s = lstm_gates(cfg, z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], cp, j);
       T dm;
       if (project) {
         dm = dm_raw[i];
@@ -286,15 +284,15 @@ struct LstmBackwardParams {
         dh_prev[i] = T(0);
       }
       dout = dm * s.a * (s.so * (T(1) - s.so));
-      T dcv = dc[i] + dm * s.so * activate_grad(act, s.a);
-      if (w_o) dcv = dcv + dout * w_o[j];
-      T dc_raw = (has_cell_clip && !clip_passes(s.c_raw, cell_clip)) ? T(0) : dcv;
+      T dcv = dc[i] + dm * s.so * activate_grad(cfg.act, s.a);
+      if (cfg.w_o) dcv = dcv + dout * cfg.w_o[j];
+      T dc_raw = (cfg.has_cell_clip && !clip_passes(s.c_raw, cfg.cell_clip)) ? T(0) : dcv;
       df = dc_raw * cp * (s.sf * (T(1) - s.sf));
       di = dc_raw * s.g * (s.si * (T(1) - s.si));
-      dj = dc_raw * s.si * activate_grad(act, s.g);
+      dj = dc_raw * s.si * activate_grad(cfg.act, s.g);
       T dcp = dc_raw * s.sf;
-      if (w_f) {
-        dcp = dcp + df * w_f[j] + di * w_i[j];
+      if (cfg.w_f) {
+        dcp = dcp + df * cfg.w_f[j] + di * cfg.w_i[j];
         pf = df * cp;
         pi = di * cp;
         po = dout * s.c;
@@ -528,13 +526,7 @@ struct GruResetParams {
 template <typename T>
 struct LstmOutputParams {
   int64_t batch = 0, cols = 0;  ///< rows, H
-  Activation act = Activation::kTanh;
-  T forget_bias = T(1);
-  bool has_cell_clip = false;
-  T cell_clip = T(0);
-  const T* w_f = nullptr;
-  const T* w_i = nullptr;
-  const T* w_o = nullptr;
+  LstmConfig<T> cfg;
   const T* z = nullptr;         ///< [rows, 4H]
   const T* c_prev = nullptr;    ///< [rows, H]
   T* m_raw = nullptr;           ///< [rows, H]
@@ -542,8 +534,7 @@ struct LstmOutputParams {
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const int64_t H = cols;
     const T* z4 = z + r * 4 * H;
-    LstmGates<T> s = lstm_gates(z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], c_prev[r * H + j], w_f, w_i, w_o, j,
-                                forget_bias, has_cell_clip, cell_clip, act);
+    LstmGates<T> s = lstm_gates(cfg, z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], c_prev[r * H + j], j);
     m_raw[r * H + j] = s.so * s.a;
   }
 };

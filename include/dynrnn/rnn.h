@@ -101,7 +101,32 @@ struct BackwardArgs {
 };
 
 /// A planned `dynamic_rnn` / `bidirectional_dynamic_rnn`. Create once, reuse for many calls.
-/// Thread safety: one handle serves one thread at a time; distinct handles are independent.
+///
+/// Preconditions and aliasing (checked before anything runs; a violation returns kInvalidValue or
+/// kWorkspaceTooSmall with a message naming the argument and its value, and writes nothing):
+///  * every output buffer (outputs, outputs_bw, final_state, grad_*) and the workspace and reserve
+///    must not overlap any input buffer or each other;
+///  * workspace_bytes >= get_workspace_size(T, B, training) and, for training, reserve_bytes >=
+///    get_reserve_size(T, B); backward takes the training forward's reserve unchanged (it only reads it);
+///  * sequence_length has B entries; the shapes of backward match its forward.
+///
+/// Thread safety: one handle serves one host thread at a time (calls on a handle are not
+/// synchronized); distinct handles may be used from different threads and streams at once.
+///
+/// Typical use (kCuda; all buffers device memory, stream owned by the caller):
+/// \code
+///   std::unique_ptr<dynrnn::Rnn> rnn;
+///   dynrnn::Rnn::create(spec, dynrnn::Backend::kCuda, &rnn);        // once
+///   rnn->get_workspace_size(T, B, /*training=*/true, &ws_bytes);     // once per shape
+///   rnn->get_reserve_size(T, B, &rs_bytes);
+///   // cudaMalloc workspace (ws_bytes), reserve (rs_bytes), weights (param_count() elements), ...
+///   dynrnn::ForwardArgs f;  /* x_shape, x, weights, outputs, workspace, training = true, reserve */
+///   rnn->forward(f, stream);                                          // queued; returns at once
+///   dynrnn::BackwardArgs b; /* the same inputs and reserve, grad_outputs, grad_* outputs */
+///   rnn->backward(b, stream);
+///   // outputs[b, t, :] == 0 for t >= sequence_length[b]; final_state rows of length-0 entries
+///   // equal initial_state bit for bit.
+/// \endcode
 class Rnn {
  public:
   /// Validates `spec` and builds the handle. For kCuda, the current device is used, and the handle

@@ -518,6 +518,20 @@ void check_verdict(const char* call, const Status& st, const Verdict& v, const s
   if (!st.is_ok() && st.message().empty()) oracle_failure("an error without a message", call);
 }
 
+/// Known issue 2 (RESULTS.md): make_plan multiplies T * B (or chunk * B) by layer widths without
+/// overflow checks, so a size query or call whose T * B * width passes int64 is signed-overflow UB in
+/// plan.cpp (e.g. get_workspace_size(2^31, 2^31, true) on LSTMCell(7)), even though the result is
+/// then discarded because another buffer's checked size overflowed.
+bool known_issue_plan_overflow(const Facts& f, int64_t T, int64_t B) {
+  i128 width = 1;
+  for (int d = 0; d < f.num_dirs; ++d) {
+    for (const LayerFacts& l : f.dirs[d]) {
+      for (i128 w : {l.in, l.out, l.units * l.gates, 3 * l.units}) width = w > width ? w : width;
+    }
+  }
+  return sat({i128(T) + 1, B, width}) > INT64_MAX;
+}
+
 template <typename T>
 void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   const int eb = static_cast<int>(sizeof(T));
@@ -527,6 +541,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   c.B = r.size(1, 4);
   c.D = r.u8() < 240 ? spec.input_size : r.size(0, 8);
   int64_t x_shape[3] = {spec.time_major ? c.T : c.B, spec.time_major ? c.B : c.T, c.D};
+  if (skip_known() && known_issue_plan_overflow(f, c.T, c.B)) return;
   const bool shape_ok = c.T >= 0 && c.B >= 0 && c.D >= 0 && c.D == spec.input_size;
   c.x = shape_ok ? sat({c.T, c.B, c.D, eb}) : -1;
   c.out[0] = shape_ok ? sat({c.T, c.B, f.out[0], eb}) : -1;
@@ -903,12 +918,20 @@ void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
 /// whose weight count passes int64 (e.g. BasicLSTMCell(2^31 - 1) on input_size 1) is signed-overflow
 /// UB in add_param. Matches specs whose widths are each valid but whose weight count is too large.
 bool known_issue_param_overflow(const RnnSpec& spec) {
-  for (int d = 0; d < 2; ++d) {
+  if (spec.input_size <= 0) return false;
+  // Layers are built in order; a later invalid cell does not stop an earlier overflow.
+  i128 total = 0;
+  for (int d = 0; d < (spec.bidirectional() ? 2 : 1); ++d) {
+    i128 in = spec.input_size;
     for (const CellSpec& c : d == 0 ? spec.cells_fw : spec.cells_bw) {
-      if (c.num_units <= 0 || c.num_proj < 0 || spec.input_size <= 0) return false;
+      if (c.num_units <= 0 || c.num_proj < 0) return false;
+      const i128 H = c.num_units, out = c.num_proj > 0 ? c.num_proj : c.num_units;
+      total += sat({in + out, 4, H}) + sat({in + H, 3, H});  // an upper bound of any cell's count
+      if (total > (i128(1) << 62)) return true;
+      in = out;
     }
   }
-  return facts_of(spec).params > (i128(1) << 62);
+  return false;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -960,6 +983,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int q = 0; q < queries; ++q) {
     const int64_t T = r.size(0, 8), B = r.size(0, 8);
     const uint8_t m = r.u8();
+    if (skip_known() && known_issue_plan_overflow(f, T, B)) continue;
     size_t bytes = 0;
     size_t* out = (m & 1) ? nullptr : &bytes;
     if (verbose()) {
