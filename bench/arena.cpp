@@ -33,6 +33,8 @@ class HostArena final : public Arena {
 
 }  // namespace
 
-std::unique_ptr<Arena> make_host_arena() { return std::make_unique<HostArena>(); }
+std::unique_ptr<Arena> make_host_arena() {
+  return std::make_unique<HostArena>();
+}
 
 }  // namespace bench

@@ -181,8 +181,8 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
       const void* alpha = ab == CUDA_R_64F ? static_cast<const void*>(&alpha_d) : static_cast<const void*>(&alpha_f);
       const void* beta = ab == CUDA_R_64F ? static_cast<const void*>(&beta_d) : static_cast<const void*>(&beta_f);
       const double ms = median_ms(stream, 2, 10, [&](int) {
-        BENCH_CUBLAS_CHECK(cublasGemmEx(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, alpha, A.p, ab, n, B.p, ab, n,
-                                        beta, C.p, cty, n, compute, CUBLAS_GEMM_DEFAULT));
+        BENCH_CUBLAS_CHECK(cublasGemmEx(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, alpha, A.p, ab, n, B.p, ab, n, beta,
+                                        C.p, cty, n, compute, CUBLAS_GEMM_DEFAULT));
       });
       *note = "cublasGemmEx 8192^3, median of 10";
       return flops / (ms * 1e-3);
@@ -234,12 +234,15 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
   graph_node_us = item("empty_kernel_graph", "us/kernel", [&](std::string* note) {
     Graph g;
     double inst = 0;
-    capture(stream, g, [&] {
-      for (int i = 0; i < chain; ++i) {
-        empty_kernel<<<1, 1, 0, stream>>>();
-        BENCH_LAUNCH_CHECK("empty_kernel");
-      }
-    }, &inst);
+    capture(
+        stream, g,
+        [&] {
+          for (int i = 0; i < chain; ++i) {
+            empty_kernel<<<1, 1, 0, stream>>>();
+            BENCH_LAUNCH_CHECK("empty_kernel");
+          }
+        },
+        &inst);
     const double ms = median_ms(stream, 1, 5, [&](int) { BENCH_CUDA_CHECK(cudaGraphLaunch(g.exec, stream)); });
     *note = "1000 nodes in one graph; instantiate " + std::to_string(inst) + " ms";
     return ms * 1e3 / chain;
@@ -274,7 +277,8 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
       BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
       Graph g;
       double inst = 0;
-      capture(stream, g, [&] { run_chain(blas, W, h, C); }, &inst);
+      capture(
+          stream, g, [&] { run_chain(blas, W, h, C); }, &inst);
       const double ms = median_ms(stream, 1, 5, [&](int) { BENCH_CUDA_CHECK(cudaGraphLaunch(g.exec, stream)); });
       *note = "1000 SGEMMs in one graph; instantiate " + std::to_string(inst) + " ms";
       return ms * 1e3 / chain;
@@ -295,8 +299,8 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
     void* args[] = {&iters, &sink_p};
     const dim3 grid(static_cast<unsigned>(prop.multiProcessorCount)), block(128);
     const double ms = median_ms(stream, 1, 5, [&](int) {
-      BENCH_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(grid_sync_kernel), grid, block, args, 0,
-                                                   stream));
+      BENCH_CUDA_CHECK(
+          cudaLaunchCooperativeKernel(reinterpret_cast<void*>(grid_sync_kernel), grid, block, args, 0, stream));
     });
     *note = "cooperative kernel, one 128-thread block per SM, 1000 grid.sync()";
     return ms * 1e3 / chain;
@@ -326,8 +330,10 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
       HostPinned host(bytes);
       DevBuf d(bytes);
       const double ms = median_ms(stream, 1, 5, [&](int) {
-        if (h2d) BENCH_CUDA_CHECK(cudaMemcpyAsync(d.p, host.p, bytes, cudaMemcpyHostToDevice, stream));
-        else BENCH_CUDA_CHECK(cudaMemcpyAsync(host.p, d.p, bytes, cudaMemcpyDeviceToHost, stream));
+        if (h2d)
+          BENCH_CUDA_CHECK(cudaMemcpyAsync(d.p, host.p, bytes, cudaMemcpyHostToDevice, stream));
+        else
+          BENCH_CUDA_CHECK(cudaMemcpyAsync(host.p, d.p, bytes, cudaMemcpyDeviceToHost, stream));
       });
       *note = "cudaMemcpyAsync 256 MiB pinned, median of 5";
       return bytes / (ms * 1e-3) / 1e9;

@@ -161,7 +161,7 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       if (!parse_cell(v, &o.cell)) return bad(v, "lstm, gru, rnn_tanh or rnn_relu");
       o.adhoc = true;
     } else if (arg == "--T") {
-      if (!need(&v) ) return ParseResult::kError;
+      if (!need(&v)) return ParseResult::kError;
       if (!parse_int_list(v, 1, &o.T)) return bad(v, "integers >= 1, comma-separated");
       o.adhoc = true;
     } else if (arg == "--B") {
@@ -214,10 +214,14 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       if (!need(&v)) return ParseResult::kError;
       o.impl_dynrnn = o.impl_cudnn = o.impl_naive = false;
       for (const std::string& item : split(v, ',')) {
-        if (item == "dynrnn") o.impl_dynrnn = true;
-        else if (item == "cudnn") o.impl_cudnn = true;
-        else if (item == "naive") o.impl_naive = true;
-        else return bad(item, "dynrnn, cudnn or naive");
+        if (item == "dynrnn")
+          o.impl_dynrnn = true;
+        else if (item == "cudnn")
+          o.impl_cudnn = true;
+        else if (item == "naive")
+          o.impl_naive = true;
+        else
+          return bad(item, "dynrnn, cudnn or naive");
       }
       if (!o.impl_dynrnn && !o.impl_cudnn && !o.impl_naive) return bad(v, "dynrnn, cudnn or naive");
     } else if (arg == "--warmup" || arg == "--iters" || arg == "--sets") {
@@ -225,9 +229,12 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       int64_t x = 0;
       const int64_t lo = arg == "--warmup" ? 0 : 1;
       if (!parse_int(v, lo, &x) || x > 1000000) return bad(v, lo ? "an integer >= 1" : "an integer >= 0");
-      if (arg == "--warmup") o.warmup = static_cast<int>(x);
-      else if (arg == "--iters") o.iters = static_cast<int>(x);
-      else o.num_sets = static_cast<int>(x);
+      if (arg == "--warmup")
+        o.warmup = static_cast<int>(x);
+      else if (arg == "--iters")
+        o.iters = static_cast<int>(x);
+      else
+        o.num_sets = static_cast<int>(x);
     } else if (arg == "--seed") {
       if (!need(&v)) return ParseResult::kError;
       int64_t x = 0;
@@ -281,12 +288,7 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
           for (int64_t I : Is) {
             for (int L : opt.layers) {
               Shape s;
-              std::ostringstream id;
-              id << "adhoc-" << cell_name(opt.cell) << "-T" << T << "-B" << B << "-I" << I << "-H" << H << "-L" << L
-                 << (opt.bidirectional ? "-bi" : "") << (opt.lengths != Lengths::kFixed ? "-" : "")
-                 << (opt.lengths != Lengths::kFixed ? lengths_name(opt.lengths) : "");
-              s.id = id.str();
-              s.source = "command line";
+              s.id = "adhoc-" + std::to_string(all.size() + 1);
               s.cell = opt.cell;
               s.T = T;
               s.B = B;
@@ -295,6 +297,7 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
               s.layers = L;
               s.bidirectional = opt.bidirectional;
               s.lengths = opt.lengths;
+              s.source = "command line: " + shape_flags(s);
               all.push_back(s);
             }
           }
@@ -314,7 +317,8 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
   for (const std::string& id : opt.shape_ids) {
     bool found = false;
     for (const Shape& s : all) {
-      if (lower(s.id) == lower(id)) {
+      // On the CPU path a core id also names its small derived shape (A1 -> A1-cpu).
+      if (lower(s.id) == lower(id) || (cpu_path && !opt.adhoc && lower(s.id) == lower(id) + "-cpu")) {
         out->push_back(s);
         found = true;
       }

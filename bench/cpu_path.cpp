@@ -38,8 +38,8 @@ int run_cpu_path(const Options& opt, Report& report) {
   report.print_header();
 
   Progress progress(!opt.quiet);
-  const size_t total = shapes.size() * precisions.size() * opt.modes.size() *
-                       ((opt.impl_dynrnn ? 1 : 0) + (opt.impl_naive ? 1 : 0));
+  const size_t total =
+      shapes.size() * precisions.size() * opt.modes.size() * ((opt.impl_dynrnn ? 1 : 0) + (opt.impl_naive ? 1 : 0));
   size_t done = 0;
   int status = 0;
   for (const Shape& shape : shapes) {
@@ -138,7 +138,7 @@ int run_cpu_path(const Options& opt, Report& report) {
             status = 1;
           }
           progress.clear();
-            report.add(r);
+          report.add(r);
         }
       }
     }

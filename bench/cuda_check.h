@@ -23,18 +23,18 @@ namespace bench {
 
 }  // namespace bench
 
-#define BENCH_CUDA_CHECK(expr)                                              \
-  do {                                                                      \
-    const cudaError_t bench_e_ = (expr);                                    \
-    if (bench_e_ != cudaSuccess) {                                          \
-      (void)cudaGetLastError();                                             \
-      ::bench::throw_cuda(bench_e_, #expr, __FILE__, __LINE__);             \
-    }                                                                       \
+#define BENCH_CUDA_CHECK(expr)                                  \
+  do {                                                          \
+    const cudaError_t bench_e_ = (expr);                        \
+    if (bench_e_ != cudaSuccess) {                              \
+      (void)cudaGetLastError();                                 \
+      ::bench::throw_cuda(bench_e_, #expr, __FILE__, __LINE__); \
+    }                                                           \
   } while (0)
 
-#define BENCH_CUBLAS_CHECK(expr)                                            \
-  do {                                                                      \
-    const cublasStatus_t bench_s_ = (expr);                                 \
+#define BENCH_CUBLAS_CHECK(expr)                                                                       \
+  do {                                                                                                 \
+    const cublasStatus_t bench_s_ = (expr);                                                            \
     if (bench_s_ != CUBLAS_STATUS_SUCCESS) ::bench::throw_cublas(bench_s_, #expr, __FILE__, __LINE__); \
   } while (0)
 

@@ -9,13 +9,13 @@
 #include "bench/gpu_timing.h"
 #include "bench/stats.h"
 
-#define BENCH_CUDNN_CHECK(expr)                                                                             \
-  do {                                                                                                      \
-    const cudnnStatus_t bench_st_ = (expr);                                                                 \
-    if (bench_st_ != CUDNN_STATUS_SUCCESS) {                                                                \
-      throw ::bench::BenchError(std::string(#expr).substr(0, std::string(#expr).find('(')) + " failed: " + \
-                                cudnnGetErrorString(bench_st_));                                            \
-    }                                                                                                       \
+#define BENCH_CUDNN_CHECK(expr)                                                              \
+  do {                                                                                       \
+    const cudnnStatus_t bench_st_ = (expr);                                                  \
+    if (bench_st_ != CUDNN_STATUS_SUCCESS) {                                                 \
+      throw ::bench::BenchError(std::string(#expr).substr(0, std::string(#expr).find('(')) + \
+                                " failed: " + cudnnGetErrorString(bench_st_));               \
+    }                                                                                        \
   } while (0)
 
 namespace bench {
@@ -56,7 +56,9 @@ CudnnSession::~CudnnSession() {
   if (impl_->handle) (void)cudnnDestroy(impl_->handle);
 }
 
-cudaStream_t CudnnSession::stream() const { return impl_->stream; }
+cudaStream_t CudnnSession::stream() const {
+  return impl_->stream;
+}
 
 std::string CudnnSession::runtime_version() {
   const size_t v = cudnnGetVersion();  // major * 10000 + minor * 100 + patch (cuDNN 9)
@@ -87,11 +89,11 @@ class CudnnRunner final : public Runner {
       case Cell::kRnnRelu: cell = CUDNN_RNN_RELU; break;
     }
     BENCH_CUDNN_CHECK(cudnnCreateRNNDescriptor(&rnn_));
-    BENCH_CUDNN_CHECK(cudnnSetRNNDescriptor_v8(
-        rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
-        D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, dt, dt, math,
-        static_cast<int32_t>(s.I), static_cast<int32_t>(s.H), static_cast<int32_t>(s.H), s.layers,
-        session.impl()->dropout, CUDNN_RNN_PADDED_IO_ENABLED));
+    BENCH_CUDNN_CHECK(cudnnSetRNNDescriptor_v8(rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
+                                               D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT,
+                                               dt, dt, math, static_cast<int32_t>(s.I), static_cast<int32_t>(s.H),
+                                               static_cast<int32_t>(s.H), s.layers, session.impl()->dropout,
+                                               CUDNN_RNN_PADDED_IO_ENABLED));
     if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC) {
       BENCH_CUDNN_CHECK(cudnnBuildRNNDynamic(handle_, rnn_, static_cast<int>(s.B)));
     }
@@ -104,8 +106,8 @@ class CudnnRunner final : public Runner {
                                                 static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(s.I),
                                                 seq_.data(), &fill_));
     BENCH_CUDNN_CHECK(cudnnSetRNNDataDescriptor(y_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                                static_cast<int>(s.T), static_cast<int>(s.B),
-                                                static_cast<int>(D * s.H), seq_.data(), &fill_));
+                                                static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(D * s.H),
+                                                seq_.data(), &fill_));
     BENCH_CUDNN_CHECK(cudnnCreateTensorDescriptor(&h_desc_));
     const int dims[3] = {s.layers * D, static_cast<int>(s.B), static_cast<int>(s.H)};
     const int strides[3] = {static_cast<int>(s.B * s.H), static_cast<int>(s.H), 1};
@@ -268,21 +270,21 @@ class CudnnRunner final : public Runner {
   void forward(const Set& s, bool train) {
     if (train && !training_) throw BenchError("cuDNN runner was set up for inference only");
     BENCH_CUDNN_CHECK(cudnnRNNForward(handle_, rnn_, train ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
-                                      dev_seq_, x_desc_, s.x, y_desc_, y_, h_desc_, nullptr, hy_, h_desc_, nullptr,
-                                      cy_, weight_bytes_, w_, work_bytes_, work_, train ? reserve_bytes_ : 0,
+                                      dev_seq_, x_desc_, s.x, y_desc_, y_, h_desc_, nullptr, hy_, h_desc_, nullptr, cy_,
+                                      weight_bytes_, w_, work_bytes_, work_, train ? reserve_bytes_ : 0,
                                       train ? reserve_ : nullptr));
   }
 
   void backward(const Set& fwd, const Set& up) {
     if (!training_) throw BenchError("cuDNN runner was set up for inference only");
     BENCH_CUDNN_CHECK(cudnnRNNBackwardData_v8(handle_, rnn_, dev_seq_, y_desc_, y_, up.dy, x_desc_, dx_, h_desc_,
-                                              nullptr, nullptr, dhx_, h_desc_, nullptr, nullptr, dcx_,
-                                              weight_bytes_, w_, work_bytes_, work_, reserve_bytes_, reserve_));
+                                              nullptr, nullptr, dhx_, h_desc_, nullptr, nullptr, dcx_, weight_bytes_,
+                                              w_, work_bytes_, work_, reserve_bytes_, reserve_));
     // Weight gradients accumulate (CUDNN_WGRAD_MODE_ADD): clear them first, as a training step must.
     BENCH_CUDA_CHECK(cudaMemsetAsync(dw_, 0, weight_bytes_, stream_));
-    BENCH_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle_, rnn_, CUDNN_WGRAD_MODE_ADD, dev_seq_, x_desc_, fwd.x,
-                                                 h_desc_, nullptr, y_desc_, y_, weight_bytes_, dw_, work_bytes_,
-                                                 work_, reserve_bytes_, reserve_));
+    BENCH_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle_, rnn_, CUDNN_WGRAD_MODE_ADD, dev_seq_, x_desc_, fwd.x, h_desc_,
+                                                 nullptr, y_desc_, y_, weight_bytes_, dw_, work_bytes_, work_,
+                                                 reserve_bytes_, reserve_));
   }
 
   const Problem& p_;

@@ -6,7 +6,9 @@
 
 namespace bench {
 
-int cudnn_lin_count(Cell c) { return 2 * cell_gates(c); }
+int cudnn_lin_count(Cell c) {
+  return 2 * cell_gates(c);
+}
 
 int64_t cudnn_layer_input(const Problem& p, int layer) {
   return layer == 0 ? p.shape.I : p.directions() * p.shape.H;

@@ -51,7 +51,9 @@ class DeviceArena final : public Arena {
 
 }  // namespace
 
-std::unique_ptr<Arena> make_device_arena(cudaStream_t stream) { return std::make_unique<DeviceArena>(stream); }
+std::unique_ptr<Arena> make_device_arena(cudaStream_t stream) {
+  return std::make_unique<DeviceArena>(stream);
+}
 
 size_t device_bytes_in_use() {
   size_t free_b = 0, total_b = 0;

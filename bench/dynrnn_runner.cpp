@@ -166,7 +166,8 @@ class DynrnnRunner final : public Runner {
 std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
                                            dynrnn::Stream stream, bool training) {
   if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
-  if (prec == Precision::kFp64) return std::make_unique<DynrnnRunner<double>>(p, prec, backend, arena, stream, training);
+  if (prec == Precision::kFp64)
+    return std::make_unique<DynrnnRunner<double>>(p, prec, backend, arena, stream, training);
   return std::make_unique<DynrnnRunner<float>>(p, prec, backend, arena, stream, training);
 }
 

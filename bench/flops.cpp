@@ -35,7 +35,9 @@ Ceilings default_ceilings(const std::string& device_name, int64_t l2_bytes) {
 
 namespace {
 
-double term(double amount, double rate) { return rate > 0 ? amount / rate : 0; }
+double term(double amount, double rate) {
+  return rate > 0 ? amount / rate : 0;
+}
 
 }  // namespace
 

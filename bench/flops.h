@@ -14,14 +14,14 @@ namespace bench {
 /// The ceilings the floor is computed from. A value of 0 means "unknown": the bound that needs it
 /// is left out and the row says so. `source` records where the numbers come from.
 struct Ceilings {
-  double flops_fp32 = 0;   ///< FP32 SIMT GEMM, FLOP/s
-  double flops_tf32 = 0;   ///< TF32 tensor-core GEMM, FLOP/s
-  double flops_bf16 = 0;   ///< bf16 tensor-core GEMM, FLOP/s
-  double flops_fp64 = 0;   ///< FP64 GEMM, FLOP/s
-  double bw_hbm = 0;       ///< device-to-device copy bandwidth, bytes read + written per second
-  double tau_s = 0;        ///< per-step dependency latency (seconds)
-  int64_t l2_bytes = 0;    ///< L2 size: recurrent weights that fit are not charged HBM traffic
-  std::string source;      ///< "calibrated on <device>" or "defaults (performance.md ...)"
+  double flops_fp32 = 0;  ///< FP32 SIMT GEMM, FLOP/s
+  double flops_tf32 = 0;  ///< TF32 tensor-core GEMM, FLOP/s
+  double flops_bf16 = 0;  ///< bf16 tensor-core GEMM, FLOP/s
+  double flops_fp64 = 0;  ///< FP64 GEMM, FLOP/s
+  double bw_hbm = 0;      ///< device-to-device copy bandwidth, bytes read + written per second
+  double tau_s = 0;       ///< per-step dependency latency (seconds)
+  int64_t l2_bytes = 0;   ///< L2 size: recurrent weights that fit are not charged HBM traffic
+  std::string source;     ///< "calibrated on <device>" or "defaults (performance.md ...)"
 
   double flops_for(Precision p) const;
 };
@@ -44,16 +44,16 @@ struct WorkInput {
 };
 
 struct WorkModel {
-  int64_t t_loop = 0;          ///< max(length): steps the loop runs
-  int64_t n_eff = 0;           ///< sum(length): useful row-steps
-  int64_t s_crit = 0;          ///< (t_loop + L - 1) * (1 | 2 for training)
-  double flops_full = 0;       ///< incl. input GEMMs, times the mode multiplier (useful row-steps)
-  double flops_rec = 0;        ///< DeepBench convention: recurrent GEMMs only, same multiplier
-  double bytes = 0;            ///< modelled memory traffic
+  int64_t t_loop = 0;     ///< max(length): steps the loop runs
+  int64_t n_eff = 0;      ///< sum(length): useful row-steps
+  int64_t s_crit = 0;     ///< (t_loop + L - 1) * (1 | 2 for training)
+  double flops_full = 0;  ///< incl. input GEMMs, times the mode multiplier (useful row-steps)
+  double flops_rec = 0;   ///< DeepBench convention: recurrent GEMMs only, same multiplier
+  double bytes = 0;       ///< modelled memory traffic
   // §2.5 bounds (seconds); 0 when a ceiling is unknown.
   double t_compute = 0, t_memory = 0, t_dependency = 0, t_floor = 0;
-  std::string binding;         ///< "compute", "memory", "dependency" or "" (unknown)
-  bool r_on_chip = false;      ///< recurrent weights fit in L2 (not charged HBM bytes per step)
+  std::string binding;     ///< "compute", "memory", "dependency" or "" (unknown)
+  bool r_on_chip = false;  ///< recurrent weights fit in L2 (not charged HBM bytes per step)
 };
 
 /// The counts and the floor for one row. `P` is the FLOP/s ceiling of the arithmetic in use.

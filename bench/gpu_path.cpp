@@ -215,18 +215,22 @@ int run_gpu_path(const Options& opt, Report& report) {
                                 std::to_string(prop.totalGlobalMem >> 30) + " GiB)");
   report.set_meta("driver", "CUDA driver API " + ver(driver));
   report.set_meta("cuda_runtime", ver(runtime));
-  report.set_meta("cublas", std::to_string(blas_major) + "." + std::to_string(blas_minor) + "." +
-                                std::to_string(blas_patch));
+  report.set_meta("cublas",
+                  std::to_string(blas_major) + "." + std::to_string(blas_minor) + "." + std::to_string(blas_patch));
 
   StreamHolder stream;
   std::string cudnn_state;
 #if defined(DYNRNN_BENCH_HAVE_CUDNN)
   std::unique_ptr<CudnnSession> cudnn;
-  try {
-    cudnn = std::make_unique<CudnnSession>(stream.s);
-    cudnn_state = CudnnSession::runtime_version() + " (headers " + CudnnSession::header_version() + ")";
-  } catch (const BenchError& e) {
-    cudnn_state = std::string("unavailable: ") + e.what();
+  if (opt.impl_cudnn || opt.calibrate) {
+    try {
+      cudnn = std::make_unique<CudnnSession>(stream.s);
+      cudnn_state = CudnnSession::runtime_version() + " (headers " + CudnnSession::header_version() + ")";
+    } catch (const BenchError& e) {
+      cudnn_state = std::string("unavailable: ") + e.what();
+    }
+  } else {
+    cudnn_state = "not used (--impl without cudnn)";
   }
 #else
   cudnn_state = "not built (cuDNN was not found at configure time)";
@@ -373,9 +377,10 @@ int run_gpu_path(const Options& opt, Report& report) {
             if (p.shape.bidirectional && p.shape.layers > 1) {
               const WorkModel tf = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
               const WorkModel cat = work_model(work_input(p, mode, prec, true), 0, Ceilings{});
-              stacks = "cuDNN concatenates directions between layers: TF's independent stacks are mapped with zero "
-                       "blocks (" + fmt(100.0 * (cat.flops_full / tf.flops_full - 1.0), "%.0f") +
-                       "% more FLOPs executed)";
+              stacks =
+                  "cuDNN concatenates directions between layers: TF's independent stacks are mapped with zero "
+                  "blocks (" +
+                  fmt(100.0 * (cat.flops_full / tf.flops_full - 1.0), "%.0f") + "% more FLOPs executed)";
             }
             auto with_note = [](Row r, const std::string& extra) {
               if (!extra.empty()) r.note += (r.note.empty() ? "" : "; ") + extra;
@@ -385,8 +390,10 @@ int run_gpu_path(const Options& opt, Report& report) {
               const Row& standard = tried.front().row;
               const bool standard_best = best && best->algo == tried.front().algo;
               std::string standard_note;
-              if (standard_best) standard_note = "best valid algorithm; tried: " + summary.str();
-              else if (!best) standard_note = "no valid algorithm; tried: " + summary.str();
+              if (standard_best)
+                standard_note = "best valid algorithm; tried: " + summary.str();
+              else if (!best)
+                standard_note = "no valid algorithm; tried: " + summary.str();
               emit(ctx, with_note(with_note(standard, stacks), standard_note), &shape);
               if (best && !standard_best) {
                 Row b = with_note(with_note(best->row, stacks), "tried: " + summary.str());
@@ -413,8 +420,10 @@ int run_gpu_path(const Options& opt, Report& report) {
             const Factory f = [&](Arena* a) {
               std::unique_ptr<NaiveOps<float>> o32;
               std::unique_ptr<NaiveOps<double>> o64;
-              if (prec == Precision::kFp64) o64 = make_cuda_naive_ops<double>(ctx.stream, false);
-              else o32 = make_cuda_naive_ops<float>(ctx.stream, tf32);
+              if (prec == Precision::kFp64)
+                o64 = make_cuda_naive_ops<double>(ctx.stream, false);
+              else
+                o32 = make_cuda_naive_ops<float>(ctx.stream, tf32);
               return make_naive_runner(p, prec, a, training, std::move(o32), std::move(o64));
             };
             emit(ctx, measure(ctx, p, prec, mode, "naive", "", f, ref, false), &shape);

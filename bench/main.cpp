@@ -2,6 +2,7 @@
 // table, CSV and JSON. See --help and bench/results/README.md.
 #include <cstdio>
 #include <ctime>
+#include <exception>
 #include <string>
 
 #include "bench/cli.h"
@@ -25,14 +26,32 @@ std::string utc_now() {
 }
 
 void list_shapes(const std::vector<bench::Shape>& shapes) {
-  std::printf("%-28s %-8s %6s %5s %5s %5s %3s %-4s %-8s %s\n", "id", "cell", "T", "B", "I", "H", "L", "dir",
-              "lengths", "source");
+  std::printf("%-28s %-8s %6s %5s %5s %5s %3s %-4s %-8s %s\n", "id", "cell", "T", "B", "I", "H", "L", "dir", "lengths",
+              "source");
   for (const bench::Shape& s : shapes) {
     std::printf("%-28s %-8s %6lld %5lld %5lld %5lld %3d %-4s %-8s %s\n", s.id.c_str(), bench::cell_name(s.cell),
                 static_cast<long long>(s.T), static_cast<long long>(s.B), static_cast<long long>(s.I),
                 static_cast<long long>(s.H), s.layers, s.bidirectional ? "bi" : "uni", bench::lengths_name(s.lengths),
                 s.source.c_str());
   }
+}
+
+/// The CPU path (no device, or --cpu) or the GPU path; returns the exit status.
+int run_paths(const bench::Options& opt, bench::Report& report, bool cpu_path, const std::string& why_no_gpu) {
+  if (!cpu_path) return bench::run_gpu_path(opt, report);
+  if (opt.force_cpu) {
+    std::printf("--cpu: running the CPU path on small shapes; GPU numbers need a GPU\n");
+  } else {
+    std::printf("No CUDA device: running the CPU path on small shapes; GPU numbers need a GPU\n");
+    if (!why_no_gpu.empty()) std::printf("(%s)\n", why_no_gpu.c_str());
+  }
+  if (opt.calibrate) std::printf("--calibrate needs a GPU: skipped\n");
+  if (opt.set_given) {
+    std::printf("--set %s needs a GPU: the CPU path runs its small shapes derived from the core set\n",
+                opt.set.c_str());
+  }
+  report.set_meta("device", "cpu (dynrnn Backend::kCpu, host wall-clock timing)");
+  return opt.calibrate_only ? 0 : bench::run_cpu_path(opt, report);
 }
 
 }  // namespace
@@ -72,19 +91,11 @@ int main(int argc, char** argv) {
   report.set_meta("command", opt.command_line);
 
   int status = 0;
-  if (cpu_path) {
-    if (opt.force_cpu) {
-      std::printf("--cpu: running the CPU path on small shapes; GPU numbers need a GPU\n");
-    } else {
-      std::printf("No CUDA device: running the CPU path on small shapes; GPU numbers need a GPU\n");
-      if (!why_no_gpu.empty()) std::printf("(%s)\n", why_no_gpu.c_str());
-    }
-    if (opt.calibrate) std::printf("--calibrate needs a GPU: skipped\n");
-    if (opt.set_given) std::printf("--set %s needs a GPU: the CPU path runs its small shapes derived from the core set\n", opt.set.c_str());
-    report.set_meta("device", "cpu (dynrnn Backend::kCpu, host wall-clock timing)");
-    if (!opt.calibrate_only) status = bench::run_cpu_path(opt, report);
-  } else {
-    status = bench::run_gpu_path(opt, report);
+  try {
+    status = run_paths(opt, report, cpu_path, why_no_gpu);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dynrnn-bench: %s\n", e.what());
+    status = 1;
   }
   if (!report.finish(&error)) {
     std::fprintf(stderr, "dynrnn-bench: %s\n", error.c_str());

@@ -17,17 +17,24 @@ std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
   for (const dynrnn::ParamInfo& info : p.params) {
     if (info.direction != direction) continue;
     NaiveLayer& L = layers.at(static_cast<size_t>(info.layer));
-    if (info.local_name == "kernel" || info.local_name == "gates/kernel") L.kernel = info.offset;
-    else if (info.local_name == "bias" || info.local_name == "gates/bias") L.bias = info.offset;
-    else if (info.local_name == "candidate/kernel") L.cand_kernel = info.offset;
-    else if (info.local_name == "candidate/bias") L.cand_bias = info.offset;
-    else throw BenchError("naive baseline: unexpected parameter " + info.name);
+    if (info.local_name == "kernel" || info.local_name == "gates/kernel")
+      L.kernel = info.offset;
+    else if (info.local_name == "bias" || info.local_name == "gates/bias")
+      L.bias = info.offset;
+    else if (info.local_name == "candidate/kernel")
+      L.cand_kernel = info.offset;
+    else if (info.local_name == "candidate/bias")
+      L.cand_bias = info.offset;
+    else
+      throw BenchError("naive baseline: unexpected parameter " + info.name);
   }
   for (const dynrnn::StateLeaf& leaf : p.state) {
     if (leaf.direction != direction) continue;
     NaiveLayer& L = layers.at(static_cast<size_t>(leaf.layer));
-    if (leaf.is_cell) L.col_c = leaf.column_offset;
-    else L.col_h = leaf.column_offset;
+    if (leaf.is_cell)
+      L.col_c = leaf.column_offset;
+    else
+      L.col_h = leaf.column_offset;
   }
   for (const NaiveLayer& L : layers) {
     if (L.kernel < 0 || L.bias < 0 || (L.cell == Cell::kGru && (L.cand_kernel < 0 || L.cand_bias < 0)) ||
@@ -40,10 +47,16 @@ std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
 
 namespace {
 
-int64_t gate_cols(Cell c, int64_t H) { return cell_gates(c) * H; }  // act columns (GRU: r, u, c)
+int64_t gate_cols(Cell c, int64_t H) {
+  return cell_gates(c) * H;
+}  // act columns (GRU: r, u, c)
 
-UnaryOp act_op(Cell c) { return c == Cell::kRnnRelu ? UnaryOp::kRelu : UnaryOp::kTanh; }
-BinaryOp act_grad(Cell c) { return c == Cell::kRnnRelu ? BinaryOp::kReluGrad : BinaryOp::kTanhGrad; }
+UnaryOp act_op(Cell c) {
+  return c == Cell::kRnnRelu ? UnaryOp::kRelu : UnaryOp::kTanh;
+}
+BinaryOp act_grad(Cell c) {
+  return c == Cell::kRnnRelu ? BinaryOp::kReluGrad : BinaryOp::kTanhGrad;
+}
 
 }  // namespace
 
@@ -212,8 +225,10 @@ const T* NaiveRnn<T>::forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t
   }
   if (masked) o.select(B, H, len_, t, h_new, H, hp, H, hs, H);
   if (top) {
-    if (masked) o.select(B, H, len_, t, h_new, H, nullptr, H, y_t, H);
-    else o.copy(B, H, h_new, H, y_t, H);
+    if (masked)
+      o.select(B, H, len_, t, h_new, H, nullptr, H, y_t, H);
+    else
+      o.copy(B, H, h_new, H, y_t, H);
   }
   return h_new;
 }
@@ -248,8 +263,8 @@ void NaiveRnn<T>::backward_direction(Direction& d, const T* dy, const T* w, T* d
       const bool top = i + 1 == d.layers.size();
       const T* d_in = nullptr;
       int64_t ld_d_in = 0;
-      backward_step(d.layers[i], d.buf[i], t, above, ld_above, top, w, dw, i == 0 ? dx + t * B * I_ : nullptr,
-                    &d_in, &ld_d_in);
+      backward_step(d.layers[i], d.buf[i], t, above, ld_above, top, w, dw, i == 0 ? dx + t * B * I_ : nullptr, &d_in,
+                    &ld_d_in);
       above = d_in;
       ld_above = ld_d_in;
     }
@@ -262,9 +277,8 @@ void NaiveRnn<T>::backward_direction(Direction& d, const T* dy, const T* w, T* d
 }
 
 template <typename T>
-void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above,
-                                int64_t ld_above, bool top, const T* w, T* dw, T* dx_t, const T** d_in,
-                                int64_t* ld_d_in) {
+void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above, int64_t ld_above,
+                                bool top, const T* w, T* dw, T* dx_t, const T** d_in, int64_t* ld_d_in) {
   NaiveOps<T>& o = *ops_;
   const int64_t B = B_, H = L.H, W = L.in + H, GH = gate_cols(L.cell, H);
   const bool masked = len_ != nullptr;
@@ -299,16 +313,16 @@ void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t,
       o.select(B, H, len_, t, nullptr, H, b.dc, H, b.pass_c, H);
       dcv = b.dcn;
     }
-    o.binary(BinaryOp::kMul, B, H, b.dhn, H, so, 4 * H, b.g1, H);         // d act(c)
-    o.binary(act_grad(L.cell), B, H, tc, H, b.g1, H, b.g2, H);            // d c from h
-    o.binary(BinaryOp::kAdd, B, H, dcv, H, b.g2, H, b.g3, H);             // d c_new
-    o.binary(BinaryOp::kMul, B, H, b.dhn, H, tc, H, b.g4, H);             // d sigma(o)
-    o.binary(BinaryOp::kMul, B, H, b.g3, H, cp, H, b.g1, H);              // d sigma(f)
-    o.binary(BinaryOp::kMul, B, H, b.g3, H, sf, 4 * H, b.g2, H);          // d c_prev
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, so, 4 * H, b.g1, H);  // d act(c)
+    o.binary(act_grad(L.cell), B, H, tc, H, b.g1, H, b.g2, H);     // d c from h
+    o.binary(BinaryOp::kAdd, B, H, dcv, H, b.g2, H, b.g3, H);      // d c_new
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, tc, H, b.g4, H);      // d sigma(o)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, cp, H, b.g1, H);       // d sigma(f)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, sf, 4 * H, b.g2, H);   // d c_prev
     o.binary(BinaryOp::kSigmoidGrad, B, H, sf, 4 * H, b.g1, H, b.dz + 2 * H, 4 * H);
     o.binary(BinaryOp::kSigmoidGrad, B, H, so, 4 * H, b.g4, H, b.dz + 3 * H, 4 * H);
-    o.binary(BinaryOp::kMul, B, H, b.g3, H, tj, 4 * H, b.g1, H);          // d sigma(i)
-    o.binary(BinaryOp::kMul, B, H, b.g3, H, si, 4 * H, b.g4, H);          // d act(j)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, tj, 4 * H, b.g1, H);  // d sigma(i)
+    o.binary(BinaryOp::kMul, B, H, b.g3, H, si, 4 * H, b.g4, H);  // d act(j)
     o.binary(BinaryOp::kSigmoidGrad, B, H, si, 4 * H, b.g1, H, b.dz, 4 * H);
     o.binary(act_grad(L.cell), B, H, tj, 4 * H, b.g4, H, b.dz + H, 4 * H);
     o.column_sum_add(B, 4 * H, b.dz, 4 * H, dw + L.bias);
@@ -329,12 +343,12 @@ void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t,
     const T* u = act + H;
     const T* c = act + 2 * H;
     const T* xrh = step_ptr(b.xrh, t, B * W);
-    o.binary(BinaryOp::kMul, B, H, b.dhn, H, u, 3 * H, b.g1, H);          // d h_prev through u * h
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, u, 3 * H, b.g1, H);  // d h_prev through u * h
     o.binary(BinaryOp::kMul, B, H, b.dhn, H, hp, H, b.g2, H);
     o.binary(BinaryOp::kMul, B, H, b.dhn, H, c, 3 * H, b.g3, H);
-    o.binary(BinaryOp::kSub, B, H, b.g2, H, b.g3, H, b.g4, H);            // d u
+    o.binary(BinaryOp::kSub, B, H, b.g2, H, b.g3, H, b.g4, H);  // d u
     o.unary(UnaryOp::kOneMinus, B, H, u, 3 * H, b.g2, H);
-    o.binary(BinaryOp::kMul, B, H, b.dhn, H, b.g2, H, b.g3, H);           // d c
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, b.g2, H, b.g3, H);  // d c
     o.binary(act_grad(L.cell), B, H, c, 3 * H, b.g3, H, b.dzc, H);
     o.column_sum_add(B, H, b.dzc, H, dw + L.cand_bias);
     o.gemm(true, false, W, H, B, xrh, W, b.dzc, H, T(1), dw + L.cand_kernel, H);
@@ -363,8 +377,10 @@ void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t,
     o.column_sum_add(B, H, b.dz, H, dw + L.bias);
     o.gemm(true, false, W, H, B, xh, W, b.dz, H, T(1), dw + L.kernel, H);
     o.gemm(false, true, B, W, H, b.dz, H, w + L.kernel, H, T(0), b.dxh, W);
-    if (masked) o.binary(BinaryOp::kAdd, B, H, b.dxh + L.in, W, b.pass_h, H, b.dh, H);
-    else o.copy(B, H, b.dxh + L.in, W, b.dh, H);
+    if (masked)
+      o.binary(BinaryOp::kAdd, B, H, b.dxh + L.in, W, b.pass_h, H, b.dh, H);
+    else
+      o.copy(B, H, b.dxh + L.in, W, b.dh, H);
     if (dx_t) o.copy(B, L.in, b.dxh, W, dx_t, L.in);
     *d_in = b.dxh;
     *ld_d_in = W;

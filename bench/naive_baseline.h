@@ -32,28 +32,26 @@ class NaiveOps {
  public:
   virtual ~NaiveOps() = default;
   /// C[m, n] = op(A)[m, k] * op(B)[k, n] + beta * C (op = transpose when ta / tb).
-  virtual void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-                    int64_t ldb, T beta, T* c, int64_t ldc) = 0;
+  virtual void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+                    T beta, T* c, int64_t ldc) = 0;
   virtual void unary(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) = 0;
-  virtual void binary(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b, int64_t ldb,
-                      T* y, int64_t ldy) = 0;
+  virtual void binary(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b, int64_t ldb, T* y,
+                      int64_t ldy) = 0;
   /// y = x + s
   virtual void add_scalar(int64_t rows, int64_t cols, const T* x, int64_t ldx, T s, T* y, int64_t ldy) = 0;
   /// y = x + bias (broadcast over rows)
   virtual void bias_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y, int64_t ldy) = 0;
   /// y[rows, wa + wb] = [a | b]
-  virtual void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb,
-                      T* y) = 0;
+  virtual void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb, T* y) = 0;
   virtual void copy(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) = 0;
   /// y[r] = (t < len[r]) ? a[r] : b[r]; a null or b null reads zeros. `len` is in the ops' memory.
-  virtual void select(int64_t rows, int64_t cols, const int32_t* len, int64_t t, const T* a, int64_t lda,
-                      const T* b, int64_t ldb, T* y, int64_t ldy) = 0;
+  virtual void select(int64_t rows, int64_t cols, const int32_t* len, int64_t t, const T* a, int64_t lda, const T* b,
+                      int64_t ldb, T* y, int64_t ldy) = 0;
   /// y[c] += sum_r x[r, c] (BiasAddGrad, accumulated into the weight gradient).
   virtual void column_sum_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y) = 0;
   /// TF ReverseSequence on a time-major [steps, batch, width] tensor: row b reverses its first
   /// len[b] steps (len null = every row has `steps`); y must not alias x.
-  virtual void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x,
-                                T* y) = 0;
+  virtual void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x, T* y) = 0;
   virtual void fill_zero(T* y, int64_t count) = 0;
 };
 
@@ -61,9 +59,9 @@ class NaiveOps {
 struct NaiveLayer {
   Cell cell = Cell::kLstm;
   int64_t in = 0, H = 0;
-  int64_t kernel = 0, bias = 0;            ///< LSTM/RNN kernel, bias; GRU gates/kernel, gates/bias
+  int64_t kernel = 0, bias = 0;              ///< LSTM/RNN kernel, bias; GRU gates/kernel, gates/bias
   int64_t cand_kernel = -1, cand_bias = -1;  ///< GRU candidate/kernel, candidate/bias
-  int64_t col_c = -1, col_h = 0;           ///< state leaf column offsets (c: LSTM only)
+  int64_t col_c = -1, col_h = 0;             ///< state leaf column offsets (c: LSTM only)
 };
 
 /// Builds the per-layer description from the problem's weight table and state layout.
@@ -85,25 +83,25 @@ class NaiveRnn {
  private:
   struct LayerBuffers {
     // Saved per step in training (stride one step), single buffers in inference.
-    T* xh = nullptr;     ///< [B, in + H] concat([x_t, h])
-    T* xrh = nullptr;    ///< GRU: [B, in + H] concat([x_t, r * h])
-    T* act = nullptr;    ///< LSTM [B, 4H] (sig i, act j, sig f, sig o); GRU [B, 3H] (r, u, c); RNN [B, H] (h)
-    T* tc = nullptr;     ///< LSTM: [B, H] act(c_new)
+    T* xh = nullptr;       ///< [B, in + H] concat([x_t, h])
+    T* xrh = nullptr;      ///< GRU: [B, in + H] concat([x_t, r * h])
+    T* act = nullptr;      ///< LSTM [B, 4H] (sig i, act j, sig f, sig o); GRU [B, 3H] (r, u, c); RNN [B, H] (h)
+    T* tc = nullptr;       ///< LSTM: [B, H] act(c_new)
     T* c_state = nullptr;  ///< LSTM: state c, [T+1, B, H] in training, 2 ping-pong buffers otherwise
     T* h_state = nullptr;  ///< state h, same
     // Per-step temporaries.
-    T* z = nullptr;      ///< [B, G*H]
-    T* zc = nullptr;     ///< GRU candidate pre-activation [B, H]
-    T* rh = nullptr;     ///< GRU r * h
+    T* z = nullptr;   ///< [B, G*H]
+    T* zc = nullptr;  ///< GRU candidate pre-activation [B, H]
+    T* rh = nullptr;  ///< GRU r * h
     T* t1 = nullptr;
     T* t2 = nullptr;
     T* t3 = nullptr;
     T* c_new = nullptr;
     T* h_new = nullptr;
     // Backward.
-    T* dh = nullptr;     ///< carried dL/dh_state
-    T* dc = nullptr;     ///< carried dL/dc_state
-    T* dhn = nullptr;    ///< dL/d(cell output h)
+    T* dh = nullptr;   ///< carried dL/dh_state
+    T* dc = nullptr;   ///< carried dL/dc_state
+    T* dhn = nullptr;  ///< dL/d(cell output h)
     T* dcn = nullptr;
     T* pass_h = nullptr;
     T* pass_c = nullptr;
@@ -111,17 +109,17 @@ class NaiveRnn {
     T* g2 = nullptr;
     T* g3 = nullptr;
     T* g4 = nullptr;
-    T* dz = nullptr;     ///< [B, G*H] (GRU: gates [B, 2H])
-    T* dzc = nullptr;    ///< GRU [B, H]
-    T* dxh = nullptr;    ///< [B, in + H]
-    T* dxrh = nullptr;   ///< GRU [B, in + H]
-    T* din = nullptr;    ///< GRU [B, in] summed input gradient
+    T* dz = nullptr;    ///< [B, G*H] (GRU: gates [B, 2H])
+    T* dzc = nullptr;   ///< GRU [B, H]
+    T* dxh = nullptr;   ///< [B, in + H]
+    T* dxrh = nullptr;  ///< GRU [B, in + H]
+    T* din = nullptr;   ///< GRU [B, in] summed input gradient
   };
   struct Direction {
     std::vector<NaiveLayer> layers;
     std::vector<LayerBuffers> buf;
-    T* x_rev = nullptr;   ///< backward stack: reverse_sequence(x)
-    T* y_rev = nullptr;   ///< backward stack: outputs before reversing
+    T* x_rev = nullptr;  ///< backward stack: reverse_sequence(x)
+    T* y_rev = nullptr;  ///< backward stack: outputs before reversing
     T* dy_rev = nullptr;
     T* dx_rev = nullptr;
     T* dx_tmp = nullptr;
@@ -134,13 +132,13 @@ class NaiveRnn {
 
   void forward_direction(Direction& d, const T* x, const T* w, T* y, T* final_state);
   /// Runs one layer's step; returns the layer's (unmasked) output h for the layer above (ld H).
-  const T* forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* in, int64_t ld_in, const T* w,
-                        T* y_t, bool top);
+  const T* forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* in, int64_t ld_in, const T* w, T* y_t,
+                        bool top);
   void backward_direction(Direction& d, const T* dy, const T* w, T* dx, T* dinit, T* dw);
   /// One layer's backward step. `dx_t` non-null (bottom layer): the input gradient is written
   /// there (ld = in); otherwise *d_in / *ld_d_in point at it for the layer below.
-  void backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above, int64_t ld_above,
-                     bool top, const T* w, T* dw, T* dx_t, const T** d_in, int64_t* ld_d_in);
+  void backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above, int64_t ld_above, bool top,
+                     const T* w, T* dw, T* dx_t, const T** d_in, int64_t* ld_d_in);
 
   const Problem& p_;
   NaiveOps<T>* ops_;

@@ -56,8 +56,8 @@ __global__ void unary_kernel(UnaryOp op, int64_t rows, int64_t cols, const T* x,
 }
 
 template <typename T>
-__global__ void binary_kernel(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b,
-                              int64_t ldb, T* y, int64_t ldy) {
+__global__ void binary_kernel(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b, int64_t ldb,
+                              T* y, int64_t ldy) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
@@ -75,8 +75,7 @@ __global__ void add_scalar_kernel(int64_t rows, int64_t cols, const T* x, int64_
 }
 
 template <typename T>
-__global__ void bias_add_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y,
-                                int64_t ldy) {
+__global__ void bias_add_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y, int64_t ldy) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
@@ -169,8 +168,8 @@ class CudaNaiveOps final : public NaiveOps<T> {
     if (handle_) (void)cublasDestroy(handle_);
   }
 
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
-            T beta, T* c, int64_t ldc) override {
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta,
+            T* c, int64_t ldc) override {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
     const T alpha = T(1);
     BENCH_CUBLAS_CHECK(gemm_call(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -199,8 +198,7 @@ class CudaNaiveOps final : public NaiveOps<T> {
     BENCH_LAUNCH_CHECK("bias_add_kernel");
   }
 
-  void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb,
-              T* y) override {
+  void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb, T* y) override {
     concat_kernel<T><<<grid_for(rows * (wa + wb)), kThreads, 0, stream_>>>(rows, a, lda, wa, b, ldb, wb, y);
     BENCH_LAUNCH_CHECK("concat_kernel");
   }
@@ -221,10 +219,9 @@ class CudaNaiveOps final : public NaiveOps<T> {
     BENCH_LAUNCH_CHECK("column_sum_add_kernel");
   }
 
-  void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x,
-                        T* y) override {
-    reverse_sequence_kernel<T><<<grid_for(steps * batch * width), kThreads, 0, stream_>>>(steps, batch, width, len, x,
-                                                                                           y);
+  void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x, T* y) override {
+    reverse_sequence_kernel<T>
+        <<<grid_for(steps * batch * width), kThreads, 0, stream_>>>(steps, batch, width, len, x, y);
     BENCH_LAUNCH_CHECK("reverse_sequence_kernel");
   }
 

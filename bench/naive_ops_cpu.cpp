@@ -36,8 +36,8 @@ T apply_binary(BinaryOp op, T a, T b) {
 template <typename T>
 class CpuNaiveOps final : public NaiveOps<T> {
  public:
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
-            T beta, T* c, int64_t ldc) override {
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta,
+            T* c, int64_t ldc) override {
     std::vector<T> acc(static_cast<size_t>(n));
     for (int64_t i = 0; i < m; ++i) {
       std::fill(acc.begin(), acc.end(), T(0));
@@ -80,8 +80,7 @@ class CpuNaiveOps final : public NaiveOps<T> {
     }
   }
 
-  void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb,
-              T* y) override {
+  void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb, T* y) override {
     for (int64_t r = 0; r < rows; ++r) {
       std::copy(a + r * lda, a + r * lda + wa, y + r * (wa + wb));
       std::copy(b + r * ldb, b + r * ldb + wb, y + r * (wa + wb) + wa);
@@ -110,8 +109,7 @@ class CpuNaiveOps final : public NaiveOps<T> {
     }
   }
 
-  void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x,
-                        T* y) override {
+  void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x, T* y) override {
     for (int64_t t = 0; t < steps; ++t) {
       for (int64_t b = 0; b < batch; ++b) {
         int64_t l = len ? std::min<int64_t>(std::max<int32_t>(len[b], 0), steps) : steps;

@@ -52,8 +52,8 @@ Problem make_problem(const Shape& s, int num_sets, uint64_t seed) {
   p.t_loop = loop_steps(p.lengths, s.T);
 
   std::unique_ptr<dynrnn::Rnn> rnn;
-  const dynrnn::Status st =
-      dynrnn::Rnn::create(make_spec(s, dynrnn::DataType::kFloat64, dynrnn::MathMode::kDefault), dynrnn::Backend::kCpu, &rnn);
+  const dynrnn::Status st = dynrnn::Rnn::create(make_spec(s, dynrnn::DataType::kFloat64, dynrnn::MathMode::kDefault),
+                                                dynrnn::Backend::kCpu, &rnn);
   if (!st) throw BenchError("dynrnn::Rnn::create (weight table): " + st.to_string());
   p.params = rnn->params();
   p.state = rnn->state_layout();

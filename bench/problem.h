@@ -29,9 +29,9 @@ struct InputSet {
 
 struct Problem {
   Shape shape;
-  std::vector<int32_t> lengths;  ///< [B]
-  bool has_lengths = false;      ///< false: no sequence_length (TF runs every row T steps, no masking)
-  int64_t t_loop = 0;            ///< max(lengths)
+  std::vector<int32_t> lengths;           ///< [B]
+  bool has_lengths = false;               ///< false: no sequence_length (TF runs every row T steps, no masking)
+  int64_t t_loop = 0;                     ///< max(lengths)
   std::vector<dynrnn::ParamInfo> params;  ///< the TF weight table (dynrnn's params())
   std::vector<dynrnn::StateLeaf> state;   ///< the flat state layout
   int64_t param_count = 0, state_width = 0;

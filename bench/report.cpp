@@ -18,9 +18,12 @@ std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"') out += "\"\"";
-    else if (c == '\n') out += ' ';
-    else out += c;
+    if (c == '"')
+      out += "\"\"";
+    else if (c == '\n')
+      out += ' ';
+    else
+      out += c;
   }
   return out + "\"";
 }
@@ -46,7 +49,9 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-std::string json_number(double v) { return std::isfinite(v) ? num(v, 9) : std::string("null"); }
+std::string json_number(double v) {
+  return std::isfinite(v) ? num(v, 9) : std::string("null");
+}
 
 /// Field values of a row in csv_columns() order; `numeric` tells JSON which ones are numbers.
 std::vector<std::pair<std::string, bool>> fields(const Row& r) {
@@ -116,18 +121,50 @@ std::string fixed(double v, const char* fmt) {
 }  // namespace
 
 const std::vector<std::string>& csv_columns() {
-  static const std::vector<std::string> cols = {
-      "shape_id",       "source",          "cell",           "T",
-      "B",              "I",               "H",              "layers",
-      "directions",     "lengths",         "t_loop",         "sum_len",
-      "precision",      "mode",            "impl",           "variant",
-      "device",         "timer",           "status",         "iters",
-      "median_ms",      "p10_ms",          "p90_ms",         "per_step_us",
-      "per_crit_step_us", "flops_full",    "tflops_full",    "tflops_rec",
-      "pct_roofline",   "floor_ms",        "bound_compute_ms", "bound_memory_ms",
-      "bound_dependency_ms", "binding",    "model_bytes",    "peak_mem_bytes",
-      "workspace_bytes", "reserve_bytes",  "verify",         "verify_ref",
-      "fwd_err",        "grad_err",        "note",           "command"};
+  static const std::vector<std::string> cols = {"shape_id",
+                                                "source",
+                                                "cell",
+                                                "T",
+                                                "B",
+                                                "I",
+                                                "H",
+                                                "layers",
+                                                "directions",
+                                                "lengths",
+                                                "t_loop",
+                                                "sum_len",
+                                                "precision",
+                                                "mode",
+                                                "impl",
+                                                "variant",
+                                                "device",
+                                                "timer",
+                                                "status",
+                                                "iters",
+                                                "median_ms",
+                                                "p10_ms",
+                                                "p90_ms",
+                                                "per_step_us",
+                                                "per_crit_step_us",
+                                                "flops_full",
+                                                "tflops_full",
+                                                "tflops_rec",
+                                                "pct_roofline",
+                                                "floor_ms",
+                                                "bound_compute_ms",
+                                                "bound_memory_ms",
+                                                "bound_dependency_ms",
+                                                "binding",
+                                                "model_bytes",
+                                                "peak_mem_bytes",
+                                                "workspace_bytes",
+                                                "reserve_bytes",
+                                                "verify",
+                                                "verify_ref",
+                                                "fwd_err",
+                                                "grad_err",
+                                                "note",
+                                                "command"};
   return cols;
 }
 
@@ -161,8 +198,7 @@ void Report::set_meta(const std::string& key, const std::string& value) {
   meta_.emplace_back(key, value);
 }
 
-void Report::add_calibration(const std::string& name, double value, const std::string& unit,
-                             const std::string& note) {
+void Report::add_calibration(const std::string& name, double value, const std::string& unit, const std::string& note) {
   calib_.push_back({name, value, unit, note});
   std::printf("  %-48s %14s %-10s %s\n", name.c_str(), fixed(value, "%.4g").c_str(), unit.c_str(), note.c_str());
   std::fflush(stdout);
@@ -170,9 +206,9 @@ void Report::add_calibration(const std::string& name, double value, const std::s
 
 void Report::print_header() const {
   for (const auto& kv : meta_) std::printf("# %-14s %s\n", kv.first.c_str(), kv.second.c_str());
-  std::printf("\n%-10s %-8s %5s %4s %5s %5s %2s %3s %-7s %-4s %-9s %-33s %10s %21s %9s %8s %8s %-17s %8s %s\n",
-              "shape", "cell", "T", "B", "I", "H", "L", "dir", "lengths", "prec", "mode", "impl", "median_ms",
-              "p10..p90_ms", "us/step", "TF/s", "TF/s_rec", "%roof (binding)", "mem_MiB", "verify (rel err)");
+  std::printf("\n%-10s %-8s %5s %4s %5s %5s %2s %3s %-7s %-4s %-9s %-33s %10s %21s %9s %8s %8s %-17s %8s %s\n", "shape",
+              "cell", "T", "B", "I", "H", "L", "dir", "lengths", "prec", "mode", "impl", "median_ms", "p10..p90_ms",
+              "us/step", "TF/s", "TF/s_rec", "%roof (binding)", "mem_MiB", "verify (rel err)");
   std::fflush(stdout);
 }
 
@@ -182,10 +218,12 @@ void Report::add(const Row& r) {
   std::string roof = "-";
   if (!std::isnan(r.pct_roofline)) roof = fixed(100.0 * r.pct_roofline, "%.1f%%") + " (" + r.binding + ")";
   std::string verify = r.verify;
+  if (r.verify == "NotVerified" && !r.verify_ref.empty()) verify += " (" + r.verify_ref.substr(0, 60) + ")";
   if (!std::isnan(r.fwd_err) || !std::isnan(r.grad_err)) {
     verify += " (";
     if (!std::isnan(r.fwd_err)) verify += "fwd " + fixed(r.fwd_err, "%.1e");
-    if (!std::isnan(r.grad_err)) verify += std::string(std::isnan(r.fwd_err) ? "" : ", ") + "grad " + fixed(r.grad_err, "%.1e");
+    if (!std::isnan(r.grad_err))
+      verify += std::string(std::isnan(r.fwd_err) ? "" : ", ") + "grad " + fixed(r.grad_err, "%.1e");
     verify += ")";
   }
   std::string timing;
@@ -240,8 +278,8 @@ bool Report::finish(std::string* error) {
       if (fs[c].second) {
         const std::string& v = fs[c].first;
         value = (v.empty() || v.find("inf") != std::string::npos || v.find("nan") != std::string::npos) ? "null" : v;
-      }
-      else value = json_string(fs[c].first);
+      } else
+        value = json_string(fs[c].first);
       std::fprintf(f, "%s%s: %s", c ? ", " : "", json_string(cols[c]).c_str(), value.c_str());
     }
     std::fprintf(f, "}");

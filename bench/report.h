@@ -21,8 +21,8 @@ struct Row {
   std::string lengths;
   int64_t t_loop = 0, sum_len = 0;
   std::string precision, mode, impl, variant;
-  std::string device;  ///< "gpu" or "cpu"
-  std::string timer;   ///< "cuda-events" or "host-wall-clock"
+  std::string device;         ///< "gpu" or "cpu"
+  std::string timer;          ///< "cuda-events" or "host-wall-clock"
   std::string status = "ok";  ///< ok | error | skipped | unsupported
   int iters = 0;
   double median_ms = kNaN, p10_ms = kNaN, p90_ms = kNaN;
@@ -32,9 +32,9 @@ struct Row {
   double pct_roofline = kNaN;
   double floor_ms = kNaN, bound_compute_ms = kNaN, bound_memory_ms = kNaN, bound_dependency_ms = kNaN;
   std::string binding;
-  double model_bytes = kNaN;       ///< modelled memory traffic (bytes) of the row
-  double flops_full = kNaN;        ///< FLOPs counted in tflops_full
-  double peak_mem_bytes = kNaN;    ///< cudaMemGetInfo delta (GPU) / bytes allocated (CPU)
+  double model_bytes = kNaN;     ///< modelled memory traffic (bytes) of the row
+  double flops_full = kNaN;      ///< FLOPs counted in tflops_full
+  double peak_mem_bytes = kNaN;  ///< cudaMemGetInfo delta (GPU) / bytes allocated (CPU)
   double workspace_bytes = kNaN, reserve_bytes = kNaN;
   std::string verify = "NotVerified";
   std::string verify_ref;

@@ -27,8 +27,8 @@ Row base_row(const Problem& p, Precision prec, Mode mode, const std::string& imp
   r.variant = variant;
   r.device = gpu ? "gpu" : "cpu";
   r.timer = gpu ? "cuda-events" : "host-wall-clock";
-  r.command = "dynrnn-bench " + shape_flags(s) + " --precision " + precision_name(prec) + " --mode " +
-              mode_name(mode) + " --impl " + impl + (gpu ? "" : " --cpu");
+  r.command = "dynrnn-bench " + shape_flags(s) + " --precision " + precision_name(prec) + " --mode " + mode_name(mode) +
+              " --impl " + impl + (gpu ? "" : " --cpu");
   return r;
 }
 
@@ -86,6 +86,8 @@ std::vector<double> time_host_ms(int warmup, int iters, const std::function<void
   return ms;
 }
 
-Mode verification_mode(Mode m) { return mode_has_backward(m) ? Mode::kTraining : m; }
+Mode verification_mode(Mode m) {
+  return mode_has_backward(m) ? Mode::kTraining : m;
+}
 
 }  // namespace bench

@@ -17,11 +17,16 @@ const char* cell_name(Cell c) {
 }
 
 bool parse_cell(const std::string& s, Cell* c) {
-  if (s == "lstm") *c = Cell::kLstm;
-  else if (s == "gru") *c = Cell::kGru;
-  else if (s == "rnn_tanh") *c = Cell::kRnnTanh;
-  else if (s == "rnn_relu") *c = Cell::kRnnRelu;
-  else return false;
+  if (s == "lstm")
+    *c = Cell::kLstm;
+  else if (s == "gru")
+    *c = Cell::kGru;
+  else if (s == "rnn_tanh")
+    *c = Cell::kRnnTanh;
+  else if (s == "rnn_relu")
+    *c = Cell::kRnnRelu;
+  else
+    return false;
   return true;
 }
 
@@ -35,10 +40,14 @@ const char* lengths_name(Lengths l) {
 }
 
 bool parse_lengths(const std::string& s, Lengths* l) {
-  if (s == "fixed") *l = Lengths::kFixed;
-  else if (s == "uniform") *l = Lengths::kUniform;
-  else if (s == "skewed") *l = Lengths::kSkewed;
-  else return false;
+  if (s == "fixed")
+    *l = Lengths::kFixed;
+  else if (s == "uniform")
+    *l = Lengths::kUniform;
+  else if (s == "skewed")
+    *l = Lengths::kSkewed;
+  else
+    return false;
   return true;
 }
 
@@ -111,16 +120,16 @@ std::vector<Shape> extended_shapes() {
   };
   const Cell V = Cell::kRnnRelu, L = Cell::kLstm, G = Cell::kGru;
   const Db db[] = {
-      {1760, 16, 50, V},   {1760, 32, 50, V},   {1760, 64, 50, V},   {1760, 128, 50, V},  {2048, 16, 50, V},
-      {2048, 32, 50, V},   {2048, 64, 50, V},   {2048, 128, 50, V},  {2560, 16, 50, V},   {2560, 32, 50, V},
-      {2560, 64, 50, V},   {2560, 128, 50, V},  {512, 16, 25, L},    {512, 32, 25, L},    {512, 64, 25, L},
-      {512, 128, 25, L},   {1024, 16, 25, L},   {1024, 32, 25, L},   {1024, 64, 25, L},   {1024, 128, 25, L},
-      {2048, 16, 25, L},   {2048, 32, 25, L},   {2048, 64, 25, L},   {2048, 128, 25, L},  {4096, 16, 25, L},
-      {4096, 32, 25, L},   {4096, 64, 25, L},   {4096, 128, 25, L},  {1536, 8, 50, L},    {1536, 16, 50, L},
-      {1536, 32, 50, L},   {256, 16, 150, L},   {256, 32, 150, L},   {256, 64, 150, L},   {2816, 32, 750, G},
-      {2816, 32, 375, G},  {2816, 32, 187, G},  {2048, 32, 1500, G}, {2048, 32, 750, G},  {2048, 32, 375, G},
-      {2048, 32, 187, G},  {1536, 32, 1500, G}, {1536, 32, 750, G},  {1536, 32, 375, G},  {1536, 32, 187, G},
-      {2560, 32, 1500, G}, {2560, 32, 750, G},  {2560, 32, 375, G},  {2560, 32, 187, G},  {512, 32, 1, G},
+      {1760, 16, 50, V},   {1760, 32, 50, V},   {1760, 64, 50, V},   {1760, 128, 50, V}, {2048, 16, 50, V},
+      {2048, 32, 50, V},   {2048, 64, 50, V},   {2048, 128, 50, V},  {2560, 16, 50, V},  {2560, 32, 50, V},
+      {2560, 64, 50, V},   {2560, 128, 50, V},  {512, 16, 25, L},    {512, 32, 25, L},   {512, 64, 25, L},
+      {512, 128, 25, L},   {1024, 16, 25, L},   {1024, 32, 25, L},   {1024, 64, 25, L},  {1024, 128, 25, L},
+      {2048, 16, 25, L},   {2048, 32, 25, L},   {2048, 64, 25, L},   {2048, 128, 25, L}, {4096, 16, 25, L},
+      {4096, 32, 25, L},   {4096, 64, 25, L},   {4096, 128, 25, L},  {1536, 8, 50, L},   {1536, 16, 50, L},
+      {1536, 32, 50, L},   {256, 16, 150, L},   {256, 32, 150, L},   {256, 64, 150, L},  {2816, 32, 750, G},
+      {2816, 32, 375, G},  {2816, 32, 187, G},  {2048, 32, 1500, G}, {2048, 32, 750, G}, {2048, 32, 375, G},
+      {2048, 32, 187, G},  {1536, 32, 1500, G}, {1536, 32, 750, G},  {1536, 32, 375, G}, {1536, 32, 187, G},
+      {2560, 32, 1500, G}, {2560, 32, 750, G},  {2560, 32, 375, G},  {2560, 32, 187, G}, {512, 32, 1, G},
       {1024, 32, 1500, G}, {1024, 64, 1500, G},
   };
   int n = 0;
@@ -162,10 +171,10 @@ std::vector<Shape> cpu_shapes() {
   v.push_back(make("A2-cpu", "A2 at T=20 B=4 H=32, 2 layers", L, 20, 4, 32, 32, 2));
   v.push_back(make("A3-cpu", "A3 at T=20 B=4 H=32, 2 layers, bidirectional", L, 20, 4, 32, 32, 2, true));
   v.push_back(make("G2-cpu", "G2 (TF GRU) at T=20 B=4 H=32", G, 20, 4, 32, 32));
-  v.push_back(make("V1-cpu", "V1 at T=20 B=4 H=32, 2 layers, uniform lengths", L, 20, 4, 32, 32, 2, false,
-                   Lengths::kUniform));
-  v.push_back(make("V2-cpu", "V2 (I = H/4) at T=20 B=4, GRU, skewed lengths", G, 20, 4, 8, 32, 1, false,
-                   Lengths::kSkewed));
+  v.push_back(
+      make("V1-cpu", "V1 at T=20 B=4 H=32, 2 layers, uniform lengths", L, 20, 4, 32, 32, 2, false, Lengths::kUniform));
+  v.push_back(
+      make("V2-cpu", "V2 (I = H/4) at T=20 B=4, GRU, skewed lengths", G, 20, 4, 8, 32, 1, false, Lengths::kSkewed));
   return v;
 }
 

@@ -19,8 +19,8 @@ bool parse_lengths(const std::string& s, Lengths* l);
 int cell_gates(Cell c);
 
 struct Shape {
-  std::string id;       ///< "A1", "D3", "H1-B32", "A1-cpu", "adhoc", ...
-  std::string source;   ///< where the shape comes from (performance.md §3.2 "source" column)
+  std::string id;      ///< "A1", "D3", "H1-B32", "A1-cpu", "adhoc", ...
+  std::string source;  ///< where the shape comes from (performance.md §3.2 "source" column)
   Cell cell = Cell::kLstm;
   int64_t T = 0, B = 0, I = 0, H = 0;
   int layers = 1;

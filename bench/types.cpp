@@ -13,11 +13,16 @@ const char* mode_name(Mode m) {
 }
 
 bool parse_mode(const std::string& s, Mode* m) {
-  if (s == "inference") *m = Mode::kInference;
-  else if (s == "forward") *m = Mode::kForward;
-  else if (s == "backward") *m = Mode::kBackward;
-  else if (s == "training") *m = Mode::kTraining;
-  else return false;
+  if (s == "inference")
+    *m = Mode::kInference;
+  else if (s == "forward")
+    *m = Mode::kForward;
+  else if (s == "backward")
+    *m = Mode::kBackward;
+  else if (s == "training")
+    *m = Mode::kTraining;
+  else
+    return false;
   return true;
 }
 
@@ -33,12 +38,18 @@ const char* precision_name(Precision p) {
 }
 
 bool parse_precision(const std::string& s, Precision* p) {
-  if (s == "fp32") *p = Precision::kFp32;
-  else if (s == "tf32") *p = Precision::kTf32;
-  else if (s == "fp64") *p = Precision::kFp64;
-  else if (s == "bf16") *p = Precision::kBf16;
-  else if (s == "fp16") *p = Precision::kFp16;
-  else return false;
+  if (s == "fp32")
+    *p = Precision::kFp32;
+  else if (s == "tf32")
+    *p = Precision::kTf32;
+  else if (s == "fp64")
+    *p = Precision::kFp64;
+  else if (s == "bf16")
+    *p = Precision::kBf16;
+  else if (s == "fp16")
+    *p = Precision::kFp16;
+  else
+    return false;
   return true;
 }
 
@@ -63,6 +74,8 @@ int mode_flop_multiplier(Mode m) {
   }
 }
 
-bool mode_has_backward(Mode m) { return m == Mode::kBackward || m == Mode::kTraining; }
+bool mode_has_backward(Mode m) {
+  return m == Mode::kBackward || m == Mode::kTraining;
+}
 
 }  // namespace bench

@@ -58,7 +58,7 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   for (int d = 0; d < m_.num_directions(); ++d) {
     for (const LayerModel& l : m_.dirs[d]) {
       const LayerPlan& lp = plan(l);
-      const int64_t Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
+      const int64_t H = l.units, O = l.out_width;
       DYNRNN_TRY(ex_.set_queue(lp.queue));
       // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
       if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
@@ -267,6 +267,35 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
   const int64_t T_ = p_.max_time, B = p_.batch;
+  if (B == 0 || n_chunks_ == 0) {
+    // Nothing to walk (an empty batch costs O(1) whatever T is): the weight gradients are zero, and
+    // the initial state's gradient is the final state's (both empty when B = 0).
+    for (int d = 0; d < m_.num_directions(); ++d) {
+      for (const LayerModel& l : m_.dirs[d]) {
+        const LayerPlan& lp = plan(l);
+        const int64_t O = l.out_width, H = l.units, D = l.in_width;
+        DYNRNN_TRY(ex_.set_queue(lp.queue));
+        if (c.grad_weights && !c.accumulate_grad_weights) {
+          const int64_t count = l.param_end - l.param_begin;
+          DYNRNN_TRY(ex_.fill_zero(c.grad_weights + l.param_begin, 1, count, count));
+        }
+        if (l.layer == 0 && d == 0 && c.grad_inputs) DYNRNN_TRY(ex_.fill_zero(c.grad_inputs, T_ * B, D, D));
+        if (!c.grad_initial_state || B == 0) continue;
+        const int64_t cols[2] = {l.state_col_h, l.state_col_c};
+        const int64_t widths[2] = {O, l.is_lstm ? H : 0};
+        for (int i = 0; i < 2; ++i) {
+          if (widths[i] == 0) continue;
+          T* dst = c.grad_initial_state + B * cols[i];
+          if (c.grad_final_state) {
+            DYNRNN_TRY(ex_.copy(dst, c.grad_final_state + B * cols[i], B * widths[i]));
+          } else {
+            DYNRNN_TRY(ex_.fill_zero(dst, B, widths[i], widths[i]));
+          }
+        }
+      }
+    }
+    return ex_.set_queue(0);
+  }
   for (int d = 0; d < m_.num_directions(); ++d) {
     dh_cur_[d].assign(m_.dirs[d].size(), 0);
     for (const LayerModel& l : m_.dirs[d]) {
@@ -289,10 +318,6 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
         // Step-ordered input rows past the loop bound get no gradient from any chunk.
         const int64_t D = l.in_width;
         DYNRNN_TRY(ex_.fill_zero(c.grad_inputs + loop_bound_ * B * D, (T_ - loop_bound_) * B, D, D));
-      }
-      if (n_chunks_ == 0 && c.grad_weights && !c.accumulate_grad_weights) {
-        const int64_t count = l.param_end - l.param_begin;
-        DYNRNN_TRY(ex_.fill_zero(c.grad_weights + l.param_begin, 1, count, count));
       }
     }
   }
