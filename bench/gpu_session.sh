@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# bench/gpu_session.sh — everything a lent GPU machine should run, in one command that fits one
+# device call (< 10 minutes on an H100): the GPU check (build for this card, every test, the four
+# compute-sanitizer tools; bench/gpu_check.sh), then dynrnn-bench on the core shape set with the
+# calibration, then the PyTorch comparison and the plots. Results go to $OUT (or bench/results/run),
+# at most eight files: gpu_check.md, bench.txt, bench.csv, bench.json, pytorch.csv, the two plots
+# and logs.tgz. Budget: GPU_SESSION_BUDGET_S seconds (default 540).
+#
+# Prepare here first (GoogleTest is not on the GPU image):  bench/gpu_check.sh --stage-deps
+# Then run with the device tool, carrying build-deps:        bash bench/gpu_session.sh
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 2
+BUDGET_S="${GPU_SESSION_BUDGET_S:-540}"
+R="${OUT:-$ROOT/bench/results/run}"
+WORK="$(mktemp -d)"
+mkdir -p "$R"
+SECONDS=0
+left() { echo $((BUDGET_S - SECONDS)); }
+
+# 1. Build, tests and sanitizers (leaves build-gpu configured for this card).
+GPU_CHECK_BUDGET_S=$(( BUDGET_S * 55 / 100 )) OUT="$WORK/check" bash bench/gpu_check.sh
+CHECK_RC=$?
+cp "$WORK/check/gpu_check.md" "$R/" 2>/dev/null
+
+# 2. The benchmark: core set, every implementation verified once before it is timed.
+cmake --build build-gpu -j "$(nproc)" --target dynrnn-bench >"$WORK/check/bench_build.log" 2>&1
+BENCH_RC="not run"
+if [ -x build-gpu/bench/dynrnn-bench ]; then
+  limit=$(( $(left) - 90 )); [ $limit -lt 60 ] && limit=60
+  timeout --kill-after=10 "$limit" build-gpu/bench/dynrnn-bench --calibrate --set core --mode inference,training \
+    --csv "$R/bench.csv" --json "$R/bench.json" >"$R/bench.txt" 2>"$WORK/check/bench_stderr.log"
+  BENCH_RC=$?
+fi
+
+# 3. PyTorch on the same shapes, and the plots (both optional).
+if [ "$(left)" -gt 60 ]; then
+  timeout --kill-after=5 $(( $(left) - 40 )) python3 bench/pytorch_compare.py --csv "$R/pytorch.csv" \
+    >"$WORK/check/pytorch.log" 2>&1
+fi
+if [ -f "$R/bench.csv" ]; then
+  csvs=("$R/bench.csv"); [ -f "$R/pytorch.csv" ] && csvs+=("$R/pytorch.csv")
+  timeout 60 python3 bench/plot.py "${csvs[@]}" --out-dir "$WORK/check/plots" >"$WORK/check/plot.log" 2>&1
+  # The training-step charts come back as files; all charts are in logs.tgz.
+  cp "$WORK"/check/plots/speedup_*_fp32_training.png "$WORK"/check/plots/roofline_*_fp32_training.png "$R/" 2>/dev/null
+fi
+
+tar -C "$WORK/check" -czf "$R/logs.tgz" . 2>/dev/null
+echo "gpu_session: check rc $CHECK_RC, bench rc $BENCH_RC, ${SECONDS}s; files in $R:"
+ls -la "$R"
+tail -n 40 "$R/bench.txt" 2>/dev/null
+[ "$CHECK_RC" = 0 ] && [ "$BENCH_RC" = 0 ]
