@@ -17,6 +17,7 @@
 #include "bench/device_arena.h"
 #include "bench/dynrnn_runner.h"
 #include "bench/gpu_timing.h"
+#include "bench/graph_runner.h"
 #include "bench/naive_baseline.h"
 #include "bench/naive_kernels.h"
 #include "bench/progress.h"
@@ -331,6 +332,10 @@ int run_gpu_path(const Options& opt, Report& report) {
               return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
             };
             emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "", f, ref, true), &shape);
+            // The same calls captured once and replayed as CUDA graphs (dynrnn never synchronizes
+            // or allocates inside a call, so every call is capturable).
+            const Factory g = [&](Arena* a) { return make_graph_runner(f(a), ctx.stream); };
+            emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "graph", g, ref, true), &shape);
           }
         }
 
