@@ -128,7 +128,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
                         ", batch = " + std::to_string(B) + ", parallel_iterations = " + std::to_string(K) +
                         "): raise the budget or lower parallel_iterations");
     }
-    p.ring = std::min(ring, p.chunks);
+    p.ring = std::min(std::max<int64_t>(ring, 2), p.chunks);
     p.swap = p.ring < p.chunks;
   }
 

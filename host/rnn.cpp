@@ -1,5 +1,9 @@
 #include "dynrnn/rnn.h"
 
+#include <exception>
+#include <new>
+#include <string>
+
 #include "host/cpu_executor.h"
 #include "host/cuda_executor.h"
 #include "host/model.h"
@@ -37,7 +41,13 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   Executor<T>& ex = executor<T>();
   if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(a.reserve, plan.host_bytes, &c.host));
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
-  Status st = Orchestrator<T>(model, plan, ex).forward(c);
+  Status st;
+  try {
+    st = Orchestrator<T>(model, plan, ex).forward(c);
+  } catch (...) {
+    (void)ex.end();  // leave the handle usable; guarded() turns the exception into a status
+    throw;
+  }
   Status end = ex.end();
   return st ? end : st;
 }
@@ -62,33 +72,58 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   Executor<T>& ex = executor<T>();
   if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(a.reserve, plan.host_bytes, &c.host));
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
-  Status st = Orchestrator<T>(model, plan, ex).backward(c);
+  Status st;
+  try {
+    st = Orchestrator<T>(model, plan, ex).backward(c);
+  } catch (...) {
+    (void)ex.end();  // leave the handle usable; guarded() turns the exception into a status
+    throw;
+  }
   Status end = ex.end();
   return st ? end : st;
 }
+
+namespace {
+
+/// Runs an entry point's body; host allocation failures (the library allocates only small host
+/// objects: names, tables, plans) become a status instead of an exception crossing the API.
+template <typename F>
+Status guarded(const char* entry, F&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kAllocationFailed, std::string(entry) + ": out of host memory");
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kInternal, std::string(entry) + ": " + e.what());
+  }
+}
+
+}  // namespace
 
 Rnn::Rnn(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Rnn::~Rnn() = default;
 
 Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* out) {
-  if (!out) return Status(StatusCode::kInvalidValue, "out is null; expected a pointer to the std::unique_ptr<Rnn> to fill");
-  auto impl = std::make_unique<Impl>();
-  DYNRNN_TRY(build_model(spec, &impl->model));
-  const int be = static_cast<int>(backend);
-  if (be < 0 || be > static_cast<int>(Backend::kCuda)) {
-    return Status(StatusCode::kInvalidValue, "backend is " + std::to_string(be) + "; expected kCpu (0) or kCuda (1)");
-  }
-  impl->backend = backend;
-  if (backend == Backend::kCpu) {
-    impl->ex32 = make_cpu_executor<float>();
-    impl->ex64 = make_cpu_executor<double>();
-  } else if (spec.dtype == DataType::kFloat32) {
-    DYNRNN_TRY(make_cuda_executor<float>(spec.math, &impl->ex32));
-  } else {
-    DYNRNN_TRY(make_cuda_executor<double>(spec.math, &impl->ex64));
-  }
-  out->reset(new Rnn(std::move(impl)));
-  return Status::ok();
+  return guarded("Rnn::create", [&]() -> Status {
+    if (!out) return Status(StatusCode::kInvalidValue, "out is null; expected a pointer to the std::unique_ptr<Rnn> to fill");
+    auto impl = std::make_unique<Impl>();
+    DYNRNN_TRY(build_model(spec, &impl->model));
+    const int be = static_cast<int>(backend);
+    if (be < 0 || be > static_cast<int>(Backend::kCuda)) {
+      return Status(StatusCode::kInvalidValue, "backend is " + std::to_string(be) + "; expected kCpu (0) or kCuda (1)");
+    }
+    impl->backend = backend;
+    if (backend == Backend::kCpu) {
+      impl->ex32 = make_cpu_executor<float>();
+      impl->ex64 = make_cpu_executor<double>();
+    } else if (spec.dtype == DataType::kFloat32) {
+      DYNRNN_TRY(make_cuda_executor<float>(spec.math, &impl->ex32));
+    } else {
+      DYNRNN_TRY(make_cuda_executor<double>(spec.math, &impl->ex64));
+    }
+    out->reset(new Rnn(std::move(impl)));
+    return Status::ok();
+  });
 }
 
 const RnnSpec& Rnn::spec() const { return impl_->model.spec; }
@@ -127,46 +162,56 @@ Status plan_for_query(const Model& model, int64_t max_time, int64_t batch, bool 
 }  // namespace
 
 Status Rnn::get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const {
-  Plan p;
-  DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, training, bytes, &p));
-  *bytes = p.workspace_bytes();
-  return Status::ok();
+  return guarded("Rnn::get_workspace_size", [&]() -> Status {
+    Plan p;
+    DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, training, bytes, &p));
+    *bytes = p.workspace_bytes();
+    return Status::ok();
+  });
 }
 
 Status Rnn::get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
-  Plan p;
-  DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
-  *bytes = p.reserve_bytes;
-  return Status::ok();
+  return guarded("Rnn::get_reserve_size", [&]() -> Status {
+    Plan p;
+    DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
+    *bytes = p.reserve_bytes;
+    return Status::ok();
+  });
 }
 
 Status Rnn::get_host_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
-  Plan p;
-  DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
-  *bytes = p.host_bytes;
-  return Status::ok();
+  return guarded("Rnn::get_host_reserve_size", [&]() -> Status {
+    Plan p;
+    DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
+    *bytes = p.host_bytes;
+    return Status::ok();
+  });
 }
 
 Status Rnn::forward(const ForwardArgs& a, Stream stream) {
-  CallShape shape;
-  DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
-  Plan plan;
-  DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.training, &plan));
-  int64_t loop_bound = 0;
-  DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
-  if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_forward<float>(a, plan, loop_bound, stream);
-  return impl_->run_forward<double>(a, plan, loop_bound, stream);
+  return guarded("Rnn::forward", [&]() -> Status {
+    CallShape shape;
+    DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
+    Plan plan;
+    DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.training, &plan));
+    int64_t loop_bound = 0;
+    DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
+    if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_forward<float>(a, plan, loop_bound, stream);
+    return impl_->run_forward<double>(a, plan, loop_bound, stream);
+  });
 }
 
 Status Rnn::backward(const BackwardArgs& a, Stream stream) {
-  CallShape shape;
-  DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
-  Plan plan;
-  DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, true, &plan));
-  int64_t loop_bound = 0;
-  DYNRNN_TRY(validate_backward(impl_->model, impl_->backend, a, plan, &loop_bound));
-  if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_backward<float>(a, plan, loop_bound, stream);
-  return impl_->run_backward<double>(a, plan, loop_bound, stream);
+  return guarded("Rnn::backward", [&]() -> Status {
+    CallShape shape;
+    DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
+    Plan plan;
+    DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, true, &plan));
+    int64_t loop_bound = 0;
+    DYNRNN_TRY(validate_backward(impl_->model, impl_->backend, a, plan, &loop_bound));
+    if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_backward<float>(a, plan, loop_bound, stream);
+    return impl_->run_backward<double>(a, plan, loop_bound, stream);
+  });
 }
 
 }  // namespace dynrnn
