@@ -8,6 +8,7 @@ namespace {
 
 class HostArena final : public Arena {
  public:
+  void* alloc_host_bytes(size_t bytes) override { return alloc_bytes(bytes); }
   void* alloc_bytes(size_t bytes) override {
     // 64-byte aligned, zero-filled; at least one byte so that every buffer has a distinct address.
     const size_t n = (bytes + 63) / 64 + 1;

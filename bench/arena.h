@@ -17,6 +17,9 @@ class Arena {
   virtual ~Arena() = default;
   /// Zero-filled buffer owned by the arena (freed with it). Throws BenchError on failure.
   virtual void* alloc_bytes(size_t bytes) = 0;
+  /// Host memory the device can copy to and from asynchronously (pinned on a GPU; swap_memory's
+  /// host_reserve), owned by the arena. Throws BenchError on failure.
+  virtual void* alloc_host_bytes(size_t bytes) = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;
   /// Waits for queued work first (GPU), then copies.
   virtual void download(void* dst, const void* src, size_t bytes) = 0;

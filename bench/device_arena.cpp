@@ -13,6 +13,7 @@ class DeviceArena final : public Arena {
   ~DeviceArena() override {
     (void)cudaStreamSynchronize(stream_);
     for (void* p : blocks_) (void)cudaFree(p);
+    for (void* p : host_blocks_) (void)cudaFreeHost(p);
     (void)cudaGetLastError();
   }
 
@@ -28,6 +29,17 @@ class DeviceArena final : public Arena {
     blocks_.push_back(p);
     BENCH_CUDA_CHECK(cudaMemsetAsync(p, 0, n, stream_));
     allocated_ += bytes;
+    return p;
+  }
+
+  void* alloc_host_bytes(size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaHostAlloc(&p, bytes > 0 ? bytes : 1, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw BenchError("cudaHostAlloc of " + std::to_string(bytes) + " bytes failed: " + cudaGetErrorName(e));
+    }
+    host_blocks_.push_back(p);
     return p;
   }
 
@@ -47,6 +59,7 @@ class DeviceArena final : public Arena {
  private:
   cudaStream_t stream_;
   std::vector<void*> blocks_;
+  std::vector<void*> host_blocks_;
 };
 
 }  // namespace

@@ -23,10 +23,12 @@ class DynrnnRunner final : public Runner {
     if (training) {
       check(rnn_->get_workspace_size(T_, B, true, &ws_training_), "get_workspace_size(training)");
       check(rnn_->get_reserve_size(T_, B, &reserve_bytes_), "get_reserve_size");
+      check(rnn_->get_host_reserve_size(T_, B, &host_reserve_bytes_), "get_host_reserve_size");
     }
     workspace_bytes_ = std::max(ws_inference_, ws_training_);
     workspace_ = arena->alloc_bytes(workspace_bytes_);
     if (training) reserve_ = arena->alloc_bytes(reserve_bytes_);
+    if (host_reserve_bytes_ > 0) host_reserve_ = arena->alloc_host_bytes(host_reserve_bytes_);
 
     weights_ = arena->upload_as<T>(p.weights);
     for (const InputSet& s : p.sets) {
@@ -120,6 +122,8 @@ class DynrnnRunner final : public Runner {
     if (train) {
       a.reserve = reserve_;
       a.reserve_bytes = reserve_bytes_;
+      a.host_reserve = host_reserve_;
+      a.host_reserve_bytes = host_reserve_bytes_;
     }
     check(rnn_->forward(a, stream_), "forward");
   }
@@ -139,6 +143,8 @@ class DynrnnRunner final : public Runner {
     a.workspace_bytes = workspace_bytes_;
     a.reserve = reserve_;
     a.reserve_bytes = reserve_bytes_;
+    a.host_reserve = host_reserve_;
+    a.host_reserve_bytes = host_reserve_bytes_;
     check(rnn_->backward(a, stream_), "backward");
   }
 
@@ -147,9 +153,10 @@ class DynrnnRunner final : public Runner {
   dynrnn::Stream stream_;
   bool training_;
   std::unique_ptr<dynrnn::Rnn> rnn_;
-  size_t ws_inference_ = 0, ws_training_ = 0, workspace_bytes_ = 0, reserve_bytes_ = 0;
+  size_t ws_inference_ = 0, ws_training_ = 0, workspace_bytes_ = 0, reserve_bytes_ = 0, host_reserve_bytes_ = 0;
   void* workspace_ = nullptr;
   void* reserve_ = nullptr;
+  void* host_reserve_ = nullptr;
   T* weights_ = nullptr;
   std::vector<Set> sets_;
   int32_t* lengths_ = nullptr;

@@ -6,7 +6,6 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
-#include <map>
 #include <memory>
 #include <string>
 #include <variant>
@@ -48,9 +47,6 @@ class CudaExecutor final : public Executor<T> {
     if (fence_) (void)cudaEventDestroy(fence_);
     if (handle_) (void)cublasDestroy(handle_);
     for (void* w : workspaces_) (void)cudaFree(w);
-    for (auto& kv : host_) {
-      if (kv.second.data) (void)cudaFreeHost(kv.second.data);
-    }
     (void)cudaGetLastError();
   }
 
@@ -162,32 +158,6 @@ class CudaExecutor final : public Executor<T> {
   Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
     DYNRNN_TRY(require_bound("column_sum"));
     return cuda_detail::column_sum<T>(rows, cols, src, accumulate, dst, cur_);
-  }
-
-  Status host_buffer(const void* key, size_t bytes, T** out) override {
-    if (out == nullptr) return Status(StatusCode::kInternal, "CudaExecutor::host_buffer: out is null");
-    if (binding_.bound()) return Status(StatusCode::kInternal, "CudaExecutor::host_buffer called inside begin()/end()");
-    HostBuffer& h = host_[key];
-    if (bytes > h.bytes) {
-      if (h.data != nullptr) {
-        // Earlier calls may still copy to or from the old buffer: wait for the last one (its end()
-        // recorded fence_ after joining every queue). Work of captured graphs is the caller's to order.
-        if (fence_recorded_) DYNRNN_CUDA_CHECK(cudaEventSynchronize(fence_));
-        DYNRNN_CUDA_CHECK(cudaFreeHost(h.data));
-        h = HostBuffer{};
-      }
-      const cudaError_t e = cudaHostAlloc(&h.data, bytes, cudaHostAllocDefault);
-      if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        h = HostBuffer{};
-        return Status(StatusCode::kAllocationFailed, "cudaHostAlloc of " + std::to_string(bytes) +
-                                                         " bytes of pinned host memory (swap_memory) failed with " +
-                                                         cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-      }
-      h.bytes = bytes;
-    }
-    *out = static_cast<T*>(h.data);
-    return Status::ok();
   }
 
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
@@ -338,11 +308,6 @@ class CudaExecutor final : public Executor<T> {
   size_t queue_ws_bytes_ = 0;
   std::vector<void*> workspaces_;  ///< back() is current: queue q uses [q * queue_ws_bytes_, +queue_ws_bytes_)
   size_t workspace_total_ = 0;
-  struct HostBuffer {
-    void* data = nullptr;
-    size_t bytes = 0;
-  };
-  std::map<const void*, HostBuffer> host_;  ///< pinned host buffers for swap_memory, per reserve (host_buffer)
   std::vector<cudaStream_t> internal_;  ///< queue q >= 1 runs on internal_[q - 1]
   std::vector<cudaEvent_t> joins_;      ///< per internal queue, for end()
   std::vector<cudaEvent_t> events_;     ///< the orchestrator's event ids

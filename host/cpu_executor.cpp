@@ -1,7 +1,6 @@
 #include "host/cpu_executor.h"
 
 #include <cstring>
-#include <map>
 #include <vector>
 
 namespace dynrnn {
@@ -61,12 +60,6 @@ class CpuExecutor final : public Executor<T> {
     return Status::ok();
   }
 
-  Status host_buffer(const void* key, size_t bytes, T** out) override {
-    std::vector<char>& buffer = host_[key];
-    if (buffer.size() < bytes) buffer.resize(bytes);
-    *out = reinterpret_cast<T*>(buffer.data());
-    return Status::ok();
-  }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override { return copy(host_dst, src, count); }
   Status copy_to_device(T* dst, const T* host_src, int64_t count) override { return copy(dst, host_src, count); }
 
@@ -79,9 +72,6 @@ class CpuExecutor final : public Executor<T> {
     return Status::ok();
   }
 
- private:
-  // Stand-ins for pinned memory ("host" and "device" share one address space here), per reserve.
-  std::map<const void*, std::vector<char>> host_;
 };
 
 }  // namespace

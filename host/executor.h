@@ -61,11 +61,6 @@ class Executor {
   virtual Status copy(T* dst, const T* src, int64_t count) = 0;
   /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order.
   virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
-  /// The pinned host buffer for swap_memory that belongs to the reserve `key`, at least `bytes` long:
-  /// each reserve's activations have their own host copy, so forwards into different reserves may
-  /// be followed by their backwards in any order. Allocated on the first call for that reserve that
-  /// needs more than it holds (never inside begin/end), then kept and reused.
-  virtual Status host_buffer(const void* key, size_t bytes, T** out) = 0;
   /// Copies count elements between backend memory and pinned host memory, asynchronously on the
   /// current queue (swap_memory).
   virtual Status copy_to_host(T* host_dst, const T* src, int64_t count) = 0;

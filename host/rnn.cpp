@@ -39,7 +39,7 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
   Executor<T>& ex = executor<T>();
-  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(a.reserve, plan.host_bytes, &c.host));
+  c.host = static_cast<T*>(a.host_reserve);
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Status st;
   try {
@@ -70,7 +70,7 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
   Executor<T>& ex = executor<T>();
-  if (plan.host_bytes > 0) DYNRNN_TRY(ex.host_buffer(a.reserve, plan.host_bytes, &c.host));
+  c.host = static_cast<T*>(const_cast<void*>(a.host_reserve));  // backward only reads it
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Status st;
   try {

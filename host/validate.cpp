@@ -107,6 +107,21 @@ Status check_common(const Model& m, Backend backend, const Common& a, const Plan
   return Status::ok();
 }
 
+/// swap_memory's host half of the reserve: present and large enough when the plan moves chunks.
+Status check_host_reserve(const Plan& p, const void* host_reserve, size_t bytes) {
+  if (p.host_bytes == 0) return Status::ok();
+  if (bytes < p.host_bytes) {
+    return Status(StatusCode::kWorkspaceTooSmall, "host_reserve_bytes is " + std::to_string(bytes) +
+                                                      "; swap_memory needs " + std::to_string(p.host_bytes) +
+                                                      " (get_host_reserve_size)");
+  }
+  if (!host_reserve) {
+    return invalid("host_reserve is null; swap_memory needs " + std::to_string(p.host_bytes) +
+                   " bytes of pinned host memory (get_host_reserve_size)");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Status call_shape(const Model& m, const int64_t x_shape[3], CallShape* shape) {
@@ -157,12 +172,18 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
                                                       "; a training forward of this shape needs " +
                                                       std::to_string(p.reserve_bytes));
   }
+  if (a.training) {
+    DYNRNN_TRY(check_host_reserve(p, a.host_reserve, a.host_reserve_bytes));
+  } else if (a.host_reserve || a.host_reserve_bytes > 0) {
+    return invalid("host_reserve is set but training is false; it holds a training forward's activations");
+  }
   inputs.push_back({"initial_state", a.initial_state, state_bytes});
   const std::vector<Span> outputs = {{"outputs", a.outputs, out_bytes[0]},
                                      {"outputs_bw", a.outputs_bw, out_bytes[1]},
                                      {"final_state", a.final_state, state_bytes},
                                      {"workspace", a.workspace, static_cast<int64_t>(ws_needed)},
-                                     {"reserve", a.reserve, static_cast<int64_t>(p.reserve_bytes)}};
+                                     {"reserve", a.reserve, static_cast<int64_t>(p.reserve_bytes)},
+                                     {"host_reserve", a.host_reserve, static_cast<int64_t>(p.host_bytes)}};
   return check_aliasing(inputs, outputs);
 }
 
@@ -197,7 +218,9 @@ Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a,
   inputs.push_back({"grad_outputs", a.grad_outputs, out_bytes[0]});
   inputs.push_back({"grad_outputs_bw", a.grad_outputs_bw, out_bytes[1]});
   inputs.push_back({"grad_final_state", a.grad_final_state, state_bytes});
+  DYNRNN_TRY(check_host_reserve(p, a.host_reserve, a.host_reserve_bytes));
   inputs.push_back({"reserve", a.reserve, static_cast<int64_t>(p.reserve_bytes)});
+  inputs.push_back({"host_reserve", a.host_reserve, static_cast<int64_t>(p.host_bytes)});
   const std::vector<Span> outputs = {{"grad_inputs", a.grad_inputs, x_bytes},
                                      {"grad_initial_state", a.grad_initial_state, state_bytes},
                                      {"grad_weights", a.grad_weights, w_bytes},

@@ -103,7 +103,6 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
     enqueue([=] { return inner_->column_sum(rows, cols, src, accumulate, dst); });
     return Status::ok();
   }
-  Status host_buffer(const void* key, size_t bytes, T** out) override { return inner_->host_buffer(key, bytes, out); }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
     enqueue([=] { return inner_->copy_to_host(host_dst, src, count); });
     return Status::ok();

@@ -1,8 +1,11 @@
 // Determinism on the CPU backend: the same inputs give bitwise identical outputs, final states and
 // gradients (inputs, initial state, every weight) — on a reused handle, on a fresh handle, with
 // output and scratch buffers holding different garbage before the call (so nothing may read a byte
-// it did not write), and with swap_memory on and off (documented as numerically neutral). float32
-// and float64, random configurations from testing_support::random_problem.
+// it did not write), and with swap_memory on and off (documented as numerically neutral); recompute
+// runs are deterministic among themselves. float32 and float64, random configurations from
+// testing_support::random_problem, chunks of 1 to 4 steps. A backward depends only on its own
+// forward's reserve: twice over one forward, or after another forward on the same handle, it gives
+// the same bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -66,7 +69,12 @@ Bytes run(Rnn& rnn, const ref::Problem& p, const ref::Upstream& u, uint8_t patte
     ADD_FAILURE() << "size query failed";
     return r;
   }
-  std::vector<uint8_t> ws(ws_bytes), rs(rs_bytes);
+  size_t host_bytes = 0;
+  if (!rnn.get_host_reserve_size(T_, B, &host_bytes).is_ok()) {
+    ADD_FAILURE() << "get_host_reserve_size failed";
+    return {};
+  }
+  std::vector<uint8_t> ws(ws_bytes), rs(rs_bytes), hrs(host_bytes, 0xA5);
   poison(ws, pattern);
   poison(rs, pattern);
   std::vector<T> x(p.x.begin(), p.x.end());
@@ -101,6 +109,8 @@ Bytes run(Rnn& rnn, const ref::Problem& p, const ref::Upstream& u, uint8_t patte
   f.training = true;
   f.reserve = rs.data();
   f.reserve_bytes = rs_bytes;
+  f.host_reserve = hrs.empty() ? nullptr : hrs.data();
+  f.host_reserve_bytes = hrs.size();
   dynrnn::Status st = rnn.forward(f);
   if (!st.is_ok()) {
     ADD_FAILURE() << "forward: " << st.to_string();
@@ -130,6 +140,8 @@ Bytes run(Rnn& rnn, const ref::Problem& p, const ref::Upstream& u, uint8_t patte
   b.workspace_bytes = ws_bytes;
   b.reserve = rs.data();
   b.reserve_bytes = rs_bytes;
+  b.host_reserve = f.host_reserve;
+  b.host_reserve_bytes = f.host_reserve_bytes;
   st = rnn.backward(b);
   if (!st.is_ok()) {
     ADD_FAILURE() << "backward: " << st.to_string();
@@ -165,7 +177,7 @@ struct Session {
   const ref::Problem& p;
   const ref::Upstream& u;
   Rnn& rnn;
-  std::vector<uint8_t> ws, rs;
+  std::vector<uint8_t> ws, rs, hrs;
   std::vector<T> x, w, init, out_fw, out_bw, fin;
   std::vector<int32_t> len;
   dynrnn::ForwardArgs f;
@@ -177,6 +189,9 @@ struct Session {
     EXPECT_TRUE(rnn.get_reserve_size(T_, B, &rs_bytes).is_ok());
     ws.assign(ws_bytes, 0xFF);
     rs.assign(rs_bytes, 0xFF);
+    size_t host_bytes = 0;
+    EXPECT_TRUE(rnn.get_host_reserve_size(T_, B, &host_bytes).is_ok());
+    hrs.assign(host_bytes, 0xFF);
     x.assign(p.x.begin(), p.x.end());
     const std::vector<double> wd = testing_support::flat_weights(rnn, p);
     w.assign(wd.begin(), wd.end());
@@ -203,6 +218,8 @@ struct Session {
     f.training = true;
     f.reserve = rs.data();
     f.reserve_bytes = rs.size();
+    f.host_reserve = hrs.empty() ? nullptr : hrs.data();
+    f.host_reserve_bytes = hrs.size();
   }
   bool forward() {
     const dynrnn::Status st = rnn.forward(f);
@@ -231,6 +248,8 @@ struct Session {
     b.workspace_bytes = ws.size();
     b.reserve = rs.data();
     b.reserve_bytes = rs.size();
+    b.host_reserve = hrs.empty() ? nullptr : hrs.data();
+    b.host_reserve_bytes = hrs.size();
     const dynrnn::Status st = rnn.backward(b);
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     std::vector<uint8_t> all = raw(dx), more = raw(dinit), most = raw(dw);
@@ -288,6 +307,17 @@ void determinism_sweep(uint64_t seed, int cases) {
     ASSERT_TRUE(Rnn::create(swapped, Backend::kCpu, &c).is_ok());
     expect_identical(first, run<T>(*c, p, u, 0x5A), "swap_memory on vs off");
     expect_identical(first, run<T>(*c, p, u, 0xFF), "swap_memory on, same handle again");
+    // recompute (equal to saving up to the rounding of regenerated GEMMs): deterministic in itself,
+    // with and without swap_memory.
+    RnnSpec regen = spec;
+    regen.recompute = true;
+    std::unique_ptr<Rnn> d, e;
+    ASSERT_TRUE(Rnn::create(regen, Backend::kCpu, &d).is_ok());
+    regen.swap_memory = true;
+    ASSERT_TRUE(Rnn::create(regen, Backend::kCpu, &e).is_ok());
+    const Bytes recomputed = run<T>(*d, p, u, 0x00);
+    expect_identical(recomputed, run<T>(*d, p, u, 0xFF), "recompute, same handle again");
+    expect_identical(recomputed, run<T>(*e, p, u, 0xA5), "recompute, swap_memory on vs off");
   }
 }
 

@@ -141,6 +141,32 @@ class Buffer {
   void* dev_ = nullptr;
 };
 
+/// swap_memory's host_reserve: pinned host memory for kCuda, ordinary host memory for kCpu.
+class HostReserve {
+ public:
+  HostReserve(Backend be, size_t bytes) : bytes_(bytes) {
+    if (bytes == 0) return;
+    if (be == Backend::kCuda) {
+      CUDA_OK(cudaHostAlloc(&pinned_, bytes, cudaHostAllocDefault));
+    } else {
+      plain_.resize(bytes);
+    }
+  }
+  ~HostReserve() {
+    if (pinned_) (void)cudaFreeHost(pinned_);
+  }
+  HostReserve(const HostReserve&) = delete;
+  HostReserve& operator=(const HostReserve&) = delete;
+
+  void* data() { return bytes_ == 0 ? nullptr : (pinned_ ? pinned_ : static_cast<void*>(plain_.data())); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  size_t bytes_;
+  std::vector<char> plain_;
+  void* pinned_ = nullptr;
+};
+
 /// A non-blocking-free (ordinary) CUDA stream owned by a test.
 class StreamHolder {
  public:
@@ -315,7 +341,8 @@ class Session {
         grad_init_(be_, c.want_grad_init ? bytes(c.B * rnn.state_width()) : 0),
         grad_w_(be_, c.want_grad_weights ? bytes(p.weights.size()) : 0),
         ws_(be_, workspace_bytes(rnn, c)),
-        reserve_(be_, reserve_bytes(rnn, c)) {
+        reserve_(be_, reserve_bytes(rnn, c)),
+        host_reserve_(be_, host_reserve_bytes(rnn, c)) {
     x_.upload(p.x);
     if (c.has_len) len_.upload(c.len);
     init_.upload(p.init);
@@ -364,6 +391,8 @@ class Session {
     f.training = true;
     f.reserve = reserve_.data();
     f.reserve_bytes = reserve_.bytes();
+    f.host_reserve = host_reserve_.data();
+    f.host_reserve_bytes = host_reserve_.bytes();
     st = rnn_.forward(f, stream);
     if (!st) return st;
 
@@ -386,6 +415,8 @@ class Session {
     b.workspace_bytes = ws_.bytes();
     b.reserve = reserve_.data();
     b.reserve_bytes = reserve_.bytes();
+    b.host_reserve = host_reserve_.data();
+    b.host_reserve_bytes = host_reserve_.bytes();
     return rnn_.backward(b, stream);
   }
 
@@ -413,6 +444,11 @@ class Session {
     if (!a || !b) throw std::runtime_error("get_workspace_size failed");
     return std::max(n, m);
   }
+  static size_t host_reserve_bytes(const Rnn& rnn, const Case& c) {
+    size_t n = 0;
+    if (!rnn.get_host_reserve_size(c.T, c.B, &n)) throw std::runtime_error("get_host_reserve_size failed");
+    return n;
+  }
   static size_t reserve_bytes(const Rnn& rnn, const Case& c) {
     size_t n = 0;
     if (!rnn.get_reserve_size(c.T, c.B, &n)) throw std::runtime_error("get_reserve_size failed");
@@ -426,6 +462,7 @@ class Session {
   Buffer x_, len_, init_, w_, dout_, dout_bw_, dfinal_;
   Buffer out_inf_, out_bw_inf_, final_inf_, out_, out_bw_, final_;
   Buffer grad_x_, grad_init_, grad_w_, ws_, reserve_;
+  HostReserve host_reserve_;
 };
 
 /// One complete run (poison, inference, training forward, backward) on a fresh handle.
@@ -1005,7 +1042,7 @@ TEST(GpuRnn, DeviceMemoryFollowsTheSizeQueries) {
     ASSERT_TRUE(rnn->get_workspace_size(c.T, c.B, false, &inference_ws).is_ok());
     workspace[swap] = std::max(workspace[swap], inference_ws);  // a Session holds the larger one
     {
-      // A first call sizes the handle's own pools (pinned host buffer, streams, events).
+      // A first call sizes the handle's own pools (streams, events).
       Session<float> warm(c, *rnn, p);
       ASSERT_TRUE(warm.enqueue(nullptr).is_ok());
       CUDA_OK(cudaDeviceSynchronize());

@@ -109,7 +109,9 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   size_t ws_bytes = 0, rs_bytes = 0;
   EXPECT_TRUE(rnn->get_workspace_size(T_, B, !opt.inference, &ws_bytes).is_ok());
   EXPECT_TRUE(rnn->get_reserve_size(T_, B, &rs_bytes).is_ok());
-  std::vector<char> workspace(ws_bytes), reserve(rs_bytes);
+  size_t host_bytes = 0;
+  EXPECT_TRUE(rnn->get_host_reserve_size(T_, B, &host_bytes).is_ok());
+  std::vector<char> workspace(ws_bytes), reserve(rs_bytes), host_reserve(opt.inference ? 0 : host_bytes);
   std::vector<T> x = cast<T>(p.x);
   std::vector<T> weights = cast<T>(flat_weights(*rnn, p));
   std::vector<T> init = cast<T>(pack_state(*rnn, p.init, B));
@@ -137,6 +139,8 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   fa.training = !opt.inference;
   fa.reserve = opt.inference ? nullptr : reserve.data();
   fa.reserve_bytes = opt.inference ? 0 : rs_bytes;
+  fa.host_reserve = host_reserve.empty() ? nullptr : host_reserve.data();
+  fa.host_reserve_bytes = host_reserve.size();
   st = rnn->forward(fa);
   if (!st) {
     ADD_FAILURE() << "forward: " << st.to_string();
@@ -167,6 +171,8 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   ba.workspace_bytes = ws_bytes;
   ba.reserve = reserve.data();
   ba.reserve_bytes = rs_bytes;
+  ba.host_reserve = fa.host_reserve;
+  ba.host_reserve_bytes = fa.host_reserve_bytes;
   st = rnn->backward(ba);
   if (!st) {
     ADD_FAILURE() << "backward: " << st.to_string();

@@ -3,9 +3,13 @@
 // tests/fuzz/RESULTS.md describes each finding.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dynrnn/rnn.h"
 
@@ -87,6 +91,175 @@ TEST(Regression, PlanSizeProductsAreChecked) {
     } else {
       EXPECT_EQ(st.code(), StatusCode::kInvalidValue) << st.to_string();
       EXPECT_NE(st.message().find("overflow"), std::string::npos) << st.message();
+    }
+  }
+}
+
+// Finding 3 (tests/fuzz/crashes/zero-batch-backward-walks-every-step): with batch 0 there is nothing
+// to compute, and forward returns at once, but backward walked all ceil(T / parallel_iterations)
+// chunks doing nothing: x_shape {0, 576460752323507718, 1} made backward run for ~10^16 iterations
+// (the fuzzer's 10 s timeout; a denial of service from a zero-size input, as CVE-2020-26270 was).
+// Backward must cost O(1) at B = 0 and still give the gradients of an empty batch: grad_weights
+// exactly zero (when not accumulating).
+TEST(Regression, ZeroBatchBackwardIsImmediate) {
+  for (bool bidirectional : {false, true}) {
+    SCOPED_TRACE(bidirectional ? "bidirectional" : "unidirectional");
+    RnnSpec spec;
+    spec.cells_fw = {CellSpec::lstm(2), CellSpec::gru(3)};
+    if (bidirectional) spec.cells_bw = {CellSpec::basic_rnn(2)};
+    spec.input_size = 1;
+    std::unique_ptr<dynrnn::Rnn> rnn;
+    ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+    const int64_t T = int64_t(1) << 23;  // 2^18 chunks of 32 steps: seconds when walked, microseconds when not
+    size_t ws_bytes = 0, rs_bytes = 0;
+    ASSERT_TRUE(rnn->get_workspace_size(T, 0, true, &ws_bytes).is_ok());
+    ASSERT_TRUE(rnn->get_reserve_size(T, 0, &rs_bytes).is_ok());
+    ASSERT_LE(ws_bytes + rs_bytes, size_t(1) << 20) << "a batch of 0 should need (almost) no memory";
+    std::vector<char> ws(ws_bytes + 1), rs(rs_bytes + 1);
+    std::vector<float> w(rnn->param_count(), 0.5f), dw(rnn->param_count(), NAN);
+    float dummy[1] = {0.f};
+
+    dynrnn::ForwardArgs f;
+    f.x_shape[0] = 0;  // B
+    f.x_shape[1] = T;
+    f.x_shape[2] = 1;
+    f.x = dummy;
+    f.weights = w.data();
+    f.workspace = ws.data();
+    f.workspace_bytes = ws_bytes;
+    f.training = true;
+    f.reserve = rs.data();
+    f.reserve_bytes = rs_bytes;
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(rnn->forward(f).is_ok());
+    const auto t1 = std::chrono::steady_clock::now();
+    dynrnn::BackwardArgs b;
+    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
+    b.x = dummy;
+    b.weights = w.data();
+    b.grad_weights = dw.data();
+    b.workspace = ws.data();
+    b.workspace_bytes = ws_bytes;
+    b.reserve = rs.data();
+    b.reserve_bytes = rs_bytes;
+    const dynrnn::Status st = rnn->backward(b);
+    const auto t2 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    EXPECT_LT(std::chrono::duration<double>(t1 - t0).count(), 0.2) << "forward walked the steps of an empty batch";
+    EXPECT_LT(std::chrono::duration<double>(t2 - t1).count(), 0.2) << "backward walked the steps of an empty batch";
+    for (float g : dw) ASSERT_EQ(g, 0.f) << "grad_weights of an empty batch must be zero";
+  }
+}
+
+// Finding 4 (tests/fuzz/crashes/swap-ring-of-zero-chunks): swap_memory with an
+// activation_memory_budget smaller than one chunk and a sequence of a single chunk planned a device
+// ring of 0 chunks: get_reserve_size said 0 bytes, and the training forward then wrote its chunk
+// through a null ring base (UBSan: null pointer arithmetic in Orchestrator::slot; a segfault
+// without it). The call must either be rejected (budget below one chunk) or run and give the
+// results of swap_memory off. Run in a child process (a crash fails this test only).
+TEST(Regression, SwapRingOfZeroChunksDoesNotCrash) {
+  auto body = [] {
+    for (int64_t T : {1, 3}) {
+      for (size_t budget : {size_t(1), size_t(64)}) {
+        RnnSpec spec;
+        spec.cells_fw = {CellSpec::basic_lstm(1)};
+        spec.input_size = 2;
+        spec.time_major = true;
+        spec.swap_memory = true;
+        spec.activation_memory_budget = budget;
+        spec.parallel_iterations = T == 1 ? 0 : 4;  // a single chunk either way
+        RnnSpec plain = spec;
+        plain.swap_memory = false;
+        plain.activation_memory_budget = 0;
+        std::vector<float> want, got;
+        for (const RnnSpec* s : {&plain, &spec}) {
+          std::unique_ptr<dynrnn::Rnn> rnn;
+          if (!dynrnn::Rnn::create(*s, Backend::kCpu, &rnn).is_ok()) std::exit(3);
+          const int64_t B = 2;
+          size_t ws_bytes = 0, rs_bytes = 0;
+          const dynrnn::Status q1 = rnn->get_workspace_size(T, B, true, &ws_bytes);
+          const dynrnn::Status q2 = rnn->get_reserve_size(T, B, &rs_bytes);
+          if (!q1.is_ok() || !q2.is_ok()) continue;  // rejected at the query: fine
+          std::vector<char> ws(ws_bytes + 1), rs(rs_bytes + 1);
+          std::vector<float> x(T * B * 2, 0.25f), w(rnn->param_count(), 0.5f), out(T * B, NAN), fin(B * 2, NAN);
+          dynrnn::ForwardArgs f;
+          f.x_shape[0] = T;
+          f.x_shape[1] = B;
+          f.x_shape[2] = 2;
+          f.x = x.data();
+          f.weights = w.data();
+          f.outputs = out.data();
+          f.final_state = fin.data();
+          f.workspace = ws.data();
+          f.workspace_bytes = ws_bytes;
+          f.training = true;
+          f.reserve = rs.data();
+          f.reserve_bytes = rs_bytes;
+          const dynrnn::Status st = rnn->forward(f);
+          if (!st.is_ok()) {
+            if (s == &plain) std::exit(4);
+            continue;  // rejected: fine
+          }
+          (s == &plain ? want : got) = out;
+        }
+        if (!got.empty() && got != want) std::exit(5);
+      }
+    }
+    std::exit(0);
+  };
+  EXPECT_EXIT(body(), ::testing::ExitedWithCode(0), "") << "exit 3: create failed, 4: plain forward failed, "
+                                                          "5: swap_memory changed the outputs; a signal: a crash";
+}
+
+// Finding 5 (tests/fuzz/crashes/swap-event-id-overflow): make_plan numbers executor events in int and
+// adds the device ring's chunk count to the running id. With swap_memory and a budget that admits
+// more than 2^31 chunks (LSTMCell(1) + GRUCell(1), T = 3.3e16, B = 1, budget 5e17 bytes), the ids
+// overflow int (UBSan: plan.cpp) and wrap negative; a GPU executor sizes its event pool from them.
+// The query must fail cleanly or report a size whose plan has sane event ids; without UBSan this
+// test can only check the status (the fuzz build catches the overflow itself).
+TEST(Regression, SwapEventIdsDoNotOverflow) {
+  RnnSpec spec;
+  CellSpec lstm = CellSpec::lstm(1);
+  lstm.use_peepholes = true;
+  lstm.num_proj = 2;
+  spec.cells_fw = {lstm, CellSpec::gru(1)};
+  spec.input_size = 5;
+  spec.time_major = true;
+  spec.swap_memory = true;
+  spec.activation_memory_budget = 504451536780012588ull;
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  for (int64_t T : {int64_t(33049683151577087), int64_t(1) << 40, int64_t(1) << 45}) {
+    size_t bytes = 0;
+    const dynrnn::Status st = rnn->get_workspace_size(T, 1, true, &bytes);
+    if (!st.is_ok()) {
+      EXPECT_EQ(st.code(), StatusCode::kInvalidValue) << st.to_string();
+      EXPECT_NE(st.message().find(std::to_string(T)), std::string::npos) << st.message();
+    }
+    size_t reserve = 0;
+    const dynrnn::Status rs = rnn->get_reserve_size(T, 1, &reserve);
+    if (rs.is_ok()) {
+      EXPECT_LE(reserve, spec.activation_memory_budget) << "the device ring exceeds the budget";
+    }
+  }
+}
+
+// Finding 6 (tests/fuzz/crashes/chunk-count-overflow): make_plan counted chunks as (T + K - 1) / K,
+// which overflows int64 when T is within parallel_iterations of INT64_MAX — a shape that passes the
+// T * B check when B = 0 (UBSan: plan.cpp). An empty batch over any T must plan (or fail) cleanly.
+TEST(Regression, ChunkCountOfHugeMaxTime) {
+  RnnSpec spec;
+  spec.cells_fw = {CellSpec::lstm(2), CellSpec::lstm(1)};
+  spec.input_size = 1;
+  spec.time_major = true;
+  spec.swap_memory = true;
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  for (int64_t T : {INT64_MAX, INT64_MAX - 1, INT64_MAX - 31}) {
+    for (bool training : {false, true}) {
+      size_t bytes = 0;
+      const dynrnn::Status st = rnn->get_workspace_size(T, 0, training, &bytes);
+      if (!st.is_ok()) EXPECT_EQ(st.code(), StatusCode::kInvalidValue) << st.to_string();
     }
   }
 }

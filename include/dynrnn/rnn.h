@@ -72,6 +72,11 @@ struct ForwardArgs {
   /// [out] training only: get_reserve_size() bytes that backward reads (may be null when that is 0).
   void* reserve = nullptr;
   size_t reserve_bytes = 0;
+  /// [out, host] training with swap_memory: get_host_reserve_size() bytes of pinned host memory
+  /// (cudaHostAlloc; any host memory for kCpu) that receives the activations that do not stay in the
+  /// reserve. It belongs with `reserve`: pass both, unchanged, to the backward. Null when that size is 0.
+  void* host_reserve = nullptr;
+  size_t host_reserve_bytes = 0;
 };
 
 /// Arguments of Rnn::backward: the forward arguments of the training forward that filled `reserve`
@@ -98,6 +103,8 @@ struct BackwardArgs {
   size_t workspace_bytes = 0;
   const void* reserve = nullptr;             ///< [in] the reserve that the training forward filled
   size_t reserve_bytes = 0;
+  const void* host_reserve = nullptr;        ///< [in, host] swap_memory: that forward's host_reserve
+  size_t host_reserve_bytes = 0;
 };
 
 /// A planned `dynamic_rnn` / `bidirectional_dynamic_rnn`. Create once, reuse for many calls.
@@ -158,13 +165,14 @@ class Rnn {
   Status get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const;
   /// Bytes of the (device) reserve that a training forward fills and backward reads.
   Status get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const;
-  /// Bytes of pinned host memory that swap_memory uses for this shape (0 without swap_memory). The
-  /// handle allocates it on the first training call that needs more than it holds and keeps it.
+  /// Bytes of pinned host memory (ForwardArgs::host_reserve) that a training forward with
+  /// swap_memory moves activations to for this shape; 0 when everything stays in the reserve.
   Status get_host_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const;
 
   /// Runs the RNN. Never synchronizes the host with the device and never allocates.
   Status forward(const ForwardArgs& args, Stream stream = nullptr);
-  /// Backpropagates through a training forward. Never synchronizes and never allocates.
+  /// Backpropagates through a training forward. Never synchronizes and never allocates. It only reads
+  /// the reserve (and host_reserve), so it may run more than once over one forward.
   Status backward(const BackwardArgs& args, Stream stream = nullptr);
 
   struct Impl;

@@ -5,7 +5,8 @@
 #   spec: layers (bits 0-1: fw cells - 1, 3 = none; bits 2-3: bw cells), then per cell
 #         kind (0 LSTM, 1 GRU, 2 BasicLSTM, 3 BasicRNN), units (1 + b % 8), activation (0 tanh, 1 relu),
 #         options (1 forget_bias, 2 peepholes, 4 cell_clip, 8 num_proj, 16 proj_clip) and their values;
-#         input_size (1 + b % 8), flags (bit 0 float64, 2 time_major, 3 swap_memory, 6-7 parallel_iterations)
+#         input_size (1 + b % 8), flags (bit 0 float64, 2 time_major, 3 swap_memory, 6-7 parallel_iterations,
+#         then its value when bits 6-7 are 1), more (bit 0 recompute, bits 1-2 activation_memory_budget)
 #   then status code, backend, conversion, output_width, size queries, T, B, depth, lengths, ...
 set -euo pipefail
 out=${1:?usage: seed_corpus.sh DIR}
@@ -24,3 +25,7 @@ seed swap_chunks '\x00\x00\x01\x00\x00\x01\x48\x01\x00\x00\x00\x00\x00\x06\x01\x
 seed stack3 '\x02\x03\x02\x01\x00\x01\x03\x00\x00\x00\x04\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x05\x03\x00\x03'
 # weight conversion (BasicLSTM) and the size queries
 seed convert '\x00\x02\x03\x00\x00\x02\x00\x00\x00\xf0\x01\x00\x00\x03\x00\x00\x00\x01\x01\x00\x02\x02\x04'
+# recompute, bidirectional LSTM / GRU, parallel_iterations = 3, T = 7, B = 3, lengths
+seed recompute '\x04\x00\x02\x00\x00\x01\x01\x00\x00\x01\x41\x02\x01\x00\x00\x00\x00\x00\x06\x02\x00\x02'
+# swap_memory with a budget of a few chunks, parallel_iterations = 1, T = 8, B = 2
+seed swap_budget '\x00\x00\x01\x00\x00\x01\x48\x00\x02\x40\x0c\x00\x00\x00\x00\x00\x07\x01\x00\x02'

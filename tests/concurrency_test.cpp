@@ -1,0 +1,266 @@
+// Thread safety (rnn.h): one handle serves one thread at a time; distinct handles are independent.
+// Several std::threads each create their own handles (different cells, directions, layouts, dtypes,
+// swap_memory, recompute) and run forward + backward on them many times, all at once; every result
+// must equal bit for bit what the same handle configuration gives in a single-threaded run. Handles
+// are also created and destroyed while others run. (CPU backend: the stream argument is ignored; the
+// GPU variant with one stream per thread belongs to tests/gpu_test.cpp.)
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dynrnn/rnn.h"
+#include "library_adapter.h"
+#include "random_problem.h"
+
+namespace {
+
+using dynrnn::Backend;
+using dynrnn::Rnn;
+using dynrnn::RnnSpec;
+
+struct Job {
+  ref::Problem p;
+  ref::Upstream u;
+  RnnSpec spec;
+};
+
+/// All output bytes of one forward + backward.
+using Bytes = std::vector<uint8_t>;
+
+template <typename V>
+void append(Bytes& out, const std::vector<V>& v) {
+  const size_t at = out.size();
+  out.resize(at + v.size() * sizeof(V));
+  if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
+}
+
+template <typename T>
+std::vector<T> pack_state(const Rnn& rnn, const ref::Named& leaves, int64_t B) {
+  std::vector<T> flat(static_cast<size_t>(B * rnn.state_width()), T(0));
+  for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
+    auto it = leaves.find(leaf.name);
+    if (it == leaves.end()) continue;
+    for (size_t i = 0; i < it->second.size(); ++i) flat[B * leaf.column_offset + i] = static_cast<T>(it->second[i]);
+  }
+  return flat;
+}
+
+/// Forward (training) + backward of job `j` on `rnn`; false (and *error) on a failed call.
+template <typename T>
+bool run(Rnn& rnn, const Job& j, Bytes* out, std::string* error) {
+  const ref::Problem& p = j.p;
+  const int64_t T_ = p.T, B = p.B;
+  size_t ws_bytes = 0, rs_bytes = 0;
+  if (!rnn.get_workspace_size(T_, B, true, &ws_bytes).is_ok() || !rnn.get_reserve_size(T_, B, &rs_bytes).is_ok()) {
+    *error = "size query failed";
+    return false;
+  }
+  size_t host_bytes = 0;
+  if (!rnn.get_host_reserve_size(T_, B, &host_bytes).is_ok()) {
+    *error = "get_host_reserve_size failed";
+    return false;
+  }
+  std::vector<char> ws(ws_bytes, 0x5A), rs(rs_bytes, 0x5A), hrs(host_bytes, 0x5A);
+  std::vector<T> x(p.x.begin(), p.x.end());
+  const std::vector<double> wd = testing_support::flat_weights(rnn, p);
+  std::vector<T> w(wd.begin(), wd.end());
+  std::vector<T> init = pack_state<T>(rnn, p.init, B);
+  std::vector<int32_t> len(p.seq_len.begin(), p.seq_len.end());
+  const bool bi = !p.bw.empty();
+  std::vector<T> o(T_ * B * rnn.output_width(0)), ob(bi ? T_ * B * rnn.output_width(1) : 0), fin(init.size());
+  dynrnn::ForwardArgs f;
+  f.x_shape[0] = p.time_major ? T_ : B;
+  f.x_shape[1] = p.time_major ? B : T_;
+  f.x_shape[2] = p.D;
+  f.x = x.data();
+  if (p.has_seq_len) {
+    f.sequence_length = len.data();
+    f.sequence_length_size = B;
+  }
+  f.initial_state = p.has_initial_state ? init.data() : nullptr;
+  f.weights = w.data();
+  f.outputs = o.data();
+  f.outputs_bw = bi ? ob.data() : nullptr;
+  f.final_state = fin.data();
+  f.workspace = ws.data();
+  f.workspace_bytes = ws_bytes;
+  f.training = true;
+  f.reserve = rs.data();
+  f.reserve_bytes = rs_bytes;
+  f.host_reserve = hrs.empty() ? nullptr : hrs.data();
+  f.host_reserve_bytes = hrs.size();
+  dynrnn::Status st = rnn.forward(f);
+  if (!st.is_ok()) {
+    *error = "forward: " + st.to_string();
+    return false;
+  }
+  std::vector<T> dout(j.u.dout_fw.begin(), j.u.dout_fw.end()), dout_bw(j.u.dout_bw.begin(), j.u.dout_bw.end());
+  std::vector<T> dfin = pack_state<T>(rnn, j.u.dfinal, B);
+  std::vector<T> dx(x.size()), dinit(init.size()), dw(w.size());
+  dynrnn::BackwardArgs b;
+  std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
+  b.x = x.data();
+  b.sequence_length = f.sequence_length;
+  b.sequence_length_size = f.sequence_length_size;
+  b.initial_state = f.initial_state;
+  b.weights = w.data();
+  b.grad_outputs = dout.empty() ? nullptr : dout.data();
+  b.grad_outputs_bw = dout_bw.empty() ? nullptr : dout_bw.data();
+  b.grad_final_state = dfin.data();
+  b.grad_inputs = dx.data();
+  b.grad_initial_state = dinit.data();
+  b.grad_weights = dw.data();
+  b.workspace = ws.data();
+  b.workspace_bytes = ws_bytes;
+  b.reserve = rs.data();
+  b.reserve_bytes = rs_bytes;
+  b.host_reserve = f.host_reserve;
+  b.host_reserve_bytes = f.host_reserve_bytes;
+  st = rnn.backward(b);
+  if (!st.is_ok()) {
+    *error = "backward: " + st.to_string();
+    return false;
+  }
+  out->clear();
+  append(*out, o);
+  append(*out, ob);
+  append(*out, fin);
+  append(*out, dx);
+  append(*out, dinit);
+  append(*out, dw);
+  return true;
+}
+
+bool run_any(Rnn& rnn, const Job& j, Bytes* out, std::string* error) {
+  return j.spec.dtype == dynrnn::DataType::kFloat32 ? run<float>(rnn, j, out, error) : run<double>(rnn, j, out, error);
+}
+
+std::vector<Job> make_jobs(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  testing_support::ProblemOptions opt;
+  opt.max_time = 10;
+  opt.max_batch = 5;
+  std::vector<Job> jobs;
+  for (int i = 0; i < n; ++i) {
+    Job j;
+    j.p = testing_support::random_problem(rng, opt);
+    j.u = testing_support::random_upstream(j.p, rng);
+    j.spec = testing_support::spec_from_problem(j.p, i % 3 == 2 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32);
+    j.spec.parallel_iterations = 1 + static_cast<int>(rng() % 5);
+    j.spec.swap_memory = i % 4 == 1;
+    j.spec.recompute = i % 5 == 3;
+    jobs.push_back(std::move(j));
+  }
+  return jobs;
+}
+
+TEST(Concurrency, HandlesOnSeparateThreadsMatchSingleThreadedRuns) {
+  constexpr int kThreads = 6, kJobsPerThread = 4, kRounds = 25;
+  const std::vector<Job> jobs = make_jobs(kThreads * kJobsPerThread, 0xC0C0);
+  // Single-threaded expectations, one fresh handle per job.
+  std::vector<Bytes> want(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    std::unique_ptr<Rnn> rnn;
+    ASSERT_TRUE(Rnn::create(jobs[i].spec, Backend::kCpu, &rnn).is_ok());
+    std::string error;
+    ASSERT_TRUE(run_any(*rnn, jobs[i], &want[i], &error)) << "job " << i << ": " << error;
+  }
+  // Each thread owns its jobs' handles (kept across rounds) and also makes a throwaway handle per
+  // round, so creation and destruction overlap other threads' calls.
+  std::atomic<int> mismatches{0}, failures{0}, done{0};
+  std::vector<std::string> first_error(kThreads);
+  std::atomic<bool> go{false};
+  auto worker = [&](int t) {
+    std::vector<std::unique_ptr<Rnn>> handles(kJobsPerThread);
+    for (int k = 0; k < kJobsPerThread; ++k) {
+      if (!Rnn::create(jobs[t * kJobsPerThread + k].spec, Backend::kCpu, &handles[k]).is_ok()) {
+        ++failures;
+        return;
+      }
+    }
+    while (!go.load()) std::this_thread::yield();
+    for (int round = 0; round < kRounds; ++round) {
+      for (int k = 0; k < kJobsPerThread; ++k) {
+        const size_t i = static_cast<size_t>(t * kJobsPerThread + (k + round) % kJobsPerThread);
+        Rnn& rnn = *handles[(k + round) % kJobsPerThread];
+        Bytes got;
+        std::string error;
+        if (!run_any(rnn, jobs[i], &got, &error)) {
+          if (failures++ == 0) first_error[t] = error;
+          continue;
+        }
+        if (got != want[i] && mismatches++ == 0) first_error[t] = "job " + std::to_string(i) + " differs";
+        ++done;
+      }
+      std::unique_ptr<Rnn> throwaway;
+      const Job& other = jobs[(t * kJobsPerThread + round) % jobs.size()];
+      if (Rnn::create(other.spec, Backend::kCpu, &throwaway).is_ok()) {
+        Bytes got;
+        std::string error;
+        const size_t i = (t * kJobsPerThread + round) % jobs.size();
+        if (!run_any(*throwaway, other, &got, &error) || got != want[i]) ++mismatches;
+      } else {
+        ++failures;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(worker, t);
+  go = true;
+  for (std::thread& th : threads) th.join();
+  std::string errors;
+  for (const std::string& e : first_error) {
+    if (!e.empty()) errors += e + "\n";
+  }
+  EXPECT_EQ(failures.load(), 0) << errors;
+  EXPECT_EQ(mismatches.load(), 0) << errors;
+  EXPECT_EQ(done.load(), kThreads * kJobsPerThread * kRounds);
+}
+
+/// One configuration, one handle per thread, the same inputs: every thread's results are the
+/// single-threaded ones (no hidden shared state between handles of the same spec, e.g. swap buffers).
+TEST(Concurrency, SameSpecOnManyHandlesAtOnce) {
+  Job j;
+  for (const Job& candidate : make_jobs(16, 0xC0C2)) {
+    if (candidate.p.T >= 4 && candidate.p.B > 0) {
+      j = candidate;
+      break;
+    }
+  }
+  ASSERT_GE(j.p.T, 4);
+  j.spec.swap_memory = true;  // one-step chunks, most of them in host memory
+  j.spec.parallel_iterations = 1;
+  std::unique_ptr<Rnn> single;
+  ASSERT_TRUE(Rnn::create(j.spec, Backend::kCpu, &single).is_ok());
+  Bytes want;
+  std::string error;
+  ASSERT_TRUE(run_any(*single, j, &want, &error)) << error;
+  constexpr int kThreads = 8;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::unique_ptr<Rnn> rnn;
+      if (!Rnn::create(j.spec, Backend::kCpu, &rnn).is_ok()) {
+        ++bad;
+        return;
+      }
+      for (int round = 0; round < 10; ++round) {
+        Bytes got;
+        std::string e;
+        if (!run_any(*rnn, j, &got, &e) || got != want) ++bad;
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+}  // namespace

@@ -1,0 +1,507 @@
+// Fault injection: every executor verb the orchestrator issues (the CUDA/cuBLAS calls on a GPU,
+// including the pinned host-buffer allocation of swap_memory) and every host allocation the library
+// makes can be made to fail at the n-th call. Each failure must come back from the public call as a
+// clear status — the verb's own status unchanged, or kAllocationFailed for host memory — with
+// nothing issued after the failing verb but end(), and the handle must stay usable: after the fault
+// it gives bit for bit the results of a fresh handle. (LeakSanitizer: build these tests with
+// -fsanitize=address to check that no failure path leaks.)
+//
+// FaultyExecutor wraps the handle's executor through RnnTestAccess (host/rnn_impl.h), forwards
+// every verb of host/executor.h, and fails the n-th one; n runs over every verb of a training
+// forward + backward of several configurations. Host allocations fail through a replaced global
+// operator new armed on the current thread only.
+#include <gtest/gtest.h>
+#include <malloc.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "dynrnn/rnn.h"
+#include "host/executor.h"
+#include "host/rnn_impl.h"
+
+// ------------------------------------------------------------------------------------------------
+// Host allocation failures: a replaced operator new that throws std::bad_alloc at the n-th
+// allocation made by the current thread while armed (disarmed: plain malloc).
+
+// Sanitizer runtimes bring their own operator new: there, the host-allocation test is skipped (the
+// verb-fault test still runs, under LeakSanitizer too).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DYNRNN_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define DYNRNN_TEST_SANITIZED 1
+#endif
+#endif
+
+namespace {
+thread_local long t_alloc_countdown = 0;  ///< > 0: armed; the allocation that brings it to 0 fails
+thread_local long t_alloc_count = 0;      ///< allocations while counting
+thread_local bool t_counting = false;
+}  // namespace
+
+#ifndef DYNRNN_TEST_SANITIZED
+void* operator new(std::size_t size) {
+  if (t_counting) ++t_alloc_count;
+  if (t_alloc_countdown > 0 && --t_alloc_countdown == 0) throw std::bad_alloc();
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the replaced operator new allocates with malloc
+#endif
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif  // DYNRNN_TEST_SANITIZED
+
+namespace {
+
+using dynrnn::Backend;
+using dynrnn::CellSpec;
+using dynrnn::Executor;
+using dynrnn::MatRef;
+using dynrnn::PointwiseOp;
+using dynrnn::Rnn;
+using dynrnn::RnnSpec;
+using dynrnn::Status;
+using dynrnn::StatusCode;
+using dynrnn::Stream;
+
+/// Forwards every verb to the real executor, except the fail_at-th call, which returns
+/// kCudaError "injected fault at call N" without running.
+template <typename T>
+class FaultyExecutor final : public Executor<T> {
+ public:
+  explicit FaultyExecutor(std::unique_ptr<Executor<T>> inner, int64_t fail_at)
+      : inner_(std::move(inner)), fail_at_(fail_at) {}
+  std::unique_ptr<Executor<T>> release() { return std::move(inner_); }
+  int64_t calls() const { return calls_; }
+  /// Verbs other than end() issued after the injected failure.
+  int64_t issued_after_fault() const { return after_fault_; }
+  static std::string message(int64_t n) { return "injected fault at call " + std::to_string(n); }
+
+  Status begin(Stream stream, int queues, int events) override {
+    return step(false) ? fault() : inner_->begin(stream, queues, events);
+  }
+  Status end() override { return step(true) ? fault() : inner_->end(); }
+  Status set_queue(int queue) override { return step(false) ? fault() : inner_->set_queue(queue); }
+  Status record(int event) override { return step(false) ? fault() : inner_->record(event); }
+  Status wait(int event) override { return step(false) ? fault() : inner_->wait(event); }
+  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
+              int64_t ldc) override {
+    return step(false) ? fault() : inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc);
+  }
+  Status pointwise(const PointwiseOp<T>& op) override { return step(false) ? fault() : inner_->pointwise(op); }
+  Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
+    return step(false) ? fault() : inner_->fill_zero(dst, rows, cols, ld);
+  }
+  Status copy(T* dst, const T* src, int64_t count) override {
+    return step(false) ? fault() : inner_->copy(dst, src, count);
+  }
+  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
+    return step(false) ? fault() : inner_->column_sum(rows, cols, src, accumulate, dst);
+  }
+  Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
+    return step(false) ? fault() : inner_->copy_to_host(host_dst, src, count);
+  }
+  Status copy_to_device(T* dst, const T* host_src, int64_t count) override {
+    return step(false) ? fault() : inner_->copy_to_device(dst, host_src, count);
+  }
+
+ private:
+  /// Counts a verb; true when this one must fail.
+  bool step(bool is_end) {
+    ++calls_;
+    if (faulted_ && !is_end) ++after_fault_;
+    return calls_ == fail_at_;
+  }
+  Status fault() {
+    faulted_ = true;
+    return Status(StatusCode::kCudaError, message(calls_));
+  }
+
+  std::unique_ptr<Executor<T>> inner_;
+  int64_t fail_at_;
+  int64_t calls_ = 0;
+  int64_t after_fault_ = 0;
+  bool faulted_ = false;
+};
+
+template <typename T>
+std::unique_ptr<Executor<T>>& executor_slot(Rnn& rnn);
+template <>
+std::unique_ptr<Executor<float>>& executor_slot<float>(Rnn& rnn) {
+  return dynrnn::RnnTestAccess::impl(rnn).ex32;
+}
+template <>
+std::unique_ptr<Executor<double>>& executor_slot<double>(Rnn& rnn) {
+  return dynrnn::RnnTestAccess::impl(rnn).ex64;
+}
+
+/// Wraps the handle's executor for its lifetime, then puts the real one back.
+template <typename T>
+class Injection {
+ public:
+  Injection(Rnn& rnn, int64_t fail_at) : rnn_(rnn) {
+    auto wrapper = std::make_unique<FaultyExecutor<T>>(std::move(executor_slot<T>(rnn)), fail_at);
+    faulty_ = wrapper.get();
+    executor_slot<T>(rnn) = std::move(wrapper);
+  }
+  ~Injection() {
+    std::unique_ptr<Executor<T>> real = faulty_->release();
+    executor_slot<T>(rnn_) = std::move(real);
+  }
+  const FaultyExecutor<T>& faulty() const { return *faulty_; }
+
+ private:
+  Rnn& rnn_;
+  FaultyExecutor<T>* faulty_;
+};
+
+/// The buffers of one training forward + backward, with every output poisoned with NaN first.
+template <typename T>
+struct Call {
+  int64_t T_ = 6, B = 3, D = 3;
+  std::vector<T> x, w, init, out, out_bw, fin, dout, dout_bw, dfin, dx, dinit, dw;
+  std::vector<int32_t> len;
+  std::vector<char> ws, rs, hrs;
+  dynrnn::ForwardArgs f;
+  dynrnn::BackwardArgs b;
+
+  explicit Call(Rnn& rnn) {
+    const bool bi = rnn.spec().bidirectional();
+    D = rnn.spec().input_size;
+    auto fill = [](std::vector<T>& v, size_t n, double scale, int seed) {
+      v.resize(n);
+      for (size_t i = 0; i < n; ++i) v[i] = static_cast<T>(scale * std::sin(0.7 * static_cast<double>(i) + seed));
+    };
+    fill(x, T_ * B * D, 1.0, 1);
+    fill(w, rnn.param_count(), 0.5, 2);
+    fill(init, B * rnn.state_width(), 0.5, 3);
+    fill(dout, T_ * B * rnn.output_width(0), 1.0, 4);
+    fill(dout_bw, bi ? T_ * B * rnn.output_width(1) : 0, 1.0, 5);
+    fill(dfin, B * rnn.state_width(), 1.0, 6);
+    len = {6, 2, bi ? 0 : 4};
+    size_t wsb = 0, rsb = 0;
+    EXPECT_TRUE(rnn.get_workspace_size(T_, B, true, &wsb).is_ok());
+    EXPECT_TRUE(rnn.get_reserve_size(T_, B, &rsb).is_ok());
+    size_t hrsb = 0;
+    EXPECT_TRUE(rnn.get_host_reserve_size(T_, B, &hrsb).is_ok());
+    ws.assign(wsb, 0);
+    rs.assign(rsb, 0);
+    hrs.assign(hrsb, 0);
+    poison(rnn);
+    const bool tm = rnn.spec().time_major;
+    f.x_shape[0] = tm ? T_ : B;
+    f.x_shape[1] = tm ? B : T_;
+    f.x_shape[2] = D;
+    f.x = x.data();
+    f.sequence_length = len.data();
+    f.sequence_length_size = B;
+    f.initial_state = init.data();
+    f.weights = w.data();
+    f.outputs = out.data();
+    f.outputs_bw = bi ? out_bw.data() : nullptr;
+    f.final_state = fin.data();
+    f.workspace = ws.data();
+    f.workspace_bytes = wsb;
+    f.training = true;
+    f.reserve = rs.data();
+    f.reserve_bytes = rsb;
+    f.host_reserve = hrs.empty() ? nullptr : hrs.data();
+    f.host_reserve_bytes = hrsb;
+    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
+    b.x = x.data();
+    b.sequence_length = len.data();
+    b.sequence_length_size = B;
+    b.initial_state = init.data();
+    b.weights = w.data();
+    b.grad_outputs = dout.data();
+    b.grad_outputs_bw = bi ? dout_bw.data() : nullptr;
+    b.grad_final_state = dfin.data();
+    b.grad_inputs = dx.data();
+    b.grad_initial_state = dinit.data();
+    b.grad_weights = dw.data();
+    b.workspace = ws.data();
+    b.workspace_bytes = wsb;
+    b.reserve = rs.data();
+    b.reserve_bytes = rsb;
+    b.host_reserve = f.host_reserve;
+    b.host_reserve_bytes = hrsb;
+  }
+  void poison(const Rnn& rnn) {
+    const bool bi = rnn.spec().bidirectional();
+    out.assign(T_ * B * rnn.output_width(0), NAN);
+    out_bw.assign(bi ? T_ * B * rnn.output_width(1) : 0, NAN);
+    fin.assign(B * rnn.state_width(), NAN);
+    dx.assign(x.size(), NAN);
+    dinit.assign(init.size(), NAN);
+    dw.assign(w.size(), NAN);
+    std::memset(ws.data(), 0xFF, ws.size());
+    std::memset(rs.data(), 0xFF, rs.size());
+    f.outputs = out.data();
+    f.outputs_bw = bi ? out_bw.data() : nullptr;
+    f.final_state = fin.data();
+    b.grad_inputs = dx.data();
+    b.grad_initial_state = dinit.data();
+    b.grad_weights = dw.data();
+  }
+  /// Every result byte.
+  std::vector<uint8_t> results() const {
+    std::vector<uint8_t> r;
+    for (const std::vector<T>* v : {&out, &out_bw, &fin, &dx, &dinit, &dw}) {
+      const size_t at = r.size();
+      r.resize(at + v->size() * sizeof(T));
+      if (!v->empty()) std::memcpy(r.data() + at, v->data(), v->size() * sizeof(T));
+    }
+    return r;
+  }
+};
+
+/// Results of a clean forward + backward on a fresh handle.
+template <typename T>
+std::vector<uint8_t> reference(const RnnSpec& spec) {
+  std::unique_ptr<Rnn> rnn;
+  EXPECT_TRUE(Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  Call<T> c(*rnn);
+  EXPECT_TRUE(rnn->forward(c.f).is_ok());
+  EXPECT_TRUE(rnn->backward(c.b).is_ok());
+  return c.results();
+}
+
+std::vector<RnnSpec> configurations() {
+  std::vector<RnnSpec> specs;
+  RnnSpec a;  // LSTM with projection and peepholes (and clips)
+  CellSpec lstm = CellSpec::lstm(4);
+  lstm.use_peepholes = true;
+  lstm.num_proj = 3;
+  lstm.cell_clip = 2.0;
+  lstm.proj_clip = 1.5;
+  a.cells_fw = {lstm};
+  a.input_size = 3;
+  a.parallel_iterations = 2;
+  specs.push_back(a);
+  RnnSpec g;  // a GRU stack, time-major, float64
+  g.cells_fw = {CellSpec::gru(3), CellSpec::gru(2), CellSpec::basic_rnn(2)};
+  g.input_size = 3;
+  g.time_major = true;
+  g.dtype = dynrnn::DataType::kFloat64;
+  g.parallel_iterations = 4;
+  specs.push_back(g);
+  RnnSpec bi;  // bidirectional stacks of mixed cells
+  bi.cells_fw = {CellSpec::basic_lstm(3), CellSpec::gru(2)};
+  bi.cells_bw = {CellSpec::gru(2), lstm};
+  bi.input_size = 3;
+  bi.parallel_iterations = 3;
+  specs.push_back(bi);
+  RnnSpec swap = a;  // swap_memory: host buffer allocation and host copies in the schedule
+  swap.cells_fw = {CellSpec::lstm(3), CellSpec::gru(3)};
+  swap.swap_memory = true;
+  swap.parallel_iterations = 1;
+  specs.push_back(swap);
+  RnnSpec rec = bi;  // recompute
+  rec.recompute = true;
+  specs.push_back(rec);
+  return specs;
+}
+
+std::string describe(const RnnSpec& s) {
+  return std::to_string(s.cells_fw.size()) + " fw + " + std::to_string(s.cells_bw.size()) + " bw cells, " +
+         (s.dtype == dynrnn::DataType::kFloat32 ? "float32" : "float64") + (s.swap_memory ? ", swap_memory" : "") +
+         (s.recompute ? ", recompute" : "");
+}
+
+template <typename T>
+void verb_faults(const RnnSpec& spec) {
+  const std::vector<uint8_t> want = reference<T>(spec);
+  std::unique_ptr<Rnn> rnn;
+  ASSERT_TRUE(Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  // How many verbs a forward and a backward issue.
+  int64_t forward_verbs = 0, total = 0;
+  {
+    Call<T> c(*rnn);
+    Injection<T> counting(*rnn, 0);
+    ASSERT_TRUE(rnn->forward(c.f).is_ok());
+    forward_verbs = counting.faulty().calls();
+    ASSERT_TRUE(rnn->backward(c.b).is_ok());
+    total = counting.faulty().calls();
+    EXPECT_EQ(c.results(), want) << "the counting wrapper changed the results";
+  }
+  ASSERT_GT(forward_verbs, 2);
+  ASSERT_GT(total, forward_verbs + 2);
+  for (int64_t n = 1; n <= total; ++n) {
+    SCOPED_TRACE("fault at verb " + std::to_string(n) + " of " + std::to_string(total) + " (" +
+                 std::to_string(forward_verbs) + " in forward)");
+    Call<T> c(*rnn);
+    {
+      Injection<T> inject(*rnn, n);
+      const bool in_forward = n <= forward_verbs;
+      const Status fs = rnn->forward(c.f);
+      Status st = fs;
+      if (!in_forward) {
+        ASSERT_TRUE(fs.is_ok()) << fs.to_string();
+        st = rnn->backward(c.b);
+      }
+      EXPECT_EQ(st.code(), StatusCode::kCudaError) << st.to_string();
+      EXPECT_EQ(st.message(), FaultyExecutor<T>::message(n)) << "the verb's status must come back unchanged";
+      EXPECT_EQ(inject.faulty().issued_after_fault(), 0) << "work was issued after a failed verb";
+    }
+    // The real executor back: the same handle gives a fresh handle's results, bit for bit.
+    c.poison(*rnn);
+    ASSERT_TRUE(rnn->forward(c.f).is_ok());
+    ASSERT_TRUE(rnn->backward(c.b).is_ok());
+    ASSERT_EQ(c.results(), want) << "the handle is not usable after the fault";
+  }
+}
+
+TEST(FaultInjection, EveryExecutorVerbFailureIsReportedAndRecoverable) {
+  for (const RnnSpec& spec : configurations()) {
+    SCOPED_TRACE(describe(spec));
+    if (spec.dtype == dynrnn::DataType::kFloat32) {
+      verb_faults<float>(spec);
+    } else {
+      verb_faults<double>(spec);
+    }
+  }
+}
+
+/// Host allocations: the n-th operator new made by create, the size queries, forward or backward
+/// throws std::bad_alloc. The call must return kAllocationFailed (never let the exception escape
+/// the C++ API, whose every function reports through Status), and the handle must stay usable.
+TEST(FaultInjection, EveryHostAllocationFailureIsReportedAndRecoverable) {
+#ifdef DYNRNN_TEST_SANITIZED
+  GTEST_SKIP() << "operator new belongs to the sanitizer runtime in this build";
+#endif
+  for (const RnnSpec& spec : configurations()) {
+    if (spec.dtype != dynrnn::DataType::kFloat32) continue;
+    SCOPED_TRACE(describe(spec));
+    const std::vector<uint8_t> want = reference<float>(spec);
+    // Count the allocations of each phase.
+    std::unique_ptr<Rnn> counted;
+    t_alloc_count = 0;
+    t_counting = true;
+    const bool created = Rnn::create(spec, Backend::kCpu, &counted).is_ok();
+    t_counting = false;
+    const long create_allocs = t_alloc_count;
+    ASSERT_TRUE(created);
+    Call<float> probe(*counted);
+    t_alloc_count = 0;
+    t_counting = true;
+    const bool ran = counted->forward(probe.f).is_ok() && counted->backward(probe.b).is_ok();
+    t_counting = false;
+    const long call_allocs = t_alloc_count;
+    ASSERT_TRUE(ran);
+    int escaped = 0, wrong_code = 0, unusable = 0;
+    std::string first;
+    for (long n = 1; n <= create_allocs; ++n) {
+      std::unique_ptr<Rnn> rnn;
+      t_alloc_countdown = n;
+      try {
+        const Status st = Rnn::create(spec, Backend::kCpu, &rnn);
+        t_alloc_countdown = 0;
+        if (st.code() != StatusCode::kAllocationFailed && !(st.is_ok() && rnn)) {
+          if (wrong_code++ == 0) first = "create, allocation " + std::to_string(n) + ": " + st.to_string();
+        }
+      } catch (const std::bad_alloc&) {
+        t_alloc_countdown = 0;
+        if (escaped++ == 0) first = "create: std::bad_alloc escaped at allocation " + std::to_string(n);
+      }
+    }
+    std::unique_ptr<Rnn> rnn;
+    ASSERT_TRUE(Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+    for (long n = 1; n <= call_allocs + 1; ++n) {
+      Call<float> c(*rnn);
+      t_alloc_countdown = n;
+      try {
+        Status st = rnn->forward(c.f);
+        if (st.is_ok()) st = rnn->backward(c.b);
+        t_alloc_countdown = 0;
+        if (!st.is_ok() && st.code() != StatusCode::kAllocationFailed) {
+          if (wrong_code++ == 0) first = "call, allocation " + std::to_string(n) + ": " + st.to_string();
+        }
+      } catch (const std::bad_alloc&) {
+        t_alloc_countdown = 0;
+        if (escaped++ == 0) first = "forward/backward: std::bad_alloc escaped at allocation " + std::to_string(n);
+      }
+      c.poison(*rnn);
+      if (!rnn->forward(c.f).is_ok() || !rnn->backward(c.b).is_ok() || c.results() != want) {
+        if (unusable++ == 0 && first.empty()) first = "unusable after allocation failure " + std::to_string(n);
+      }
+    }
+    t_alloc_countdown = 0;
+    EXPECT_EQ(escaped, 0) << first << " (create makes " << create_allocs << " allocations, forward + backward "
+                          << call_allocs << ")";
+    EXPECT_EQ(wrong_code, 0) << first;
+    EXPECT_EQ(unusable, 0) << first;
+  }
+}
+
+/// swap_memory's host copy lives in the caller's host_reserve, next to the reserve. A training loop
+/// whose buffers are new allocations each step (as with a caching allocator) must not make the
+/// handle's own host memory grow: the calls allocate nothing that outlives them.
+TEST(FaultInjection, HostMemoryStaysBoundedWhenReservesMove) {
+#ifdef DYNRNN_TEST_SANITIZED
+  GTEST_SKIP() << "mallinfo2 does not see the sanitizer's allocator";
+#endif
+  RnnSpec spec;
+  spec.cells_fw = {CellSpec::lstm(16)};
+  spec.input_size = 8;
+  spec.swap_memory = true;
+  spec.parallel_iterations = 1;
+  std::unique_ptr<Rnn> rnn;
+  ASSERT_TRUE(Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  const int64_t T = 32, B = 8;
+  size_t host = 0, ws = 0, rs = 0;
+  ASSERT_TRUE(rnn->get_host_reserve_size(T, B, &host).is_ok());
+  ASSERT_TRUE(rnn->get_workspace_size(T, B, true, &ws).is_ok());
+  ASSERT_TRUE(rnn->get_reserve_size(T, B, &rs).is_ok());
+  ASSERT_GT(host, 0u);
+  std::vector<float> x(T * B * 8, 0.1f), w(rnn->param_count(), 0.05f), out(T * B * 16);
+  std::vector<char> workspace(ws);
+  std::vector<std::vector<char>> reserves, host_reserves;  // all alive: every step has its own addresses
+  auto step = [&] {
+    reserves.emplace_back(rs);
+    host_reserves.emplace_back(host);
+    dynrnn::ForwardArgs f;
+    f.x_shape[0] = B;
+    f.x_shape[1] = T;
+    f.x_shape[2] = 8;
+    f.x = x.data();
+    f.weights = w.data();
+    f.outputs = out.data();
+    f.workspace = workspace.data();
+    f.workspace_bytes = ws;
+    f.training = true;
+    f.reserve = reserves.back().data();
+    f.reserve_bytes = rs;
+    f.host_reserve = host_reserves.back().data();
+    f.host_reserve_bytes = host;
+    return rnn->forward(f).is_ok();
+  };
+  auto heap = [] {
+    const struct mallinfo2 m = mallinfo2();
+    return static_cast<int64_t>(m.uordblks + m.hblkhd);  // small blocks + mmapped ones
+  };
+  constexpr int kSteps = 40;
+  reserves.reserve(kSteps + 1);
+  host_reserves.reserve(kSteps + 1);
+  ASSERT_TRUE(step());
+  const int64_t before = heap();
+  for (int i = 0; i < kSteps; ++i) ASSERT_TRUE(step());
+  // minus the caller's own reserves
+  const int64_t grown = heap() - before - kSteps * static_cast<int64_t>(rs + host);
+  EXPECT_LT(grown, 4 * static_cast<int64_t>(host)) << "host memory grew by " << grown << " bytes over " << kSteps
+                             << " training steps with moving reserves (host reserve of one step: " << host << ")";
+}
+
+}  // namespace
