@@ -47,6 +47,22 @@ typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_
 }
 
 template <typename T>
+Status Orchestrator<T>::copy_state(const LayerModel& l, T* dst, const T* src) {
+  const int64_t B = p_.batch;
+  const int64_t cols[2] = {l.state_col_h, l.state_col_c};
+  const int64_t widths[2] = {l.out_width, l.is_lstm ? l.units : 0};
+  for (int i = 0; i < 2; ++i) {
+    if (widths[i] == 0) continue;
+    if (src) {
+      DYNRNN_TRY(ex_.copy(dst + B * cols[i], src + B * cols[i], B * widths[i]));
+    } else {
+      DYNRNN_TRY(ex_.fill_zero(dst + B * cols[i], B, widths[i], widths[i]));
+    }
+  }
+  return Status::ok();
+}
+
+template <typename T>
 Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   workspace_ = c.workspace;
   reserve_ = c.reserve;
@@ -63,19 +79,8 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
       if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
       if (n_chunks_ == 0) {
-        if (!c.final_state) continue;
         // No step runs: the final state is the initial state.
-        const int64_t cols[2] = {l.state_col_h, l.state_col_c};
-        const int64_t widths[2] = {O, l.is_lstm ? H : 0};
-        for (int i = 0; i < 2; ++i) {
-          if (widths[i] == 0) continue;
-          T* dst = c.final_state + B * cols[i];
-          if (c.initial_state) {
-            DYNRNN_TRY(ex_.copy(dst, c.initial_state + B * cols[i], B * widths[i]));
-          } else {
-            DYNRNN_TRY(ex_.fill_zero(dst, B, widths[i], widths[i]));
-          }
-        }
+        if (c.final_state) DYNRNN_TRY(copy_state(l, c.final_state, c.initial_state));
         continue;
       }
       const Slot first = slot(l, 0);
@@ -273,25 +278,14 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
     for (int d = 0; d < m_.num_directions(); ++d) {
       for (const LayerModel& l : m_.dirs[d]) {
         const LayerPlan& lp = plan(l);
-        const int64_t O = l.out_width, H = l.units, D = l.in_width;
+        const int64_t D = l.in_width;
         DYNRNN_TRY(ex_.set_queue(lp.queue));
         if (c.grad_weights && !c.accumulate_grad_weights) {
           const int64_t count = l.param_end - l.param_begin;
           DYNRNN_TRY(ex_.fill_zero(c.grad_weights + l.param_begin, 1, count, count));
         }
         if (l.layer == 0 && d == 0 && c.grad_inputs) DYNRNN_TRY(ex_.fill_zero(c.grad_inputs, T_ * B, D, D));
-        if (!c.grad_initial_state || B == 0) continue;
-        const int64_t cols[2] = {l.state_col_h, l.state_col_c};
-        const int64_t widths[2] = {O, l.is_lstm ? H : 0};
-        for (int i = 0; i < 2; ++i) {
-          if (widths[i] == 0) continue;
-          T* dst = c.grad_initial_state + B * cols[i];
-          if (c.grad_final_state) {
-            DYNRNN_TRY(ex_.copy(dst, c.grad_final_state + B * cols[i], B * widths[i]));
-          } else {
-            DYNRNN_TRY(ex_.fill_zero(dst, B, widths[i], widths[i]));
-          }
-        }
+        if (c.grad_initial_state) DYNRNN_TRY(copy_state(l, c.grad_initial_state, c.grad_final_state));
       }
     }
     return ex_.set_queue(0);

@@ -84,6 +84,8 @@ class Orchestrator {
   /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
+  /// Copies layer l's leaves of a flat state buffer (h, and c for LSTMs) into another; src null: zeros.
+  Status copy_state(const LayerModel& l, T* dst, const T* src);
   Status regenerate(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk, const Slot& S, const T* in);
   /// Entry e of a per-step slot field of the given width.
   T* entry(T* field, int64_t e, int64_t width) const { return field ? field + e * p_.batch * width : nullptr; }

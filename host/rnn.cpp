@@ -15,6 +15,22 @@
 
 namespace dynrnn {
 
+template <typename T, typename F>
+Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, F&& run) {
+  Executor<T>& ex = executor<T>();
+  DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
+  Orchestrator<T> orchestrator(model, plan, ex);
+  Status st;
+  try {
+    st = run(orchestrator);
+  } catch (...) {
+    (void)ex.end();  // leave the handle usable; guarded() turns the exception into a status
+    throw;
+  }
+  Status end = ex.end();
+  return st ? end : st;
+}
+
 template <>
 Executor<float>& Rnn::Impl::executor<float>() {
   return *ex32;
@@ -38,18 +54,8 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.final_state = static_cast<T*>(a.final_state);
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
-  Executor<T>& ex = executor<T>();
   c.host = static_cast<T*>(a.host_reserve);
-  DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
-  Status st;
-  try {
-    st = Orchestrator<T>(model, plan, ex).forward(c);
-  } catch (...) {
-    (void)ex.end();  // leave the handle usable; guarded() turns the exception into a status
-    throw;
-  }
-  Status end = ex.end();
-  return st ? end : st;
+  return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.forward(c); });
 }
 
 template <typename T>
@@ -69,18 +75,8 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.accumulate_grad_weights = a.accumulate_grad_weights;
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
-  Executor<T>& ex = executor<T>();
   c.host = static_cast<T*>(const_cast<void*>(a.host_reserve));  // backward only reads it
-  DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
-  Status st;
-  try {
-    st = Orchestrator<T>(model, plan, ex).backward(c);
-  } catch (...) {
-    (void)ex.end();  // leave the handle usable; guarded() turns the exception into a status
-    throw;
-  }
-  Status end = ex.end();
-  return st ? end : st;
+  return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.backward(c); });
 }
 
 namespace {

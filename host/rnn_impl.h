@@ -19,6 +19,9 @@ struct Rnn::Impl {
   template <typename T>
   Executor<T>& executor();
 
+  /// Runs an orchestrator call between the executor's begin and end (end also when it throws).
+  template <typename T, typename F>
+  Status bracketed(const Plan& plan, Stream stream, F&& run);
   template <typename T>
   Status run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
   template <typename T>
