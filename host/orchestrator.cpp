@@ -126,7 +126,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   DYNRNN_TRY(ex_.set_queue(lp.queue));
   if (ch >= R) {
     // The slot still holds chunk ch - R: it must be on the host and read by the layer above.
-    if (p_.swap) DYNRNN_TRY(ex_.wait(lp.ev_saved + static_cast<int>(ch % R)));
+    if (p_.swap) DYNRNN_TRY(ex_.wait(lp.ev_saved + static_cast<int>((ch - R) % p_.save_events)));
     if (above(l)) DYNRNN_TRY(ex_.wait(plan(*above(l)).ev_fwd_read));
   }
   // This chunk's inputs: the states the layer below produced in the same chunk (rows of finished
@@ -170,7 +170,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
     DYNRNN_TRY(ex_.wait(lp.ev_fwd_done));
     DYNRNN_TRY(ex_.copy_to_host(host_chunk(l, c.host, ch), S.base, lp.slot.elems));
-    DYNRNN_TRY(ex_.record(lp.ev_saved + static_cast<int>(ch % R)));
+    DYNRNN_TRY(ex_.record(lp.ev_saved + static_cast<int>(ch % p_.save_events)));
   }
   return Status::ok();
 }

@@ -13,11 +13,13 @@ class Carver {
  public:
   Carver(size_t elem_bytes, bool in_reserve) : elem_bytes_(elem_bytes), in_reserve_(in_reserve) {}
 
-  Region take(int64_t slots, int64_t slot_elems) {
+  /// `slots` slices of the product of `elem_factors` elements each.
+  Region take(int64_t slots, std::initializer_list<int64_t> elem_factors) {
     Region r;
-    int64_t bytes = 0;
+    int64_t slot_elems = 0, bytes = 0;
     if (slots <= 0) return r;
-    if (!checked_product({slots, slot_elems, static_cast<int64_t>(elem_bytes_)}, &bytes) ||
+    if (!checked_product(elem_factors, &slot_elems) ||
+        !checked_product({slots, slot_elems, static_cast<int64_t>(elem_bytes_)}, &bytes) ||
         bytes > (int64_t(1) << 62) || end_ > (size_t(1) << 62)) {
       overflow_ = true;
       return r;
@@ -38,6 +40,11 @@ class Carver {
   bool in_reserve_;
   bool overflow_ = false;
 };
+
+/// Events per layer that mark chunks on the host (swap_memory). Chunk c uses event c % this; a wait
+/// for chunk c may thus see a later chunk's record, which is stricter (the copy queue is in order) and
+/// keeps the event count bounded however large the ring.
+constexpr int64_t kMaxSaveEvents = 64;
 
 /// The fields of a chunk slot.
 enum Field : unsigned { kHs = 1, kCs = 2, kZ = 4, kZc = 8, kRh = 16, kMraw = 32, kMp = 64 };
@@ -89,7 +96,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
   }
   const int64_t K = std::max<int64_t>(1, std::min<int64_t>(model.spec.parallel_iterations, std::max<int64_t>(T, 1)));
   p.chunk = K;
-  p.chunks = (T + K - 1) / K;
+  p.chunks = T / K + (T % K != 0);  // ceil without overflow near INT64_MAX
   const Status overflow(StatusCode::kInvalidValue, "buffer sizes for max_time = " + std::to_string(T) +
                                                        ", batch = " + std::to_string(B) + " overflow 64 bits");
 
@@ -123,13 +130,14 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
     if (ring < 2 && p.chunks > 1) {
       return Status(StatusCode::kInvalidValue,
                     "spec.activation_memory_budget is " + std::to_string(budget) +
-                        " bytes; swap_memory needs at least two chunks on the device (" +
-                        std::to_string(2 * all_slot_bytes) + " bytes for max_time = " + std::to_string(T) +
+                        " bytes; swap_memory needs at least two chunks on the device (2 x " +
+                        std::to_string(all_slot_bytes) + " bytes for max_time = " + std::to_string(T) +
                         ", batch = " + std::to_string(B) + ", parallel_iterations = " + std::to_string(K) +
                         "): raise the budget or lower parallel_iterations");
     }
     p.ring = std::min(std::max<int64_t>(ring, 2), p.chunks);
     p.swap = p.ring < p.chunks;
+    p.save_events = std::min(p.ring, kMaxSaveEvents);
   }
 
   Carver reserve(eb, true), fwd_ws(eb, false), bwd_ws(eb, false);
@@ -145,11 +153,11 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       lp.ev_fwd_done = next_event++;
       lp.ev_fwd_read = next_event++;
       lp.ev_bwd_done = next_event++;
-      lp.ring = keep.take(p.ring, lp.slot.elems);
+      lp.ring = keep.take(p.ring, {lp.slot.elems});
       const size_t slot_bytes = static_cast<size_t>(lp.slot.elems) * eb;
       if (p.swap) {
         lp.ev_saved = next_event;
-        next_event += static_cast<int>(p.ring);
+        next_event += static_cast<int>(p.save_events);
         lp.ev_loaded = next_event;
         next_event += 2;
         lp.host_offset = static_cast<size_t>(host);
@@ -164,39 +172,39 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       // direction), a chunk of them is gathered for the projection, and backward writes the gradients
       // of all steps there too (dz_x) for dW_x and dx.
       const bool caller_order = l.layer == 0 && (!model.spec.time_major || d == 1);
-      if (caller_order) lp.xg = fwd_ws.take(1, K * B * l.in_width);
-      lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, lp.scratch.elems);
-      lp.gx = fwd_ws.take(1, K * B * GW);
-      lp.gh = fwd_ws.take(1, B * GW);
+      if (caller_order) lp.xg = fwd_ws.take(1, {K, B, l.in_width});
+      lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, {lp.scratch.elems});
+      lp.gx = fwd_ws.take(1, {K, B, GW});
+      lp.gh = fwd_ws.take(1, {B, GW});
       if (l.is_gru) {
-        lp.gxc = fwd_ws.take(1, K * B * H);
-        lp.ghc = fwd_ws.take(1, B * H);
+        lp.gxc = fwd_ws.take(1, {K, B, H});
+        lp.ghc = fwd_ws.take(1, {B, H});
       }
       if (!training) continue;
-      lp.dz = bwd_ws.take(1, K * B * GW);
-      if (l.is_gru) lp.dzc = bwd_ws.take(1, K * B * H);
+      lp.dz = bwd_ws.take(1, {K, B, GW});
+      if (l.is_gru) lp.dzc = bwd_ws.take(1, {K, B, H});
       if (caller_order) {
-        lp.dz_x = bwd_ws.take(1, TB * GW);
-        if (l.is_gru) lp.dzc_x = bwd_ws.take(1, TB * H);
+        lp.dz_x = bwd_ws.take(1, {TB, GW});
+        if (l.is_gru) lp.dzc_x = bwd_ws.take(1, {TB, H});
       }
-      if (p.swap) lp.staging = bwd_ws.take(2, lp.slot.elems);
-      lp.dh = bwd_ws.take(2, B * O);
-      if (l.is_lstm) lp.dc = bwd_ws.take(1, B * H);
-      if (l.is_gru) lp.drh = bwd_ws.take(1, B * H);
+      if (p.swap) lp.staging = bwd_ws.take(2, {lp.slot.elems});
+      lp.dh = bwd_ws.take(2, {B, O});
+      if (l.is_lstm) lp.dc = bwd_ws.take(1, {B, H});
+      if (l.is_gru) lp.drh = bwd_ws.take(1, {B, H});
       if (l.project) {
-        lp.dmp = bwd_ws.take(1, K * B * O);
-        lp.dmraw = bwd_ws.take(1, B * H);
+        lp.dmp = bwd_ws.take(1, {K, B, O});
+        lp.dmraw = bwd_ws.take(1, {B, H});
       }
-      if (l.peepholes) lp.dpeep = bwd_ws.take(1, K * B * 3 * H);
-      if (l.layer > 0) lp.dy_in = bwd_ws.take(2, K * B * l.in_width);
+      if (l.peepholes) lp.dpeep = bwd_ws.take(1, {K, B, 3, H});
+      if (l.layer > 0) lp.dy_in = bwd_ws.take(2, {K, B, l.in_width});
       if (regenerate) {
-        lp.rscratch = bwd_ws.take(lp.regen.elems > 0 ? 1 : 0, lp.regen.elems);
-        if (caller_order) lp.rxg = bwd_ws.take(1, K * B * l.in_width);
-        lp.rgx = bwd_ws.take(1, K * B * GW);
-        lp.rgh = bwd_ws.take(1, K * B * GW);
+        lp.rscratch = bwd_ws.take(lp.regen.elems > 0 ? 1 : 0, {lp.regen.elems});
+        if (caller_order) lp.rxg = bwd_ws.take(1, {K, B, l.in_width});
+        lp.rgx = bwd_ws.take(1, {K, B, GW});
+        lp.rgh = bwd_ws.take(1, {K, B, GW});
         if (l.is_gru) {
-          lp.rgxc = bwd_ws.take(1, K * B * H);
-          lp.rghc = bwd_ws.take(1, K * B * H);
+          lp.rgxc = bwd_ws.take(1, {K, B, H});
+          lp.rghc = bwd_ws.take(1, {K, B, H});
         }
       }
     }

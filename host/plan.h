@@ -45,7 +45,7 @@ struct LayerPlan {
   int ev_fwd_done = -1;      ///< recorded when a forward chunk is complete
   int ev_fwd_read = -1;      ///< recorded when the layer has read its input chunk (the slot below is free)
   int ev_bwd_done = -1;      ///< recorded when a backward chunk is complete
-  int ev_saved = -1;         ///< swap: + slot, recorded when the slot's chunk is on the host
+  int ev_saved = -1;         ///< swap: + chunk % save_events, recorded when a chunk is on the host
   int ev_loaded = -1;        ///< swap: + staging slot, recorded when a chunk is back on the device
 
   ChunkSlot slot;            ///< the fields kept across steps and for backward
@@ -83,6 +83,7 @@ struct Plan {
   int64_t chunks = 0;         ///< ceil(T / K)
   int64_t ring = 0;           ///< R, chunk slots per layer on the device
   bool swap = false;          ///< chunks older than the ring go to the host
+  int64_t save_events = 0;    ///< swap: events per layer marking chunks on the host
   std::vector<LayerPlan> dirs[2];
   int queues = 1;             ///< 0 = the caller's stream, then one per layer, then the copy queue
   int copy_queue = 0;
@@ -99,7 +100,7 @@ struct Plan {
                                                                           : forward_workspace_bytes;
   }
   /// Number of chunks a call runs when it stops after `steps` steps.
-  int64_t chunks_for(int64_t steps) const { return (steps + chunk - 1) / chunk; }
+  int64_t chunks_for(int64_t steps) const { return steps / chunk + (steps % chunk != 0); }
   /// Whether chunk c of a call with n_chunks chunks stays on the device (never swapped out).
   bool resident(int64_t c, int64_t n_chunks) const { return !swap || c >= n_chunks - ring; }
 };

@@ -25,6 +25,7 @@
 #include "dynrnn/rnn.h"
 #include "host/executor.h"
 #include "host/rnn_impl.h"
+#include "faulty_executor.h"
 
 // ------------------------------------------------------------------------------------------------
 // Host allocation failures: a replaced operator new that throws std::bad_alloc at the n-th
@@ -76,97 +77,8 @@ using dynrnn::RnnSpec;
 using dynrnn::Status;
 using dynrnn::StatusCode;
 using dynrnn::Stream;
-
-/// Forwards every verb to the real executor, except the fail_at-th call, which returns
-/// kCudaError "injected fault at call N" without running.
-template <typename T>
-class FaultyExecutor final : public Executor<T> {
- public:
-  explicit FaultyExecutor(std::unique_ptr<Executor<T>> inner, int64_t fail_at)
-      : inner_(std::move(inner)), fail_at_(fail_at) {}
-  std::unique_ptr<Executor<T>> release() { return std::move(inner_); }
-  int64_t calls() const { return calls_; }
-  /// Verbs other than end() issued after the injected failure.
-  int64_t issued_after_fault() const { return after_fault_; }
-  static std::string message(int64_t n) { return "injected fault at call " + std::to_string(n); }
-
-  Status begin(Stream stream, int queues, int events) override {
-    return step(false) ? fault() : inner_->begin(stream, queues, events);
-  }
-  Status end() override { return step(true) ? fault() : inner_->end(); }
-  Status set_queue(int queue) override { return step(false) ? fault() : inner_->set_queue(queue); }
-  Status record(int event) override { return step(false) ? fault() : inner_->record(event); }
-  Status wait(int event) override { return step(false) ? fault() : inner_->wait(event); }
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
-              int64_t ldc) override {
-    return step(false) ? fault() : inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc);
-  }
-  Status pointwise(const PointwiseOp<T>& op) override { return step(false) ? fault() : inner_->pointwise(op); }
-  Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
-    return step(false) ? fault() : inner_->fill_zero(dst, rows, cols, ld);
-  }
-  Status copy(T* dst, const T* src, int64_t count) override {
-    return step(false) ? fault() : inner_->copy(dst, src, count);
-  }
-  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
-    return step(false) ? fault() : inner_->column_sum(rows, cols, src, accumulate, dst);
-  }
-  Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
-    return step(false) ? fault() : inner_->copy_to_host(host_dst, src, count);
-  }
-  Status copy_to_device(T* dst, const T* host_src, int64_t count) override {
-    return step(false) ? fault() : inner_->copy_to_device(dst, host_src, count);
-  }
-
- private:
-  /// Counts a verb; true when this one must fail.
-  bool step(bool is_end) {
-    ++calls_;
-    if (faulted_ && !is_end) ++after_fault_;
-    return calls_ == fail_at_;
-  }
-  Status fault() {
-    faulted_ = true;
-    return Status(StatusCode::kCudaError, message(calls_));
-  }
-
-  std::unique_ptr<Executor<T>> inner_;
-  int64_t fail_at_;
-  int64_t calls_ = 0;
-  int64_t after_fault_ = 0;
-  bool faulted_ = false;
-};
-
-template <typename T>
-std::unique_ptr<Executor<T>>& executor_slot(Rnn& rnn);
-template <>
-std::unique_ptr<Executor<float>>& executor_slot<float>(Rnn& rnn) {
-  return dynrnn::RnnTestAccess::impl(rnn).ex32;
-}
-template <>
-std::unique_ptr<Executor<double>>& executor_slot<double>(Rnn& rnn) {
-  return dynrnn::RnnTestAccess::impl(rnn).ex64;
-}
-
-/// Wraps the handle's executor for its lifetime, then puts the real one back.
-template <typename T>
-class Injection {
- public:
-  Injection(Rnn& rnn, int64_t fail_at) : rnn_(rnn) {
-    auto wrapper = std::make_unique<FaultyExecutor<T>>(std::move(executor_slot<T>(rnn)), fail_at);
-    faulty_ = wrapper.get();
-    executor_slot<T>(rnn) = std::move(wrapper);
-  }
-  ~Injection() {
-    std::unique_ptr<Executor<T>> real = faulty_->release();
-    executor_slot<T>(rnn_) = std::move(real);
-  }
-  const FaultyExecutor<T>& faulty() const { return *faulty_; }
-
- private:
-  Rnn& rnn_;
-  FaultyExecutor<T>* faulty_;
-};
+using testing_support::FaultyExecutor;
+using testing_support::Injection;
 
 /// The buffers of one training forward + backward, with every output poisoned with NaN first.
 template <typename T>

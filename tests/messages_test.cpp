@@ -407,4 +407,93 @@ TEST(Messages, WeightConversion) {
                 {StatusCode::kInvalidValue, "b_ih", "null", "expected"});
 }
 
+/// swap_memory's host_reserve (ForwardArgs / BackwardArgs): size, presence, training flag, aliasing.
+TEST(Messages, HostReserve) {
+  RnnSpec spec = base_spec();
+  spec.swap_memory = true;
+  spec.parallel_iterations = 1;  // 3 one-step chunks, a ring of 2: one chunk goes to the host
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  const int64_t T = 3, B = 2;
+  size_t ws = 0, rs = 0, hr = 0;
+  ASSERT_TRUE(rnn->get_workspace_size(T, B, true, &ws).is_ok());
+  ASSERT_TRUE(rnn->get_reserve_size(T, B, &rs).is_ok());
+  ASSERT_TRUE(rnn->get_host_reserve_size(T, B, &hr).is_ok());
+  ASSERT_GT(hr, 0u);
+  const std::string need = std::to_string(hr);
+  std::vector<float> x(T * B * 2, 0.5f), w(rnn->param_count(), 0.1f), out(T * B * rnn->output_width(0));
+  std::vector<float> dx(x.size()), dw(w.size());
+  std::vector<char> wsb(ws), rsb(rs), hrb(hr);
+  auto forward_args = [&] {
+    dynrnn::ForwardArgs f;
+    f.x_shape[0] = B;
+    f.x_shape[1] = T;
+    f.x_shape[2] = 2;
+    f.x = x.data();
+    f.weights = w.data();
+    f.outputs = out.data();
+    f.workspace = wsb.data();
+    f.workspace_bytes = ws;
+    f.training = true;
+    f.reserve = rsb.data();
+    f.reserve_bytes = rs;
+    f.host_reserve = hrb.data();
+    f.host_reserve_bytes = hr;
+    return f;
+  };
+  dynrnn::ForwardArgs f = forward_args();
+  ASSERT_TRUE(rnn->forward(f).is_ok());
+  f.host_reserve = nullptr;
+  check_message("forward: host_reserve null", rnn->forward(f),
+                {StatusCode::kInvalidValue, "host_reserve", "null", need + " bytes"});
+  f = forward_args();
+  f.host_reserve_bytes = 5;
+  check_message("forward: host_reserve_bytes short", rnn->forward(f),
+                {StatusCode::kWorkspaceTooSmall, "host_reserve_bytes", "is 5", "needs " + need});
+  f = forward_args();
+  f.training = false;
+  f.reserve = nullptr;
+  f.reserve_bytes = 0;
+  ASSERT_TRUE(rnn->get_workspace_size(T, B, false, &f.workspace_bytes).is_ok());
+  check_message("forward: host_reserve without training", rnn->forward(f),
+                {StatusCode::kInvalidValue, "host_reserve", "training is false", "training forward"});
+  f = forward_args();
+  f.host_reserve = rsb.data();
+  check_message("forward: host_reserve overlaps reserve", rnn->forward(f),
+                {StatusCode::kInvalidValue, "reserve", "overlaps host_reserve", "must be distinct"});
+
+  ASSERT_TRUE(rnn->forward(forward_args()).is_ok());
+  auto backward_args = [&] {
+    dynrnn::BackwardArgs b;
+    b.x_shape[0] = B;
+    b.x_shape[1] = T;
+    b.x_shape[2] = 2;
+    b.x = x.data();
+    b.weights = w.data();
+    b.grad_outputs = out.data();
+    b.grad_inputs = dx.data();
+    b.grad_weights = dw.data();
+    b.workspace = wsb.data();
+    b.workspace_bytes = ws;
+    b.reserve = rsb.data();
+    b.reserve_bytes = rs;
+    b.host_reserve = hrb.data();
+    b.host_reserve_bytes = hr;
+    return b;
+  };
+  ASSERT_TRUE(rnn->backward(backward_args()).is_ok());
+  dynrnn::BackwardArgs b = backward_args();
+  b.host_reserve = nullptr;
+  check_message("backward: host_reserve null", rnn->backward(b),
+                {StatusCode::kInvalidValue, "host_reserve", "null", need + " bytes"});
+  b = backward_args();
+  b.host_reserve_bytes = hr - 1;
+  check_message("backward: host_reserve_bytes short", rnn->backward(b),
+                {StatusCode::kWorkspaceTooSmall, "host_reserve_bytes", "is " + std::to_string(hr - 1), "needs " + need});
+  b = backward_args();
+  b.grad_inputs = reinterpret_cast<float*>(hrb.data());
+  check_message("backward: grad_inputs overlaps host_reserve", rnn->backward(b),
+                {StatusCode::kInvalidValue, "grad_inputs", "overlaps host_reserve", "must not alias"});
+}
+
 }  // namespace

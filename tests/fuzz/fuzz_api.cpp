@@ -72,16 +72,6 @@ constexpr double kMaxCost = 4e6;           ///< multiply-adds (+ per-step overhe
   std::abort();
 }
 
-/// DYNRNN_FUZZ_SKIP_KNOWN=1 skips inputs that reach an already reported bug (RESULTS.md), so that a
-/// long run can explore past it. CI runs without it.
-bool skip_known() {
-  static const bool skip = [] {
-    const char* v = std::getenv("DYNRNN_FUZZ_SKIP_KNOWN");
-    return v && *v && *v != '0';
-  }();
-  return skip;
-}
-
 /// DYNRNN_FUZZ_VERBOSE=1 prints what each input decodes to (for writing seeds and reading crashes).
 bool verbose() {
   static const bool v = [] {
@@ -529,32 +519,6 @@ void check_verdict(const char* call, const Status& st, const Verdict& v, const s
   if (!st.is_ok() && st.message().empty()) oracle_failure("an error without a message", call);
 }
 
-/// Known issue 2 (RESULTS.md): make_plan multiplies T * B (or chunk * B) by layer widths without
-/// overflow checks, so a size query or call whose T * B * width passes int64 is signed-overflow UB in
-/// plan.cpp (e.g. get_workspace_size(2^31, 2^31, true) on LSTMCell(7)), even though the result is
-/// then discarded because another buffer's checked size overflowed.
-bool known_issue_plan_overflow(const Facts& f, int64_t T, int64_t B) {
-  i128 width = 1;
-  for (int d = 0; d < f.num_dirs; ++d) {
-    for (const LayerFacts& l : f.dirs[d]) {
-      for (i128 w : {l.in, l.out, l.units * l.gates, 3 * l.units}) width = w > width ? w : width;
-    }
-  }
-  return sat({i128(T) + 1, B, width}) > INT64_MAX;
-}
-
-/// Known issue 5 (RESULTS.md): make_plan numbers events in int and adds the ring size (chunks kept on
-/// the device) to the running event id; with swap_memory and an activation_memory_budget large
-/// enough for more than 2^31 chunks (T around 2^36 and more), the event ids overflow (UB) and are
-/// truncated (a GPU executor would size its event array from them).
-bool known_issue_event_overflow(const RnnSpec& spec, int64_t T) {
-  return spec.swap_memory && spec.activation_memory_budget >= (size_t(1) << 38) && T >= (int64_t(1) << 31);
-}
-
-/// Known issue 6 (RESULTS.md): make_plan counts chunks as (T + K - 1) / K, which overflows for T
-/// within parallel_iterations of INT64_MAX (reachable with B = 0, where T * B does not overflow).
-bool known_issue_chunk_count(int64_t T) { return T > INT64_MAX - (int64_t(1) << 31); }
-
 template <typename T>
 void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   const int eb = static_cast<int>(sizeof(T));
@@ -567,10 +531,6 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   if (verbose()) {
     std::fprintf(stderr, "call: T=%lld B=%lld D=%lld\n", static_cast<long long>(c.T), static_cast<long long>(c.B),
                  static_cast<long long>(c.D));
-  }
-  if (skip_known() && (known_issue_plan_overflow(f, c.T, c.B) || known_issue_event_overflow(spec, c.T) ||
-                       known_issue_chunk_count(c.T))) {
-    return;
   }
   const bool shape_ok = c.T >= 0 && c.B >= 0 && c.D >= 0 && c.D == spec.input_size;
   c.x = shape_ok ? sat({c.T, c.B, c.D, eb}) : -1;
@@ -596,7 +556,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
     default: host_present = true, seq_size = r.bit() ? c.B : 0; break;
   }
   if (seq_present && r.u8() >= 240) host_present = true;
-  // `training`: a reserve is passed (and backward may follow); ForwardArgs::training usually agrees.
+  // `training`: a reserve (and, with swap_memory, a host reserve) is passed and backward may follow;
+  // ForwardArgs::training usually agrees.
   const bool training = r.u8() < 200;
   const bool flag_training = r.u8() >= 240 ? !training : training;
 
@@ -605,11 +566,10 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   size_t ws_needed = 0, rs_needed = 0, ws_train = 0, ws_flag = 0;
   const bool ws_ok = rnn.get_workspace_size(c.T, c.B, training, &ws_needed).is_ok();
   const bool rs_ok = rnn.get_reserve_size(c.T, c.B, &rs_needed).is_ok();
+  size_t hr_needed = 0;  // swap_memory's host half of the reserve
+  const bool hr_ok = rnn.get_host_reserve_size(c.T, c.B, &hr_needed).is_ok();
   const bool ws_train_ok = rnn.get_workspace_size(c.T, c.B, true, &ws_train).is_ok();
   const bool ws_flag_ok = rnn.get_workspace_size(c.T, c.B, flag_training, &ws_flag).is_ok();
-  // Known issue 4 (RESULTS.md): swap_memory with a budget below one chunk plans a ring of 0 chunks
-  // (a reserve of 0 bytes) and the training forward writes through a null ring base.
-  if (skip_known() && spec.swap_memory && rs_ok && rs_needed == 0 && c.T > 0 && c.B > 0) return;
 
   const double cost = cost_of(f, shape_ok ? c.T : 0, shape_ok ? c.B : 0);
   const bool affordable = cost <= kMaxCost;
@@ -636,6 +596,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   };
   size_t ws_bytes = declare(ws_needed, ws_ok);
   size_t rs_bytes = training ? declare(rs_needed, rs_ok) : 0;
+  size_t hr_bytes = training && (hr_needed > 0 || r.u8() >= 240) ? declare(hr_needed, hr_ok) : 0;
   // A call too large or too costly to run here is made to fail: one byte of workspace short.
   bool forced = false;
   if (ws_ok && ws_needed > 0 && (!affordable || ws_needed > size_t(kMaxBuffer)) && ws_bytes >= ws_needed) {
@@ -646,10 +607,12 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   if (forced && ws_flag_ok && ws_bytes >= ws_flag) ws_bytes = ws_flag > 0 ? ws_flag - 1 : 0;
   if (ws_bytes > size_t(kMaxBuffer)) ws_bytes = std::min(ws_needed > 0 ? ws_needed - 1 : 0, size_t(kMaxBuffer));
   if (rs_bytes > size_t(kMaxBuffer)) rs_bytes = std::min(rs_needed > 0 ? rs_needed - 1 : 0, size_t(kMaxBuffer));
+  if (hr_bytes > size_t(kMaxBuffer)) hr_bytes = std::min(hr_needed > 0 ? hr_needed - 1 : 0, size_t(kMaxBuffer));
   ws.backing = ws_bytes;
   ws.need = ws_flag_ok ? static_cast<i128>(ws_flag) : 0;  // the library's span: the plan of this call
   rs.backing = rs_bytes;
   rs.need = flag_training && rs_ok ? static_cast<i128>(rs_needed) : 0;
+  Buffer hr{"host_reserve", true, flag_training && hr_ok ? static_cast<i128>(hr_needed) : 0, static_cast<i128>(hr_bytes)};
 
   // Pointers: mode byte per buffer (0..127 the usual choice, 128..191 null, 192..255 present).
   auto presence = [&](bool usual) {
@@ -666,6 +629,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   arena.place(r, fin, presence(true));
   arena.place(r, ws, presence(true));
   arena.place(r, rs, training);
+  arena.place(r, hr, training && presence(hr_bytes > 0));
   // Backward buffers.
   Buffer dout{"grad_outputs", false, c.out[0], c.out[0]}, dout_bw{"grad_outputs_bw", false, c.out[1], c.out[1]},
       dfin{"grad_final_state", false, c.state, c.state}, dx{"grad_inputs", true, c.x, c.x},
@@ -676,7 +640,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   arena.place(r, dx, presence(true));
   arena.place(r, dinit, presence(true));
   arena.place(r, dw, presence(true));
-  std::vector<Buffer*> all = {&x, &lengths, &host_len, &init, &w, &out, &out_bw, &fin, &ws, &rs,
+  std::vector<Buffer*> all = {&x, &lengths, &host_len, &init, &w, &out, &out_bw, &fin, &ws, &rs, &hr,
                               &dout, &dout_bw, &dfin, &dx, &dinit, &dw};
   arena.allocate(all);
   // Initialise inputs (an input aliasing an output gets the input's values; outputs keep 0xA5).
@@ -723,6 +687,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   fa.training = flag_training;
   fa.reserve = rs.ptr;
   fa.reserve_bytes = rs_bytes;
+  fa.host_reserve = hr.ptr;
+  fa.host_reserve_bytes = hr_bytes;
   const bool lengths_ok = !seq_present || !len_ptr || !bi || c.B <= 0 || seq_size != c.B || [&] {
     for (int64_t b = 0; b < c.B; ++b) {
       if (len_ptr[b] < 0 || len_ptr[b] > c.T) return false;
@@ -750,11 +716,15 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   fv.rule(!flag_training && (rs.ptr || rs_bytes > 0), "a reserve without training");
   fv.rule(flag_training && !rs.ptr && rs_needed > 0, "training without a reserve");
   fv.rule(flag_training && rs_bytes < rs_needed, "reserve_bytes short");
+  fv.rule(flag_training && !hr_ok, "the host reserve query fails");
+  fv.rule(flag_training && hr_needed > 0 && hr_bytes < hr_needed, "host_reserve_bytes short");
+  fv.rule(flag_training && hr_needed > 0 && !hr.ptr, "host_reserve null");
+  fv.rule(!flag_training && (hr.ptr || hr_bytes > 0), "a host_reserve without training");
   fv.rule(!out.ptr && c.out[0] > 0, "outputs null");
   fv.rule(bi && !out_bw.ptr && c.out[1] > 0, "outputs_bw null");
   fv.rule(!bi && out_bw.ptr, "outputs_bw on a unidirectional RNN");
-  fv.rule(!find_alias({&x, &w, &lengths, &init}, {&out, &out_bw, &fin, &ws, &rs}).empty(),
-          find_alias({&x, &w, &lengths, &init}, {&out, &out_bw, &fin, &ws, &rs}));
+  fv.rule(!find_alias({&x, &w, &lengths, &init}, {&out, &out_bw, &fin, &ws, &rs, &hr}).empty(),
+          find_alias({&x, &w, &lengths, &init}, {&out, &out_bw, &fin, &ws, &rs, &hr}));
   if (forced && fv.must_reject.empty()) oracle_failure("harness: a forced rejection breaks no rule", context);
 
   arena.snapshot();
@@ -840,11 +810,16 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   ba.workspace_bytes = ws_bytes;
   ba.reserve = rs.ptr;
   ba.reserve_bytes = rs_bytes;
+  ba.host_reserve = hr.ptr;
+  ba.host_reserve_bytes = hr_bytes;
   Buffer bws = ws;  // backward's workspace span is the training one
   bws.need = ws_train_ok ? static_cast<i128>(ws_train) : 0;
   Buffer brs = rs;
   brs.output = false;
   brs.need = rs_ok ? static_cast<i128>(rs_needed) : 0;
+  Buffer bhr = hr;
+  bhr.output = false;
+  bhr.need = hr_ok ? static_cast<i128>(hr_needed) : 0;
 
   Verdict bv;
   common_rules(bv, ws_train_ok, ws_train);
@@ -852,14 +827,17 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   bv.rule(!bi && dout_bw.ptr, "grad_outputs_bw on a unidirectional RNN");
   bv.rule(!rs.ptr && rs_needed > 0, "reserve null");
   bv.rule(rs_bytes < rs_needed, "reserve_bytes short");
-  const std::string alias = find_alias({&x, &w, &lengths, &init, &dout, &dout_bw, &dfin, &brs}, {&dx, &dinit, &dw, &bws});
+  bv.rule(!hr_ok, "the host reserve query fails");
+  bv.rule(hr_needed > 0 && hr_bytes < hr_needed, "host_reserve_bytes short");
+  bv.rule(hr_needed > 0 && !hr.ptr, "host_reserve null");
+  const std::string alias =
+      find_alias({&x, &w, &lengths, &init, &dout, &dout_bw, &dfin, &brs, &bhr}, {&dx, &dinit, &dw, &bws});
   bv.rule(!alias.empty(), alias);
   if (bv.must_reject.empty() && !affordable) return;  // a valid call too costly to run here
-  // Known issue 3 (RESULTS.md): backward walks every chunk even when B = 0.
-  if (skip_known() && c.B == 0 && c.T > (int64_t(1) << 16)) return;
 
   arena.snapshot();
   const std::vector<char> reserve_before(rs.ptr, rs.ptr + (rs.ptr ? std::min<size_t>(rs_bytes, rs_needed) : 0));
+  const std::vector<char> host_before(hr.ptr, hr.ptr + (hr.ptr ? std::min<size_t>(hr_bytes, hr_needed) : 0));
   const Status bst = rnn.backward(ba);
   if (verbose()) std::fprintf(stderr, "backward: %s\n", bst.to_string().c_str());
   check_verdict("backward", bst, bv, context);
@@ -872,13 +850,15 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   {
     std::string ch = arena.changed(true);
     if (!ch.empty()) oracle_failure("backward wrote an input", ch + "\n" + context);
-    if (!reserve_before.empty() && std::memcmp(reserve_before.data(), rs.ptr, reserve_before.size()) != 0 &&
-        !(skip_known() && spec.swap_memory)) {
+    if (!reserve_before.empty() && std::memcmp(reserve_before.data(), rs.ptr, reserve_before.size()) != 0) {
       oracle_failure("backward wrote the reserve (BackwardArgs::reserve is [in])", context);
+    }
+    if (!host_before.empty() && std::memcmp(host_before.data(), hr.ptr, host_before.size()) != 0) {
+      oracle_failure("backward wrote the host reserve (BackwardArgs::host_reserve is [in])", context);
     }
   }
   // Determinism: the same backward again gives the same bits.
-  if (!ba.accumulate_grad_weights && r.u8() >= 160 && !(skip_known() && spec.swap_memory)) {
+  if (!ba.accumulate_grad_weights && r.u8() >= 160) {
     auto grab = [](const Buffer& b, i128 bytes) {
       return b.ptr ? std::vector<char>(b.ptr, b.ptr + static_cast<size_t>(bytes)) : std::vector<char>();
     };
@@ -964,30 +944,9 @@ void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
 
 }  // namespace
 
-/// Known issue 1 (RESULTS.md): build_model multiplies layer widths without overflow checks, so a spec
-/// whose weight count passes int64 (e.g. BasicLSTMCell(2^31 - 1) on input_size 1) is signed-overflow
-/// UB in add_param. Matches specs whose widths are each valid but whose weight count is too large.
-bool known_issue_param_overflow(const RnnSpec& spec) {
-  if (spec.input_size <= 0) return false;
-  // Layers are built in order; a later invalid cell does not stop an earlier overflow.
-  i128 total = 0;
-  for (int d = 0; d < (spec.bidirectional() ? 2 : 1); ++d) {
-    i128 in = spec.input_size;
-    for (const CellSpec& c : d == 0 ? spec.cells_fw : spec.cells_bw) {
-      if (c.num_units <= 0 || c.num_proj < 0) return false;
-      const i128 H = c.num_units, out = c.num_proj > 0 ? c.num_proj : c.num_units;
-      total += sat({in + out, 4, H}) + sat({in + H, 3, H});  // an upper bound of any cell's count
-      if (total > (i128(1) << 62)) return true;
-      in = out;
-    }
-  }
-  return false;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader r(data, size);
   const RnnSpec spec = decode_spec(r);
-  if (skip_known() && known_issue_param_overflow(spec)) return 0;
 
   // Status strings for any code.
   const Status any(static_cast<StatusCode>(static_cast<int8_t>(r.u8())), "m");
@@ -1033,10 +992,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int q = 0; q < queries; ++q) {
     const int64_t T = r.size(0, 8), B = r.size(0, 8);
     const uint8_t m = r.u8();
-    if (skip_known() && (known_issue_plan_overflow(f, T, B) || known_issue_event_overflow(spec, T) ||
-                         known_issue_chunk_count(T))) {
-      continue;
-    }
     size_t bytes = 0;
     size_t* out = (m & 1) ? nullptr : &bytes;
     if (verbose()) {

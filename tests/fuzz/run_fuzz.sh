@@ -2,8 +2,7 @@
 # Builds the libFuzzer target (clang, ASan + UBSan) and fuzzes the public API for N seconds.
 #   tests/fuzz/run_fuzz.sh [SECONDS=60] [extra libFuzzer flags...]
 # Environment: DYNRNN_FUZZ_BUILD (build dir, default build/fuzz), CXX_FUZZ (default clang++),
-# DYNRNN_FUZZ_JOBS (parallel fuzzing workers, default 1), DYNRNN_FUZZ_SKIP_KNOWN=1 (skip inputs
-# that reach bugs already listed in tests/fuzz/RESULTS.md; CI leaves it unset).
+# DYNRNN_FUZZ_JOBS (parallel fuzzing workers, default 1).
 # Exits non-zero when the fuzzer finds a crash, a leak, a timeout or an oracle failure; the input
 # is left in $DYNRNN_FUZZ_BUILD/artifacts/ (reproduce: build/fuzz/fuzz_api FILE).
 set -euo pipefail
