@@ -32,7 +32,7 @@ DYNRNN_HD T sigmoid(T z) {
 template <typename T>
 DYNRNN_HD T activate(Activation act, T z) {
   using std::tanh;
-  return act == Activation::kTanh ? tanh(z) : (z > T(0) ? z : T(0));
+  return act == Activation::kTanh ? tanh(z) : (z < T(0) ? T(0) : z);  // relu(NaN) = NaN, as TF's Relu
 }
 
 /// Derivative of the activation written from its output y, as TF's TanhGrad and ReluGrad do.
@@ -41,11 +41,10 @@ DYNRNN_HD T activate_grad(Activation act, T y) {
   return act == Activation::kTanh ? T(1) - y * y : (y > T(0) ? T(1) : T(0));
 }
 
-/// TF's clip_by_value: maximum(minimum(v, hi), lo).
+/// TF's clip_by_value: maximum(minimum(v, hi), lo); NaN stays NaN, as TF's Minimum and Maximum.
 template <typename T>
 DYNRNN_HD T clip(T v, T bound) {
-  T lo = v < bound ? v : bound;
-  return lo > -bound ? lo : -bound;
+  return v > bound ? bound : (v < -bound ? -bound : v);
 }
 
 /// The gradient of clip passes where -bound <= v <= bound (inclusive, as TF's Minimum/Maximum grads).
