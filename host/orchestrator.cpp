@@ -63,6 +63,19 @@ Status Orchestrator<T>::copy_state(const LayerModel& l, T* dst, const T* src) {
 }
 
 template <typename T>
+Status Orchestrator<T>::gather_inputs(const T* x, const int32_t* seq_len, const LayerModel& l, int64_t first_step,
+                                      int64_t steps, T* dst) {
+  cell::GatherParams<T> g;
+  g.map = cell::StepMap{seq_len, first_step, p_.max_time};
+  g.batch = steps * p_.batch;
+  g.cols = l.in_width;
+  g.rows_per_step = p_.batch;
+  g.src = user_view(x, l.in_width, l.direction == 1);
+  g.dst = dst;
+  return ex_.pointwise(g);
+}
+
+template <typename T>
 Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   workspace_ = c.workspace;
   reserve_ = c.reserve;
@@ -139,15 +152,8 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_fwd_done));
     in = entry(slot(*lo, ch).hs, 1, Din);
   } else if (lp.xg.present()) {
-    cell::GatherParams<T> g;
-    g.map = cell::StepMap{c.seq_len, s0, p_.max_time};
-    g.batch = n * B;
-    g.cols = Din;
-    g.rows_per_step = B;
-    g.src = user_view(c.x, Din, reverse);
-    g.dst = at(lp.xg);
-    DYNRNN_TRY(ex_.pointwise(g));
-    in = g.dst;
+    in = at(lp.xg);
+    DYNRNN_TRY(gather_inputs(c.x, c.seq_len, l, s0, n, at(lp.xg)));
   }
   DYNRNN_TRY(ex_.gemm(n * B, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0), at(lp.gx), GW));
   if (l.is_gru) {
@@ -430,18 +436,11 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
                                    const T* in) {
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
-  const int64_t s0 = ch * p_.chunk, rows = (std::min(s0 + p_.chunk, loop_bound_) - s0) * B;
+  const int64_t s0 = ch * p_.chunk, steps = std::min(s0 + p_.chunk, loop_bound_) - s0, rows = steps * B;
   const T* W = c.weights;
   if (!in) {  // layer 0 at the caller's positions: gather the chunk as forward did
-    cell::GatherParams<T> g;
-    g.map = cell::StepMap{c.seq_len, s0, p_.max_time};
-    g.batch = rows;
-    g.cols = Din;
-    g.rows_per_step = B;
-    g.src = user_view(c.x, Din, l.direction == 1);
-    g.dst = at(lp.rxg);
-    DYNRNN_TRY(ex_.pointwise(g));
-    in = g.dst;
+    in = at(lp.rxg);
+    DYNRNN_TRY(gather_inputs(c.x, c.seq_len, l, s0, steps, at(lp.rxg)));
   }
   // The chunk's pre-activations: one GEMM for its inputs and one for the states before each step.
   DYNRNN_TRY(ex_.gemm(rows, GW, Din, T(1), {in, Din, false}, {W + l.kernel, GW, false}, T(0), at(lp.rgx), GW));

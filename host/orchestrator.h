@@ -84,6 +84,10 @@ class Orchestrator {
   /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
+  /// Copies steps [first_step, first_step + steps) of the caller's x, in layer l's direction, into a
+  /// step-ordered chunk buffer.
+  Status gather_inputs(const T* x, const int32_t* seq_len, const LayerModel& l, int64_t first_step, int64_t steps,
+                       T* dst);
   /// Copies layer l's leaves of a flat state buffer (h, and c for LSTMs) into another; src null: zeros.
   Status copy_state(const LayerModel& l, T* dst, const T* src);
   Status regenerate(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk, const Slot& S, const T* in);
