@@ -85,6 +85,11 @@ std::string help_text(const char* prog) {
      << "  --sets N                 input sets rotated between runs (default 3; fewer for huge shapes)\n"
      << "  --seed N                 data seed (default 1234)\n"
      << "  --no-verify              skip the verification run (verify column NotVerified)\n"
+     << "\ndynrnn memory knobs (every shape; cuDNN and naive have none)\n"
+     << "  --parallel-iterations K  steps per chunk (projection and weight-gradient GEMMs, wavefront)\n"
+     << "  --swap                   swap_memory: saved activations beyond a device ring go to pinned host\n"
+     << "  --budget-mib N           with --swap: device bytes for the ring (default: the smallest, 2 chunks)\n"
+     << "  --recompute              keep only states; regenerate gate pre-activations in backward\n"
      << "  --cpu-ref-gflop X        largest training GFLOP count verified against the float64 CPU\n"
      << "                           reference; larger shapes use dynrnn CUDA float64 (default 5)\n"
      << "  --calibrate              first measure this card's ceilings (performance.md 3.4: GEMM\n"
@@ -256,6 +261,20 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       o.calibrate = o.calibrate_only = true;
     } else if (arg == "--cpu") {
       o.force_cpu = true;
+    } else if (arg == "--swap") {
+      o.swap_memory = true;
+    } else if (arg == "--recompute") {
+      o.recompute = true;
+    } else if (arg == "--budget-mib" || arg == "--parallel-iterations") {
+      if (!need(&v)) return ParseResult::kError;
+      int64_t x = 0;
+      if (!parse_int(v, 1, &x) || x > (int64_t(1) << 30)) return bad(v, "an integer >= 1");
+      if (arg == "--budget-mib") {
+        o.budget_mib = x;
+        o.swap_memory = true;
+      } else {
+        o.parallel_iterations = static_cast<int>(x);
+      }
     } else if (arg == "--quiet") {
       o.quiet = true;
     } else if (arg == "--no-verify") {
@@ -265,7 +284,8 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       return ParseResult::kError;
     }
     if (has_value && (arg == "--list-shapes" || arg == "--bidirectional" || arg == "--calibrate" ||
-                      arg == "--calibrate-only" || arg == "--cpu" || arg == "--quiet" || arg == "--no-verify")) {
+                      arg == "--calibrate-only" || arg == "--cpu" || arg == "--quiet" || arg == "--no-verify" ||
+                      arg == "--swap" || arg == "--recompute")) {
       *error = arg + " takes no value";
       return ParseResult::kError;
     }
@@ -308,6 +328,12 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
     all = cpu_shapes();
   } else {
     all = opt.set == "extended" ? extended_shapes() : core_shapes();
+  }
+  for (Shape& s : all) {
+    s.swap_memory = opt.swap_memory;
+    if (opt.budget_mib > 0) s.activation_budget = opt.budget_mib << 20;
+    s.recompute = opt.recompute;
+    s.parallel_iterations = opt.parallel_iterations;
   }
   if (opt.shape_ids.empty()) {
     *out = all;

@@ -180,11 +180,21 @@ Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std
 }
 
 void emit(Context& ctx, Row r, const Shape* shape = nullptr) {
-  if (shape && shape->activation_budget > 0 && r.status == "ok") {
-    const std::string budget = std::to_string(shape->activation_budget >> 20) + " MiB";
-    r.note += (r.note.empty() ? "" : "; ") +
-              (r.impl == "dynrnn" ? "swap_memory with a " + budget + " device activation budget"
-                                  : "no activation budget knob: saved activations stay in device memory");
+  if (shape && r.status == "ok") {
+    std::string knobs;
+    if (shape->activation_budget > 0 || shape->swap_memory) {
+      knobs = r.impl == "dynrnn" ? "swap_memory with a " +
+                                       (shape->activation_budget > 0 ? std::to_string(shape->activation_budget >> 20) + " MiB"
+                                                                     : std::string("two-chunk")) +
+                                       " device activation budget"
+                                 : "no activation budget knob: saved activations stay in device memory";
+    }
+    if (r.impl == "dynrnn" && shape->recompute) knobs += (knobs.empty() ? "" : ", ") + std::string("recompute");
+    if (r.impl == "dynrnn" && shape->parallel_iterations > 0) {
+      knobs += (knobs.empty() ? "" : ", ") + std::string("parallel_iterations ") +
+               std::to_string(shape->parallel_iterations);
+    }
+    if (!knobs.empty()) r.note += (r.note.empty() ? "" : "; ") + knobs;
   }
   ctx.progress.clear();
   ctx.report.add(r);

@@ -26,11 +26,13 @@ dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMo
   spec.dtype = dtype;
   spec.time_major = true;
   spec.math = math;
-  if (s.activation_budget > 0) {
-    // M1: saved activations beyond the device budget move to the host (TF's swap_memory).
+  if (s.activation_budget > 0 || s.swap_memory) {
+    // M1 (or --swap): saved activations beyond the device budget move to the host (TF's swap_memory).
     spec.swap_memory = true;
     spec.activation_memory_budget = static_cast<size_t>(s.activation_budget);
   }
+  spec.recompute = s.recompute;
+  if (s.parallel_iterations > 0) spec.parallel_iterations = s.parallel_iterations;
   return spec;
 }
 

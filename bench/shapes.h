@@ -33,6 +33,10 @@ struct Shape {
   /// M1: performance.md's imposed activation budget (bytes): dynrnn runs with swap_memory and this
   /// device budget (RnnSpec::activation_memory_budget); cuDNN and naive have no such knob.
   int64_t activation_budget = 0;
+  /// dynrnn knobs from the command line (--swap, --budget-mib, --recompute, --parallel-iterations).
+  bool swap_memory = false;
+  bool recompute = false;
+  int parallel_iterations = 0;  ///< 0: default
 };
 
 /// performance.md §3.2 core set (A1..M1).
