@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "dynrnn/rnn.h"
+#include "call_buffers.h"
 #include "library_adapter.h"
 #include "random_problem.h"
 
@@ -34,107 +34,30 @@ struct Job {
 /// All output bytes of one forward + backward.
 using Bytes = std::vector<uint8_t>;
 
-template <typename V>
-void append(Bytes& out, const std::vector<V>& v) {
-  const size_t at = out.size();
-  out.resize(at + v.size() * sizeof(V));
-  if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
-}
-
-template <typename T>
-std::vector<T> pack_state(const Rnn& rnn, const ref::Named& leaves, int64_t B) {
-  std::vector<T> flat(static_cast<size_t>(B * rnn.state_width()), T(0));
-  for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
-    auto it = leaves.find(leaf.name);
-    if (it == leaves.end()) continue;
-    for (size_t i = 0; i < it->second.size(); ++i) flat[B * leaf.column_offset + i] = static_cast<T>(it->second[i]);
-  }
-  return flat;
-}
-
 /// Forward (training) + backward of job `j` on `rnn`; false (and *error) on a failed call.
 template <typename T>
 bool run(Rnn& rnn, const Job& j, Bytes* out, std::string* error) {
-  const ref::Problem& p = j.p;
-  const int64_t T_ = p.T, B = p.B;
-  size_t ws_bytes = 0, rs_bytes = 0;
-  if (!rnn.get_workspace_size(T_, B, true, &ws_bytes).is_ok() || !rnn.get_reserve_size(T_, B, &rs_bytes).is_ok()) {
-    *error = "size query failed";
+  testing_support::CallBuffers<T> c(rnn, j.p.T, j.p.B, j.p.time_major);
+  if (!c.ok()) {
+    *error = c.error;
     return false;
   }
-  size_t host_bytes = 0;
-  if (!rnn.get_host_reserve_size(T_, B, &host_bytes).is_ok()) {
-    *error = "get_host_reserve_size failed";
-    return false;
-  }
-  std::vector<char> ws(ws_bytes, 0x5A), rs(rs_bytes, 0x5A), hrs(host_bytes, 0x5A);
-  std::vector<T> x(p.x.begin(), p.x.end());
-  const std::vector<double> wd = testing_support::flat_weights(rnn, p);
-  std::vector<T> w(wd.begin(), wd.end());
-  std::vector<T> init = pack_state<T>(rnn, p.init, B);
-  std::vector<int32_t> len(p.seq_len.begin(), p.seq_len.end());
-  const bool bi = !p.bw.empty();
-  std::vector<T> o(T_ * B * rnn.output_width(0)), ob(bi ? T_ * B * rnn.output_width(1) : 0), fin(init.size());
-  dynrnn::ForwardArgs f;
-  f.x_shape[0] = p.time_major ? T_ : B;
-  f.x_shape[1] = p.time_major ? B : T_;
-  f.x_shape[2] = p.D;
-  f.x = x.data();
-  if (p.has_seq_len) {
-    f.sequence_length = len.data();
-    f.sequence_length_size = B;
-  }
-  f.initial_state = p.has_initial_state ? init.data() : nullptr;
-  f.weights = w.data();
-  f.outputs = o.data();
-  f.outputs_bw = bi ? ob.data() : nullptr;
-  f.final_state = fin.data();
-  f.workspace = ws.data();
-  f.workspace_bytes = ws_bytes;
-  f.training = true;
-  f.reserve = rs.data();
-  f.reserve_bytes = rs_bytes;
-  f.host_reserve = hrs.empty() ? nullptr : hrs.data();
-  f.host_reserve_bytes = hrs.size();
-  dynrnn::Status st = rnn.forward(f);
+  testing_support::fill_bytes(c.ws, 0x5A);
+  testing_support::fill_bytes(c.rs, 0x5A);
+  testing_support::fill_bytes(c.hrs, 0x5A);
+  c.set_problem(rnn, j.p);
+  dynrnn::Status st = rnn.forward(c.forward_args());
   if (!st.is_ok()) {
     *error = "forward: " + st.to_string();
     return false;
   }
-  std::vector<T> dout(j.u.dout_fw.begin(), j.u.dout_fw.end()), dout_bw(j.u.dout_bw.begin(), j.u.dout_bw.end());
-  std::vector<T> dfin = pack_state<T>(rnn, j.u.dfinal, B);
-  std::vector<T> dx(x.size()), dinit(init.size()), dw(w.size());
-  dynrnn::BackwardArgs b;
-  std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-  b.x = x.data();
-  b.sequence_length = f.sequence_length;
-  b.sequence_length_size = f.sequence_length_size;
-  b.initial_state = f.initial_state;
-  b.weights = w.data();
-  b.grad_outputs = dout.empty() ? nullptr : dout.data();
-  b.grad_outputs_bw = dout_bw.empty() ? nullptr : dout_bw.data();
-  b.grad_final_state = dfin.data();
-  b.grad_inputs = dx.data();
-  b.grad_initial_state = dinit.data();
-  b.grad_weights = dw.data();
-  b.workspace = ws.data();
-  b.workspace_bytes = ws_bytes;
-  b.reserve = rs.data();
-  b.reserve_bytes = rs_bytes;
-  b.host_reserve = f.host_reserve;
-  b.host_reserve_bytes = f.host_reserve_bytes;
-  st = rnn.backward(b);
+  c.set_upstream(rnn, j.u);
+  st = rnn.backward(c.backward_args());
   if (!st.is_ok()) {
     *error = "backward: " + st.to_string();
     return false;
   }
-  out->clear();
-  append(*out, o);
-  append(*out, ob);
-  append(*out, fin);
-  append(*out, dx);
-  append(*out, dinit);
-  append(*out, dw);
+  *out = c.results();
   return true;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dynrnn/rnn.h"
+#include "call_buffers.h"
 #include "library_adapter.h"
 #include "random_problem.h"
 
@@ -26,6 +27,8 @@ using dynrnn::Backend;
 using dynrnn::DataType;
 using dynrnn::Rnn;
 using dynrnn::RnnSpec;
+using testing_support::CallBuffers;
+using testing_support::fill_bytes;
 
 /// Every byte a forward + backward produces.
 struct Bytes {
@@ -40,222 +43,79 @@ std::vector<uint8_t> raw(const std::vector<V>& v) {
   return b;
 }
 
-/// Fills every byte with `pattern` (0xFF: NaN in both float types; 0x00: zeros).
-template <typename V>
-void poison(std::vector<V>& v, uint8_t pattern) {
-  if (!v.empty()) std::memset(v.data(), pattern, v.size() * sizeof(V));
-}
-
-/// Packs named state leaves into the flat state layout (missing leaves are zero).
-template <typename T>
-std::vector<T> pack_state(const Rnn& rnn, const ref::Named& leaves, int64_t B) {
-  std::vector<T> flat(static_cast<size_t>(B * rnn.state_width()), T(0));
-  for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
-    auto it = leaves.find(leaf.name);
-    if (it == leaves.end()) continue;
-    for (size_t i = 0; i < it->second.size(); ++i) flat[B * leaf.column_offset + i] = static_cast<T>(it->second[i]);
-  }
-  return flat;
-}
-
 /// One training forward and one backward of `p` through `rnn`; output, workspace and reserve
 /// bytes start as `pattern`. With `backward_twice`, backward runs twice and both must agree.
 template <typename T>
 Bytes run(Rnn& rnn, const ref::Problem& p, const ref::Upstream& u, uint8_t pattern, bool backward_twice = false) {
   Bytes r;
-  const int64_t T_ = p.T, B = p.B;
-  size_t ws_bytes = 0, rs_bytes = 0;
-  if (!rnn.get_workspace_size(T_, B, true, &ws_bytes).is_ok() || !rnn.get_reserve_size(T_, B, &rs_bytes).is_ok()) {
-    ADD_FAILURE() << "size query failed";
+  CallBuffers<T> c(rnn, p.T, p.B, p.time_major);
+  if (!c.ok()) {
+    ADD_FAILURE() << c.error;
     return r;
   }
-  size_t host_bytes = 0;
-  if (!rnn.get_host_reserve_size(T_, B, &host_bytes).is_ok()) {
-    ADD_FAILURE() << "get_host_reserve_size failed";
-    return {};
-  }
-  std::vector<uint8_t> ws(ws_bytes), rs(rs_bytes), hrs(host_bytes, 0xA5);
-  poison(ws, pattern);
-  poison(rs, pattern);
-  std::vector<T> x(p.x.begin(), p.x.end());
-  std::vector<double> wd = testing_support::flat_weights(rnn, p);
-  std::vector<T> w(wd.begin(), wd.end());
-  std::vector<T> init = pack_state<T>(rnn, p.init, B);
-  std::vector<int32_t> len(p.seq_len.begin(), p.seq_len.end());
-  const bool bi = !p.bw.empty();
-  std::vector<T> out_fw(static_cast<size_t>(T_ * B * rnn.output_width(0)));
-  std::vector<T> out_bw(bi ? static_cast<size_t>(T_ * B * rnn.output_width(1)) : 0);
-  std::vector<T> fin(static_cast<size_t>(B * rnn.state_width()));
-  poison(out_fw, pattern);
-  poison(out_bw, pattern);
-  poison(fin, pattern);
-
-  dynrnn::ForwardArgs f;
-  f.x_shape[0] = p.time_major ? T_ : B;
-  f.x_shape[1] = p.time_major ? B : T_;
-  f.x_shape[2] = p.D;
-  f.x = x.data();
-  if (p.has_seq_len) {
-    f.sequence_length = len.data();
-    f.sequence_length_size = B;
-  }
-  f.initial_state = p.has_initial_state ? init.data() : nullptr;
-  f.weights = w.data();
-  f.outputs = out_fw.data();
-  f.outputs_bw = bi ? out_bw.data() : nullptr;
-  f.final_state = fin.data();
-  f.workspace = ws.data();
-  f.workspace_bytes = ws_bytes;
-  f.training = true;
-  f.reserve = rs.data();
-  f.reserve_bytes = rs_bytes;
-  f.host_reserve = hrs.empty() ? nullptr : hrs.data();
-  f.host_reserve_bytes = hrs.size();
-  dynrnn::Status st = rnn.forward(f);
+  fill_bytes(c.ws, pattern);
+  fill_bytes(c.rs, pattern);
+  fill_bytes(c.hrs, 0xA5);
+  c.set_problem(rnn, p);
+  c.fill_results_bytes(pattern);
+  dynrnn::Status st = rnn.forward(c.forward_args());
   if (!st.is_ok()) {
     ADD_FAILURE() << "forward: " << st.to_string();
     return r;
   }
 
-  std::vector<T> dout_fw(u.dout_fw.begin(), u.dout_fw.end()), dout_bw(u.dout_bw.begin(), u.dout_bw.end());
-  std::vector<T> dfin = pack_state<T>(rnn, u.dfinal, B);
-  std::vector<T> dx(x.size()), dinit(fin.size()), dw(w.size());
-  poison(dx, pattern);
-  poison(dinit, pattern);
-  poison(dw, pattern);
-  dynrnn::BackwardArgs b;
-  std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-  b.x = x.data();
-  b.sequence_length = f.sequence_length;
-  b.sequence_length_size = f.sequence_length_size;
-  b.initial_state = f.initial_state;
-  b.weights = w.data();
-  b.grad_outputs = dout_fw.empty() ? nullptr : dout_fw.data();
-  b.grad_outputs_bw = dout_bw.empty() ? nullptr : dout_bw.data();
-  b.grad_final_state = dfin.data();
-  b.grad_inputs = dx.data();
-  b.grad_initial_state = dinit.data();
-  b.grad_weights = dw.data();
-  b.workspace = ws.data();
-  b.workspace_bytes = ws_bytes;
-  b.reserve = rs.data();
-  b.reserve_bytes = rs_bytes;
-  b.host_reserve = f.host_reserve;
-  b.host_reserve_bytes = f.host_reserve_bytes;
+  c.set_upstream(rnn, u);
+  const dynrnn::BackwardArgs b = c.backward_args();
   st = rnn.backward(b);
   if (!st.is_ok()) {
     ADD_FAILURE() << "backward: " << st.to_string();
     return r;
   }
   if (backward_twice) {
-    const std::vector<uint8_t> dx1 = raw(dx), dinit1 = raw(dinit), dw1 = raw(dw);
-    poison(dx, static_cast<uint8_t>(~pattern));
-    poison(dinit, static_cast<uint8_t>(~pattern));
-    poison(dw, static_cast<uint8_t>(~pattern));
+    const std::vector<uint8_t> dx1 = raw(c.dx), dinit1 = raw(c.dinit), dw1 = raw(c.dw);
+    c.fill_gradient_bytes(static_cast<uint8_t>(~pattern));
     st = rnn.backward(b);
     if (!st.is_ok()) {
       ADD_FAILURE() << "second backward: " << st.to_string();
       return r;
     }
-    EXPECT_TRUE(dx1 == raw(dx) && dinit1 == raw(dinit) && dw1 == raw(dw))
+    EXPECT_TRUE(dx1 == raw(c.dx) && dinit1 == raw(c.dinit) && dw1 == raw(c.dw))
         << "a second backward over the same forward gives different gradients";
   }
-  r.out_fw = raw(out_fw);
-  r.out_bw = raw(out_bw);
-  r.final_state = raw(fin);
-  r.dx = raw(dx);
-  r.dinit = raw(dinit);
-  r.dw = raw(dw);
+  r.out_fw = raw(c.out);
+  r.out_bw = raw(c.out_bw);
+  r.final_state = raw(c.fin);
+  r.dx = raw(c.dx);
+  r.dinit = raw(c.dinit);
+  r.dw = raw(c.dw);
   r.ok = true;
   return r;
 }
 
-
 /// A training forward whose buffers stay alive, so that its backward can run later.
 template <typename T>
 struct Session {
-  const ref::Problem& p;
-  const ref::Upstream& u;
   Rnn& rnn;
-  std::vector<uint8_t> ws, rs, hrs;
-  std::vector<T> x, w, init, out_fw, out_bw, fin;
-  std::vector<int32_t> len;
-  dynrnn::ForwardArgs f;
+  CallBuffers<T> c;
 
-  Session(Rnn& r, const ref::Problem& prob, const ref::Upstream& up) : p(prob), u(up), rnn(r) {
-    const int64_t T_ = p.T, B = p.B;
-    size_t ws_bytes = 0, rs_bytes = 0;
-    EXPECT_TRUE(rnn.get_workspace_size(T_, B, true, &ws_bytes).is_ok());
-    EXPECT_TRUE(rnn.get_reserve_size(T_, B, &rs_bytes).is_ok());
-    ws.assign(ws_bytes, 0xFF);
-    rs.assign(rs_bytes, 0xFF);
-    size_t host_bytes = 0;
-    EXPECT_TRUE(rnn.get_host_reserve_size(T_, B, &host_bytes).is_ok());
-    hrs.assign(host_bytes, 0xFF);
-    x.assign(p.x.begin(), p.x.end());
-    const std::vector<double> wd = testing_support::flat_weights(rnn, p);
-    w.assign(wd.begin(), wd.end());
-    init = pack_state<T>(rnn, p.init, B);
-    len.assign(p.seq_len.begin(), p.seq_len.end());
-    out_fw.assign(static_cast<size_t>(T_ * B * rnn.output_width(0)), T(0));
-    out_bw.assign(p.bw.empty() ? 0 : static_cast<size_t>(T_ * B * rnn.output_width(1)), T(0));
-    fin.assign(static_cast<size_t>(B * rnn.state_width()), T(0));
-    f.x_shape[0] = p.time_major ? T_ : B;
-    f.x_shape[1] = p.time_major ? B : T_;
-    f.x_shape[2] = p.D;
-    f.x = x.data();
-    if (p.has_seq_len) {
-      f.sequence_length = len.data();
-      f.sequence_length_size = B;
-    }
-    f.initial_state = p.has_initial_state ? init.data() : nullptr;
-    f.weights = w.data();
-    f.outputs = out_fw.data();
-    f.outputs_bw = p.bw.empty() ? nullptr : out_bw.data();
-    f.final_state = fin.data();
-    f.workspace = ws.data();
-    f.workspace_bytes = ws.size();
-    f.training = true;
-    f.reserve = rs.data();
-    f.reserve_bytes = rs.size();
-    f.host_reserve = hrs.empty() ? nullptr : hrs.data();
-    f.host_reserve_bytes = hrs.size();
+  Session(Rnn& r, const ref::Problem& p, const ref::Upstream& u) : rnn(r), c(r, p.T, p.B, p.time_major) {
+    EXPECT_TRUE(c.ok()) << c.error;
+    fill_bytes(c.ws, 0xFF);
+    fill_bytes(c.rs, 0xFF);
+    fill_bytes(c.hrs, 0xFF);
+    c.set_problem(rnn, p);
+    c.set_upstream(rnn, u);
   }
   bool forward() {
-    const dynrnn::Status st = rnn.forward(f);
+    const dynrnn::Status st = rnn.forward(c.forward_args());
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     return st.is_ok();
   }
   /// grad_inputs, grad_initial_state and grad_weights, as bytes.
   std::vector<uint8_t> backward() {
-    std::vector<T> dout_fw(u.dout_fw.begin(), u.dout_fw.end()), dout_bw(u.dout_bw.begin(), u.dout_bw.end());
-    std::vector<T> dfin = pack_state<T>(rnn, u.dfinal, p.B);
-    std::vector<T> dx(x.size(), T(0)), dinit(fin.size(), T(0)), dw(w.size(), T(0));
-    dynrnn::BackwardArgs b;
-    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-    b.x = x.data();
-    b.sequence_length = f.sequence_length;
-    b.sequence_length_size = f.sequence_length_size;
-    b.initial_state = f.initial_state;
-    b.weights = w.data();
-    b.grad_outputs = dout_fw.empty() ? nullptr : dout_fw.data();
-    b.grad_outputs_bw = dout_bw.empty() ? nullptr : dout_bw.data();
-    b.grad_final_state = dfin.data();
-    b.grad_inputs = dx.data();
-    b.grad_initial_state = dinit.data();
-    b.grad_weights = dw.data();
-    b.workspace = ws.data();
-    b.workspace_bytes = ws.size();
-    b.reserve = rs.data();
-    b.reserve_bytes = rs.size();
-    b.host_reserve = hrs.empty() ? nullptr : hrs.data();
-    b.host_reserve_bytes = hrs.size();
-    const dynrnn::Status st = rnn.backward(b);
+    const dynrnn::Status st = rnn.backward(c.backward_args());
     EXPECT_TRUE(st.is_ok()) << st.to_string();
-    std::vector<uint8_t> all = raw(dx), more = raw(dinit), most = raw(dw);
-    all.insert(all.end(), more.begin(), more.end());
-    all.insert(all.end(), most.begin(), most.end());
-    return all;
+    return c.gradients();
   }
 };
 

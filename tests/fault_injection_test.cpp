@@ -25,6 +25,7 @@
 #include "dynrnn/rnn.h"
 #include "host/executor.h"
 #include "host/rnn_impl.h"
+#include "call_buffers.h"
 #include "faulty_executor.h"
 
 // ------------------------------------------------------------------------------------------------
@@ -82,101 +83,34 @@ using testing_support::Injection;
 
 /// The buffers of one training forward + backward, with every output poisoned with NaN first.
 template <typename T>
-struct Call {
-  int64_t T_ = 6, B = 3, D = 3;
-  std::vector<T> x, w, init, out, out_bw, fin, dout, dout_bw, dfin, dx, dinit, dw;
-  std::vector<int32_t> len;
-  std::vector<char> ws, rs, hrs;
+struct Call : testing_support::CallBuffers<T> {
+  using Base = testing_support::CallBuffers<T>;
   dynrnn::ForwardArgs f;
   dynrnn::BackwardArgs b;
 
-  explicit Call(Rnn& rnn) {
-    const bool bi = rnn.spec().bidirectional();
-    D = rnn.spec().input_size;
+  explicit Call(Rnn& rnn) : Base(rnn, /*T=*/6, /*B=*/3, rnn.spec().time_major) {
+    EXPECT_TRUE(this->ok()) << this->error;
+    const int64_t T_ = this->T_, B = this->B, D = this->D;
     auto fill = [](std::vector<T>& v, size_t n, double scale, int seed) {
       v.resize(n);
       for (size_t i = 0; i < n; ++i) v[i] = static_cast<T>(scale * std::sin(0.7 * static_cast<double>(i) + seed));
     };
-    fill(x, T_ * B * D, 1.0, 1);
-    fill(w, rnn.param_count(), 0.5, 2);
-    fill(init, B * rnn.state_width(), 0.5, 3);
-    fill(dout, T_ * B * rnn.output_width(0), 1.0, 4);
-    fill(dout_bw, bi ? T_ * B * rnn.output_width(1) : 0, 1.0, 5);
-    fill(dfin, B * rnn.state_width(), 1.0, 6);
-    len = {6, 2, bi ? 0 : 4};
-    size_t wsb = 0, rsb = 0;
-    EXPECT_TRUE(rnn.get_workspace_size(T_, B, true, &wsb).is_ok());
-    EXPECT_TRUE(rnn.get_reserve_size(T_, B, &rsb).is_ok());
-    size_t hrsb = 0;
-    EXPECT_TRUE(rnn.get_host_reserve_size(T_, B, &hrsb).is_ok());
-    ws.assign(wsb, 0);
-    rs.assign(rsb, 0);
-    hrs.assign(hrsb, 0);
-    poison(rnn);
-    const bool tm = rnn.spec().time_major;
-    f.x_shape[0] = tm ? T_ : B;
-    f.x_shape[1] = tm ? B : T_;
-    f.x_shape[2] = D;
-    f.x = x.data();
-    f.sequence_length = len.data();
-    f.sequence_length_size = B;
-    f.initial_state = init.data();
-    f.weights = w.data();
-    f.outputs = out.data();
-    f.outputs_bw = bi ? out_bw.data() : nullptr;
-    f.final_state = fin.data();
-    f.workspace = ws.data();
-    f.workspace_bytes = wsb;
-    f.training = true;
-    f.reserve = rs.data();
-    f.reserve_bytes = rsb;
-    f.host_reserve = hrs.empty() ? nullptr : hrs.data();
-    f.host_reserve_bytes = hrsb;
-    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-    b.x = x.data();
-    b.sequence_length = len.data();
-    b.sequence_length_size = B;
-    b.initial_state = init.data();
-    b.weights = w.data();
-    b.grad_outputs = dout.data();
-    b.grad_outputs_bw = bi ? dout_bw.data() : nullptr;
-    b.grad_final_state = dfin.data();
-    b.grad_inputs = dx.data();
-    b.grad_initial_state = dinit.data();
-    b.grad_weights = dw.data();
-    b.workspace = ws.data();
-    b.workspace_bytes = wsb;
-    b.reserve = rs.data();
-    b.reserve_bytes = rsb;
-    b.host_reserve = f.host_reserve;
-    b.host_reserve_bytes = hrsb;
+    fill(this->x, T_ * B * D, 1.0, 1);
+    fill(this->w, rnn.param_count(), 0.5, 2);
+    fill(this->init, B * rnn.state_width(), 0.5, 3);
+    fill(this->dout, T_ * B * rnn.output_width(0), 1.0, 4);
+    fill(this->dout_bw, this->bi ? T_ * B * rnn.output_width(1) : 0, 1.0, 5);
+    fill(this->dfin, B * rnn.state_width(), 1.0, 6);
+    this->len = {6, 2, this->bi ? 0 : 4};
+    poison();
+    f = this->forward_args();
+    b = this->backward_args();
   }
-  void poison(const Rnn& rnn) {
-    const bool bi = rnn.spec().bidirectional();
-    out.assign(T_ * B * rnn.output_width(0), NAN);
-    out_bw.assign(bi ? T_ * B * rnn.output_width(1) : 0, NAN);
-    fin.assign(B * rnn.state_width(), NAN);
-    dx.assign(x.size(), NAN);
-    dinit.assign(init.size(), NAN);
-    dw.assign(w.size(), NAN);
-    std::memset(ws.data(), 0xFF, ws.size());
-    std::memset(rs.data(), 0xFF, rs.size());
-    f.outputs = out.data();
-    f.outputs_bw = bi ? out_bw.data() : nullptr;
-    f.final_state = fin.data();
-    b.grad_inputs = dx.data();
-    b.grad_initial_state = dinit.data();
-    b.grad_weights = dw.data();
-  }
-  /// Every result byte.
-  std::vector<uint8_t> results() const {
-    std::vector<uint8_t> r;
-    for (const std::vector<T>* v : {&out, &out_bw, &fin, &dx, &dinit, &dw}) {
-      const size_t at = r.size();
-      r.resize(at + v->size() * sizeof(T));
-      if (!v->empty()) std::memcpy(r.data() + at, v->data(), v->size() * sizeof(T));
-    }
-    return r;
+  /// Every result NaN, workspace and reserve bytes 0xFF (the buffers stay where f and b point).
+  void poison() {
+    this->fill_results(T(NAN));
+    testing_support::fill_bytes(this->ws, 0xFF);
+    testing_support::fill_bytes(this->rs, 0xFF);
   }
 };
 
@@ -269,7 +203,7 @@ void verb_faults(const RnnSpec& spec) {
       EXPECT_EQ(inject.faulty().issued_after_fault(), 0) << "work was issued after a failed verb";
     }
     // The real executor back: the same handle gives a fresh handle's results, bit for bit.
-    c.poison(*rnn);
+    c.poison();
     ASSERT_TRUE(rnn->forward(c.f).is_ok());
     ASSERT_TRUE(rnn->backward(c.b).is_ok());
     ASSERT_EQ(c.results(), want) << "the handle is not usable after the fault";
@@ -345,7 +279,7 @@ TEST(FaultInjection, EveryHostAllocationFailureIsReportedAndRecoverable) {
         t_alloc_countdown = 0;
         if (escaped++ == 0) first = "forward/backward: std::bad_alloc escaped at allocation " + std::to_string(n);
       }
-      c.poison(*rnn);
+      c.poison();
       if (!rnn->forward(c.f).is_ok() || !rnn->backward(c.b).is_ok() || c.results() != want) {
         if (unusable++ == 0 && first.empty()) first = "unusable after allocation failure " + std::to_string(n);
       }

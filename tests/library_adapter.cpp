@@ -1,5 +1,7 @@
 #include "library_adapter.h"
 
+#include "call_buffers.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,19 +30,8 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
   return s;
 }
 
-const char* dir_name(int d) { return d == 0 ? "fw" : "bw"; }
-
-template <typename T>
-std::vector<T> cast(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
-
-template <typename T>
-std::vector<double> widen(const std::vector<T>& v) {
-  return std::vector<double>(v.begin(), v.end());
-}
-
-/// Packs named state leaves into the flat state buffer (missing leaves are zero).
+/// Packs named state leaves into the flat state buffer (missing leaves are zero), checking each
+/// leaf's size (call_buffers.h's pack_state<T> does not).
 std::vector<double> pack_state(const dynrnn::Rnn& rnn, const ref::Named& leaves, int64_t B) {
   std::vector<double> flat(static_cast<size_t>(B * rnn.state_width()), 0.0);
   for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
@@ -105,86 +96,41 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
     return run;
   }
   if (prepare) prepare(*rnn);
-  const int64_t T_ = p.T, B = p.B, D = p.D;
-  size_t ws_bytes = 0, rs_bytes = 0;
-  EXPECT_TRUE(rnn->get_workspace_size(T_, B, !opt.inference, &ws_bytes).is_ok());
-  EXPECT_TRUE(rnn->get_reserve_size(T_, B, &rs_bytes).is_ok());
-  size_t host_bytes = 0;
-  EXPECT_TRUE(rnn->get_host_reserve_size(T_, B, &host_bytes).is_ok());
-  std::vector<char> workspace(ws_bytes), reserve(rs_bytes), host_reserve(opt.inference ? 0 : host_bytes);
-  std::vector<T> x = cast<T>(p.x);
-  std::vector<T> weights = cast<T>(flat_weights(*rnn, p));
+  const int64_t B = p.B;
+  CallBuffers<T> c(*rnn, p.T, B, p.time_major, /*training=*/!opt.inference);
+  EXPECT_TRUE(c.ok()) << c.error;
+  c.x = cast<T>(p.x);
+  c.w = cast<T>(flat_weights(*rnn, p));
   std::vector<T> init = cast<T>(pack_state(*rnn, p.init, B));
-  const bool bi = !p.bw.empty();
-  std::vector<T> out_fw(static_cast<size_t>(T_ * B * rnn->output_width(0)), T(NAN));
-  std::vector<T> out_bw(bi ? static_cast<size_t>(T_ * B * rnn->output_width(1)) : 0, T(NAN));
-  std::vector<T> final_state(static_cast<size_t>(B * rnn->state_width()), T(NAN));
+  if (p.has_initial_state) c.init = std::move(init);
+  if (p.has_seq_len) c.len = p.seq_len;
+  c.fill_results(T(NAN));
 
-  dynrnn::ForwardArgs fa;
-  fa.x_shape[0] = p.time_major ? T_ : B;
-  fa.x_shape[1] = p.time_major ? B : T_;
-  fa.x_shape[2] = D;
-  fa.x = x.data();
-  if (p.has_seq_len) {
-    fa.sequence_length = p.seq_len.data();
-    fa.sequence_length_size = B;
-  }
-  fa.initial_state = p.has_initial_state ? init.data() : nullptr;
-  fa.weights = weights.data();
-  fa.outputs = out_fw.data();
-  fa.outputs_bw = bi ? out_bw.data() : nullptr;
-  fa.final_state = final_state.data();
-  fa.workspace = workspace.data();
-  fa.workspace_bytes = ws_bytes;
-  fa.training = !opt.inference;
-  fa.reserve = opt.inference ? nullptr : reserve.data();
-  fa.reserve_bytes = opt.inference ? 0 : rs_bytes;
-  fa.host_reserve = host_reserve.empty() ? nullptr : host_reserve.data();
-  fa.host_reserve_bytes = host_reserve.size();
-  st = rnn->forward(fa);
+  st = rnn->forward(c.forward_args(/*training=*/!opt.inference));
   if (!st) {
     ADD_FAILURE() << "forward: " << st.to_string();
     return run;
   }
-  run.forward.out_fw = widen(out_fw);
-  if (bi) run.forward.out_bw = widen(out_bw);
-  run.forward.final_state = unpack_state(*rnn, widen(final_state), B);
+  run.forward.out_fw = widen(c.out);
+  if (c.bi) run.forward.out_bw = widen(c.out_bw);
+  run.forward.final_state = unpack_state(*rnn, widen(c.fin), B);
   if (!upstream || opt.inference) return run;
 
-  std::vector<T> dout_fw = cast<T>(upstream->dout_fw), dout_bw = cast<T>(upstream->dout_bw);
-  std::vector<T> dfinal = cast<T>(pack_state(*rnn, upstream->dfinal, B));
-  std::vector<T> dx(x.size(), T(NAN)), dinit(init.size(), T(NAN)), dw(weights.size(), T(NAN));
-  dynrnn::BackwardArgs ba;
-  std::copy(fa.x_shape, fa.x_shape + 3, ba.x_shape);
-  ba.x = x.data();
-  ba.sequence_length = fa.sequence_length;
-  ba.sequence_length_size = fa.sequence_length_size;
-  ba.initial_state = fa.initial_state;
-  ba.weights = weights.data();
-  ba.grad_outputs = dout_fw.empty() ? nullptr : dout_fw.data();
-  ba.grad_outputs_bw = dout_bw.empty() ? nullptr : dout_bw.data();
-  ba.grad_final_state = dfinal.data();
-  ba.grad_inputs = dx.data();
-  ba.grad_initial_state = dinit.data();
-  ba.grad_weights = dw.data();
-  ba.workspace = workspace.data();
-  ba.workspace_bytes = ws_bytes;
-  ba.reserve = reserve.data();
-  ba.reserve_bytes = rs_bytes;
-  ba.host_reserve = fa.host_reserve;
-  ba.host_reserve_bytes = fa.host_reserve_bytes;
-  st = rnn->backward(ba);
+  c.dout = cast<T>(upstream->dout_fw);
+  c.dout_bw = cast<T>(upstream->dout_bw);
+  c.dfin = cast<T>(pack_state(*rnn, upstream->dfinal, B));
+  st = rnn->backward(c.backward_args());
   if (!st) {
     ADD_FAILURE() << "backward: " << st.to_string();
     return run;
   }
-  run.gradients.dx = widen(dx);
-  run.gradients.dinit = unpack_state(*rnn, widen(dinit), B);
+  run.gradients.dx = widen(c.dx);
+  run.gradients.dinit = unpack_state(*rnn, widen(c.dinit), B);
   run.gradients.dw_fw.resize(p.fw.size());
   run.gradients.dw_bw.resize(p.bw.size());
   for (const dynrnn::ParamInfo& info : rnn->params()) {
     auto& stack = info.direction == 0 ? run.gradients.dw_fw : run.gradients.dw_bw;
-    auto begin = dw.begin() + info.offset;
+    auto begin = c.dw.begin() + info.offset;
     stack[static_cast<size_t>(info.layer)][info.local_name] = std::vector<double>(begin, begin + info.count);
   }
   return run;

@@ -18,6 +18,8 @@
 #include "dynrnn/rnn.h"
 #include "dynrnn/weights.h"
 
+#include "call_buffers.h"
+
 namespace {
 
 using dynrnn::Backend;
@@ -158,67 +160,31 @@ TEST(Messages, CreateAndSizeQueries) {
                 {StatusCode::kInvalidValue, "max_time = " + std::to_string(big), "batch = 2097152", "overflow"});
 }
 
-/// Buffers of one valid forward + backward; each case breaks one thing.
-struct Bufs {
+/// The handle of a Bufs, created before its buffers.
+struct Handle {
   std::unique_ptr<dynrnn::Rnn> rnn;
-  int64_t T = 3, B = 2;
-  bool bi;
-  std::vector<float> x, w, init, out, out_bw, fin, dout, dout_bw, dfin, dx, dinit, dw;
-  std::vector<int32_t> len{3, 1};
-  std::vector<char> ws, rs;
+  explicit Handle(bool bidirectional) {
+    EXPECT_TRUE(dynrnn::Rnn::create(base_spec(bidirectional), Backend::kCpu, &rnn).is_ok());
+  }
+};
+
+/// Buffers of one valid forward + backward; each case breaks one thing.
+struct Bufs : Handle, testing_support::CallBuffers<float> {
   dynrnn::ForwardArgs f;
   dynrnn::BackwardArgs b;
 
-  explicit Bufs(bool bidirectional) : bi(bidirectional) {
-    EXPECT_TRUE(dynrnn::Rnn::create(base_spec(bidirectional), Backend::kCpu, &rnn).is_ok());
-    const int64_t S = rnn->state_width();
-    x.assign(T * B * 2, 0.5f);
+  explicit Bufs(bool bidirectional) : Handle(bidirectional), CallBuffers(*rnn, /*T=*/3, /*B=*/2, false) {
+    EXPECT_TRUE(ok()) << error;
+    x.assign(T_ * B * 2, 0.5f);
     w.assign(rnn->param_count(), 0.1f);
-    init.assign(B * S, 0.f);
-    fin = dinit = dfin = init;
-    out.assign(T * B * rnn->output_width(0), 0.f);
+    init = dfin = fin;
     dout = out;
-    out_bw.assign(T * B * rnn->output_width(1), 0.f);
     dout_bw = out_bw;
     dx = x;
     dw = w;
-    size_t wsb = 0, rsb = 0;
-    EXPECT_TRUE(rnn->get_workspace_size(T, B, true, &wsb).is_ok());
-    EXPECT_TRUE(rnn->get_reserve_size(T, B, &rsb).is_ok());
-    ws.resize(wsb);
-    rs.resize(rsb);
-    f.x_shape[0] = B;
-    f.x_shape[1] = T;
-    f.x_shape[2] = 2;
-    f.x = x.data();
-    f.sequence_length = len.data();
-    f.sequence_length_size = B;
-    f.initial_state = init.data();
-    f.weights = w.data();
-    f.outputs = out.data();
-    f.outputs_bw = bi ? out_bw.data() : nullptr;
-    f.final_state = fin.data();
-    f.workspace = ws.data();
-    f.workspace_bytes = wsb;
-    f.training = true;
-    f.reserve = rs.data();
-    f.reserve_bytes = rsb;
-    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-    b.x = x.data();
-    b.sequence_length = len.data();
-    b.sequence_length_size = B;
-    b.initial_state = init.data();
-    b.weights = w.data();
-    b.grad_outputs = dout.data();
-    b.grad_outputs_bw = bi ? dout_bw.data() : nullptr;
-    b.grad_final_state = dfin.data();
-    b.grad_inputs = dx.data();
-    b.grad_initial_state = dinit.data();
-    b.grad_weights = dw.data();
-    b.workspace = ws.data();
-    b.workspace_bytes = wsb;
-    b.reserve = rs.data();
-    b.reserve_bytes = rsb;
+    len = {3, 1};
+    f = forward_args();
+    b = backward_args();
   }
   std::string ws_bytes() const { return std::to_string(ws.size()); }
   std::string rs_bytes() const { return std::to_string(rs.size()); }
@@ -289,7 +255,7 @@ TEST(Messages, EveryForwardArgument) {
       {"reserve without training", false, [](Bufs& c) {
          c.f.training = false;
          size_t ws = 0;
-         EXPECT_TRUE(c.rnn->get_workspace_size(c.T, c.B, false, &ws).is_ok());
+         EXPECT_TRUE(c.rnn->get_workspace_size(c.T_, c.B, false, &ws).is_ok());
          c.f.workspace_bytes = ws;
        },
        [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "reserve", "training is false", "ForwardArgs::training"}; }},
@@ -415,30 +381,17 @@ TEST(Messages, HostReserve) {
   std::unique_ptr<dynrnn::Rnn> rnn;
   ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
   const int64_t T = 3, B = 2;
-  size_t ws = 0, rs = 0, hr = 0;
-  ASSERT_TRUE(rnn->get_workspace_size(T, B, true, &ws).is_ok());
-  ASSERT_TRUE(rnn->get_reserve_size(T, B, &rs).is_ok());
-  ASSERT_TRUE(rnn->get_host_reserve_size(T, B, &hr).is_ok());
+  testing_support::CallBuffers<float> c(*rnn, T, B, /*time_major=*/false);
+  ASSERT_TRUE(c.ok()) << c.error;
+  const size_t hr = c.hrs.size();
   ASSERT_GT(hr, 0u);
   const std::string need = std::to_string(hr);
-  std::vector<float> x(T * B * 2, 0.5f), w(rnn->param_count(), 0.1f), out(T * B * rnn->output_width(0));
-  std::vector<float> dx(x.size()), dw(w.size());
-  std::vector<char> wsb(ws), rsb(rs), hrb(hr);
+  c.x.assign(T * B * 2, 0.5f);
+  c.w.assign(rnn->param_count(), 0.1f);
+  // No initial or final state and no lengths; the forward's outputs serve as upstream gradients.
   auto forward_args = [&] {
-    dynrnn::ForwardArgs f;
-    f.x_shape[0] = B;
-    f.x_shape[1] = T;
-    f.x_shape[2] = 2;
-    f.x = x.data();
-    f.weights = w.data();
-    f.outputs = out.data();
-    f.workspace = wsb.data();
-    f.workspace_bytes = ws;
-    f.training = true;
-    f.reserve = rsb.data();
-    f.reserve_bytes = rs;
-    f.host_reserve = hrb.data();
-    f.host_reserve_bytes = hr;
+    dynrnn::ForwardArgs f = c.forward_args();
+    f.final_state = nullptr;
     return f;
   };
   dynrnn::ForwardArgs f = forward_args();
@@ -458,27 +411,15 @@ TEST(Messages, HostReserve) {
   check_message("forward: host_reserve without training", rnn->forward(f),
                 {StatusCode::kInvalidValue, "host_reserve", "training is false", "training forward"});
   f = forward_args();
-  f.host_reserve = rsb.data();
+  f.host_reserve = c.rs.data();
   check_message("forward: host_reserve overlaps reserve", rnn->forward(f),
                 {StatusCode::kInvalidValue, "reserve", "overlaps host_reserve", "must be distinct"});
 
   ASSERT_TRUE(rnn->forward(forward_args()).is_ok());
   auto backward_args = [&] {
-    dynrnn::BackwardArgs b;
-    b.x_shape[0] = B;
-    b.x_shape[1] = T;
-    b.x_shape[2] = 2;
-    b.x = x.data();
-    b.weights = w.data();
-    b.grad_outputs = out.data();
-    b.grad_inputs = dx.data();
-    b.grad_weights = dw.data();
-    b.workspace = wsb.data();
-    b.workspace_bytes = ws;
-    b.reserve = rsb.data();
-    b.reserve_bytes = rs;
-    b.host_reserve = hrb.data();
-    b.host_reserve_bytes = hr;
+    dynrnn::BackwardArgs b = c.backward_args();
+    b.grad_outputs = c.out.data();
+    b.grad_initial_state = nullptr;
     return b;
   };
   ASSERT_TRUE(rnn->backward(backward_args()).is_ok());
@@ -491,7 +432,7 @@ TEST(Messages, HostReserve) {
   check_message("backward: host_reserve_bytes short", rnn->backward(b),
                 {StatusCode::kWorkspaceTooSmall, "host_reserve_bytes", "is " + std::to_string(hr - 1), "needs " + need});
   b = backward_args();
-  b.grad_inputs = reinterpret_cast<float*>(hrb.data());
+  b.grad_inputs = reinterpret_cast<float*>(c.hrs.data());
   check_message("backward: grad_inputs overlaps host_reserve", rnn->backward(b),
                 {StatusCode::kInvalidValue, "grad_inputs", "overlaps host_reserve", "must not alias"});
 }

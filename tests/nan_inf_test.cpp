@@ -19,12 +19,16 @@
 
 #include "dynrnn/rnn.h"
 
+#include "call_buffers.h"
+
 namespace {
 
 using dynrnn::Backend;
 using dynrnn::CellSpec;
 using dynrnn::Rnn;
 using dynrnn::RnnSpec;
+using testing_support::cast;
+using testing_support::widen;
 
 /// Inputs and results of one forward + backward (double storage; T is the run's element type).
 struct Trial {
@@ -56,15 +60,6 @@ uint64_t bits(double v) {
 }
 bool same(double a, double b) { return bits(a) == bits(b); }
 
-template <typename T>
-std::vector<T> cast(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
-template <typename T>
-std::vector<double> widen(const std::vector<T>& v) {
-  return std::vector<double>(v.begin(), v.end());
-}
-
 /// Deterministic small values.
 std::vector<double> values(size_t n, double scale, uint64_t seed) {
   std::vector<double> v(n);
@@ -89,61 +84,25 @@ void ordinary_inputs(const Problem& p, const Rnn& rnn, Trial& r) {
 
 template <typename T>
 void run(const Problem& p, Rnn& rnn, Trial& r) {
-  size_t ws_bytes = 0, rs_bytes = 0;
-  ASSERT_TRUE(rnn.get_workspace_size(p.T, p.B, true, &ws_bytes).is_ok());
-  ASSERT_TRUE(rnn.get_reserve_size(p.T, p.B, &rs_bytes).is_ok());
-  std::vector<char> ws(ws_bytes), rs(rs_bytes);
-  std::vector<T> x = cast<T>(r.x), w = cast<T>(p.w), init = cast<T>(r.init);
-  std::vector<T> out(p.T * p.B * rnn.output_width(0)), out_bw(p.spec.bidirectional() ? p.T * p.B * rnn.output_width(1) : 0);
-  std::vector<T> fin(init.size());
-  dynrnn::ForwardArgs f;
-  f.x_shape[0] = p.spec.time_major ? p.T : p.B;
-  f.x_shape[1] = p.spec.time_major ? p.B : p.T;
-  f.x_shape[2] = p.D();
-  f.x = x.data();
-  if (!p.len.empty()) {
-    f.sequence_length = p.len.data();
-    f.sequence_length_size = p.B;
-  }
-  f.initial_state = init.data();
-  f.weights = w.data();
-  f.outputs = out.data();
-  f.outputs_bw = p.spec.bidirectional() ? out_bw.data() : nullptr;
-  f.final_state = fin.data();
-  f.workspace = ws.data();
-  f.workspace_bytes = ws_bytes;
-  f.training = true;
-  f.reserve = rs.data();
-  f.reserve_bytes = rs_bytes;
-  const dynrnn::Status fs = rnn.forward(f);
+  testing_support::CallBuffers<T> c(rnn, p.T, p.B, p.spec.time_major);
+  ASSERT_TRUE(c.ok()) << c.error;
+  c.x = cast<T>(r.x);
+  c.w = cast<T>(p.w);
+  c.init = cast<T>(r.init);
+  c.len = p.len;
+  const dynrnn::Status fs = rnn.forward(c.forward_args());
   ASSERT_TRUE(fs.is_ok()) << fs.to_string();
-  std::vector<T> dout = cast<T>(r.dout), dout_bw = cast<T>(r.dout_bw), dfin = cast<T>(r.dfin);
-  std::vector<T> dx(x.size()), dinit(init.size()), dw(w.size());
-  dynrnn::BackwardArgs b;
-  std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-  b.x = x.data();
-  b.sequence_length = f.sequence_length;
-  b.sequence_length_size = f.sequence_length_size;
-  b.initial_state = init.data();
-  b.weights = w.data();
-  b.grad_outputs = dout.data();
-  b.grad_outputs_bw = p.spec.bidirectional() ? dout_bw.data() : nullptr;
-  b.grad_final_state = dfin.data();
-  b.grad_inputs = dx.data();
-  b.grad_initial_state = dinit.data();
-  b.grad_weights = dw.data();
-  b.workspace = ws.data();
-  b.workspace_bytes = ws_bytes;
-  b.reserve = rs.data();
-  b.reserve_bytes = rs_bytes;
-  const dynrnn::Status bs = rnn.backward(b);
+  c.dout = cast<T>(r.dout);
+  c.dout_bw = cast<T>(r.dout_bw);
+  c.dfin = cast<T>(r.dfin);
+  const dynrnn::Status bs = rnn.backward(c.backward_args());
   ASSERT_TRUE(bs.is_ok()) << bs.to_string();
-  r.out = widen(out);
-  r.out_bw = widen(out_bw);
-  r.fin = widen(fin);
-  r.dx = widen(dx);
-  r.dinit = widen(dinit);
-  r.dw = widen(dw);
+  r.out = widen(c.out);
+  r.out_bw = widen(c.out_bw);
+  r.fin = widen(c.fin);
+  r.dx = widen(c.dx);
+  r.dinit = widen(c.dinit);
+  r.dw = widen(c.dw);
 }
 
 /// Indices where two result vectors differ bitwise.

@@ -7,6 +7,8 @@
 
 #include "dynrnn/rnn.h"
 
+#include "call_buffers.h"
+
 namespace {
 
 using dynrnn::Backend;
@@ -80,51 +82,33 @@ TEST(Validation, SpecRules) {
   expect_error(dynrnn::Rnn::create(lstm_spec(), Backend::kCpu, nullptr), StatusCode::kInvalidValue, "out is null");
 }
 
-/// A valid forward call on a small (bidirectional, if asked) RNN with NaN-poisoned outputs.
-struct Call {
+/// The handle of a Call, created before its buffers.
+struct Handle {
   std::unique_ptr<dynrnn::Rnn> rnn;
-  int64_t T = 3, B = 2, D = 2;
-  std::vector<float> x, w, out, out_bw, final_state, dx, dw;
-  std::vector<int32_t> len;
-  std::vector<char> ws, rs;
-  dynrnn::ForwardArgs a;
-
-  explicit Call(bool bidirectional) {
+  explicit Handle(bool bidirectional) {
     RnnSpec s = lstm_spec();
     if (bidirectional) s.cells_bw = {CellSpec::gru(2)};
     EXPECT_TRUE(dynrnn::Rnn::create(s, Backend::kCpu, &rnn).is_ok());
-    x.assign(T * B * D, 0.5f);
+  }
+};
+
+/// A valid forward call on a small (bidirectional, if asked) RNN with NaN-poisoned outputs.
+struct Call : Handle, testing_support::CallBuffers<float> {
+  dynrnn::ForwardArgs a;
+
+  explicit Call(bool bidirectional) : Handle(bidirectional), CallBuffers(*rnn, /*T=*/3, /*B=*/2, false) {
+    EXPECT_TRUE(ok()) << error;
+    x.assign(T_ * B * D, 0.5f);
     w.assign(rnn->param_count(), 0.1f);
-    out.assign(T * B * rnn->output_width(0), NAN);
-    out_bw.assign(T * B * rnn->output_width(1), NAN);
-    final_state.assign(B * rnn->state_width(), NAN);
+    for (std::vector<float>* v : {&out, &out_bw, &fin}) v->assign(v->size(), NAN);
     len = {2, 3};
-    size_t wsb = 0, rsb = 0;
-    EXPECT_TRUE(rnn->get_workspace_size(T, B, true, &wsb).is_ok());
-    EXPECT_TRUE(rnn->get_reserve_size(T, B, &rsb).is_ok());
-    ws.resize(wsb);
-    rs.resize(rsb);
-    a.x_shape[0] = B;
-    a.x_shape[1] = T;
-    a.x_shape[2] = D;
-    a.x = x.data();
-    a.sequence_length = len.data();
-    a.sequence_length_size = B;
-    a.weights = w.data();
-    a.outputs = out.data();
-    a.outputs_bw = bidirectional ? out_bw.data() : nullptr;
-    a.final_state = final_state.data();
-    a.workspace = ws.data();
-    a.workspace_bytes = wsb;
-    a.training = true;
-    a.reserve = rs.data();
-    a.reserve_bytes = rsb;
+    a = forward_args();  // no initial state
   }
   bool untouched() const {
     for (float v : out) {
       if (!std::isnan(v)) return false;
     }
-    for (float v : final_state) {
+    for (float v : fin) {
       if (!std::isnan(v)) return false;
     }
     return true;
@@ -207,19 +191,10 @@ TEST(Validation, BackwardArguments) {
   ASSERT_TRUE(c.rnn->forward(c.a).is_ok());
   c.dx.assign(c.x.size(), NAN);
   c.dw.assign(c.w.size(), NAN);
-  dynrnn::BackwardArgs b;
-  std::copy(c.a.x_shape, c.a.x_shape + 3, b.x_shape);
-  b.x = c.x.data();
-  b.sequence_length = c.len.data();
-  b.sequence_length_size = c.B;
-  b.weights = c.w.data();
+  // No initial state or its gradients; the forward's outputs serve as upstream gradients.
+  dynrnn::BackwardArgs b = c.backward_args();
   b.grad_outputs = c.out.data();
-  b.grad_inputs = c.dx.data();
-  b.grad_weights = c.dw.data();
-  b.workspace = c.ws.data();
-  b.workspace_bytes = c.ws.size();
-  b.reserve = c.rs.data();
-  b.reserve_bytes = c.rs.size();
+  b.grad_initial_state = nullptr;
   dynrnn::BackwardArgs k = b;
   k.reserve = nullptr;
   expect_error(c.rnn->backward(k), StatusCode::kInvalidValue, "reserve is null");

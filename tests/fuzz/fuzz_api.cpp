@@ -658,7 +658,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
       int32_t len;
       if (v >= 248) {
         const int32_t edges[] = {INT32_MIN, INT32_MAX, -1, static_cast<int32_t>(std::min<int64_t>(c.T, INT32_MAX)),
-                                 static_cast<int32_t>(std::min<int64_t>(c.T + 1, INT32_MAX)), -100, 0, 1};
+                                 static_cast<int32_t>(std::min<int64_t>(c.T, INT32_MAX - 1) + 1), -100, 0, 1};
         len = edges[v - 248];
       } else {
         const int64_t idx = v % (Tc + 4);
