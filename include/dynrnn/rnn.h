@@ -80,7 +80,8 @@ struct ForwardArgs {
 };
 
 /// Arguments of Rnn::backward: the forward arguments of the training forward that filled `reserve`
-/// (unchanged buffers, same shapes), plus upstream gradients and gradient outputs.
+/// (unchanged buffers, same shapes; host_sequence_length given to both or to neither, since it
+/// decides how many steps run), plus upstream gradients and gradient outputs.
 struct BackwardArgs {
   int64_t x_shape[3] = {0, 0, 0};
   const void* x = nullptr;
