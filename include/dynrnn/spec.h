@@ -88,8 +88,8 @@ struct RnnSpec {
   /// fewer, larger GEMMs; smaller chunks: less workspace and a finer wavefront.
   int parallel_iterations = 32;
   /// Training only: keep only a ring of chunks of saved activations on the device and the rest in
-  /// pinned host memory (copied asynchronously during forward, prefetched back during backward).
-  /// Numerically neutral: gradients are bitwise equal with and without it.
+  /// the caller's pinned ForwardArgs::host_reserve (copied asynchronously during forward, prefetched
+  /// back during backward). Numerically neutral: gradients are bitwise equal with and without it.
   bool swap_memory = false;
   /// With swap_memory: device bytes the ring of saved activations may use (0 = the smallest ring,
   /// two chunks). get_reserve_size reports the device part, get_host_reserve_size the host part.
