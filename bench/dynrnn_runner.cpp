@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "bench/runner_buffers.h"
+
 namespace bench {
 namespace {
 
@@ -14,7 +16,7 @@ class DynrnnRunner final : public Runner {
  public:
   DynrnnRunner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream,
                bool training)
-      : p_(p), arena_(arena), stream_(stream), training_(training) {
+      : p_(p), arena_(arena), stream_(stream), training_(training), b_(p, arena, training) {
     const dynrnn::DataType dt = sizeof(T) == 8 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32;
     const dynrnn::MathMode math = prec == Precision::kTf32 ? dynrnn::MathMode::kTF32 : dynrnn::MathMode::kDefault;
     check(dynrnn::Rnn::create(make_spec(p.shape, dt, math), backend, &rnn_), "Rnn::create");
@@ -30,69 +32,30 @@ class DynrnnRunner final : public Runner {
     if (training) reserve_ = arena->alloc_bytes(reserve_bytes_);
     if (host_reserve_bytes_ > 0) host_reserve_ = arena->alloc_host_bytes(host_reserve_bytes_);
 
-    weights_ = arena->upload_as<T>(p.weights);
-    for (const InputSet& s : p.sets) {
-      Set d;
-      d.x = arena->upload_as<T>(s.x);
-      if (training) {
-        d.dy_fw = arena->upload_as<T>(s.dy_fw);
-        if (p.shape.bidirectional) d.dy_bw = arena->upload_as<T>(s.dy_bw);
-      }
-      sets_.push_back(d);
-    }
-    if (p.has_lengths) {
-      lengths_ = arena->alloc<int32_t>(p.shape.B);
-      arena->upload(lengths_, p.lengths.data(), p.lengths.size() * sizeof(int32_t));
-    }
-    out_fw_ = arena->alloc<T>(p.y_elems());
-    if (p.shape.bidirectional) out_bw_ = arena->alloc<T>(p.y_elems());
-    final_state_ = arena->alloc<T>(p.state_elems());
-    if (training) {
-      dx_ = arena->alloc<T>(p.x_elems());
-      dinit_ = arena->alloc<T>(p.state_elems());
-      dw_ = arena->alloc<T>(p.param_count);
-    }
   }
 
   void run(Mode mode, int set) override {
-    const Set& s = sets_[static_cast<size_t>(set) % sets_.size()];
+    const Set& s = b_.set(set);
     if (mode == Mode::kInference) {
       forward(s, false);
     } else if (mode == Mode::kForward) {
       forward(s, true);
     } else if (mode == Mode::kBackward) {
       // The reserve holds set 0's forward (run by the driver before timing); only dy rotates.
-      backward(sets_[0], s);
+      backward(b_.set(0), s);
     } else {
       forward(s, true);
       backward(s, s);
     }
   }
 
-  HostResult fetch(bool grads) override {
-    arena_->sync();
-    HostResult r;
-    r.out_fw = arena_->download_as<T>(out_fw_, p_.y_elems());
-    if (out_bw_) r.out_bw = arena_->download_as<T>(out_bw_, p_.y_elems());
-    r.final_state = arena_->download_as<T>(final_state_, p_.state_elems());
-    if (grads && training_) {
-      r.has_grads = true;
-      r.dx = arena_->download_as<T>(dx_, p_.x_elems());
-      r.dinit = arena_->download_as<T>(dinit_, p_.state_elems());
-      r.dw = arena_->download_as<T>(dw_, p_.param_count);
-    }
-    return r;
-  }
+  HostResult fetch(bool grads) override { return b_.fetch(arena_, p_, grads); }
 
   size_t workspace_bytes() const override { return workspace_bytes_; }
   size_t reserve_bytes() const override { return reserve_bytes_; }
 
  private:
-  struct Set {
-    T* x = nullptr;
-    T* dy_fw = nullptr;
-    T* dy_bw = nullptr;
-  };
+  using Set = typename RunnerBuffers<T>::Set;
 
   template <typename Args>
   void common(Args& a, const Set& s) const {
@@ -100,22 +63,22 @@ class DynrnnRunner final : public Runner {
     a.x_shape[1] = p_.shape.B;
     a.x_shape[2] = p_.shape.I;
     a.x = s.x;
-    if (lengths_) {
-      a.sequence_length = lengths_;
+    if (b_.lengths) {
+      a.sequence_length = b_.lengths;
       a.sequence_length_size = p_.shape.B;
       if (arena_->on_device()) a.host_sequence_length = p_.lengths.data();
     }
     a.initial_state = nullptr;
-    a.weights = weights_;
+    a.weights = b_.weights;
   }
 
   void forward(const Set& s, bool train) {
     if (train && !training_) throw BenchError("dynrnn runner was set up for inference only");
     dynrnn::ForwardArgs a;
     common(a, s);
-    a.outputs = out_fw_;
-    a.outputs_bw = out_bw_;
-    a.final_state = final_state_;
+    a.outputs = b_.out_fw;
+    a.outputs_bw = b_.out_bw;
+    a.final_state = b_.final_state;
     a.workspace = workspace_;
     a.workspace_bytes = workspace_bytes_;
     a.training = train;
@@ -135,9 +98,9 @@ class DynrnnRunner final : public Runner {
     a.grad_outputs = up.dy_fw;
     a.grad_outputs_bw = up.dy_bw;
     a.grad_final_state = nullptr;
-    a.grad_inputs = dx_;
-    a.grad_initial_state = dinit_;
-    a.grad_weights = dw_;
+    a.grad_inputs = b_.dx;
+    a.grad_initial_state = b_.dinit;
+    a.grad_weights = b_.dw;
     a.accumulate_grad_weights = false;
     a.workspace = workspace_;
     a.workspace_bytes = workspace_bytes_;
@@ -157,15 +120,7 @@ class DynrnnRunner final : public Runner {
   void* workspace_ = nullptr;
   void* reserve_ = nullptr;
   void* host_reserve_ = nullptr;
-  T* weights_ = nullptr;
-  std::vector<Set> sets_;
-  int32_t* lengths_ = nullptr;
-  T* out_fw_ = nullptr;
-  T* out_bw_ = nullptr;
-  T* final_state_ = nullptr;
-  T* dx_ = nullptr;
-  T* dinit_ = nullptr;
-  T* dw_ = nullptr;
+  RunnerBuffers<T> b_;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "bench/runner_buffers.h"
+
 namespace bench {
 
 std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
@@ -399,86 +401,39 @@ template <typename T>
 class NaiveRunner final : public Runner {
  public:
   NaiveRunner(const Problem& p, Arena* arena, bool training, std::unique_ptr<NaiveOps<T>> ops)
-      : p_(p), arena_(arena), training_(training), ops_(std::move(ops)) {
-    weights_ = arena->upload_as<T>(p.weights);
-    for (const InputSet& s : p.sets) {
-      Set d;
-      d.x = arena->upload_as<T>(s.x);
-      if (training) {
-        d.dy_fw = arena->upload_as<T>(s.dy_fw);
-        if (p.shape.bidirectional) d.dy_bw = arena->upload_as<T>(s.dy_bw);
-      }
-      sets_.push_back(d);
-    }
-    if (p.has_lengths) {
-      lengths_ = arena->alloc<int32_t>(p.shape.B);
-      arena->upload(lengths_, p.lengths.data(), p.lengths.size() * sizeof(int32_t));
-    }
-    out_fw_ = arena->alloc<T>(p.y_elems());
-    if (p.shape.bidirectional) out_bw_ = arena->alloc<T>(p.y_elems());
-    final_state_ = arena->alloc<T>(p.state_elems());
-    if (training) {
-      dx_ = arena->alloc<T>(p.x_elems());
-      dinit_ = arena->alloc<T>(p.state_elems());
-      dw_ = arena->alloc<T>(p.param_count);
-    }
+      : p_(p), arena_(arena), training_(training), ops_(std::move(ops)), b_(p, arena, training) {
     const size_t before = arena->allocated();
-    rnn_ = std::make_unique<NaiveRnn<T>>(p, training, ops_.get(), arena, lengths_);
+    rnn_ = std::make_unique<NaiveRnn<T>>(p, training, ops_.get(), arena, b_.lengths);
     saved_bytes_ = arena->allocated() - before;
   }
 
   void run(Mode mode, int set) override {
-    const Set& s = sets_[static_cast<size_t>(set) % sets_.size()];
+    const Set& s = b_.set(set);
     switch (mode) {
-      case Mode::kInference: rnn_->forward(s.x, weights_, out_fw_, out_bw_, final_state_, false); break;
-      case Mode::kForward: rnn_->forward(s.x, weights_, out_fw_, out_bw_, final_state_, true); break;
-      case Mode::kBackward: rnn_->backward(s.dy_fw, s.dy_bw, dx_, dinit_, dw_); break;
+      case Mode::kInference: rnn_->forward(s.x, b_.weights, b_.out_fw, b_.out_bw, b_.final_state, false); break;
+      case Mode::kForward: rnn_->forward(s.x, b_.weights, b_.out_fw, b_.out_bw, b_.final_state, true); break;
+      case Mode::kBackward: rnn_->backward(s.dy_fw, s.dy_bw, b_.dx, b_.dinit, b_.dw); break;
       case Mode::kTraining:
-        rnn_->forward(s.x, weights_, out_fw_, out_bw_, final_state_, true);
-        rnn_->backward(s.dy_fw, s.dy_bw, dx_, dinit_, dw_);
+        rnn_->forward(s.x, b_.weights, b_.out_fw, b_.out_bw, b_.final_state, true);
+        rnn_->backward(s.dy_fw, s.dy_bw, b_.dx, b_.dinit, b_.dw);
         break;
     }
   }
 
-  HostResult fetch(bool grads) override {
-    arena_->sync();
-    HostResult r;
-    r.out_fw = arena_->download_as<T>(out_fw_, p_.y_elems());
-    if (out_bw_) r.out_bw = arena_->download_as<T>(out_bw_, p_.y_elems());
-    r.final_state = arena_->download_as<T>(final_state_, p_.state_elems());
-    if (grads && training_) {
-      r.has_grads = true;
-      r.dx = arena_->download_as<T>(dx_, p_.x_elems());
-      r.dinit = arena_->download_as<T>(dinit_, p_.state_elems());
-      r.dw = arena_->download_as<T>(dw_, p_.param_count);
-    }
-    return r;
-  }
+  HostResult fetch(bool grads) override { return b_.fetch(arena_, p_, grads); }
 
   /// The naive stack's own buffers (saved activations and temporaries).
   size_t reserve_bytes() const override { return saved_bytes_; }
 
  private:
-  struct Set {
-    T* x = nullptr;
-    T* dy_fw = nullptr;
-    T* dy_bw = nullptr;
-  };
+  using Set = typename RunnerBuffers<T>::Set;
   const Problem& p_;
   Arena* arena_;
   bool training_;
   std::unique_ptr<NaiveOps<T>> ops_;
   std::unique_ptr<NaiveRnn<T>> rnn_;
   size_t saved_bytes_ = 0;
-  T* weights_ = nullptr;
-  std::vector<Set> sets_;
-  int32_t* lengths_ = nullptr;
-  T* out_fw_ = nullptr;
-  T* out_bw_ = nullptr;
-  T* final_state_ = nullptr;
-  T* dx_ = nullptr;
-  T* dinit_ = nullptr;
-  T* dw_ = nullptr;
+  RunnerBuffers<T> b_;
 };
 
 }  // namespace
