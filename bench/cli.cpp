@@ -283,9 +283,9 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       *error = "unknown option " + arg + " (see --help)";
       return ParseResult::kError;
     }
-    if (has_value && (arg == "--list-shapes" || arg == "--bidirectional" || arg == "--calibrate" ||
-                      arg == "--calibrate-only" || arg == "--cpu" || arg == "--quiet" || arg == "--no-verify" ||
-                      arg == "--swap" || arg == "--recompute")) {
+    if (has_value &&
+        (arg == "--list-shapes" || arg == "--bidirectional" || arg == "--calibrate" || arg == "--calibrate-only" ||
+         arg == "--cpu" || arg == "--quiet" || arg == "--no-verify" || arg == "--swap" || arg == "--recompute")) {
       *error = arg + " takes no value";
       return ParseResult::kError;
     }

@@ -37,9 +37,9 @@ struct Options {
   bool verify = true;
   // dynrnn's memory knobs, applied to every shape (RnnSpec fields of the same names).
   bool swap_memory = false;
-  int64_t budget_mib = 0;         ///< activation_memory_budget with --swap (0: the smallest ring)
+  int64_t budget_mib = 0;  ///< activation_memory_budget with --swap (0: the smallest ring)
   bool recompute = false;
-  int parallel_iterations = 0;    ///< 0: dynrnn's default (32)
+  int parallel_iterations = 0;  ///< 0: dynrnn's default (32)
   double cpu_ref_gflop = 5.0;
   uint64_t seed = 1234;
   std::string command_line;

@@ -31,7 +31,6 @@ class DynrnnRunner final : public Runner {
     workspace_ = arena->alloc_bytes(workspace_bytes_);
     if (training) reserve_ = arena->alloc_bytes(reserve_bytes_);
     if (host_reserve_bytes_ > 0) host_reserve_ = arena->alloc_host_bytes(host_reserve_bytes_);
-
   }
 
   void run(Mode mode, int set) override {

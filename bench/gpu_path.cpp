@@ -183,11 +183,12 @@ void emit(Context& ctx, Row r, const Shape* shape = nullptr) {
   if (shape && r.status == "ok") {
     std::string knobs;
     if (shape->activation_budget > 0 || shape->swap_memory) {
-      knobs = r.impl == "dynrnn" ? "swap_memory with a " +
-                                       (shape->activation_budget > 0 ? std::to_string(shape->activation_budget >> 20) + " MiB"
-                                                                     : std::string("two-chunk")) +
-                                       " device activation budget"
-                                 : "no activation budget knob: saved activations stay in device memory";
+      knobs = r.impl == "dynrnn"
+                  ? "swap_memory with a " +
+                        (shape->activation_budget > 0 ? std::to_string(shape->activation_budget >> 20) + " MiB"
+                                                      : std::string("two-chunk")) +
+                        " device activation budget"
+                  : "no activation budget knob: saved activations stay in device memory";
     }
     if (r.impl == "dynrnn" && shape->recompute) knobs += (knobs.empty() ? "" : ", ") + std::string("recompute");
     if (r.impl == "dynrnn" && shape->parallel_iterations > 0) {

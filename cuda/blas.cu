@@ -1,8 +1,7 @@
-#include "cuda/blas.h"
-
 #include <climits>
 #include <string>
 
+#include "cuda/blas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/matrix_ops.h"
 #include "host/status_macros.h"
@@ -43,7 +42,9 @@ Status leading_dim(const char* name, int64_t ld, int64_t lead, int64_t other, in
                                            " below " + std::to_string(need));
 }
 
-bool fits_int(int64_t v) { return v <= static_cast<int64_t>(INT_MAX); }
+bool fits_int(int64_t v) {
+  return v <= static_cast<int64_t>(INT_MAX);
+}
 
 }  // namespace
 
@@ -70,10 +71,9 @@ Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math,
   const cudaDataType_t type = BlasType<T>::data;
   const cublasComputeType_t compute = BlasType<T>::compute(math);
   if (fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) && fits_int(ldc_cm)) {
-    DYNRNN_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, static_cast<int>(n), static_cast<int>(m),
-                                     static_cast<int>(k), &alpha, b.data, type, static_cast<int>(ldb), a.data, type,
-                                     static_cast<int>(lda), &beta, c, type, static_cast<int>(ldc_cm), compute,
-                                     CUBLAS_GEMM_DEFAULT));
+    DYNRNN_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+                                     &alpha, b.data, type, static_cast<int>(ldb), a.data, type, static_cast<int>(lda),
+                                     &beta, c, type, static_cast<int>(ldc_cm), compute, CUBLAS_GEMM_DEFAULT));
   } else {
     DYNRNN_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, n, m, k, &alpha, b.data, type, ldb, a.data, type, lda,
                                         &beta, c, type, ldc_cm, compute, CUBLAS_GEMM_DEFAULT));
@@ -84,7 +84,8 @@ Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math,
 
 Status BlasBinding::bind(cublasHandle_t handle, cudaStream_t stream, void* workspace, size_t workspace_bytes,
                          cublasMath_t math) {
-  if (handle_ != nullptr) return Status(StatusCode::kInternal, "the cuBLAS handle is already bound (begin without end)");
+  if (handle_ != nullptr)
+    return Status(StatusCode::kInternal, "the cuBLAS handle is already bound (begin without end)");
   DYNRNN_CUBLAS_CHECK(cublasGetStream(handle, &saved_stream_));
   DYNRNN_CUBLAS_CHECK(cublasGetPointerMode(handle, &saved_pointer_mode_));
   DYNRNN_CUBLAS_CHECK(cublasGetMathMode(handle, &saved_math_));

@@ -56,22 +56,22 @@ inline Status after_launch(cudaStream_t stream, const char* what, const char* fi
     const cudaError_t dynrnn_e_ = (expr);                                               \
     if (dynrnn_e_ != cudaSuccess) {                                                     \
       (void)cudaGetLastError(); /* clear a non-sticky error so later calls are clean */ \
-      return ::dynrnn::cuda_detail::cuda_error(dynrnn_e_, #expr, __FILE__, __LINE__);  \
+      return ::dynrnn::cuda_detail::cuda_error(dynrnn_e_, #expr, __FILE__, __LINE__);   \
     }                                                                                   \
   } while (0)
 
 /// Returns a kCublasError Status from the enclosing function when `expr` is not CUBLAS_STATUS_SUCCESS.
-#define DYNRNN_CUBLAS_CHECK(expr)                                                         \
-  do {                                                                                    \
-    const cublasStatus_t dynrnn_s_ = (expr);                                              \
-    if (dynrnn_s_ != CUBLAS_STATUS_SUCCESS) {                                             \
-      return ::dynrnn::cuda_detail::cublas_error(dynrnn_s_, #expr, __FILE__, __LINE__);   \
-    }                                                                                     \
+#define DYNRNN_CUBLAS_CHECK(expr)                                                       \
+  do {                                                                                  \
+    const cublasStatus_t dynrnn_s_ = (expr);                                            \
+    if (dynrnn_s_ != CUBLAS_STATUS_SUCCESS) {                                           \
+      return ::dynrnn::cuda_detail::cublas_error(dynrnn_s_, #expr, __FILE__, __LINE__); \
+    }                                                                                   \
   } while (0)
 
 /// Put right after a `kernel<<<...>>>(...)` launch (or a library call) on `stream`; `what` names it.
-#define DYNRNN_LAUNCH_CHECK(stream, what)                                                          \
-  do {                                                                                             \
+#define DYNRNN_LAUNCH_CHECK(stream, what)                                                                    \
+  do {                                                                                                       \
     ::dynrnn::Status dynrnn_ls_ = ::dynrnn::cuda_detail::after_launch((stream), (what), __FILE__, __LINE__); \
-    if (!dynrnn_ls_) return dynrnn_ls_;                                                            \
+    if (!dynrnn_ls_) return dynrnn_ls_;                                                                      \
   } while (0)

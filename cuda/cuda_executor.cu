@@ -26,7 +26,9 @@ namespace {
 /// uses 1 + layers (+1 copy queue) queues, so this stays below NVIDIA's 32 MiB recommendation for
 /// Hopper (which pays off for GEMMs far larger than an RNN step's); 4 MiB before Hopper. One size
 /// for all queues, so a GEMM's algorithm does not depend on the queue that runs it.
-size_t blas_workspace_bytes(int cc_major) { return (cc_major >= 9 ? size_t(8) : size_t(4)) << 20; }
+size_t blas_workspace_bytes(int cc_major) {
+  return (cc_major >= 9 ? size_t(8) : size_t(4)) << 20;
+}
 
 /// Made at creation; a call that needs more grows the pools at its begin() (outside graph capture).
 constexpr int kInitialQueues = 2;
@@ -105,8 +107,8 @@ class CudaExecutor final : public Executor<T> {
   Status set_queue(int queue) override {
     DYNRNN_TRY(require_bound("set_queue"));
     if (queue < 0 || queue >= active_queues_) {
-      return Status(StatusCode::kInternal, "CudaExecutor::set_queue(" + std::to_string(queue) +
-                                               "): this call has " + std::to_string(active_queues_) + " queues");
+      return Status(StatusCode::kInternal, "CudaExecutor::set_queue(" + std::to_string(queue) + "): this call has " +
+                                               std::to_string(active_queues_) + " queues");
     }
     if (queue == queue_) return Status::ok();
     const cudaStream_t s = queue == 0 ? stream_ : internal_[static_cast<size_t>(queue - 1)];
@@ -134,8 +136,7 @@ class CudaExecutor final : public Executor<T> {
     return Status::ok();
   }
 
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
-              int64_t ldc) override {
+  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) override {
     DYNRNN_TRY(require_bound("gemm"));
     return cuda_detail::gemm_row_major<T>(handle_, cur_, math_, m, n, k, alpha, a, b, beta, c, ldc);
   }
@@ -184,7 +185,8 @@ class CudaExecutor final : public Executor<T> {
     cur_ = stream;
     queue_ = 0;
     DYNRNN_TRY(fence_previous_stream());
-    DYNRNN_TRY(binding_.bind(handle_, stream_, queue_workspace(0), queue_ws_bytes_, cuda_detail::blas_math_mode(math_)));
+    DYNRNN_TRY(
+        binding_.bind(handle_, stream_, queue_workspace(0), queue_ws_bytes_, cuda_detail::blas_math_mode(math_)));
     active_queues_ = queues;
     active_events_ = events;
     recorded_.assign(static_cast<size_t>(events), 0);

@@ -27,7 +27,8 @@ inline LaunchConfig elementwise_config(int64_t rows, int64_t cols) {
   const int64_t gy = (rows + by - 1) / by;
   LaunchConfig c;
   c.block = dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by), 1);
-  c.grid = dim3(static_cast<unsigned>(gx < 0x7fffffff ? gx : 0x7fffffff), static_cast<unsigned>(gy < 65535 ? gy : 65535), 1);
+  c.grid =
+      dim3(static_cast<unsigned>(gx < 0x7fffffff ? gx : 0x7fffffff), static_cast<unsigned>(gy < 65535 ? gy : 65535), 1);
   return c;
 }
 

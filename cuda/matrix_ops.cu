@@ -1,7 +1,6 @@
-#include "cuda/matrix_ops.h"
-
 #include "cuda/cuda_check.h"
 #include "cuda/launch_config.h"
+#include "cuda/matrix_ops.h"
 
 namespace dynrnn {
 namespace cuda_detail {
@@ -9,7 +8,8 @@ namespace {
 
 /// beta == 0 stores zeros without reading (BLAS semantics: NaN in dst does not survive).
 template <typename T>
-__global__ void __launch_bounds__(kThreadsPerBlock) scale_kernel(T* dst, int64_t rows, int64_t cols, int64_t ld, T beta) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    scale_kernel(T* dst, int64_t rows, int64_t cols, int64_t ld, T beta) {
   const int64_t c0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y;
   const int64_t sc = static_cast<int64_t>(gridDim.x) * blockDim.x;

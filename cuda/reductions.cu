@@ -1,6 +1,5 @@
-#include "cuda/reductions.h"
-
 #include "cuda/cuda_check.h"
+#include "cuda/reductions.h"
 
 namespace dynrnn {
 namespace cuda_detail {

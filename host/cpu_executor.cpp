@@ -21,8 +21,7 @@ class CpuExecutor final : public Executor<T> {
   Status record(int) override { return Status::ok(); }
   Status wait(int) override { return Status::ok(); }
 
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
-              int64_t ldc) override {
+  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) override {
     std::vector<T> acc(static_cast<size_t>(n));
     for (int64_t i = 0; i < m; ++i) {
       std::fill(acc.begin(), acc.end(), T(0));
@@ -71,7 +70,6 @@ class CpuExecutor final : public Executor<T> {
     }
     return Status::ok();
   }
-
 };
 
 }  // namespace

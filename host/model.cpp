@@ -18,7 +18,9 @@ const char* cell_scope_name(CellKind kind) {
   return "?";
 }
 
-Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidValue, msg); }
+Status invalid(const std::string& msg) {
+  return Status(StatusCode::kInvalidValue, msg);
+}
 
 /// Widths above this are refused, so that products of a few widths with T and B are checked, not wrapped.
 constexpr int64_t kMaxWidth = int64_t(1) << 40;
@@ -63,8 +65,8 @@ Status validate_cell(const CellSpec& c, const std::string& where) {
     return invalid(where + ".cell_clip is " + num(*c.cell_clip) + "; expected a finite value >= 0");
   }
   if (c.num_proj < 0 || c.num_proj > kMaxWidth) {
-    return invalid(where + ".num_proj is " + std::to_string(c.num_proj) + "; expected >= 0 (0 = no projection) and <= " +
-                   std::to_string(kMaxWidth));
+    return invalid(where + ".num_proj is " + std::to_string(c.num_proj) +
+                   "; expected >= 0 (0 = no projection) and <= " + std::to_string(kMaxWidth));
   }
   if (c.proj_clip) {
     if (c.num_proj == 0) {
@@ -114,8 +116,8 @@ Status build_model(const RnnSpec& spec, Model* model) {
     return invalid("spec.math is " + std::to_string(math) + "; expected kDefault (0) or kTF32 (1)");
   }
   if (spec.input_size <= 0 || spec.input_size > kMaxWidth) {
-    return invalid("spec.input_size is " + std::to_string(spec.input_size) + "; expected > 0 and <= " +
-                   std::to_string(kMaxWidth));
+    return invalid("spec.input_size is " + std::to_string(spec.input_size) +
+                   "; expected > 0 and <= " + std::to_string(kMaxWidth));
   }
   if (spec.parallel_iterations < 0) {
     return invalid("spec.parallel_iterations is " + std::to_string(spec.parallel_iterations) +

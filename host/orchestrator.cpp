@@ -157,8 +157,8 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   }
   DYNRNN_TRY(ex_.gemm(n * B, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0), at(lp.gx), GW));
   if (l.is_gru) {
-    DYNRNN_TRY(ex_.gemm(n * B, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0),
-                        at(lp.gxc), H));
+    DYNRNN_TRY(
+        ex_.gemm(n * B, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0), at(lp.gxc), H));
   }
   if (lo) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
   const cell::SeqView<const T> gx = chunk_view<const T>(at(lp.gx), GW, s0);
@@ -349,8 +349,7 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       DYNRNN_TRY(ex_.set_queue(lp.queue));
       if (l.layer == 0) DYNRNN_TRY(backward_layer0_inputs(c, l));
       if (c.grad_initial_state && B > 0) {
-        DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, at(lp.dh, dh_cur_[d][l.layer]),
-                            B * l.out_width));
+        DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, at(lp.dh, dh_cur_[d][l.layer]), B * l.out_width));
         if (l.is_lstm) DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_c, at(lp.dc), B * l.units));
       }
     }
@@ -444,16 +443,14 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
   }
   // The chunk's pre-activations: one GEMM for its inputs and one for the states before each step.
   DYNRNN_TRY(ex_.gemm(rows, GW, Din, T(1), {in, Din, false}, {W + l.kernel, GW, false}, T(0), at(lp.rgx), GW));
-  DYNRNN_TRY(ex_.gemm(rows, GW, O, T(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, T(0), at(lp.rgh),
-                      GW));
+  DYNRNN_TRY(ex_.gemm(rows, GW, O, T(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, T(0), at(lp.rgh), GW));
   DYNRNN_TRY(ex_.pointwise(cell::PreactivationParams<T>{rows, GW, at(lp.rgx), at(lp.rgh), W + l.bias, S.z}));
   if (l.is_gru) {
     DYNRNN_TRY(ex_.pointwise(cell::GruResetParams<T>{rows, H, S.z, S.hs, S.rh}));
     DYNRNN_TRY(ex_.gemm(rows, H, Din, T(1), {in, Din, false}, {W + l.cand_kernel, H, false}, T(0), at(lp.rgxc), H));
-    DYNRNN_TRY(ex_.gemm(rows, H, H, T(1), {S.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, T(0),
-                        at(lp.rghc), H));
     DYNRNN_TRY(
-        ex_.pointwise(cell::PreactivationParams<T>{rows, H, at(lp.rgxc), at(lp.rghc), W + l.cand_bias, S.zc}));
+        ex_.gemm(rows, H, H, T(1), {S.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, T(0), at(lp.rghc), H));
+    DYNRNN_TRY(ex_.pointwise(cell::PreactivationParams<T>{rows, H, at(lp.rgxc), at(lp.rghc), W + l.cand_bias, S.zc}));
   }
   if (l.project) {
     cell::LstmOutputParams<T> k;

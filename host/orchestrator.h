@@ -131,8 +131,8 @@ class Orchestrator {
   char* reserve_ = nullptr;
   bool time_major_ = false;
   int64_t loop_bound_ = 0;
-  int64_t n_chunks_ = 0;          ///< chunks this call runs
-  std::vector<int> dh_cur_[2];    ///< backward: which dh slot holds the running gradient, per layer
+  int64_t n_chunks_ = 0;        ///< chunks this call runs
+  std::vector<int> dh_cur_[2];  ///< backward: which dh slot holds the running gradient, per layer
 };
 
 extern template class Orchestrator<float>;

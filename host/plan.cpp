@@ -126,7 +126,8 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
     p.ring = p.chunks;
   } else {
     const size_t budget = model.spec.activation_memory_budget;
-    int64_t ring = budget == 0 || all_slot_bytes == 0 ? 2 : static_cast<int64_t>(budget / static_cast<size_t>(all_slot_bytes));
+    int64_t ring =
+        budget == 0 || all_slot_bytes == 0 ? 2 : static_cast<int64_t>(budget / static_cast<size_t>(all_slot_bytes));
     if (ring < 2 && p.chunks > 1) {
       return Status(StatusCode::kInvalidValue,
                     "spec.activation_memory_budget is " + std::to_string(budget) +

@@ -41,36 +41,36 @@ struct ChunkSlot {
 };
 
 struct LayerPlan {
-  int queue = 0;             ///< executor queue of this layer
-  int ev_fwd_done = -1;      ///< recorded when a forward chunk is complete
-  int ev_fwd_read = -1;      ///< recorded when the layer has read its input chunk (the slot below is free)
-  int ev_bwd_done = -1;      ///< recorded when a backward chunk is complete
-  int ev_saved = -1;         ///< swap: + chunk % save_events, recorded when a chunk is on the host
-  int ev_loaded = -1;        ///< swap: + staging slot, recorded when a chunk is back on the device
+  int queue = 0;         ///< executor queue of this layer
+  int ev_fwd_done = -1;  ///< recorded when a forward chunk is complete
+  int ev_fwd_read = -1;  ///< recorded when the layer has read its input chunk (the slot below is free)
+  int ev_bwd_done = -1;  ///< recorded when a backward chunk is complete
+  int ev_saved = -1;     ///< swap: + chunk % save_events, recorded when a chunk is on the host
+  int ev_loaded = -1;    ///< swap: + staging slot, recorded when a chunk is back on the device
 
-  ChunkSlot slot;            ///< the fields kept across steps and for backward
-  Region ring;               ///< R slots of slot.elems (reserve when training, else workspace)
-  ChunkSlot scratch;         ///< forward: fields a step needs but nobody keeps (one chunk, workspace)
+  ChunkSlot slot;     ///< the fields kept across steps and for backward
+  Region ring;        ///< R slots of slot.elems (reserve when training, else workspace)
+  ChunkSlot scratch;  ///< forward: fields a step needs but nobody keeps (one chunk, workspace)
   Region fscratch;
-  ChunkSlot regen;           ///< recompute: the fields backward regenerates for one chunk (workspace)
+  ChunkSlot regen;  ///< recompute: the fields backward regenerates for one chunk (workspace)
   Region rscratch;
-  size_t host_offset = 0;    ///< swap: bytes into the host buffer of chunk 0 (chunk c at + c * slot bytes)
-  Region staging;            ///< swap: 2 slots (workspace) that backward loads host chunks into, so that
-                             ///< the reserve stays as forward left it (backward may run again)
+  size_t host_offset = 0;  ///< swap: bytes into the host buffer of chunk 0 (chunk c at + c * slot bytes)
+  Region staging;          ///< swap: 2 slots (workspace) that backward loads host chunks into, so that
+                           ///< the reserve stays as forward left it (backward may run again)
 
   // Forward scratch (workspace): every layer projects its inputs one chunk at a time.
-  Region xg;                 ///< layer 0 unless time-major forward: the chunk's inputs gathered in step order
-  Region gx, gxc;            ///< input projections of one chunk (gates; GRU candidate)
-  Region gh, ghc;            ///< recurrent GEMM results of one step
+  Region xg;       ///< layer 0 unless time-major forward: the chunk's inputs gathered in step order
+  Region gx, gxc;  ///< input projections of one chunk (gates; GRU candidate)
+  Region gh, ghc;  ///< recurrent GEMM results of one step
   // Backward scratch (workspace).
-  Region dz, dzc;            ///< pre-activation gradients of one chunk, step order
-  Region dz_x, dzc_x;        ///< layer 0 when its input positions differ from step order: all steps
-  Region dh;                 ///< 2 slots: running gradient of h, ping-pong
-  Region dc;                 ///< running gradient of c
-  Region drh;                ///< GRU gradient of r * h
-  Region dmp, dmraw;         ///< LSTM projection gradients (dmp: one chunk)
-  Region dpeep;              ///< per-row peephole gradient contributions of one chunk
-  Region dy_in;              ///< layers > 0: 2 chunk slots of the gradient of this layer's input
+  Region dz, dzc;      ///< pre-activation gradients of one chunk, step order
+  Region dz_x, dzc_x;  ///< layer 0 when its input positions differ from step order: all steps
+  Region dh;           ///< 2 slots: running gradient of h, ping-pong
+  Region dc;           ///< running gradient of c
+  Region drh;          ///< GRU gradient of r * h
+  Region dmp, dmraw;   ///< LSTM projection gradients (dmp: one chunk)
+  Region dpeep;        ///< per-row peephole gradient contributions of one chunk
+  Region dy_in;        ///< layers > 0: 2 chunk slots of the gradient of this layer's input
   // Recompute scratch (workspace): one chunk's input projection and recurrent GEMM results.
   Region rxg, rgx, rgxc, rgh, rghc;
 };
@@ -79,16 +79,16 @@ struct Plan {
   int64_t max_time = 0;
   int64_t batch = 0;
   bool training = false;
-  int64_t chunk = 1;          ///< K, steps per chunk
-  int64_t chunks = 0;         ///< ceil(T / K)
-  int64_t ring = 0;           ///< R, chunk slots per layer on the device
-  bool swap = false;          ///< chunks older than the ring go to the host
-  int64_t save_events = 0;    ///< swap: events per layer marking chunks on the host
+  int64_t chunk = 1;        ///< K, steps per chunk
+  int64_t chunks = 0;       ///< ceil(T / K)
+  int64_t ring = 0;         ///< R, chunk slots per layer on the device
+  bool swap = false;        ///< chunks older than the ring go to the host
+  int64_t save_events = 0;  ///< swap: events per layer marking chunks on the host
   std::vector<LayerPlan> dirs[2];
-  int queues = 1;             ///< 0 = the caller's stream, then one per layer, then the copy queue
+  int queues = 1;  ///< 0 = the caller's stream, then one per layer, then the copy queue
   int copy_queue = 0;
   int events = 0;
-  int ev_grad_inputs = -1;    ///< bidirectional: the forward stack's input gradient is complete
+  int ev_grad_inputs = -1;  ///< bidirectional: the forward stack's input gradient is complete
   size_t forward_workspace_bytes = 0;
   size_t backward_workspace_bytes = 0;
   size_t reserve_bytes = 0;

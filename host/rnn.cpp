@@ -101,7 +101,8 @@ Rnn::~Rnn() = default;
 
 Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* out) {
   return guarded("Rnn::create", [&]() -> Status {
-    if (!out) return Status(StatusCode::kInvalidValue, "out is null; expected a pointer to the std::unique_ptr<Rnn> to fill");
+    if (!out)
+      return Status(StatusCode::kInvalidValue, "out is null; expected a pointer to the std::unique_ptr<Rnn> to fill");
     auto impl = std::make_unique<Impl>();
     DYNRNN_TRY(build_model(spec, &impl->model));
     const int be = static_cast<int>(backend);
@@ -122,12 +123,24 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
   });
 }
 
-const RnnSpec& Rnn::spec() const { return impl_->model.spec; }
-Backend Rnn::backend() const { return impl_->backend; }
-const std::vector<ParamInfo>& Rnn::params() const { return impl_->model.params; }
-int64_t Rnn::param_count() const { return impl_->model.param_count; }
-const std::vector<StateLeaf>& Rnn::state_layout() const { return impl_->model.state; }
-int64_t Rnn::state_width() const { return impl_->model.state_width; }
+const RnnSpec& Rnn::spec() const {
+  return impl_->model.spec;
+}
+Backend Rnn::backend() const {
+  return impl_->backend;
+}
+const std::vector<ParamInfo>& Rnn::params() const {
+  return impl_->model.params;
+}
+int64_t Rnn::param_count() const {
+  return impl_->model.param_count;
+}
+const std::vector<StateLeaf>& Rnn::state_layout() const {
+  return impl_->model.state;
+}
+int64_t Rnn::state_width() const {
+  return impl_->model.state_width;
+}
 
 const ParamInfo* Rnn::find_param(const std::string& name) const {
   for (const ParamInfo& p : impl_->model.params) {

@@ -3,8 +3,8 @@
 
 #include "dynrnn/status.h"
 
-#define DYNRNN_TRY(expr)                  \
-  do {                                    \
-    ::dynrnn::Status dynrnn_s_ = (expr);  \
-    if (!dynrnn_s_) return dynrnn_s_;     \
+#define DYNRNN_TRY(expr)                 \
+  do {                                   \
+    ::dynrnn::Status dynrnn_s_ = (expr); \
+    if (!dynrnn_s_) return dynrnn_s_;    \
   } while (0)

@@ -10,9 +10,13 @@
 namespace dynrnn {
 namespace {
 
-Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidValue, msg); }
+Status invalid(const std::string& msg) {
+  return Status(StatusCode::kInvalidValue, msg);
+}
 
-std::string str(int64_t v) { return std::to_string(v); }
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
 
 /// A named byte range of a caller buffer, for the aliasing checks.
 struct Span {
@@ -140,15 +144,16 @@ Status call_shape(const Model& m, const int64_t x_shape[3], CallShape* shape) {
 Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, const Plan& p, int64_t* loop_bound) {
   const int64_t T = p.max_time, B = p.batch;
   std::vector<Span> inputs;
-  DYNRNN_TRY(check_common(m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size,
-                                       a.host_sequence_length, a.weights},
-                          p, loop_bound, &inputs));
+  DYNRNN_TRY(check_common(
+      m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size, a.host_sequence_length, a.weights}, p,
+      loop_bound, &inputs));
   int64_t state_bytes = 0, out_bytes[2] = {0, 0};
   DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
   for (int d = 0; d < m.num_directions(); ++d) {
     DYNRNN_TRY(bytes_of(m, d == 0 ? "outputs" : "outputs_bw", {T, B, m.dirs[d].back().out_width}, &out_bytes[d]));
   }
-  if (!a.outputs && out_bytes[0] > 0) return invalid("outputs is null; expected [T, B, O] = " + str(out_bytes[0]) + " bytes");
+  if (!a.outputs && out_bytes[0] > 0)
+    return invalid("outputs is null; expected [T, B, O] = " + str(out_bytes[0]) + " bytes");
   if (m.spec.bidirectional()) {
     if (!a.outputs_bw && out_bytes[1] > 0) return invalid("outputs_bw is null but the RNN is bidirectional");
   } else if (a.outputs_bw) {
@@ -159,9 +164,11 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
     return Status(StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(a.workspace_bytes) +
                                                       "; this call needs " + std::to_string(ws_needed));
   }
-  if (!a.workspace && ws_needed > 0) return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
+  if (!a.workspace && ws_needed > 0)
+    return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
   if (!a.training && (a.reserve || a.reserve_bytes > 0)) {
-    return invalid("reserve is set but training is false; set ForwardArgs::training for a forward that backward follows");
+    return invalid(
+        "reserve is set but training is false; set ForwardArgs::training for a forward that backward follows");
   }
   if (a.training && !a.reserve && p.reserve_bytes > 0) {
     return invalid("reserve is null but training is true; this shape's reserve is " + std::to_string(p.reserve_bytes) +
@@ -190,9 +197,9 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
 Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a, const Plan& p, int64_t* loop_bound) {
   const int64_t T = p.max_time, B = p.batch;
   std::vector<Span> inputs;
-  DYNRNN_TRY(check_common(m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size,
-                                       a.host_sequence_length, a.weights},
-                          p, loop_bound, &inputs));
+  DYNRNN_TRY(check_common(
+      m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size, a.host_sequence_length, a.weights}, p,
+      loop_bound, &inputs));
   int64_t state_bytes = 0, out_bytes[2] = {0, 0}, x_bytes = 0, w_bytes = 0;
   DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
   DYNRNN_TRY(bytes_of(m, "x", {T, B, m.spec.input_size}, &x_bytes));
@@ -203,7 +210,8 @@ Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a,
   if (!m.spec.bidirectional() && a.grad_outputs_bw) {
     return invalid("grad_outputs_bw is set but the RNN is unidirectional (spec.cells_bw is empty)");
   }
-  if (!a.reserve && p.reserve_bytes > 0) return invalid("reserve is null; backward needs the reserve of a training forward");
+  if (!a.reserve && p.reserve_bytes > 0)
+    return invalid("reserve is null; backward needs the reserve of a training forward");
   if (a.reserve_bytes < p.reserve_bytes) {
     return Status(StatusCode::kWorkspaceTooSmall, "reserve_bytes is " + std::to_string(a.reserve_bytes) +
                                                       "; this shape's reserve is " + std::to_string(p.reserve_bytes));
@@ -213,7 +221,8 @@ Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a,
     return Status(StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(a.workspace_bytes) +
                                                       "; this call needs " + std::to_string(ws_needed));
   }
-  if (!a.workspace && ws_needed > 0) return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
+  if (!a.workspace && ws_needed > 0)
+    return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
   inputs.push_back({"initial_state", a.initial_state, state_bytes});
   inputs.push_back({"grad_outputs", a.grad_outputs, out_bytes[0]});
   inputs.push_back({"grad_outputs_bw", a.grad_outputs_bw, out_bytes[1]});

@@ -1,7 +1,6 @@
-#include "dynrnn/weights.h"
-
 #include <string>
 
+#include "dynrnn/weights.h"
 #include "host/status_macros.h"
 
 namespace dynrnn {
@@ -30,8 +29,8 @@ Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* 
                   "cuDNN/PyTorch GRUs (reset after) cannot express");
   }
   if (c.num_units <= 0 || D <= 0) {
-    return Status(StatusCode::kInvalidValue, "cell.num_units is " + std::to_string(c.num_units) + " and input_size is " +
-                                                 std::to_string(D) + "; expected both > 0");
+    return Status(StatusCode::kInvalidValue, "cell.num_units is " + std::to_string(c.num_units) +
+                                                 " and input_size is " + std::to_string(D) + "; expected both > 0");
   }
   const char* none = "; expected none: there is no cuDNN/PyTorch equivalent";
   if (c.use_peepholes) return Status(StatusCode::kNotSupported, std::string("cell.use_peepholes is true") + none);
@@ -55,8 +54,8 @@ Status check_cudnn_pointers(const Layout& l, const void* w_ih, const void* w_hh,
     const char* name;
     const void* ptr;
     bool needed;
-  } args[] = {{"w_ih", w_ih, true},  {"w_hh", w_hh, true},      {"b_ih", b_ih, true},
-              {"b_hh", b_hh, true},  {"w_hr", w_hr, l.P > 0}, {proj_name, proj, l.P > 0}};
+  } args[] = {{"w_ih", w_ih, true}, {"w_hh", w_hh, true},    {"b_ih", b_ih, true},
+              {"b_hh", b_hh, true}, {"w_hr", w_hr, l.P > 0}, {proj_name, proj, l.P > 0}};
   for (const auto& a : args) {
     if (a.needed && !a.ptr) {
       return Status(StatusCode::kInvalidValue, std::string(a.name) + " is null; expected a buffer" +
@@ -72,7 +71,9 @@ int64_t tf_column(const Layout& l, int64_t r) {
   return (l.gates == 4 ? kTfGate[g] : 0) * l.H + h;
 }
 
-bool is_forget_row(const Layout& l, int64_t r) { return l.gates == 4 && r / l.H == 1; }
+bool is_forget_row(const Layout& l, int64_t r) {
+  return l.gates == 4 && r / l.H == 1;
+}
 
 }  // namespace
 

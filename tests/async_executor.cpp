@@ -169,7 +169,7 @@ std::unique_ptr<dynrnn::Executor<T>> make_async_executor(std::unique_ptr<dynrnn:
 }
 
 template std::unique_ptr<dynrnn::Executor<float>> make_async_executor<float>(std::unique_ptr<dynrnn::Executor<float>>,
-                                                                           const DelayPolicy&);
+                                                                             const DelayPolicy&);
 template std::unique_ptr<dynrnn::Executor<double>> make_async_executor<double>(
     std::unique_ptr<dynrnn::Executor<double>>, const DelayPolicy&);
 

@@ -12,9 +12,9 @@ namespace testing_support {
 
 /// How long each queue's operations are held back before they run.
 struct DelayPolicy {
-  int max_delay_us = 50;   ///< uniform random delay before each operation, every queue
-  int slow_queue = -1;     ///< this queue (e.g. a layer's, or the copy queue) also waits slow_delay_us
-  int slow_delay_us = 0;   ///<   before each of its operations, so that the others run ahead of it
+  int max_delay_us = 50;  ///< uniform random delay before each operation, every queue
+  int slow_queue = -1;    ///< this queue (e.g. a layer's, or the copy queue) also waits slow_delay_us
+  int slow_delay_us = 0;  ///<   before each of its operations, so that the others run ahead of it
   unsigned seed = 1;
 };
 

@@ -65,7 +65,7 @@ template <typename T>
 struct CallBuffers {
   int64_t T_ = 0, B = 0, D = 0;
   bool time_major = false;
-  bool bi = false;  ///< bidirectional: out_bw is allocated and passed
+  bool bi = false;                                 ///< bidirectional: out_bw is allocated and passed
   std::vector<T> x, w, init, dout, dout_bw, dfin;  ///< inputs
   std::vector<int32_t> len;                        ///< sequence_length (empty: none)
   std::vector<T> out, out_bw, fin, dx, dinit, dw;  ///< results
@@ -73,10 +73,14 @@ struct CallBuffers {
   std::string error;                               ///< the first failed size query ("" if none)
 
   CallBuffers(const dynrnn::Rnn& rnn, int64_t max_time, int64_t batch, bool time_major_layout, bool training = true)
-      : T_(max_time), B(batch), D(rnn.spec().input_size), time_major(time_major_layout),
+      : T_(max_time),
+        B(batch),
+        D(rnn.spec().input_size),
+        time_major(time_major_layout),
         bi(rnn.spec().bidirectional()) {
     size_t ws_bytes = 0, rs_bytes = 0, hrs_bytes = 0;
-    if (!rnn.get_workspace_size(T_, B, training, &ws_bytes).is_ok() || !rnn.get_reserve_size(T_, B, &rs_bytes).is_ok()) {
+    if (!rnn.get_workspace_size(T_, B, training, &ws_bytes).is_ok() ||
+        !rnn.get_reserve_size(T_, B, &rs_bytes).is_ok()) {
       error = "size query failed";
     } else if (!rnn.get_host_reserve_size(T_, B, &hrs_bytes).is_ok()) {
       error = "get_host_reserve_size failed";

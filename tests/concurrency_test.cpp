@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "dynrnn/rnn.h"
 #include "call_buffers.h"
+#include "dynrnn/rnn.h"
 #include "library_adapter.h"
 #include "random_problem.h"
 
@@ -75,7 +75,8 @@ std::vector<Job> make_jobs(int n, uint64_t seed) {
     Job j;
     j.p = testing_support::random_problem(rng, opt);
     j.u = testing_support::random_upstream(j.p, rng);
-    j.spec = testing_support::spec_from_problem(j.p, i % 3 == 2 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32);
+    j.spec =
+        testing_support::spec_from_problem(j.p, i % 3 == 2 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32);
     j.spec.parallel_iterations = 1 + static_cast<int>(rng() % 5);
     j.spec.swap_memory = i % 4 == 1;
     j.spec.recompute = i % 5 == 3;

@@ -35,8 +35,8 @@ TEST_P(CpuVsTensorFlow, OutputsStatesGradientsAndNames) {
                   .is_ok());
   ASSERT_EQ(fx.tf_names.size(), rnn->params().size());
   for (const dynrnn::ParamInfo& info : rnn->params()) {
-    const std::string key = std::string(info.direction == 0 ? "fw/" : "bw/") + std::to_string(info.layer) + "/" +
-                            info.local_name;
+    const std::string key =
+        std::string(info.direction == 0 ? "fw/" : "bw/") + std::to_string(info.layer) + "/" + info.local_name;
     auto it = fx.tf_names.find(key);
     ASSERT_NE(it, fx.tf_names.end()) << key;
     EXPECT_EQ(info.name, it->second) << key;

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "dynrnn/rnn.h"
 #include "call_buffers.h"
+#include "dynrnn/rnn.h"
 #include "library_adapter.h"
 #include "random_problem.h"
 
@@ -133,8 +133,7 @@ std::string describe(const RnnSpec& s, const ref::Problem& p) {
   return "T=" + std::to_string(p.T) + " B=" + std::to_string(p.B) + " D=" + std::to_string(p.D) +
          " fw=" + std::to_string(s.cells_fw.size()) + " bw=" + std::to_string(s.cells_bw.size()) +
          " time_major=" + std::to_string(s.time_major) + " lengths=" + std::to_string(p.has_seq_len) +
-         " parallel_iterations=" + std::to_string(s.parallel_iterations) +
-         " swap=" + std::to_string(s.swap_memory);
+         " parallel_iterations=" + std::to_string(s.parallel_iterations) + " swap=" + std::to_string(s.swap_memory);
 }
 
 template <typename T>
@@ -181,8 +180,12 @@ void determinism_sweep(uint64_t seed, int cases) {
   }
 }
 
-TEST(Determinism, Float32RandomConfigurations) { determinism_sweep<float>(0xD0D0, 30); }
-TEST(Determinism, Float64RandomConfigurations) { determinism_sweep<double>(0xD0D1, 20); }
+TEST(Determinism, Float32RandomConfigurations) {
+  determinism_sweep<float>(0xD0D0, 30);
+}
+TEST(Determinism, Float64RandomConfigurations) {
+  determinism_sweep<double>(0xD0D1, 20);
+}
 
 /// Backward reads the training forward's results; running it twice over one forward (as a caller
 /// computing two losses' gradients does) must give the same gradients both times, with and without

@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
+#include "call_buffers.h"
 #include "dynrnn/rnn.h"
+#include "faulty_executor.h"
 #include "host/executor.h"
 #include "host/rnn_impl.h"
-#include "call_buffers.h"
-#include "faulty_executor.h"
 
 // ------------------------------------------------------------------------------------------------
 // Host allocation failures: a replaced operator new that throws std::bad_alloc at the n-th
@@ -59,8 +59,12 @@ void* operator new(std::size_t size) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the replaced operator new allocates with malloc
 #endif
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -346,8 +350,9 @@ TEST(FaultInjection, HostMemoryStaysBoundedWhenReservesMove) {
   for (int i = 0; i < kSteps; ++i) ASSERT_TRUE(step());
   // minus the caller's own reserves
   const int64_t grown = heap() - before - kSteps * static_cast<int64_t>(rs + host);
-  EXPECT_LT(grown, 4 * static_cast<int64_t>(host)) << "host memory grew by " << grown << " bytes over " << kSteps
-                             << " training steps with moving reserves (host reserve of one step: " << host << ")";
+  EXPECT_LT(grown, 4 * static_cast<int64_t>(host))
+      << "host memory grew by " << grown << " bytes over " << kSteps
+      << " training steps with moving reserves (host reserve of one step: " << host << ")";
 }
 
 }  // namespace

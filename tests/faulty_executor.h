@@ -40,8 +40,7 @@ class FaultyExecutor final : public Executor<T> {
   Status set_queue(int queue) override { return step(false) ? fault() : inner_->set_queue(queue); }
   Status record(int event) override { return step(false) ? fault() : inner_->record(event); }
   Status wait(int event) override { return step(false) ? fault() : inner_->wait(event); }
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
-              int64_t ldc) override {
+  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) override {
     return step(false) ? fault() : inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc);
   }
   Status pointwise(const PointwiseOp<T>& op) override { return step(false) ? fault() : inner_->pointwise(op); }

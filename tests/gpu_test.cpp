@@ -66,8 +66,8 @@ bool gpu_available() {
   return available;
 }
 
-#define REQUIRE_GPU()                                                          \
-  do {                                                                         \
+#define REQUIRE_GPU()                                                            \
+  do {                                                                           \
     if (!gpu_available()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount)"; \
   } while (0)
 
@@ -241,8 +241,8 @@ std::string describe(const Case& c) {
     for (int32_t l : c.len) os << l << " ";
     os << "]" << (c.pass_host_len ? "+host" : " device-only");
   }
-  os << (c.init_state ? " init" : " no-init") << (c.grad_outputs ? "" : " no-dout") << (c.grad_final ? "" : " no-dfinal")
-     << (c.accumulate ? " accumulate" : "") << " seed=" << c.seed;
+  os << (c.init_state ? " init" : " no-init") << (c.grad_outputs ? "" : " no-dout")
+     << (c.grad_final ? "" : " no-dfinal") << (c.accumulate ? " accumulate" : "") << " seed=" << c.seed;
   return os.str();
 }
 
@@ -259,7 +259,7 @@ std::vector<To> cast_vec(const std::vector<From>& v) {
 
 template <typename T>
 Problem<T> cast_problem(const Problem<double>& p) {
-  return {cast_vec<T>(p.x),    cast_vec<T>(p.init),    cast_vec<T>(p.weights), cast_vec<T>(p.dout),
+  return {cast_vec<T>(p.x),       cast_vec<T>(p.init),   cast_vec<T>(p.weights), cast_vec<T>(p.dout),
           cast_vec<T>(p.dout_bw), cast_vec<T>(p.dfinal), cast_vec<T>(p.gw0)};
 }
 
@@ -296,7 +296,8 @@ Problem<double> make_problem(const Case& c) {
   p.weights.assign(static_cast<size_t>(rnn->param_count()), 0.0);
   for (const dynrnn::ParamInfo& info : rnn->params()) {
     const double scale = info.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(info.shape[0])) : 0.5;
-    for (int64_t i = 0; i < info.count; ++i) p.weights[static_cast<size_t>(info.offset + i)] = uniform(rng, -scale, scale);
+    for (int64_t i = 0; i < info.count; ++i)
+      p.weights[static_cast<size_t>(info.offset + i)] = uniform(rng, -scale, scale);
   }
   if (c.grad_outputs) p.dout = random_vec(rng, T * B * static_cast<size_t>(rnn->output_width(0)), 1.0);
   if (c.spec.bidirectional() && c.grad_outputs_bw) {
@@ -676,18 +677,22 @@ std::vector<Case> coverage_cases() {
   v.push_back(make_case("gru_tanh", {CellSpec::gru(50)}, {}, 12, 7, 6, false, 9));
   v.push_back(with_len(make_case("gru_relu_len", {CellSpec::gru(27, Activation::kRelu)}, {}, 7, 5, 5, true, 10),
                        {5, 0, 2, 7, -4}));
-  v.push_back(with_len(make_case("stack_mixed", {lstm_full(24, 15, 1.5, 0.9), CellSpec::gru(19), CellSpec::basic_rnn(33)}, {},
-                                 9, 6, 5, false, 11),
-                       {6, 2, 0, 9, 4}));
-  v.push_back(with_len(make_case("bidi_mixed_tm", {CellSpec::lstm(21), CellSpec::gru(18)}, {basic_fb}, 11, 7, 4, true, 12),
-                       {7, 3, 0, 5}));
+  v.push_back(
+      with_len(make_case("stack_mixed", {lstm_full(24, 15, 1.5, 0.9), CellSpec::gru(19), CellSpec::basic_rnn(33)}, {},
+                         9, 6, 5, false, 11),
+               {6, 2, 0, 9, 4}));
+  v.push_back(
+      with_len(make_case("bidi_mixed_tm", {CellSpec::lstm(21), CellSpec::gru(18)}, {basic_fb}, 11, 7, 4, true, 12),
+               {7, 3, 0, 5}));
   v.push_back(make_case("bidi_no_len", {CellSpec::gru(16)}, {lstm_full(20, 9, 0.8, 0.4), CellSpec::basic_rnn(13)}, 6, 5,
                         3, false, 13));
   v.push_back(make_case("T1_B1", {CellSpec::lstm(7)}, {}, 3, 1, 1, false, 14));
-  v.push_back(with_len(make_case("T1_len", {CellSpec::gru(9)}, {CellSpec::basic_rnn(5)}, 4, 1, 3, true, 15), {0, 1, 1}));
+  v.push_back(
+      with_len(make_case("T1_len", {CellSpec::gru(9)}, {CellSpec::basic_rnn(5)}, 4, 1, 3, true, 15), {0, 1, 1}));
   v.push_back(with_len(make_case("all_len_zero", {CellSpec::lstm(12), CellSpec::basic_rnn(8)}, {}, 5, 4, 3, false, 16),
                        {0, 0, -2}));
-  v.push_back(with_len(make_case("len_device_only", {CellSpec::gru(14)}, {}, 6, 6, 4, false, 17), {2, -1, 8, 4}, false));
+  v.push_back(
+      with_len(make_case("len_device_only", {CellSpec::gru(14)}, {}, 6, 6, 4, false, 17), {2, -1, 8, 4}, false));
   v.push_back(with_len(make_case("bidi_len_device_only", {CellSpec::lstm(10)}, {CellSpec::gru(9)}, 5, 5, 3, false, 18),
                        {5, 1, 3}, false));
   {
@@ -699,7 +704,8 @@ std::vector<Case> coverage_cases() {
     v.push_back(c);
   }
   {
-    Case c = make_case("accumulate_only_dfinal", {CellSpec::gru(22), lstm_full(17, 6, 2.0, 1.0)}, {}, 9, 4, 5, true, 20);
+    Case c =
+        make_case("accumulate_only_dfinal", {CellSpec::gru(22), lstm_full(17, 6, 2.0, 1.0)}, {}, 9, 4, 5, true, 20);
     c.accumulate = true;
     c.grad_outputs = false;
     c.want_grad_init = false;
@@ -713,8 +719,8 @@ std::vector<Case> coverage_cases() {
     v.push_back(c);
   }
   {  // several chunks per layer: the layers of the stack run as a wavefront on their own queues
-    Case c = make_case("chunked_wavefront", {lstm_full(24, 13, 1.0, 0.6), CellSpec::gru(21), CellSpec::basic_rnn(17)}, {},
-                       7, 9, 5, false, 23);
+    Case c = make_case("chunked_wavefront", {lstm_full(24, 13, 1.0, 0.6), CellSpec::gru(21), CellSpec::basic_rnn(17)},
+                       {}, 7, 9, 5, false, 23);
     c.spec.parallel_iterations = 2;
     v.push_back(with_len(c, {9, 4, 0, 7, 12}));
   }
@@ -731,12 +737,11 @@ std::vector<Case> coverage_cases() {
     v.push_back(c);
   }
   // Large enough for several thread blocks per stage, the column_sum over many rows and real GEMM tiles.
-  v.push_back(with_len(make_case("big_lstm", {CellSpec::lstm(300)}, {}, 70, 4, 257, false, 22),
-                       [] {
-                         std::vector<int32_t> l(257);
-                         for (size_t i = 0; i < l.size(); ++i) l[i] = static_cast<int32_t>(i % 5);
-                         return l;
-                       }()));
+  v.push_back(with_len(make_case("big_lstm", {CellSpec::lstm(300)}, {}, 70, 4, 257, false, 22), [] {
+    std::vector<int32_t> l(257);
+    for (size_t i = 0; i < l.size(); ++i) l[i] = static_cast<int32_t>(i % 5);
+    return l;
+  }()));
   return v;
 }
 
@@ -746,9 +751,7 @@ CellSpec random_cell(std::mt19937_64& rng) {
   const int kind = static_cast<int>(rng() % 4);
   CellSpec c;
   switch (kind) {
-    case 0:
-      c = CellSpec::basic_rnn(h, rng() % 2 ? Activation::kRelu : Activation::kTanh);
-      break;
+    case 0: c = CellSpec::basic_rnn(h, rng() % 2 ? Activation::kRelu : Activation::kTanh); break;
     case 1:
       c = CellSpec::basic_lstm(h, rng() % 2 ? 1.0 : uniform(rng, -1.0, 2.0));
       if (rng() % 4 == 0) c.activation = Activation::kRelu;
@@ -764,9 +767,7 @@ CellSpec random_cell(std::mt19937_64& rng) {
         if (rng() % 2) c.proj_clip = uniform(rng, 0.1, 1.0);
       }
       break;
-    default:
-      c = CellSpec::gru(h, rng() % 3 == 0 ? Activation::kRelu : Activation::kTanh);
-      break;
+    default: c = CellSpec::gru(h, rng() % 3 == 0 ? Activation::kRelu : Activation::kTanh); break;
   }
   return c;
 }
@@ -832,8 +833,8 @@ void gpu_matches_cpu(const std::vector<Case>& cases, double tol, MathMode math) 
       const Outputs<T> cpu = run<T>(c, Backend::kCpu, p);
       const Outputs<T> gpu = run<T>(c, Backend::kCuda, p, math);
       expect_all_finite(gpu);
-      std::unique_ptr<Rnn> shape = create_rnn(c, Backend::kCpu, sizeof(T) == 4 ? DataType::kFloat32 : DataType::kFloat64,
-                                              MathMode::kDefault);
+      std::unique_ptr<Rnn> shape =
+          create_rnn(c, Backend::kCpu, sizeof(T) == 4 ? DataType::kFloat32 : DataType::kFloat64, MathMode::kDefault);
       expect_masking(c, *shape, p, gpu);
       expect_close(gpu, cpu, tol);
     } catch (const std::exception& e) {
@@ -1060,7 +1061,8 @@ TEST(GpuRnn, DeviceMemoryFollowsTheSizeQueries) {
   // Eight chunks of 8 steps: the smallest ring keeps two of them on the device.
   EXPECT_EQ(reserve[1] * 4, reserve[0]);
   const double saved = static_cast<double>(used[0]) - static_cast<double>(used[1]);
-  const double predicted = static_cast<double>(reserve[0] + workspace[0]) - static_cast<double>(reserve[1] + workspace[1]);
+  const double predicted =
+      static_cast<double>(reserve[0] + workspace[0]) - static_cast<double>(reserve[1] + workspace[1]);
   EXPECT_NEAR(saved, predicted, 8.0 * (1 << 20)) << "device bytes saved by swap_memory vs the size queries";
 }
 
@@ -1069,9 +1071,9 @@ TEST(GpuRnn, DeviceMemoryFollowsTheSizeQueries) {
 TEST(GpuQuick, SanitizerSubset) {
   REQUIRE_GPU();
   std::vector<Case> f32;
-  for (const char* name : {"rnn_relu_tm_len", "lstm_all_options", "gru_relu_len", "stack_mixed", "bidi_mixed_tm",
-                           "T1_len", "len_device_only", "accumulate_only_dfinal", "no_init_no_grads",
-                           "chunked_wavefront", "swap_bidi_chunks"}) {
+  for (const char* name :
+       {"rnn_relu_tm_len", "lstm_all_options", "gru_relu_len", "stack_mixed", "bidi_mixed_tm", "T1_len",
+        "len_device_only", "accumulate_only_dfinal", "no_init_no_grads", "chunked_wavefront", "swap_bidi_chunks"}) {
     f32.push_back(coverage_case(name));
   }
   gpu_matches_cpu<float>(f32, kTolFloat32, MathMode::kDefault);

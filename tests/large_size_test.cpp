@@ -203,7 +203,8 @@ TEST(LargeSizes, ValidationOfHugeCallsKeepsSixtyFourBitCounts) {
   const std::string out_bytes = std::to_string(T * B * 1024 * 4);
   const Case cases[] = {
       {"workspace one byte short", [](dynrnn::ForwardArgs& f, size_t w, size_t) { f.workspace_bytes = w - 1; },
-       StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(ws - 1) + "; this call needs " + std::to_string(ws)},
+       StatusCode::kWorkspaceTooSmall,
+       "workspace_bytes is " + std::to_string(ws - 1) + "; this call needs " + std::to_string(ws)},
       {"reserve one byte short", [](dynrnn::ForwardArgs& f, size_t, size_t r) { f.reserve_bytes = r - 1; },
        StatusCode::kWorkspaceTooSmall, "reserve_bytes is " + std::to_string(rs - 1)},
       {"workspace 2^32 bytes short (a 32-bit truncation would pass)",
@@ -213,7 +214,8 @@ TEST(LargeSizes, ValidationOfHugeCallsKeepsSixtyFourBitCounts) {
        "x is null but x_shape has " + rows + " rows"},
       {"null outputs", [](dynrnn::ForwardArgs& f, size_t, size_t) { f.outputs = nullptr; }, StatusCode::kInvalidValue,
        out_bytes + " bytes"},
-      {"lengths of 2^32 - 1 entries", [](dynrnn::ForwardArgs& f, size_t, size_t) {
+      {"lengths of 2^32 - 1 entries",
+       [](dynrnn::ForwardArgs& f, size_t, size_t) {
          f.sequence_length = reinterpret_cast<const int32_t*>(f.x);
          f.sequence_length_size = (int64_t(1) << 32) - 1;
        },
@@ -267,7 +269,7 @@ class VirtualArena {
 
 constexpr size_t kArenaBytes = size_t(1) << 39;  // 512 GiB of address space, a few pages of memory
 
-#define REQUIRE_ARENA(arena)                                                                       \
+#define REQUIRE_ARENA(arena) \
   if (!(arena).ok()) GTEST_SKIP() << "cannot reserve 512 GiB of address space (ulimit -v?)";
 
 TEST(LargeSizes, StepMapAndSeqViewOffsetsAreSixtyFourBit) {
@@ -324,7 +326,8 @@ TEST(LargeSizes, LstmStagesAtRowsPastTwoToThe31) {
   float* dh_prev = arena.take<float>(B * H);
   float* dpeep = arena.take<float>(B * 3 * H);
   int32_t* len = arena.take<int32_t>(B);
-  ASSERT_TRUE(gx && gh && z && c_prev && h_prev && c_out && h_out && y && dz && dc && dh_next && dh_prev && dpeep && len);
+  ASSERT_TRUE(gx && gh && z && c_prev && h_prev && c_out && h_out && y && dz && dc && dh_next && dh_prev && dpeep &&
+              len);
   // Small buffers: one row.
   std::vector<float> s_gx(2 * 4 * H), s_gh(4 * H), s_z(4 * H), s_cp(H), s_hp(H), s_co(H), s_ho(H), s_y(2 * H),
       s_dz(4 * H), s_dc(H), s_dhn(H), s_dhp(H), s_dpeep(3 * H);
@@ -370,8 +373,8 @@ TEST(LargeSizes, LstmStagesAtRowsPastTwoToThe31) {
     return k;
   };
   const auto big_f = forward(B, len, gx, gh, c_prev, h_prev, c_out, h_out, y, z);
-  const auto small_f = forward(1, &s_len, s_gx.data(), s_gh.data(), s_cp.data(), s_hp.data(), s_co.data(),
-                               s_ho.data(), s_y.data(), s_z.data());
+  const auto small_f = forward(1, &s_len, s_gx.data(), s_gh.data(), s_cp.data(), s_hp.data(), s_co.data(), s_ho.data(),
+                               s_y.data(), s_z.data());
   for (int64_t j = 0; j < H; ++j) {
     big_f.apply(b, j);
     small_f.apply(0, j);

@@ -1,10 +1,10 @@
 #include "library_adapter.h"
 
-#include "call_buffers.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
+
+#include "call_buffers.h"
 
 namespace testing_support {
 namespace {

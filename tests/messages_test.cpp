@@ -15,10 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "call_buffers.h"
 #include "dynrnn/rnn.h"
 #include "dynrnn/weights.h"
-
-#include "call_buffers.h"
 
 namespace {
 
@@ -38,7 +37,8 @@ void check_message(const std::string& what, const Status& st, const Expect& e) {
   SCOPED_TRACE(what);
   EXPECT_EQ(st.code(), e.code) << st.to_string();
   const std::string& m = st.message();
-  EXPECT_NE(m.find(e.argument), std::string::npos) << "message '" << m << "' does not name the argument '" << e.argument << "'";
+  EXPECT_NE(m.find(e.argument), std::string::npos)
+      << "message '" << m << "' does not name the argument '" << e.argument << "'";
   EXPECT_NE(m.find(e.value), std::string::npos) << "message '" << m << "' does not give the value '" << e.value << "'";
   EXPECT_NE(m.find(e.expectation), std::string::npos)
       << "message '" << m << "' does not state the expectation '" << e.expectation << "'";
@@ -68,66 +68,92 @@ TEST(Messages, EverySpecField) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   const SpecCase cases[] = {
-      {"cells_fw empty", [](RnnSpec& s) { s.cells_fw.clear(); },
+      {"cells_fw empty",
+       [](RnnSpec& s) { s.cells_fw.clear(); },
        {StatusCode::kInvalidValue, "spec.cells_fw", "empty", "at least one cell"}},
-      {"kind", [](RnnSpec& s) { s.cells_fw[1].kind = static_cast<CellKind>(-1); },
+      {"kind",
+       [](RnnSpec& s) { s.cells_fw[1].kind = static_cast<CellKind>(-1); },
        {StatusCode::kInvalidValue, "spec.cells_fw[1].kind", "is -1", "expected a CellKind"}},
-      {"kind in the backward stack", [](RnnSpec& s) { s.cells_bw[0].kind = static_cast<CellKind>(4); },
+      {"kind in the backward stack",
+       [](RnnSpec& s) { s.cells_bw[0].kind = static_cast<CellKind>(4); },
        {StatusCode::kInvalidValue, "spec.cells_bw[0].kind", "is 4", "expected a CellKind"}},
-      {"num_units negative", [](RnnSpec& s) { s.cells_fw[1].num_units = -3; },
+      {"num_units negative",
+       [](RnnSpec& s) { s.cells_fw[1].num_units = -3; },
        {StatusCode::kInvalidValue, "spec.cells_fw[1].num_units", "is -3", "expected > 0"}},
-      {"num_units in the backward stack", [](RnnSpec& s) { s.cells_bw[0].num_units = 0; },
+      {"num_units in the backward stack",
+       [](RnnSpec& s) { s.cells_bw[0].num_units = 0; },
        {StatusCode::kInvalidValue, "spec.cells_bw[0].num_units", "is 0", "expected > 0"}},
-      {"num_units too large", [](RnnSpec& s) { s.cells_fw[0].num_units = int64_t(1) << 60; },
+      {"num_units too large",
+       [](RnnSpec& s) { s.cells_fw[0].num_units = int64_t(1) << 60; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].num_units", std::to_string(int64_t(1) << 60), "expected"}},
-      {"activation", [](RnnSpec& s) { s.cells_fw[1].activation = static_cast<dynrnn::Activation>(2); },
+      {"activation",
+       [](RnnSpec& s) { s.cells_fw[1].activation = static_cast<dynrnn::Activation>(2); },
        {StatusCode::kInvalidValue, "spec.cells_fw[1].activation", "is 2", "expected kTanh (0) or kRelu (1)"}},
-      {"forget_bias NaN", [nan](RnnSpec& s) { s.cells_fw[0].forget_bias = nan; },
+      {"forget_bias NaN",
+       [nan](RnnSpec& s) { s.cells_fw[0].forget_bias = nan; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].forget_bias", "nan", "finite"}},
-      {"forget_bias infinite", [inf](RnnSpec& s) { s.cells_fw[0].forget_bias = -inf; },
+      {"forget_bias infinite",
+       [inf](RnnSpec& s) { s.cells_fw[0].forget_bias = -inf; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].forget_bias", "inf", "finite"}},
-      {"forget_bias on a GRU", [](RnnSpec& s) { s.cells_fw[1].forget_bias = 0.5; },
+      {"forget_bias on a GRU",
+       [](RnnSpec& s) { s.cells_fw[1].forget_bias = 0.5; },
        {StatusCode::kInvalidValue, "spec.cells_fw[1].forget_bias", "0.5", "only LSTM cells"}},
-      {"use_peepholes on a BasicLSTMCell", [](RnnSpec& s) {
+      {"use_peepholes on a BasicLSTMCell",
+       [](RnnSpec& s) {
          s.cells_fw[0] = CellSpec::basic_lstm(3);
          s.cells_fw[0].use_peepholes = true;
        },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].use_peepholes", "true", "only for CellKind::kLSTM"}},
-      {"cell_clip on a GRU", [](RnnSpec& s) { s.cells_fw[1].cell_clip = 1.0; },
+      {"cell_clip on a GRU",
+       [](RnnSpec& s) { s.cells_fw[1].cell_clip = 1.0; },
        {StatusCode::kInvalidValue, "spec.cells_fw[1].cell_clip", "1", "only for CellKind::kLSTM"}},
-      {"num_proj on a BasicRNNCell", [](RnnSpec& s) { s.cells_bw[0].num_proj = 2; },
+      {"num_proj on a BasicRNNCell",
+       [](RnnSpec& s) { s.cells_bw[0].num_proj = 2; },
        {StatusCode::kInvalidValue, "spec.cells_bw[0].num_proj", "2", "only for CellKind::kLSTM"}},
-      {"cell_clip negative", [](RnnSpec& s) { s.cells_fw[0].cell_clip = -0.25; },
+      {"cell_clip negative",
+       [](RnnSpec& s) { s.cells_fw[0].cell_clip = -0.25; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].cell_clip", "-0.25", "expected a finite value >= 0"}},
-      {"cell_clip NaN", [nan](RnnSpec& s) { s.cells_fw[0].cell_clip = nan; },
+      {"cell_clip NaN",
+       [nan](RnnSpec& s) { s.cells_fw[0].cell_clip = nan; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].cell_clip", "nan", "expected a finite value >= 0"}},
-      {"num_proj negative", [](RnnSpec& s) { s.cells_fw[0].num_proj = -7; },
+      {"num_proj negative",
+       [](RnnSpec& s) { s.cells_fw[0].num_proj = -7; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].num_proj", "is -7", "expected >= 0"}},
-      {"num_proj too large", [](RnnSpec& s) { s.cells_fw[0].num_proj = int64_t(1) << 50; },
+      {"num_proj too large",
+       [](RnnSpec& s) { s.cells_fw[0].num_proj = int64_t(1) << 50; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0]", std::to_string(int64_t(1) << 50), "expected"}},
-      {"proj_clip without num_proj", [](RnnSpec& s) { s.cells_fw[0].proj_clip = 0.5; },
+      {"proj_clip without num_proj",
+       [](RnnSpec& s) { s.cells_fw[0].proj_clip = 0.5; },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].proj_clip", "num_proj is 0", "no projection"}},
-      {"proj_clip negative", [](RnnSpec& s) {
+      {"proj_clip negative",
+       [](RnnSpec& s) {
          s.cells_fw[0].num_proj = 2;
          s.cells_fw[0].proj_clip = -3.0;
        },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].proj_clip", "-3", "expected a finite value >= 0"}},
-      {"proj_clip infinite", [inf](RnnSpec& s) {
+      {"proj_clip infinite",
+       [inf](RnnSpec& s) {
          s.cells_fw[0].num_proj = 2;
          s.cells_fw[0].proj_clip = inf;
        },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].proj_clip", "inf", "expected a finite value >= 0"}},
-      {"input_size zero", [](RnnSpec& s) { s.input_size = 0; },
+      {"input_size zero",
+       [](RnnSpec& s) { s.input_size = 0; },
        {StatusCode::kInvalidValue, "spec.input_size", "is 0", "expected > 0"}},
-      {"input_size negative", [](RnnSpec& s) { s.input_size = -5; },
+      {"input_size negative",
+       [](RnnSpec& s) { s.input_size = -5; },
        {StatusCode::kInvalidValue, "spec.input_size", "is -5", "expected > 0"}},
-      {"input_size too large", [](RnnSpec& s) { s.input_size = int64_t(1) << 62; },
+      {"input_size too large",
+       [](RnnSpec& s) { s.input_size = int64_t(1) << 62; },
        {StatusCode::kInvalidValue, "input_size", std::to_string(int64_t(1) << 62), "expected"}},
-      {"dtype", [](RnnSpec& s) { s.dtype = static_cast<dynrnn::DataType>(2); },
+      {"dtype",
+       [](RnnSpec& s) { s.dtype = static_cast<dynrnn::DataType>(2); },
        {StatusCode::kNotSupported, "spec.dtype", "is 2", "kFloat32 (0), kFloat64 (1)"}},
-      {"math", [](RnnSpec& s) { s.math = static_cast<dynrnn::MathMode>(-1); },
+      {"math",
+       [](RnnSpec& s) { s.math = static_cast<dynrnn::MathMode>(-1); },
        {StatusCode::kInvalidValue, "spec.math", "is -1", "expected kDefault (0) or kTF32 (1)"}},
-      {"parallel_iterations", [](RnnSpec& s) { s.parallel_iterations = -32; },
+      {"parallel_iterations",
+       [](RnnSpec& s) { s.parallel_iterations = -32; },
        {StatusCode::kInvalidValue, "spec.parallel_iterations", "is -32", "0 means the default"}},
   };
   for (const SpecCase& c : cases) {
@@ -200,12 +226,19 @@ struct CallCase {
 TEST(Messages, EveryForwardArgument) {
   const CallCase cases[] = {
       {"x_shape[0]", false, [](Bufs& c) { c.f.x_shape[0] = -1; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "x_shape[0]", "is -1", "expected >= 0"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "x_shape[0]", "is -1", "expected >= 0"};
+       }},
       {"x_shape[2] negative", false, [](Bufs& c) { c.f.x_shape[2] = -2; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "x_shape[2]", "is -2", "expected >= 0"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "x_shape[2]", "is -2", "expected >= 0"};
+       }},
       {"x null", false, [](Bufs& c) { c.f.x = nullptr; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "x", "is null", "6 rows"}; }},
-      {"x size overflow", false, [](Bufs& c) {
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "x", "is null", "6 rows"};
+       }},
+      {"x size overflow", false,
+       [](Bufs& c) {
          c.f.x_shape[0] = int64_t(1) << 31;
          c.f.x_shape[1] = int64_t(1) << 31;
        },
@@ -220,7 +253,8 @@ TEST(Messages, EveryForwardArgument) {
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "sequence_length", "null", "sequence_length_size is 2"};
        }},
-      {"host_sequence_length without sequence_length", false, [](Bufs& c) {
+      {"host_sequence_length without sequence_length", false,
+       [](Bufs& c) {
          c.f.host_sequence_length = c.len.data();
          c.f.sequence_length = nullptr;
          c.f.sequence_length_size = 0;
@@ -238,39 +272,63 @@ TEST(Messages, EveryForwardArgument) {
        }},
       {"weights null", false, [](Bufs& c) { c.f.weights = nullptr; },
        [](const Bufs& c) {
-         return Expect{StatusCode::kInvalidValue, "weights", "null", "param_count() = " + std::to_string(c.rnn->param_count())};
+         return Expect{StatusCode::kInvalidValue, "weights", "null",
+                       "param_count() = " + std::to_string(c.rnn->param_count())};
        }},
       {"outputs null", false, [](Bufs& c) { c.f.outputs = nullptr; },
        [](const Bufs& c) {
          return Expect{StatusCode::kInvalidValue, "outputs", "null", std::to_string(c.out.size() * 4) + " bytes"};
        }},
       {"outputs_bw null", true, [](Bufs& c) { c.f.outputs_bw = nullptr; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "outputs_bw", "null", "bidirectional"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "outputs_bw", "null", "bidirectional"};
+       }},
       {"outputs_bw set", false, [](Bufs& c) { c.f.outputs_bw = c.dout.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "outputs_bw", "set", "spec.cells_bw is empty"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "outputs_bw", "set", "spec.cells_bw is empty"};
+       }},
       {"workspace_bytes", false, [](Bufs& c) { c.f.workspace_bytes = 100; },
-       [](const Bufs& c) { return Expect{StatusCode::kWorkspaceTooSmall, "workspace_bytes", "is 100", "needs " + c.ws_bytes()}; }},
+       [](const Bufs& c) {
+         return Expect{StatusCode::kWorkspaceTooSmall, "workspace_bytes", "is 100", "needs " + c.ws_bytes()};
+       }},
       {"workspace null", false, [](Bufs& c) { c.f.workspace = nullptr; },
-       [](const Bufs& c) { return Expect{StatusCode::kInvalidValue, "workspace", "null", "needs " + c.ws_bytes()}; }},
-      {"reserve without training", false, [](Bufs& c) {
+       [](const Bufs& c) {
+         return Expect{StatusCode::kInvalidValue, "workspace", "null", "needs " + c.ws_bytes()};
+       }},
+      {"reserve without training", false,
+       [](Bufs& c) {
          c.f.training = false;
          size_t ws = 0;
          EXPECT_TRUE(c.rnn->get_workspace_size(c.T_, c.B, false, &ws).is_ok());
          c.f.workspace_bytes = ws;
        },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "reserve", "training is false", "ForwardArgs::training"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "reserve", "training is false", "ForwardArgs::training"};
+       }},
       {"training without reserve", false, [](Bufs& c) { c.f.reserve = nullptr; },
-       [](const Bufs& c) { return Expect{StatusCode::kInvalidValue, "reserve", "null", c.rs_bytes() + " bytes"}; }},
+       [](const Bufs& c) {
+         return Expect{StatusCode::kInvalidValue, "reserve", "null", c.rs_bytes() + " bytes"};
+       }},
       {"reserve_bytes", false, [](Bufs& c) { c.f.reserve_bytes = 12; },
-       [](const Bufs& c) { return Expect{StatusCode::kWorkspaceTooSmall, "reserve_bytes", "is 12", "needs " + c.rs_bytes()}; }},
+       [](const Bufs& c) {
+         return Expect{StatusCode::kWorkspaceTooSmall, "reserve_bytes", "is 12", "needs " + c.rs_bytes()};
+       }},
       {"final_state overlaps initial_state", false, [](Bufs& c) { c.f.final_state = c.init.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "final_state", "overlaps initial_state", "must not alias"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "final_state", "overlaps initial_state", "must not alias"};
+       }},
       {"outputs_bw overlaps final_state", true, [](Bufs& c) { c.f.outputs_bw = c.fin.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "outputs_bw", "overlaps final_state", "must be distinct"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "outputs_bw", "overlaps final_state", "must be distinct"};
+       }},
       {"reserve overlaps workspace", false, [](Bufs& c) { c.f.reserve = c.ws.data() + 8; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "workspace", "overlaps reserve", "must be distinct"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "workspace", "overlaps reserve", "must be distinct"};
+       }},
       {"outputs overlap sequence_length", false, [](Bufs& c) { c.f.outputs = reinterpret_cast<float*>(c.len.data()); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "outputs", "overlaps sequence_length", "must not alias"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "outputs", "overlaps sequence_length", "must not alias"};
+       }},
   };
   for (const CallCase& k : cases) {
     Bufs c(k.bidirectional);
@@ -282,29 +340,53 @@ TEST(Messages, EveryForwardArgument) {
 TEST(Messages, EveryBackwardArgument) {
   const CallCase cases[] = {
       {"x_shape[1]", false, [](Bufs& c) { c.b.x_shape[1] = -8; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "x_shape[1]", "is -8", "expected >= 0"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "x_shape[1]", "is -8", "expected >= 0"};
+       }},
       {"x_shape[2] depth", false, [](Bufs& c) { c.b.x_shape[2] = 3; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "x_shape[2]", "is 3", "spec.input_size is 2"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "x_shape[2]", "is 3", "spec.input_size is 2"};
+       }},
       {"x null", false, [](Bufs& c) { c.b.x = nullptr; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "x", "is null", "6 rows"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "x", "is null", "6 rows"};
+       }},
       {"weights null", false, [](Bufs& c) { c.b.weights = nullptr; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "weights", "null", "param_count()"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "weights", "null", "param_count()"};
+       }},
       {"sequence_length_size", false, [](Bufs& c) { c.b.sequence_length_size = 0; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "sequence_length_size", "is 0", "length batch_size"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "sequence_length_size", "is 0", "length batch_size"};
+       }},
       {"bidirectional length negative", true, [](Bufs& c) { c.len[1] = -1; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "sequence_length[1]", "is -1", "0 <= length"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "sequence_length[1]", "is -1", "0 <= length"};
+       }},
       {"grad_outputs_bw on unidirectional", false, [](Bufs& c) { c.b.grad_outputs_bw = c.out.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "grad_outputs_bw", "set", "spec.cells_bw is empty"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "grad_outputs_bw", "set", "spec.cells_bw is empty"};
+       }},
       {"reserve null", false, [](Bufs& c) { c.b.reserve = nullptr; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "reserve", "null", "reserve of a training forward"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "reserve", "null", "reserve of a training forward"};
+       }},
       {"reserve_bytes", false, [](Bufs& c) { c.b.reserve_bytes = 4; },
-       [](const Bufs& c) { return Expect{StatusCode::kWorkspaceTooSmall, "reserve_bytes", "is 4", c.rs_bytes()}; }},
+       [](const Bufs& c) {
+         return Expect{StatusCode::kWorkspaceTooSmall, "reserve_bytes", "is 4", c.rs_bytes()};
+       }},
       {"workspace_bytes", false, [](Bufs& c) { c.b.workspace_bytes = 0; },
-       [](const Bufs& c) { return Expect{StatusCode::kWorkspaceTooSmall, "workspace_bytes", "is 0", "needs " + c.ws_bytes()}; }},
+       [](const Bufs& c) {
+         return Expect{StatusCode::kWorkspaceTooSmall, "workspace_bytes", "is 0", "needs " + c.ws_bytes()};
+       }},
       {"workspace null", false, [](Bufs& c) { c.b.workspace = nullptr; },
-       [](const Bufs& c) { return Expect{StatusCode::kInvalidValue, "workspace", "null", "needs " + c.ws_bytes()}; }},
+       [](const Bufs& c) {
+         return Expect{StatusCode::kInvalidValue, "workspace", "null", "needs " + c.ws_bytes()};
+       }},
       {"grad_inputs overlaps grad_outputs", false, [](Bufs& c) { c.b.grad_inputs = c.dout.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "grad_inputs", "overlaps grad_outputs", "must not alias"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "grad_inputs", "overlaps grad_outputs", "must not alias"};
+       }},
       {"grad_initial_state overlaps grad_final_state", false, [](Bufs& c) { c.b.grad_initial_state = c.dfin.data(); },
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "grad_initial_state", "overlaps grad_final_state", "must not alias"};
@@ -314,15 +396,21 @@ TEST(Messages, EveryBackwardArgument) {
          return Expect{StatusCode::kInvalidValue, "grad_initial_state", "overlaps initial_state", "must not alias"};
        }},
       {"grad_weights overlaps weights", false, [](Bufs& c) { c.b.grad_weights = c.w.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "grad_weights", "overlaps weights", "must not alias"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "grad_weights", "overlaps weights", "must not alias"};
+       }},
       {"grad_inputs overlaps grad_outputs_bw", true, [](Bufs& c) { c.b.grad_inputs = c.dout_bw.data(); },
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "grad_inputs", "overlaps grad_outputs_bw", "must not alias"};
        }},
       {"workspace overlaps reserve", false, [](Bufs& c) { c.b.workspace = c.rs.data(); },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "workspace", "overlaps reserve", "must not alias"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "workspace", "overlaps reserve", "must not alias"};
+       }},
       {"grad_weights overlaps grad_inputs", false, [](Bufs& c) { c.b.grad_weights = c.dx.data() + 1; },
-       [](const Bufs&) { return Expect{StatusCode::kInvalidValue, "grad_inputs", "overlaps grad_weights", "must be distinct"}; }},
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "grad_inputs", "overlaps grad_weights", "must be distinct"};
+       }},
   };
   for (const CallCase& k : cases) {
     Bufs c(k.bidirectional);
@@ -337,7 +425,9 @@ TEST(Messages, WeightConversion) {
   dynrnn::CudnnLayerWeights<float> out{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), w_hr.data()};
   const CellSpec lstm = CellSpec::basic_lstm(2);
   auto to_cudnn = [&](const CellSpec& c, int64_t D, const float* kk, const float* bb, const float* pp,
-                      const dynrnn::CudnnLayerWeights<float>& o) { return dynrnn::tf_to_cudnn<float>(c, D, kk, bb, pp, o); };
+                      const dynrnn::CudnnLayerWeights<float>& o) {
+    return dynrnn::tf_to_cudnn<float>(c, D, kk, bb, pp, o);
+  };
   check_message("GRU", to_cudnn(CellSpec::gru(2), 2, k.data(), bias.data(), nullptr, out),
                 {StatusCode::kNotSupported, "cell.kind", "kGRU", "cannot express"});
   check_message("num_units", to_cudnn(CellSpec::basic_lstm(-4), 2, k.data(), bias.data(), nullptr, out),
@@ -429,8 +519,9 @@ TEST(Messages, HostReserve) {
                 {StatusCode::kInvalidValue, "host_reserve", "null", need + " bytes"});
   b = backward_args();
   b.host_reserve_bytes = hr - 1;
-  check_message("backward: host_reserve_bytes short", rnn->backward(b),
-                {StatusCode::kWorkspaceTooSmall, "host_reserve_bytes", "is " + std::to_string(hr - 1), "needs " + need});
+  check_message(
+      "backward: host_reserve_bytes short", rnn->backward(b),
+      {StatusCode::kWorkspaceTooSmall, "host_reserve_bytes", "is " + std::to_string(hr - 1), "needs " + need});
   b = backward_args();
   b.grad_inputs = reinterpret_cast<float*>(c.hrs.data());
   check_message("backward: grad_inputs overlaps host_reserve", rnn->backward(b),

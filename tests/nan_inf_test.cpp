@@ -17,9 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "dynrnn/rnn.h"
-
 #include "call_buffers.h"
+#include "dynrnn/rnn.h"
 
 namespace {
 
@@ -58,7 +57,9 @@ uint64_t bits(double v) {
   std::memcpy(&u, &v, sizeof u);
   return u;
 }
-bool same(double a, double b) { return bits(a) == bits(b); }
+bool same(double a, double b) {
+  return bits(a) == bits(b);
+}
 
 /// Deterministic small values.
 std::vector<double> values(size_t n, double scale, uint64_t seed) {
@@ -198,7 +199,8 @@ void padded_inputs() {
   for (Problem p : configurations()) {
     std::unique_ptr<Rnn> rnn;
     prepare<T>(p, &rnn);
-    SCOPED_TRACE(std::string("cells ") + rnn->params().front().name + (p.spec.bidirectional() ? " (bidirectional)" : ""));
+    SCOPED_TRACE(std::string("cells ") + rnn->params().front().name +
+                 (p.spec.bidirectional() ? " (bidirectional)" : ""));
     Trial clean;
     ordinary_inputs(p, *rnn, clean);
     std::set<std::string> input_rows, nan_rows;
@@ -241,8 +243,12 @@ void padded_inputs() {
   }
 }
 
-TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat32) { padded_inputs<float>(); }
-TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat64) { padded_inputs<double>(); }
+TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat32) {
+  padded_inputs<float>();
+}
+TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat64) {
+  padded_inputs<double>();
+}
 
 /// Upstream gradients at padded positions (dL/d outputs at t >= length) are ignored entirely: NaN
 /// there changes no gradient bit (the outputs there are constant zeros).
@@ -257,7 +263,8 @@ TEST(NanInf, PaddedUpstreamGradientsAreIgnored) {
     for (int64_t b = 0; b < p.B; ++b) {
       for (int64_t t = p.length(b); t < p.T; ++t) {
         for (int64_t o = 0; o < rnn->output_width(0); ++o) dirty.dout[p.at(b, t, rnn->output_width(0), o)] = NAN;
-        for (int64_t o = 0; o < rnn->output_width(1); ++o) dirty.dout_bw[p.at(b, t, rnn->output_width(1), o)] = -INFINITY;
+        for (int64_t o = 0; o < rnn->output_width(1); ++o)
+          dirty.dout_bw[p.at(b, t, rnn->output_width(1), o)] = -INFINITY;
       }
     }
     run<float>(p, *rnn, clean);
@@ -420,8 +427,8 @@ TEST(NanInf, NaNStateOfAFinishedRowIsCarriedNotSpread) {
       EXPECT_TRUE(std::isnan(dirty.dw[i])) << name;
       const dynrnn::ParamInfo* info = rnn->find_param(name);
       ASSERT_NE(info, nullptr);
-      const bool input_rows = info->local_name == "kernel" || info->local_name == "gates/kernel" ||
-                              info->local_name == "candidate/kernel";
+      const bool input_rows =
+          info->local_name == "kernel" || info->local_name == "gates/kernel" || info->local_name == "candidate/kernel";
       const int64_t in_width = info->layer == 0 ? p.D() : -1;  // upper layers: checked by value only
       if (input_rows && in_width > 0) {
         EXPECT_GE(row, in_width) << name << ": an input row changed";

@@ -3,9 +3,15 @@
 namespace testing_support {
 namespace {
 
-int uniform_int(std::mt19937_64& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
-double uniform(std::mt19937_64& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
-bool coin(std::mt19937_64& rng, double p) { return uniform(rng, 0, 1) < p; }
+int uniform_int(std::mt19937_64& rng, int lo, int hi) {
+  return std::uniform_int_distribution<int>(lo, hi)(rng);
+}
+double uniform(std::mt19937_64& rng, double lo, double hi) {
+  return std::uniform_real_distribution<double>(lo, hi)(rng);
+}
+bool coin(std::mt19937_64& rng, double p) {
+  return uniform(rng, 0, 1) < p;
+}
 
 std::vector<double> random_vector(std::mt19937_64& rng, size_t n, double scale) {
   std::vector<double> v(n);

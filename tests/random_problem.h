@@ -14,7 +14,7 @@ struct ProblemOptions {
   int max_depth = 6;
   int max_units = 6;
   int max_layers = 3;
-  bool allow_relu = true;   ///< relu and clips make float32-vs-float64 comparisons kink-sensitive
+  bool allow_relu = true;  ///< relu and clips make float32-vs-float64 comparisons kink-sensitive
   bool allow_clip = true;
 };
 

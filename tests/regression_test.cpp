@@ -3,15 +3,14 @@
 // tests/fuzz/RESULTS.md describes each finding.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "dynrnn/rnn.h"
-
 #include "faulty_executor.h"
 
 namespace {
@@ -212,7 +211,7 @@ TEST(Regression, SwapRingOfZeroChunksDoesNotCrash) {
     std::exit(0);
   };
   EXPECT_EXIT(body(), ::testing::ExitedWithCode(0), "") << "exit 3: create failed, 4: plain forward failed, "
-                                                          "5: swap_memory changed the outputs; a signal: a crash";
+                                                           "5: swap_memory changed the outputs; a signal: a crash";
 }
 
 // Finding 5 (tests/fuzz/crashes/swap-event-id-overflow): make_plan numbers executor events in int and

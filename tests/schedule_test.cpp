@@ -53,7 +53,9 @@ std::function<void(dynrnn::Rnn&)> threaded(const testing_support::DelayPolicy& p
 }
 
 /// Executor queues of a problem: the caller's, one per layer, then (with swap) the copy queue.
-int layer_queues(const ref::Problem& p) { return static_cast<int>(p.fw.size() + p.bw.size()); }
+int layer_queues(const ref::Problem& p) {
+  return static_cast<int>(p.fw.size() + p.bw.size());
+}
 
 testing_support::ProblemOptions stacked_problems() {
   testing_support::ProblemOptions opt;

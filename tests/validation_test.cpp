@@ -5,9 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "dynrnn/rnn.h"
-
 #include "call_buffers.h"
+#include "dynrnn/rnn.h"
 
 namespace {
 
@@ -18,7 +17,8 @@ using dynrnn::StatusCode;
 
 void expect_error(const dynrnn::Status& st, StatusCode code, const std::string& needle) {
   EXPECT_EQ(st.code(), code) << st.to_string();
-  EXPECT_NE(st.message().find(needle), std::string::npos) << "message '" << st.message() << "' lacks '" << needle << "'";
+  EXPECT_NE(st.message().find(needle), std::string::npos)
+      << "message '" << st.message() << "' lacks '" << needle << "'";
 }
 
 dynrnn::Status create(const RnnSpec& spec) {
@@ -138,11 +138,12 @@ TEST(Validation, ForwardArguments) {
        "sequence_length is null but sequence_length_size is 2"},
       {"null weights", [](Call& c) { c.a.weights = nullptr; }, StatusCode::kInvalidValue, "weights is null"},
       {"null outputs", [](Call& c) { c.a.outputs = nullptr; }, StatusCode::kInvalidValue, "outputs is null"},
-      {"outputs_bw on unidirectional", [](Call& c) {
+      {"outputs_bw on unidirectional",
+       [](Call& c) {
          c.dx.assign(4, 0.f);
          c.a.outputs_bw = c.dx.data();
-       }, StatusCode::kInvalidValue,
-       "outputs_bw is set but the RNN is unidirectional"},
+       },
+       StatusCode::kInvalidValue, "outputs_bw is set but the RNN is unidirectional"},
       {"workspace too small", [](Call& c) { c.a.workspace_bytes -= 1; }, StatusCode::kWorkspaceTooSmall,
        "workspace_bytes is"},
       {"null workspace", [](Call& c) { c.a.workspace = nullptr; }, StatusCode::kInvalidValue, "workspace is null"},
@@ -157,7 +158,11 @@ TEST(Validation, ForwardArguments) {
        "outputs overlaps final_state"},
       {"workspace aliases weights", [](Call& c) { c.a.weights = c.ws.data(); }, StatusCode::kInvalidValue,
        "workspace overlaps weights"},
-      {"size overflow", [](Call& c) { c.a.x_shape[0] = int64_t(1) << 40; c.a.x_shape[1] = int64_t(1) << 40; },
+      {"size overflow",
+       [](Call& c) {
+         c.a.x_shape[0] = int64_t(1) << 40;
+         c.a.x_shape[1] = int64_t(1) << 40;
+       },
        StatusCode::kInvalidValue, "overflows 64 bits"},
   };
   for (const Case& k : cases) {

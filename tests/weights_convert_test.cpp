@@ -10,7 +10,9 @@
 
 namespace {
 
-double sigm(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+double sigm(double z) {
+  return 1.0 / (1.0 + std::exp(-z));
+}
 
 /// cuDNN-form RNN over T steps, batch 1 each row independent: returns outputs [T, B, Hs].
 std::vector<double> cudnn_forward(bool lstm, bool relu, int64_t T, int64_t B, int64_t D, int64_t H, int64_t P,
@@ -69,7 +71,8 @@ void check_equivalence(const ref::Cell& rc, const dynrnn::CellSpec& spec) {
 
   const int64_t GH = (lstm ? 4 : 1) * H;
   std::vector<double> w_ih(GH * D), w_hh(GH * Hs), b_ih(GH), b_hh(GH), w_hr(P * H);
-  dynrnn::CudnnLayerWeights<double> cw{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), P > 0 ? w_hr.data() : nullptr};
+  dynrnn::CudnnLayerWeights<double> cw{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(),
+                                       P > 0 ? w_hr.data() : nullptr};
   const ref::Params& tf = p.w_fw[0];
   const double* proj = P > 0 ? tf.at("projection/kernel").data() : nullptr;
   ASSERT_TRUE(dynrnn::tf_to_cudnn<double>(spec, D, tf.at("kernel").data(), tf.at("bias").data(), proj, cw).is_ok());
@@ -80,7 +83,8 @@ void check_equivalence(const ref::Cell& rc, const dynrnn::CellSpec& spec) {
   // And back: the TF weights return (up to the rounding of adding and removing forget_bias).
   std::vector<double> K(tf.at("kernel").size()), bias(GH), proj_back(P * H);
   dynrnn::CudnnLayerWeights<const double> ci{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), w_hr.data()};
-  ASSERT_TRUE(dynrnn::cudnn_to_tf<double>(spec, D, ci, K.data(), bias.data(), P > 0 ? proj_back.data() : nullptr).is_ok());
+  ASSERT_TRUE(
+      dynrnn::cudnn_to_tf<double>(spec, D, ci, K.data(), bias.data(), P > 0 ? proj_back.data() : nullptr).is_ok());
   EXPECT_EQ(K, tf.at("kernel"));
   for (int64_t r = 0; r < GH; ++r) EXPECT_NEAR(bias[r], tf.at("bias")[r], 1e-15);
   if (P > 0) {
@@ -124,7 +128,8 @@ TEST(WeightConversion, RejectsWhatCudnnCannotExpress) {
   EXPECT_NE(st.message().find("reset gate before"), std::string::npos) << st.message();
   dynrnn::CellSpec peep = dynrnn::CellSpec::lstm(2);
   peep.use_peepholes = true;
-  EXPECT_EQ(dynrnn::tf_to_cudnn<float>(peep, 2, k.data(), b.data(), nullptr, cw).code(), dynrnn::StatusCode::kNotSupported);
+  EXPECT_EQ(dynrnn::tf_to_cudnn<float>(peep, 2, k.data(), b.data(), nullptr, cw).code(),
+            dynrnn::StatusCode::kNotSupported);
   EXPECT_EQ(dynrnn::tf_to_cudnn<float>(dynrnn::CellSpec::lstm(2), 2, nullptr, b.data(), nullptr, cw).code(),
             dynrnn::StatusCode::kInvalidValue);
 }

@@ -94,9 +94,9 @@ struct SeqView {
 /// one GEMM can project a chunk of inputs.
 template <typename T>
 struct GatherParams {
-  StepMap map;                 ///< seq_len, max_time, and step = the chunk's first step
-  int64_t batch = 0, cols = 0; ///< rows (steps * B), width
-  int64_t rows_per_step = 0;   ///< B
+  StepMap map;                  ///< seq_len, max_time, and step = the chunk's first step
+  int64_t batch = 0, cols = 0;  ///< rows (steps * B), width
+  int64_t rows_per_step = 0;    ///< B
   SeqView<const T> src;
   T* dst = nullptr;
 
@@ -114,13 +114,13 @@ struct RnnForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   Activation act = Activation::kTanh;
-  SeqView<const T> gx;          ///< input projection, width H
-  const T* gh = nullptr;        ///< [B, H] recurrent GEMM result
-  const T* bias = nullptr;      ///< [H]
-  const T* h_prev = nullptr;    ///< [B, H]
-  T* h_out = nullptr;           ///< [B, H]
-  SeqView<T> y;                 ///< outputs, width H (null below the top layer)
-  T* z_save = nullptr;          ///< [B, H] pre-activation (training) or null
+  SeqView<const T> gx;        ///< input projection, width H
+  const T* gh = nullptr;      ///< [B, H] recurrent GEMM result
+  const T* bias = nullptr;    ///< [H]
+  const T* h_prev = nullptr;  ///< [B, H]
+  T* h_out = nullptr;         ///< [B, H]
+  SeqView<T> y;               ///< outputs, width H (null below the top layer)
+  T* z_save = nullptr;        ///< [B, H] pre-activation (training) or null
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
@@ -138,12 +138,12 @@ struct RnnBackwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
-  const T* z = nullptr;         ///< [B, H] saved pre-activation
-  SeqView<const T> dy;          ///< upstream output gradient (data may be null = zero)
-  const T* dh_next = nullptr;   ///< [B, H] gradient of the state after this step
-  T* dh_prev = nullptr;         ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
-  T* dz = nullptr;              ///< [B, H] out, step order
-  SeqView<T> dz_x;              ///< optional second copy of dz at the layer input's positions
+  const T* z = nullptr;        ///< [B, H] saved pre-activation
+  SeqView<const T> dy;         ///< upstream output gradient (data may be null = zero)
+  const T* dh_next = nullptr;  ///< [B, H] gradient of the state after this step
+  T* dh_prev = nullptr;        ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
+  T* dz = nullptr;             ///< [B, H] out, step order
+  SeqView<T> dz_x;             ///< optional second copy of dz at the layer input's positions
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
@@ -207,17 +207,17 @@ struct LstmForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   LstmConfig<T> cfg;
-  bool project = false;          ///< num_proj: write m_raw; the projection stage masks h and y
-  SeqView<const T> gx;           ///< input projection, width 4H
-  const T* gh = nullptr;         ///< [B, 4H] recurrent GEMM result
-  const T* bias = nullptr;       ///< [4H]
-  const T* c_prev = nullptr;     ///< [B, H]
-  const T* h_prev = nullptr;     ///< [B, H] (no projection)
-  T* c_out = nullptr;            ///< [B, H]
-  T* h_out = nullptr;            ///< [B, H] (no projection)
-  SeqView<T> y;                  ///< outputs, width H (no projection)
-  T* m_raw = nullptr;            ///< [B, H] projection input (projection only), unmasked
-  T* z_save = nullptr;           ///< [B, 4H] pre-activations (training) or null
+  bool project = false;       ///< num_proj: write m_raw; the projection stage masks h and y
+  SeqView<const T> gx;        ///< input projection, width 4H
+  const T* gh = nullptr;      ///< [B, 4H] recurrent GEMM result
+  const T* bias = nullptr;    ///< [4H]
+  const T* c_prev = nullptr;  ///< [B, H]
+  const T* h_prev = nullptr;  ///< [B, H] (no projection)
+  T* c_out = nullptr;         ///< [B, H]
+  T* h_out = nullptr;         ///< [B, H] (no projection)
+  SeqView<T> y;               ///< outputs, width H (no projection)
+  T* m_raw = nullptr;         ///< [B, H] projection input (projection only), unmasked
+  T* z_save = nullptr;        ///< [B, 4H] pre-activations (training) or null
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -254,17 +254,17 @@ struct LstmBackwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
   LstmConfig<T> cfg;
-  bool project = false;          ///< the gradient of m_raw comes from dm_raw
-  const T* z = nullptr;          ///< [B, 4H] saved pre-activations
-  const T* c_prev = nullptr;     ///< [B, H]
-  SeqView<const T> dy;           ///< no projection: upstream output gradient (data may be null)
-  const T* dh_next = nullptr;    ///< no projection: [B, H] gradient of h after this step
-  T* dh_prev = nullptr;          ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
-  const T* dm_raw = nullptr;     ///< projection: [B, H] gradient of m_raw (zero on finished rows)
-  T* dc = nullptr;               ///< [B, H] in: gradient of c after this step; out: before it
-  T* dz = nullptr;               ///< [B, 4H] out, step order
-  SeqView<T> dz_x;               ///< optional second copy of dz at the layer input's positions
-  T* dpeep = nullptr;            ///< [B, 3H] out per-row peephole gradients (f, i, o) or null
+  bool project = false;        ///< the gradient of m_raw comes from dm_raw
+  const T* z = nullptr;        ///< [B, 4H] saved pre-activations
+  const T* c_prev = nullptr;   ///< [B, H]
+  SeqView<const T> dy;         ///< no projection: upstream output gradient (data may be null)
+  const T* dh_next = nullptr;  ///< no projection: [B, H] gradient of h after this step
+  T* dh_prev = nullptr;        ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
+  const T* dm_raw = nullptr;   ///< projection: [B, H] gradient of m_raw (zero on finished rows)
+  T* dc = nullptr;             ///< [B, H] in: gradient of c after this step; out: before it
+  T* dz = nullptr;             ///< [B, 4H] out, step order
+  SeqView<T> dz_x;             ///< optional second copy of dz at the layer input's positions
+  T* dpeep = nullptr;          ///< [B, 3H] out per-row peephole gradients (f, i, o) or null
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -328,10 +328,10 @@ struct ProjForwardParams {
   int64_t batch = 0, cols = 0;  ///< B, P
   bool has_proj_clip = false;
   T proj_clip = T(0);
-  const T* m_p = nullptr;       ///< [B, P] projection GEMM result
-  const T* h_prev = nullptr;    ///< [B, P]
-  T* h_out = nullptr;           ///< [B, P]
-  SeqView<T> y;                 ///< outputs, width P
+  const T* m_p = nullptr;     ///< [B, P] projection GEMM result
+  const T* h_prev = nullptr;  ///< [B, P]
+  T* h_out = nullptr;         ///< [B, P]
+  SeqView<T> y;               ///< outputs, width P
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
@@ -348,11 +348,11 @@ struct ProjBackwardParams {
   int64_t batch = 0, cols = 0;  ///< B, P
   bool has_proj_clip = false;
   T proj_clip = T(0);
-  const T* m_p = nullptr;       ///< [B, P] saved projection result (before the clip)
-  SeqView<const T> dy;          ///< upstream output gradient (data may be null)
-  const T* dh_next = nullptr;   ///< [B, P]
-  T* dh_prev = nullptr;         ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
-  T* dm_p = nullptr;            ///< [B, P] out: gradient of m_p (0 on finished rows)
+  const T* m_p = nullptr;      ///< [B, P] saved projection result (before the clip)
+  SeqView<const T> dy;         ///< upstream output gradient (data may be null)
+  const T* dh_next = nullptr;  ///< [B, P]
+  T* dh_prev = nullptr;        ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
+  T* dm_p = nullptr;           ///< [B, P] out: gradient of m_p (0 on finished rows)
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
@@ -400,14 +400,14 @@ struct GruCandidateForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
-  SeqView<const T> gx;          ///< input projection of the candidate, width H
-  const T* gc = nullptr;        ///< [B, H] (r*h) Wc_h
-  const T* bias = nullptr;      ///< [H]
-  const T* zg = nullptr;        ///< [B, 2H]
-  const T* h_prev = nullptr;    ///< [B, H]
-  T* h_out = nullptr;           ///< [B, H]
-  SeqView<T> y;                 ///< outputs, width H
-  T* zc_save = nullptr;         ///< [B, H] candidate pre-activation (training) or null
+  SeqView<const T> gx;        ///< input projection of the candidate, width H
+  const T* gc = nullptr;      ///< [B, H] (r*h) Wc_h
+  const T* bias = nullptr;    ///< [H]
+  const T* zg = nullptr;      ///< [B, 2H]
+  const T* h_prev = nullptr;  ///< [B, H]
+  T* h_out = nullptr;         ///< [B, H]
+  SeqView<T> y;               ///< outputs, width H
+  T* zc_save = nullptr;       ///< [B, H] candidate pre-activation (training) or null
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -429,16 +429,16 @@ struct GruCandidateBackwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
-  const T* zg = nullptr;        ///< [B, 2H] saved
-  const T* zc = nullptr;        ///< [B, H] saved
-  const T* h_prev = nullptr;    ///< [B, H]
+  const T* zg = nullptr;      ///< [B, 2H] saved
+  const T* zc = nullptr;      ///< [B, H] saved
+  const T* h_prev = nullptr;  ///< [B, H]
   SeqView<const T> dy;
-  const T* dh_next = nullptr;   ///< [B, H]
-  T* dh_prev = nullptr;         ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
-  T* dzc = nullptr;             ///< [B, H] out
-  SeqView<T> dzc_x;             ///< optional copy at the input positions
-  T* dzg = nullptr;             ///< [B, 2H] out: writes the u half
-  SeqView<T> dzg_x;             ///< optional copy (u half)
+  const T* dh_next = nullptr;  ///< [B, H]
+  T* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
+  T* dzc = nullptr;            ///< [B, H] out
+  SeqView<T> dzc_x;            ///< optional copy at the input positions
+  T* dzg = nullptr;            ///< [B, 2H] out: writes the u half
+  SeqView<T> dzg_x;            ///< optional copy (u half)
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -467,12 +467,12 @@ template <typename T>
 struct GruGatesBackwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
-  const T* zg = nullptr;        ///< [B, 2H] saved
-  const T* h_prev = nullptr;    ///< [B, H]
-  const T* drh = nullptr;       ///< [B, H] gradient of r*h (dzc Wc_h^T)
-  T* dh_prev = nullptr;         ///< [B, H] in/out: adds d(r*h) * r
-  T* dzg = nullptr;             ///< [B, 2H] out: writes the r half
-  SeqView<T> dzg_x;             ///< optional copy (r half)
+  const T* zg = nullptr;      ///< [B, 2H] saved
+  const T* h_prev = nullptr;  ///< [B, H]
+  const T* drh = nullptr;     ///< [B, H] gradient of r*h (dzc Wc_h^T)
+  T* dh_prev = nullptr;       ///< [B, H] in/out: adds d(r*h) * r
+  T* dzg = nullptr;           ///< [B, 2H] out: writes the r half
+  SeqView<T> dzg_x;           ///< optional copy (r half)
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -526,9 +526,9 @@ template <typename T>
 struct LstmOutputParams {
   int64_t batch = 0, cols = 0;  ///< rows, H
   LstmConfig<T> cfg;
-  const T* z = nullptr;         ///< [rows, 4H]
-  const T* c_prev = nullptr;    ///< [rows, H]
-  T* m_raw = nullptr;           ///< [rows, H]
+  const T* z = nullptr;       ///< [rows, 4H]
+  const T* c_prev = nullptr;  ///< [rows, H]
+  T* m_raw = nullptr;         ///< [rows, H]
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const int64_t H = cols;

@@ -19,10 +19,11 @@ using Stream = CUstream_st*;  ///< the same type as cudaStream_t; nullptr is the
 /// One TensorFlow variable inside the flat weight buffer (and, at the same offset, in the flat
 /// weight-gradient buffer).
 struct ParamInfo {
-  std::string name;            ///< TF variable name, e.g. "rnn/multi_rnn_cell/cell_0/lstm_cell/kernel"
-  std::string local_name;      ///< name inside the cell: "kernel", "bias", "w_f_diag", "projection/kernel", "gates/kernel", ...
-  int direction = 0;           ///< 0 forward, 1 backward (bidirectional only)
-  int layer = 0;               ///< position in the stack, 0 = bottom
+  std::string name;  ///< TF variable name, e.g. "rnn/multi_rnn_cell/cell_0/lstm_cell/kernel"
+  std::string
+      local_name;     ///< name inside the cell: "kernel", "bias", "w_f_diag", "projection/kernel", "gates/kernel", ...
+  int direction = 0;  ///< 0 forward, 1 backward (bidirectional only)
+  int layer = 0;      ///< position in the stack, 0 = bottom
   std::vector<int64_t> shape;  ///< TF shape, row-major
   int64_t offset = 0;          ///< in elements from the start of the weight buffer
   int64_t count = 0;           ///< number of elements
@@ -32,7 +33,7 @@ struct ParamInfo {
 /// Leaf i occupies elements [batch * column_offset, batch * (column_offset + width)) and is stored
 /// [B, width] row-major.
 struct StateLeaf {
-  std::string name;   ///< "fw/0/c", "fw/0/h", "bw/2/h", ...
+  std::string name;  ///< "fw/0/c", "fw/0/h", "bw/2/h", ...
   int direction = 0;
   int layer = 0;
   bool is_cell = false;  ///< true for an LSTM's c, false for h (LSTM m, GRU/RNN h)
@@ -47,25 +48,25 @@ struct ForwardArgs {
   /// The shape of `x` as the caller holds it: {B, T, D} (batch-major) or {T, B, D} (time_major).
   /// x_shape[2] must equal spec.input_size. T = 0 or B = 0 are allowed (nothing to compute).
   int64_t x_shape[3] = {0, 0, 0};
-  const void* x = nullptr;                   ///< [in] inputs; may be null only when T*B == 0
+  const void* x = nullptr;  ///< [in] inputs; may be null only when T*B == 0
 
   /// [in] optional `sequence_length` [B] (int32). Negative acts as 0 and > T as T (dynamic_rnn);
   /// bidirectional RNNs reject such values when they are visible on the host (see host_sequence_length).
   const int32_t* sequence_length = nullptr;
-  int64_t sequence_length_size = 0;          ///< number of entries; must equal B when sequence_length is set
+  int64_t sequence_length_size = 0;  ///< number of entries; must equal B when sequence_length is set
   /// [in, host] optional host copy of sequence_length, same contents. With it, forward and backward
   /// stop at max(length) like TF's graph-mode loop and bidirectional lengths are range-checked.
   /// Ignored by kCpu (whose sequence_length is already a host pointer).
   const int32_t* host_sequence_length = nullptr;
 
-  const void* initial_state = nullptr;       ///< [in] [state_elements(B)] flat state (state_layout()); null = zeros
-  const void* weights = nullptr;             ///< [in] [param_count()] flat weights (params())
+  const void* initial_state = nullptr;  ///< [in] [state_elements(B)] flat state (state_layout()); null = zeros
+  const void* weights = nullptr;        ///< [in] [param_count()] flat weights (params())
 
-  void* outputs = nullptr;                   ///< [out] forward stack output, [B, T, O_fw] or [T, B, O_fw]
-  void* outputs_bw = nullptr;                ///< [out] bidirectional only: backward stack output, same layout
-  void* final_state = nullptr;               ///< [out] optional [state_elements(B)] flat final state
+  void* outputs = nullptr;      ///< [out] forward stack output, [B, T, O_fw] or [T, B, O_fw]
+  void* outputs_bw = nullptr;   ///< [out] bidirectional only: backward stack output, same layout
+  void* final_state = nullptr;  ///< [out] optional [state_elements(B)] flat final state
 
-  void* workspace = nullptr;                 ///< [scratch] get_workspace_size(..., training) bytes
+  void* workspace = nullptr;  ///< [scratch] get_workspace_size(..., training) bytes
   size_t workspace_bytes = 0;
   /// true: a training forward, which fills `reserve` for backward; false: inference (reserve unused, null).
   bool training = false;
@@ -91,20 +92,20 @@ struct BackwardArgs {
   const void* initial_state = nullptr;
   const void* weights = nullptr;
 
-  const void* grad_outputs = nullptr;        ///< [in] optional dL/d outputs, same shape; null = zeros
-  const void* grad_outputs_bw = nullptr;     ///< [in] optional dL/d outputs_bw
-  const void* grad_final_state = nullptr;    ///< [in] optional dL/d final_state; null = zeros
+  const void* grad_outputs = nullptr;      ///< [in] optional dL/d outputs, same shape; null = zeros
+  const void* grad_outputs_bw = nullptr;   ///< [in] optional dL/d outputs_bw
+  const void* grad_final_state = nullptr;  ///< [in] optional dL/d final_state; null = zeros
 
-  void* grad_inputs = nullptr;               ///< [out] optional dL/dx, shape of x
-  void* grad_initial_state = nullptr;        ///< [out] optional dL/d initial_state, [state_elements(B)]
-  void* grad_weights = nullptr;              ///< [out] optional dL/d weights, [param_count()], same table
-  bool accumulate_grad_weights = false;      ///< true: grad_weights += gradient; false: overwritten
+  void* grad_inputs = nullptr;           ///< [out] optional dL/dx, shape of x
+  void* grad_initial_state = nullptr;    ///< [out] optional dL/d initial_state, [state_elements(B)]
+  void* grad_weights = nullptr;          ///< [out] optional dL/d weights, [param_count()], same table
+  bool accumulate_grad_weights = false;  ///< true: grad_weights += gradient; false: overwritten
 
-  void* workspace = nullptr;                 ///< [scratch] get_workspace_size(..., true) bytes
+  void* workspace = nullptr;  ///< [scratch] get_workspace_size(..., true) bytes
   size_t workspace_bytes = 0;
-  const void* reserve = nullptr;             ///< [in] the reserve that the training forward filled
+  const void* reserve = nullptr;  ///< [in] the reserve that the training forward filled
   size_t reserve_bytes = 0;
-  const void* host_reserve = nullptr;        ///< [in, host] swap_memory: that forward's host_reserve
+  const void* host_reserve = nullptr;  ///< [in, host] swap_memory: that forward's host_reserve
   size_t host_reserve_bytes = 0;
 };
 

@@ -34,13 +34,13 @@ enum class MathMode : int { kDefault = 0, kTF32 = 1 };
 /// Options that the chosen kind does not have must keep their defaults (validated).
 struct CellSpec {
   CellKind kind = CellKind::kLSTM;
-  int64_t num_units = 0;                   ///< H, > 0
+  int64_t num_units = 0;  ///< H, > 0
   Activation activation = Activation::kTanh;
-  double forget_bias = 1.0;                ///< kBasicLSTM, kLSTM: added to the f gate after the bias
-  bool use_peepholes = false;              ///< kLSTM only: w_f_diag, w_i_diag, w_o_diag
-  std::optional<double> cell_clip;         ///< kLSTM only: c = clip(c, -cell_clip, cell_clip); >= 0
-  int64_t num_proj = 0;                    ///< kLSTM only: 0 = no projection; else m = m @ W_proj [H, num_proj]
-  std::optional<double> proj_clip;         ///< kLSTM with num_proj only: clip of the projected m; >= 0
+  double forget_bias = 1.0;         ///< kBasicLSTM, kLSTM: added to the f gate after the bias
+  bool use_peepholes = false;       ///< kLSTM only: w_f_diag, w_i_diag, w_o_diag
+  std::optional<double> cell_clip;  ///< kLSTM only: c = clip(c, -cell_clip, cell_clip); >= 0
+  int64_t num_proj = 0;             ///< kLSTM only: 0 = no projection; else m = m @ W_proj [H, num_proj]
+  std::optional<double> proj_clip;  ///< kLSTM with num_proj only: clip of the projected m; >= 0
 
   static CellSpec basic_rnn(int64_t units, Activation act = Activation::kTanh) {
     CellSpec c;
@@ -76,11 +76,11 @@ struct CellSpec {
 /// stack is the plain cell. As in TensorFlow, the two directions of a bidirectional RNN are
 /// independent stacks over the same input (no concatenation between layers) and may differ.
 struct RnnSpec {
-  std::vector<CellSpec> cells_fw;   ///< at least one cell
-  std::vector<CellSpec> cells_bw;   ///< empty: unidirectional
-  int64_t input_size = 0;           ///< D, the depth of `inputs`, > 0
+  std::vector<CellSpec> cells_fw;  ///< at least one cell
+  std::vector<CellSpec> cells_bw;  ///< empty: unidirectional
+  int64_t input_size = 0;          ///< D, the depth of `inputs`, > 0
   DataType dtype = DataType::kFloat32;
-  bool time_major = false;          ///< false: inputs/outputs [B, T, ...]; true: [T, B, ...]
+  bool time_major = false;  ///< false: inputs/outputs [B, T, ...]; true: [T, B, ...]
   /// Steps per chunk (TF's knob; 0 means 32 as in TF, negative is an error). dynrnn runs each layer
   /// in chunks of this many steps: inputs of upper layers are projected, and weight and input
   /// gradients are formed, with one GEMM per chunk; the layers of a stack run as a wavefront of

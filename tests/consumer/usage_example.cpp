@@ -10,7 +10,7 @@
 int main() {
   dynrnn::RnnSpec spec;
   spec.cells_fw = {dynrnn::CellSpec::lstm(8), dynrnn::CellSpec::gru(6)};  // MultiRNNCell([LSTMCell(8), GRUCell(6)])
-  spec.input_size = 5;                                                  // inputs: [B, T, 5] (time_major=False)
+  spec.input_size = 5;                                                    // inputs: [B, T, 5] (time_major=False)
   std::unique_ptr<dynrnn::Rnn> rnn;
   dynrnn::Status st = dynrnn::Rnn::create(spec, dynrnn::Backend::kCpu, &rnn);
   if (!st) return std::printf("%s\n", st.to_string().c_str()), 1;

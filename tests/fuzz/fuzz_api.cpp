@@ -189,7 +189,8 @@ RnnSpec decode_spec(Reader& r) {
   for (int i = 0; i < n_bw; ++i) s.cells_bw.push_back(decode_cell(r));
   s.input_size = r.size(1, 8);
   const uint8_t flags = r.u8();  // bits 0-1 dtype, 2 time_major, 3 swap_memory, 4-5 math, 6-7 parallel_iterations
-  s.dtype = (flags & 3) == 3 ? static_cast<DataType>(static_cast<int8_t>(r.u8())) : static_cast<DataType>((flags & 3) % 2);
+  s.dtype =
+      (flags & 3) == 3 ? static_cast<DataType>(static_cast<int8_t>(r.u8())) : static_cast<DataType>((flags & 3) % 2);
   s.time_major = (flags & 4) != 0;
   s.swap_memory = (flags & 8) != 0;
   const int math = (flags >> 4) & 3;
@@ -306,8 +307,8 @@ std::string spec_string(const RnnSpec& s) {
 void check_tables(const Rnn& rnn, const Facts& f, const RnnSpec& spec) {
   if (f.params > INT64_MAX || f.state > INT64_MAX) {
     oracle_failure("create accepted a spec whose weight or state count does not fit in int64",
-                   spec_string(spec) + "expected param_count " + str128(f.params) + ", state width " +
-                       str128(f.state) + "; the handle reports " + std::to_string(rnn.param_count()) + " and " +
+                   spec_string(spec) + "expected param_count " + str128(f.params) + ", state width " + str128(f.state) +
+                       "; the handle reports " + std::to_string(rnn.param_count()) + " and " +
                        std::to_string(rnn.state_width()));
   }
   if (rnn.param_count() != static_cast<int64_t>(f.params) || rnn.state_width() != static_cast<int64_t>(f.state)) {
@@ -449,9 +450,13 @@ void fill_values(Reader& r, char* p, i128 bytes) {
     state ^= state << 17;
     T x = static_cast<T>(static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
     if (mode >= 192 && (state & 0xF) == 0) {
-      const T specials[] = {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
-                            -std::numeric_limits<T>::infinity(), std::numeric_limits<T>::max(),
-                            std::numeric_limits<T>::denorm_min(), T(-0.0), T(1e4)};
+      const T specials[] = {std::numeric_limits<T>::quiet_NaN(),
+                            std::numeric_limits<T>::infinity(),
+                            -std::numeric_limits<T>::infinity(),
+                            std::numeric_limits<T>::max(),
+                            std::numeric_limits<T>::denorm_min(),
+                            T(-0.0),
+                            T(1e4)};
       x = specials[(state >> 4) % 7];
     }
     v[i] = x;
@@ -538,8 +543,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   c.out[1] = shape_ok && bi ? sat({c.T, c.B, f.out[1], eb}) : 0;
   c.state = shape_ok ? sat({c.B, f.state, eb}) : -1;
   c.weights = sat({f.params, eb});
-  const bool sizes_fit = c.x <= INT64_MAX && c.out[0] <= INT64_MAX && c.out[1] <= INT64_MAX &&
-                         c.state <= INT64_MAX && c.weights <= INT64_MAX;
+  const bool sizes_fit = c.x <= INT64_MAX && c.out[0] <= INT64_MAX && c.out[1] <= INT64_MAX && c.state <= INT64_MAX &&
+                         c.weights <= INT64_MAX;
 
   std::string context = spec_string(spec) + "x_shape = {" + std::to_string(x_shape[0]) + ", " +
                         std::to_string(x_shape[1]) + ", " + std::to_string(x_shape[2]) + "}";
@@ -549,8 +554,11 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   bool seq_present = false, host_present = false;
   int64_t seq_size = 0;
   switch (len_mode) {
-    case 0: case 1: break;
-    case 2: case 3: case 4: seq_present = true, seq_size = c.B; break;
+    case 0:
+    case 1: break;
+    case 2:
+    case 3:
+    case 4: seq_present = true, seq_size = c.B; break;
     case 5: seq_present = true, seq_size = r.size(0, 8); break;
     case 6: seq_size = r.size(0, 8); break;
     default: host_present = true, seq_size = r.bit() ? c.B : 0; break;
@@ -575,10 +583,11 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   const bool affordable = cost <= kMaxCost;
 
   Arena arena;
-  Buffer x{"x", false, c.x, c.x}, lengths{"sequence_length", false, 0, 0}, host_len{"host_sequence_length", false, 0, 0},
-      init{"initial_state", false, c.state, c.state}, w{"weights", false, c.weights, c.weights},
-      out{"outputs", true, c.out[0], c.out[0]}, out_bw{"outputs_bw", true, c.out[1], c.out[1]},
-      fin{"final_state", true, c.state, c.state}, ws{"workspace", true, 0, 0}, rs{"reserve", true, 0, 0};
+  Buffer x{"x", false, c.x, c.x}, lengths{"sequence_length", false, 0, 0},
+      host_len{"host_sequence_length", false, 0, 0}, init{"initial_state", false, c.state, c.state},
+      w{"weights", false, c.weights, c.weights}, out{"outputs", true, c.out[0], c.out[0]},
+      out_bw{"outputs_bw", true, c.out[1], c.out[1]}, fin{"final_state", true, c.state, c.state},
+      ws{"workspace", true, 0, 0}, rs{"reserve", true, 0, 0};
   const i128 len_bytes = seq_size < 0 ? -1 : i128(seq_size) * 4;
   lengths.need = lengths.backing = len_bytes;
   host_len.need = host_len.backing = len_bytes;
@@ -587,11 +596,16 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   auto declare = [&](size_t needed, bool query_ok) -> size_t {
     const uint8_t m = r.u8() % 8;
     size_t bytes = needed;
-    if (!query_ok) bytes = static_cast<size_t>(r.size(0, 1024) & 0xFFFFF);
-    else if (m == 4) bytes = needed > 0 ? needed - 1 : 0;
-    else if (m == 5) bytes = needed + r.u8();
-    else if (m == 6) bytes = 0;
-    else if (m == 7) bytes = static_cast<size_t>(r.size(0, 4096) & 0xFFFFF);
+    if (!query_ok)
+      bytes = static_cast<size_t>(r.size(0, 1024) & 0xFFFFF);
+    else if (m == 4)
+      bytes = needed > 0 ? needed - 1 : 0;
+    else if (m == 5)
+      bytes = needed + r.u8();
+    else if (m == 6)
+      bytes = 0;
+    else if (m == 7)
+      bytes = static_cast<size_t>(r.size(0, 4096) & 0xFFFFF);
     return bytes;
   };
   size_t ws_bytes = declare(ws_needed, ws_ok);
@@ -612,7 +626,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   ws.need = ws_flag_ok ? static_cast<i128>(ws_flag) : 0;  // the library's span: the plan of this call
   rs.backing = rs_bytes;
   rs.need = flag_training && rs_ok ? static_cast<i128>(rs_needed) : 0;
-  Buffer hr{"host_reserve", true, flag_training && hr_ok ? static_cast<i128>(hr_needed) : 0, static_cast<i128>(hr_bytes)};
+  Buffer hr{"host_reserve", true, flag_training && hr_ok ? static_cast<i128>(hr_needed) : 0,
+            static_cast<i128>(hr_bytes)};
 
   // Pointers: mode byte per buffer (0..127 the usual choice, 128..191 null, 192..255 present).
   auto presence = [&](bool usual) {
@@ -640,8 +655,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   arena.place(r, dx, presence(true));
   arena.place(r, dinit, presence(true));
   arena.place(r, dw, presence(true));
-  std::vector<Buffer*> all = {&x, &lengths, &host_len, &init, &w, &out, &out_bw, &fin, &ws, &rs, &hr,
-                              &dout, &dout_bw, &dfin, &dx, &dinit, &dw};
+  std::vector<Buffer*> all = {&x,  &lengths, &host_len, &init,    &w,    &out, &out_bw, &fin, &ws,
+                              &rs, &hr,      &dout,     &dout_bw, &dfin, &dx,  &dinit,  &dw};
   arena.allocate(all);
   // Initialise inputs (an input aliasing an output gets the input's values; outputs keep 0xA5).
   fill_values<T>(r, x.ptr, x.backing);
@@ -657,8 +672,14 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
       const uint8_t v = r.u8();
       int32_t len;
       if (v >= 248) {
-        const int32_t edges[] = {INT32_MIN, INT32_MAX, -1, static_cast<int32_t>(std::min<int64_t>(c.T, INT32_MAX)),
-                                 static_cast<int32_t>(std::min<int64_t>(c.T, INT32_MAX - 1) + 1), -100, 0, 1};
+        const int32_t edges[] = {INT32_MIN,
+                                 INT32_MAX,
+                                 -1,
+                                 static_cast<int32_t>(std::min<int64_t>(c.T, INT32_MAX)),
+                                 static_cast<int32_t>(std::min<int64_t>(c.T, INT32_MAX - 1) + 1),
+                                 -100,
+                                 0,
+                                 1};
         len = edges[v - 248];
       } else {
         const int64_t idx = v % (Tc + 4);
@@ -917,8 +938,14 @@ void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
   const i128 Hs = P > 0 ? P : H;
   const bool dims_ok = H > 0 && D > 0;
   // Saturated products (any of these may be huge or negative; only dims_ok shapes are backed).
-  const i128 sizes[8] = {sat({i128(D) + Hs, G, H}), sat({G, H}), P > 0 ? sat({H, P}) : 0, sat({G, H, D}),
-                         sat({G, H, Hs}), sat({G, H}), sat({G, H}), P > 0 ? sat({P, H}) : 0};
+  const i128 sizes[8] = {sat({i128(D) + Hs, G, H}),
+                         sat({G, H}),
+                         P > 0 ? sat({H, P}) : 0,
+                         sat({G, H, D}),
+                         sat({G, H, Hs}),
+                         sat({G, H}),
+                         sat({G, H}),
+                         P > 0 ? sat({P, H}) : 0};
   bool fits = dims_ok;
   for (i128 s : sizes) fits = fits && s >= 0 && s <= kMaxBuffer / static_cast<i128>(sizeof(T));
   std::vector<std::vector<T>> buf(8);
@@ -930,8 +957,8 @@ void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
   auto ptr = [&](int i) -> T* { return (nulls >> i) & 1 || !fits ? nullptr : buf[i].data(); };
   dynrnn::CudnnLayerWeights<T> cw{ptr(3), ptr(4), ptr(5), ptr(6), ptr(7)};
   const Status st = dynrnn::tf_to_cudnn<T>(cell, D, ptr(0), ptr(1), ptr(2), cw);
-  const bool convertible = cell.kind != CellKind::kGRU && dims_ok && !cell.use_peepholes && !cell.cell_clip &&
-                           !cell.proj_clip;
+  const bool convertible =
+      cell.kind != CellKind::kGRU && dims_ok && !cell.use_peepholes && !cell.cell_clip && !cell.proj_clip;
   if (st.is_ok() && !convertible) oracle_failure("tf_to_cudnn accepted an inconvertible cell", "");
   if (!st.is_ok() && st.message().empty()) oracle_failure("tf_to_cudnn: an error without a message", "");
   dynrnn::CudnnLayerWeights<const T> in{ptr(3), ptr(4), ptr(5), ptr(6), ptr(7)};
@@ -954,8 +981,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const uint8_t be = r.u8();
   Backend backend = Backend::kCpu;
-  if (be >= 248) backend = static_cast<Backend>(static_cast<int8_t>(r.u8()));
-  else if (be >= 240) backend = Backend::kCuda;  // the no-CUDA stub: kNotSupported
+  if (be >= 248)
+    backend = static_cast<Backend>(static_cast<int8_t>(r.u8()));
+  else if (be >= 240)
+    backend = Backend::kCuda;  // the no-CUDA stub: kNotSupported
   std::unique_ptr<Rnn> rnn;
   const Status st = Rnn::create(spec, backend, be == 239 ? nullptr : &rnn);
   if (verbose()) std::fprintf(stderr, "%screate: %s\n", spec_string(spec).c_str(), st.to_string().c_str());
@@ -996,7 +1025,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t* out = (m & 1) ? nullptr : &bytes;
     if (verbose()) {
       std::fprintf(stderr, "%s(T=%lld, B=%lld, training=%d)\n",
-                   (m & 8) ? "get_host_reserve_size" : (m & 2) ? "get_reserve_size" : "get_workspace_size",
+                   (m & 8)   ? "get_host_reserve_size"
+                   : (m & 2) ? "get_reserve_size"
+                             : "get_workspace_size",
                    static_cast<long long>(T), static_cast<long long>(B), (m & 4) != 0);
     }
     auto query = [&](size_t* o) {

@@ -43,28 +43,26 @@ void strip_cr(std::string* s) {
 
 int64_t Fixture::meta_int(const std::string& key) const {
   auto it = meta.find(key);
-  if (it == meta.end())
-    throw std::runtime_error("fixture '" + name + "': missing meta key '" + key + "'");
+  if (it == meta.end()) throw std::runtime_error("fixture '" + name + "': missing meta key '" + key + "'");
   int64_t v = 0;
   if (!parse_int64(it->second, &v))
-    throw std::runtime_error("fixture '" + name + "': meta key '" + key + "' is not an integer: '" +
-                             it->second + "'");
+    throw std::runtime_error("fixture '" + name + "': meta key '" + key + "' is not an integer: '" + it->second + "'");
   return v;
 }
 
 const std::string& Fixture::meta_str(const std::string& key) const {
   auto it = meta.find(key);
-  if (it == meta.end())
-    throw std::runtime_error("fixture '" + name + "': missing meta key '" + key + "'");
+  if (it == meta.end()) throw std::runtime_error("fixture '" + name + "': missing meta key '" + key + "'");
   return it->second;
 }
 
-bool Fixture::has(const std::string& tensor) const { return tensors.count(tensor) != 0; }
+bool Fixture::has(const std::string& tensor) const {
+  return tensors.count(tensor) != 0;
+}
 
 const Tensor& Fixture::at(const std::string& tensor) const {
   auto it = tensors.find(tensor);
-  if (it == tensors.end())
-    throw std::runtime_error("fixture '" + name + "': no tensor '" + tensor + "'");
+  if (it == tensors.end()) throw std::runtime_error("fixture '" + name + "': no tensor '" + tensor + "'");
   return it->second;
 }
 
@@ -72,8 +70,7 @@ std::vector<const CellLine*> Fixture::cells_of(const std::string& dir) const {
   std::vector<const CellLine*> out;
   for (const auto& c : cells)
     if (c.dir == dir) out.push_back(&c);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const CellLine* a, const CellLine* b) { return a->layer < b->layer; });
+  std::stable_sort(out.begin(), out.end(), [](const CellLine* a, const CellLine* b) { return a->layer < b->layer; });
   return out;
 }
 
@@ -117,7 +114,8 @@ Fixture load_fixture(const std::string& path) {
       int64_t count = 1;
       for (int64_t i = 0; i < ndim; ++i) {
         int64_t d = 0;
-        if (!parse_int64(toks[3 + i], &d) || d < 0) fail(path, lineno, "tensor '" + tname + "': bad dim '" + toks[3 + i] + "'");
+        if (!parse_int64(toks[3 + i], &d) || d < 0)
+          fail(path, lineno, "tensor '" + tname + "': bad dim '" + toks[3 + i] + "'");
         t.dims.push_back(d);
         count *= d;
       }

@@ -1,10 +1,10 @@
 // Sanity checks of the golden fixtures and of the loader itself.
 // Needs the compile definition DYNRNN_GOLDEN_DIR (string literal).
+#include "fixture.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "fixture.h"
 
 #ifndef DYNRNN_GOLDEN_DIR
 #error "DYNRNN_GOLDEN_DIR must be defined (directory holding the *.txt fixtures)"
@@ -92,8 +92,7 @@ TEST(GoldenFixture, MissingTensorThrows) {
   golden::Fixture fx = golden::load_fixture(files.front());
   EXPECT_THROW(fx.at("no/such/tensor"), std::runtime_error);
   EXPECT_THROW(fx.meta_int("no_such_key"), std::runtime_error);
-  EXPECT_THROW(golden::load_fixture(std::string(DYNRNN_GOLDEN_DIR) + "/does_not_exist.txt"),
-               std::runtime_error);
+  EXPECT_THROW(golden::load_fixture(std::string(DYNRNN_GOLDEN_DIR) + "/does_not_exist.txt"), std::runtime_error);
 }
 
 }  // namespace

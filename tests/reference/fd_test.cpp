@@ -85,8 +85,7 @@ ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& 
     const char* dir = d == 0 ? "fw" : "bw";
     auto& w = d == 0 ? p.w_fw : p.w_bw;
     for (size_t l = 0; l < cells.size(); ++l) {
-      w.push_back(ref::random_params(cells[l], ref::layer_input_width(cells, static_cast<int>(l), o.D), rng,
-                                     o.wscale));
+      w.push_back(ref::random_params(cells[l], ref::layer_input_width(cells, static_cast<int>(l), o.D), rng, o.wscale));
       if (o.has_initial_state)
         for (const std::string& leaf : ref::leaves(cells[l]))
           p.init[std::string(dir) + "/" + std::to_string(l) + "/" + leaf] =
@@ -156,7 +155,8 @@ FdStats run_fd(ref::Problem p, const ref::Upstream& u) {
 
   std::vector<Entry> entries;
   EXPECT_EQ(g.dx.size(), p.x.size());
-  for (size_t i = 0; i < p.x.size() && i < g.dx.size(); ++i) entries.push_back({"x[" + std::to_string(i) + "]", &p.x[i], g.dx[i]});
+  for (size_t i = 0; i < p.x.size() && i < g.dx.size(); ++i)
+    entries.push_back({"x[" + std::to_string(i) + "]", &p.x[i], g.dx[i]});
   if (p.has_initial_state) {
     for (auto& [k, v] : p.init) {
       const auto it = g.dinit.find(k);
@@ -178,9 +178,9 @@ FdStats run_fd(ref::Problem p, const ref::Upstream& u) {
         if (it == dw[l].end()) continue;
         EXPECT_EQ(it->second.size(), v.size()) << name;
         for (size_t i = 0; i < v.size() && i < it->second.size(); ++i)
-          entries.push_back({std::string(d == 0 ? "fw/" : "bw/") + std::to_string(l) + "/" + name + "[" +
-                                 std::to_string(i) + "]",
-                             &v[i], it->second[i]});
+          entries.push_back(
+              {std::string(d == 0 ? "fw/" : "bw/") + std::to_string(l) + "/" + name + "[" + std::to_string(i) + "]",
+               &v[i], it->second[i]});
       }
   }
 
@@ -258,23 +258,31 @@ FdStats check_stack(const std::vector<Cell>& fw, const std::vector<Cell>& bw = {
 }
 
 // ------------------------------------------------------------------ cells
-TEST(ReferenceFiniteDifference, BasicRNNTanh) { check_stack({rnn(3)}); }
+TEST(ReferenceFiniteDifference, BasicRNNTanh) {
+  check_stack({rnn(3)});
+}
 
 TEST(ReferenceFiniteDifference, BasicRNNRelu) {
   const FdStats st = check_stack({rnn(4, true)});
   EXPECT_TRUE(st.relu_on && st.relu_off);
 }
 
-TEST(ReferenceFiniteDifference, BasicLSTM) { check_stack({basic_lstm(3)}); }
+TEST(ReferenceFiniteDifference, BasicLSTM) {
+  check_stack({basic_lstm(3)});
+}
 
-TEST(ReferenceFiniteDifference, BasicLSTMForgetBias) { check_stack({basic_lstm(2, 0.37)}); }
+TEST(ReferenceFiniteDifference, BasicLSTMForgetBias) {
+  check_stack({basic_lstm(2, 0.37)});
+}
 
 TEST(ReferenceFiniteDifference, BasicLSTMRelu) {
   const FdStats st = check_stack({basic_lstm(3, 1.0, true)});
   EXPECT_TRUE(st.relu_on && st.relu_off);
 }
 
-TEST(ReferenceFiniteDifference, LSTMPlain) { check_stack({lstm(4)}); }
+TEST(ReferenceFiniteDifference, LSTMPlain) {
+  check_stack({lstm(4)});
+}
 
 TEST(ReferenceFiniteDifference, LSTMForgetBiasZero) {
   Cell c = lstm(3);
@@ -351,7 +359,9 @@ TEST(ReferenceFiniteDifference, LSTMReluAllOptions) {
   EXPECT_TRUE(st.relu_on && st.relu_off);
 }
 
-TEST(ReferenceFiniteDifference, GRUTanh) { check_stack({gru(3)}); }
+TEST(ReferenceFiniteDifference, GRUTanh) {
+  check_stack({gru(3)});
+}
 
 TEST(ReferenceFiniteDifference, GRURelu) {
   const FdStats st = check_stack({gru(4, true)});
@@ -368,7 +378,9 @@ TEST(ReferenceFiniteDifference, MixedMultiRNNCell) {
   check_stack({gru(2), p, rnn(3), basic_lstm(2, 0.8)});
 }
 
-TEST(ReferenceFiniteDifference, BidirectionalSingleLayer) { check_stack({lstm(3)}, {gru(2)}); }
+TEST(ReferenceFiniteDifference, BidirectionalSingleLayer) {
+  check_stack({lstm(3)}, {gru(2)});
+}
 
 TEST(ReferenceFiniteDifference, BidirectionalMixedStacks) {
   Cell p = lstm(3);
@@ -380,8 +392,7 @@ TEST(ReferenceFiniteDifference, BidirectionalMixedStacks) {
 
 // ------------------------------------------------------------------ sequence_length edge cases
 TEST(ReferenceFiniteDifference, SequenceLengthEdgeCases) {
-  const std::vector<std::vector<int>> lens = {
-      {0, 0, 0}, {-1, -5, 0}, {9, 5, 4}, {1, 1, 1}, {4, 0, -3}, {2, 3, 100}};
+  const std::vector<std::vector<int>> lens = {{0, 0, 0}, {-1, -5, 0}, {9, 5, 4}, {1, 1, 1}, {4, 0, -3}, {2, 3, 100}};
   Cell c = lstm(3);
   c.num_proj = 2;
   int seed = 0;
@@ -454,7 +465,8 @@ TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
   for (const auto& [k, v] : f.final_state)
     for (int b : {0, 3}) {
       const int w = static_cast<int>(v.size()) / o.B;
-      for (int q = 0; q < w; ++q) EXPECT_EQ(v[static_cast<size_t>(b) * w + q], p.init.at(k)[static_cast<size_t>(b) * w + q]);
+      for (int q = 0; q < w; ++q)
+        EXPECT_EQ(v[static_cast<size_t>(b) * w + q], p.init.at(k)[static_cast<size_t>(b) * w + q]);
     }
   // Row 1's final state equals the state after 2 steps of an unmasked run on T = 2.
   ref::Problem p2 = p;
@@ -468,7 +480,8 @@ TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
   const ref::Forward f2 = ref::forward(p2);
   for (const auto& [k, v] : f.final_state) {
     const int w = static_cast<int>(v.size()) / o.B;
-    for (int q = 0; q < w; ++q) EXPECT_EQ(v[static_cast<size_t>(w) + q], f2.final_state.at(k)[static_cast<size_t>(w) + q]) << k;
+    for (int q = 0; q < w; ++q)
+      EXPECT_EQ(v[static_cast<size_t>(w) + q], f2.final_state.at(k)[static_cast<size_t>(w) + q]) << k;
   }
   // Lengths > T act as T (unidirectional).
   ref::Problem p3 = p;
@@ -540,7 +553,8 @@ TEST(ReferenceSemantics, BidirectionalMirrorsForward) {
     for (int t = 0; t < o.T; ++t)
       for (int b = 0; b < o.B; ++b)
         for (int d = 0; d < o.D; ++d) {
-          const size_t i = tm ? (static_cast<size_t>(t) * o.B + b) * o.D + d : (static_cast<size_t>(b) * o.T + t) * o.D + d;
+          const size_t i =
+              tm ? (static_cast<size_t>(t) * o.B + b) * o.D + d : (static_cast<size_t>(b) * o.T + t) * o.D + d;
           p.x[i] = 0.1 * (b + 1) - 0.2 * d;
         }
     const ref::Forward f = ref::forward(p);

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <exception>
-#include <cmath>
 #include <map>
 #include <sstream>
 #include <utility>

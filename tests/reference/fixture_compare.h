@@ -12,8 +12,8 @@
 namespace ref {
 
 struct Tolerance {
-  double rel;    // ||got - tf|| / ||tf|| per tensor
-  double abs;    // max |got - tf| <= abs * max(max |tf|, floor)
+  double rel;  // ||got - tf|| / ||tf|| per tensor
+  double abs;  // max |got - tf| <= abs * max(max |tf|, floor)
   double floor;
 };
 

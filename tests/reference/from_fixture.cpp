@@ -96,7 +96,7 @@ std::vector<Params> weights_of(const golden::Fixture& fx, const std::string& dir
 
 Cell cell_from_fixture(const golden::CellLine& line) {
   const auto& a = line.attrs;
-  static const char* known[] = {"kind",      "units",    "activation", "forget_bias",
+  static const char* known[] = {"kind",          "units",     "activation", "forget_bias",
                                 "use_peepholes", "cell_clip", "num_proj",   "proj_clip"};
   for (const auto& kv : a) {
     bool ok = false;

@@ -15,10 +15,14 @@ namespace {
 using Vec = std::vector<double>;
 using Pattern = std::vector<int8_t>;
 
-bool is_lstm(CellKind k) { return k == CellKind::BasicLSTM || k == CellKind::LSTM; }
+bool is_lstm(CellKind k) {
+  return k == CellKind::BasicLSTM || k == CellKind::LSTM;
+}
 
 // ---------------------------------------------------------------- scalar ops
-double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+double sigmoid(double v) {
+  return 1.0 / (1.0 + std::exp(-v));
+}
 
 double act(double v, bool relu, Pattern* pat) {
   if (!relu) return std::tanh(v);
@@ -108,12 +112,8 @@ std::vector<std::pair<std::string, std::vector<int>>> param_list(const Cell& cel
   const int H = cell.units, O = output_width(cell);
   std::vector<std::pair<std::string, std::vector<int>>> p;
   switch (cell.kind) {
-    case CellKind::BasicRNN:
-      p = {{"kernel", {in + H, H}}, {"bias", {H}}};
-      break;
-    case CellKind::BasicLSTM:
-      p = {{"kernel", {in + H, 4 * H}}, {"bias", {4 * H}}};
-      break;
+    case CellKind::BasicRNN: p = {{"kernel", {in + H, H}}, {"bias", {H}}}; break;
+    case CellKind::BasicLSTM: p = {{"kernel", {in + H, 4 * H}}, {"bias", {4 * H}}}; break;
     case CellKind::LSTM:
       p = {{"kernel", {in + O, 4 * H}}, {"bias", {4 * H}}};
       if (cell.peepholes) {
@@ -151,15 +151,15 @@ struct LState {
 // Everything the backward of one cell step needs.
 struct Cache {
   Vec x, c_prev, h_prev, xh;
-  Vec y;                                                  // BasicRNN
-  Vec si, g, sf, c_raw, c, so, a, m_raw, m_p;             // LSTM kinds
-  Vec v, rh, xrh, cand;                                   // GRU
-  Vec u;                                                  // GRU
+  Vec y;                                       // BasicRNN
+  Vec si, g, sf, c_raw, c, so, a, m_raw, m_p;  // LSTM kinds
+  Vec v, rh, xrh, cand;                        // GRU
+  Vec u;                                       // GRU
 };
 
 // One cell step on all B rows. Returns the new state; the output is new.h.
-LState cell_forward(const Cell& cell, const Params& w, int in, const Vec& x, const LState& prev, int B,
-                    Cache& k, Pattern* pat) {
+LState cell_forward(const Cell& cell, const Params& w, int in, const Vec& x, const LState& prev, int B, Cache& k,
+                    Pattern* pat) {
   const int H = cell.units;
   const bool relu = cell.relu;
   LState next;
@@ -191,8 +191,7 @@ LState cell_forward(const Cell& cell, const Params& w, int in, const Vec& x, con
     k.cand.resize(cz.size());
     for (size_t q = 0; q < cz.size(); ++q) k.cand[q] = act(cz[q], relu, pat);
     next.h.resize(static_cast<size_t>(B) * H);
-    for (size_t q = 0; q < next.h.size(); ++q)
-      next.h[q] = k.u[q] * prev.h[q] + (1.0 - k.u[q]) * k.cand[q];
+    for (size_t q = 0; q < next.h.size(); ++q) next.h[q] = k.u[q] * prev.h[q] + (1.0 - k.u[q]) * k.cand[q];
     return next;
   }
   // BasicLSTMCell / LSTMCell (BasicLSTM == LSTM without options).
@@ -252,8 +251,8 @@ LState cell_forward(const Cell& cell, const Params& w, int in, const Vec& x, con
 // Backward of one cell step. dh = upstream of the output plus upstream of
 // state.h (the same tensor); dc = upstream of state.c (LSTM kinds).
 // Returns d(input) and writes d(previous state); accumulates into dw.
-Vec cell_backward(const Cell& cell, const Params& w, int in, const Cache& k, const Vec& dh, const Vec& dc_next,
-                  int B, LState& dprev, Params& dw) {
+Vec cell_backward(const Cell& cell, const Params& w, int in, const Cache& k, const Vec& dh, const Vec& dc_next, int B,
+                  LState& dprev, Params& dw) {
   const int H = cell.units;
   const bool relu = cell.relu;
   if (cell.kind == CellKind::BasicRNN) {
@@ -370,8 +369,8 @@ struct DirRun {
 };
 
 // dynamic_rnn of a MultiRNNCell stack on a time-major input (spec 1.5).
-DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, const Vec& x_tm, int T,
-                     int B, const std::vector<int>* seq_len, std::vector<LState> state, Pattern* pat) {
+DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, const Vec& x_tm, int T, int B,
+                     const std::vector<int>* seq_len, std::vector<LState> state, Pattern* pat) {
   DirRun run;
   const int L = static_cast<int>(cells.size());
   const int O = output_width(cells.back());
@@ -399,7 +398,7 @@ DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& 
         const bool done = t >= (*seq_len)[b];
         if (!done) continue;
         for (int q = 0; q < O; ++q) new_out[static_cast<size_t>(b) * O + q] = 0.0;  // where(done, zeros, out)
-        for (int l = 0; l < L; ++l) {                                                 // where(done, state, new)
+        for (int l = 0; l < L; ++l) {                                               // where(done, state, new)
           const int Hc = state_width(cells[l], "c"), Hh = state_width(cells[l], "h");
           for (int q = 0; q < Hc; ++q)
             new_state[l].c[static_cast<size_t>(b) * Hc + q] = state[l].c[static_cast<size_t>(b) * Hc + q];
@@ -528,7 +527,8 @@ std::vector<LState> initial_states(const Problem& p, const std::vector<Cell>& ce
 
 void export_states(const std::vector<LState>& s, const std::vector<Cell>& cells, const char* dir, Named& out) {
   for (size_t l = 0; l < cells.size(); ++l)
-    for (const std::string& leaf : leaves(cells[l])) out[key(dir, static_cast<int>(l), leaf)] = leaf == "c" ? s[l].c : s[l].h;
+    for (const std::string& leaf : leaves(cells[l]))
+      out[key(dir, static_cast<int>(l), leaf)] = leaf == "c" ? s[l].c : s[l].h;
 }
 
 std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, const char* dir) {
@@ -637,7 +637,9 @@ std::vector<std::string> leaves(const Cell& c) {
   return {"h"};
 }
 
-int output_width(const Cell& c) { return (c.kind == CellKind::LSTM && c.num_proj > 0) ? c.num_proj : c.units; }
+int output_width(const Cell& c) {
+  return (c.kind == CellKind::LSTM && c.num_proj > 0) ? c.num_proj : c.units;
+}
 
 int layer_input_width(const std::vector<Cell>& stack, int layer, int D) {
   return layer == 0 ? D : output_width(stack[layer - 1]);
@@ -716,7 +718,9 @@ std::string check(const Problem& p) {
   return "";
 }
 
-Forward forward(const Problem& p) { return forward_impl(p, nullptr, nullptr, nullptr); }
+Forward forward(const Problem& p) {
+  return forward_impl(p, nullptr, nullptr, nullptr);
+}
 
 Forward forward_with_pattern(const Problem& p, std::vector<int8_t>* pattern) {
   return forward_impl(p, pattern, nullptr, nullptr);

@@ -21,13 +21,13 @@ enum class CellKind { BasicRNN, BasicLSTM, LSTM, GRU };
 struct Cell {
   CellKind kind = CellKind::LSTM;
   int units = 0;
-  bool relu = false;          // activation: relu instead of tanh
-  double forget_bias = 1.0;   // BasicLSTM / LSTM only
-  bool peepholes = false;     // LSTM only
-  bool has_cell_clip = false; // LSTM only
+  bool relu = false;           // activation: relu instead of tanh
+  double forget_bias = 1.0;    // BasicLSTM / LSTM only
+  bool peepholes = false;      // LSTM only
+  bool has_cell_clip = false;  // LSTM only
   double cell_clip = 0;
-  int num_proj = 0;           // LSTM only; 0 = None
-  bool has_proj_clip = false; // LSTM only; ignored without num_proj (as TF)
+  int num_proj = 0;            // LSTM only; 0 = None
+  bool has_proj_clip = false;  // LSTM only; ignored without num_proj (as TF)
   double proj_clip = 0;
 };
 
@@ -46,7 +46,7 @@ struct Problem {
   bool has_seq_len = false;
   std::vector<int> seq_len;  // [B]
   bool has_initial_state = false;
-  Named init;                // all leaves when has_initial_state, else zeros (ignored)
+  Named init;  // all leaves when has_initial_state, else zeros (ignored)
   std::vector<Params> w_fw, w_bw;
 };
 
@@ -59,8 +59,8 @@ struct Upstream {
   Named dfinal;                          // missing key = zero
 };
 struct Gradients {
-  std::vector<double> dx;     // user layout
-  Named dinit;                // every initial-state leaf (also when has_initial_state is false)
+  std::vector<double> dx;  // user layout
+  Named dinit;             // every initial-state leaf (also when has_initial_state is false)
   std::vector<Params> dw_fw, dw_bw;
 };
 
@@ -72,9 +72,9 @@ Forward forward(const Problem&);
 Gradients backward(const Problem&, const Upstream&);
 
 // ---- helpers ----
-int state_width(const Cell&, const char* leaf);   // "c" or "h"; 0 for a leaf the cell lacks
-std::vector<std::string> leaves(const Cell&);      // {"c","h"} for LSTM kinds, {"h"} otherwise
-int output_width(const Cell&);                     // num_proj if > 0 (LSTM) else units
+int state_width(const Cell&, const char* leaf);  // "c" or "h"; 0 for a leaf the cell lacks
+std::vector<std::string> leaves(const Cell&);    // {"c","h"} for LSTM kinds, {"h"} otherwise
+int output_width(const Cell&);                   // num_proj if > 0 (LSTM) else units
 // Parameter names and TF shapes of a cell whose input has width input_width.
 std::map<std::string, std::vector<int>> param_shapes(const Cell&, int input_width);
 // TF shapes, uniform(-scale, scale) for every parameter including biases.
