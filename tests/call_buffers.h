@@ -3,6 +3,8 @@
 // concurrency, NaN/Inf, fault injection, messages, the library adapter).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -47,6 +49,10 @@ std::vector<T> pack_state(const dynrnn::Rnn& rnn, const ref::Named& leaves, int6
   for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
     auto it = leaves.find(leaf.name);
     if (it == leaves.end()) continue;
+    if (static_cast<int64_t>(it->second.size()) != B * leaf.width) {
+      ADD_FAILURE() << leaf.name << " has " << it->second.size() << " values; expected B * width = " << B * leaf.width;
+      continue;
+    }
     for (size_t i = 0; i < it->second.size(); ++i) flat[B * leaf.column_offset + i] = static_cast<T>(it->second[i]);
   }
   return flat;

@@ -30,19 +30,6 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
   return s;
 }
 
-/// Packs named state leaves into the flat state buffer (missing leaves are zero), checking each
-/// leaf's size (call_buffers.h's pack_state<T> does not).
-std::vector<double> pack_state(const dynrnn::Rnn& rnn, const ref::Named& leaves, int64_t B) {
-  std::vector<double> flat(static_cast<size_t>(B * rnn.state_width()), 0.0);
-  for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
-    auto it = leaves.find(leaf.name);
-    if (it == leaves.end()) continue;
-    EXPECT_EQ(static_cast<int64_t>(it->second.size()), B * leaf.width) << leaf.name;
-    std::copy(it->second.begin(), it->second.end(), flat.begin() + B * leaf.column_offset);
-  }
-  return flat;
-}
-
 ref::Named unpack_state(const dynrnn::Rnn& rnn, const std::vector<double>& flat, int64_t B) {
   ref::Named out;
   for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
@@ -99,11 +86,7 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   const int64_t B = p.B;
   CallBuffers<T> c(*rnn, p.T, B, p.time_major, /*training=*/!opt.inference);
   EXPECT_TRUE(c.ok()) << c.error;
-  c.x = cast<T>(p.x);
-  c.w = cast<T>(flat_weights(*rnn, p));
-  std::vector<T> init = cast<T>(pack_state(*rnn, p.init, B));
-  if (p.has_initial_state) c.init = std::move(init);
-  if (p.has_seq_len) c.len = p.seq_len;
+  c.set_problem(*rnn, p);
   c.fill_results(T(NAN));
 
   st = rnn->forward(c.forward_args(/*training=*/!opt.inference));
@@ -116,9 +99,7 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   run.forward.final_state = unpack_state(*rnn, widen(c.fin), B);
   if (!upstream || opt.inference) return run;
 
-  c.dout = cast<T>(upstream->dout_fw);
-  c.dout_bw = cast<T>(upstream->dout_bw);
-  c.dfin = cast<T>(pack_state(*rnn, upstream->dfinal, B));
+  c.set_upstream(*rnn, *upstream);
   st = rnn->backward(c.backward_args());
   if (!st) {
     ADD_FAILURE() << "backward: " << st.to_string();
