@@ -111,6 +111,17 @@ Status check_common(const Model& m, Backend backend, const Common& a, const Plan
   return Status::ok();
 }
 
+/// The workspace: large enough for the call, and present when it needs any.
+Status check_workspace(size_t needed, const void* workspace, size_t bytes) {
+  if (bytes < needed) {
+    return Status(StatusCode::kWorkspaceTooSmall,
+                  "workspace_bytes is " + std::to_string(bytes) + "; this call needs " + std::to_string(needed));
+  }
+  if (!workspace && needed > 0)
+    return invalid("workspace is null; this call needs " + std::to_string(needed) + " bytes");
+  return Status::ok();
+}
+
 /// swap_memory's host half of the reserve: present and large enough when the plan moves chunks.
 Status check_host_reserve(const Plan& p, const void* host_reserve, size_t bytes) {
   if (p.host_bytes == 0) return Status::ok();
@@ -160,12 +171,7 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
     return invalid("outputs_bw is set but the RNN is unidirectional (spec.cells_bw is empty)");
   }
   const size_t ws_needed = p.workspace_bytes();
-  if (a.workspace_bytes < ws_needed) {
-    return Status(StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(a.workspace_bytes) +
-                                                      "; this call needs " + std::to_string(ws_needed));
-  }
-  if (!a.workspace && ws_needed > 0)
-    return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
+  DYNRNN_TRY(check_workspace(ws_needed, a.workspace, a.workspace_bytes));
   if (!a.training && (a.reserve || a.reserve_bytes > 0)) {
     return invalid(
         "reserve is set but training is false; set ForwardArgs::training for a forward that backward follows");
@@ -217,12 +223,7 @@ Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a,
                                                       "; this shape's reserve is " + std::to_string(p.reserve_bytes));
   }
   const size_t ws_needed = p.workspace_bytes();
-  if (a.workspace_bytes < ws_needed) {
-    return Status(StatusCode::kWorkspaceTooSmall, "workspace_bytes is " + std::to_string(a.workspace_bytes) +
-                                                      "; this call needs " + std::to_string(ws_needed));
-  }
-  if (!a.workspace && ws_needed > 0)
-    return invalid("workspace is null; this call needs " + std::to_string(ws_needed) + " bytes");
+  DYNRNN_TRY(check_workspace(ws_needed, a.workspace, a.workspace_bytes));
   inputs.push_back({"initial_state", a.initial_state, state_bytes});
   inputs.push_back({"grad_outputs", a.grad_outputs, out_bytes[0]});
   inputs.push_back({"grad_outputs_bw", a.grad_outputs_bw, out_bytes[1]});
