@@ -4,6 +4,7 @@
 #include "cuda/blas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/matrix_ops.h"
+#include "host/element_types.h"
 #include "host/status_macros.h"
 
 namespace dynrnn {
@@ -23,6 +24,17 @@ template <>
 struct BlasType<double> {
   static constexpr cudaDataType_t data = CUDA_R_64F;
   static cublasComputeType_t compute(MathMode) { return CUBLAS_COMPUTE_64F; }
+};
+// 16-bit storage: tensor-core products accumulated in float32 (alpha and beta are float).
+template <>
+struct BlasType<bfloat16> {
+  static constexpr cudaDataType_t data = CUDA_R_16BF;
+  static cublasComputeType_t compute(MathMode) { return CUBLAS_COMPUTE_32F; }
+};
+template <>
+struct BlasType<float16> {
+  static constexpr cudaDataType_t data = CUDA_R_16F;
+  static cublasComputeType_t compute(MathMode) { return CUBLAS_COMPUTE_32F; }
 };
 
 /// A row-major operand as cuBLAS sees it: a column-major matrix of `lead` x `other` elements with
@@ -54,7 +66,7 @@ cublasMath_t blas_math_mode(MathMode math) {
 
 template <typename T>
 Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math, int64_t m, int64_t n, int64_t k,
-                      T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) {
+                      compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, T* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return Status::ok();
   if (k <= 0) return scale_2d<T>(c, m, n, ldc, beta, stream);
 
@@ -118,10 +130,11 @@ Status BlasBinding::restore() {
   return Status::ok();
 }
 
-template Status gemm_row_major<float>(cublasHandle_t, cudaStream_t, MathMode, int64_t, int64_t, int64_t, float,
-                                      MatRef<float>, MatRef<float>, float, float*, int64_t);
-template Status gemm_row_major<double>(cublasHandle_t, cudaStream_t, MathMode, int64_t, int64_t, int64_t, double,
-                                       MatRef<double>, MatRef<double>, double, double*, int64_t);
+#define DYNRNN_INSTANTIATE(T)                                                                                        \
+  template Status gemm_row_major<T>(cublasHandle_t, cudaStream_t, MathMode, int64_t, int64_t, int64_t, compute_t<T>, \
+                                    MatRef<T>, MatRef<T>, compute_t<T>, T*, int64_t);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

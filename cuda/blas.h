@@ -22,7 +22,7 @@ namespace cuda_detail {
 /// CUBLAS_COMPUTE_32F (exact FP32) unless math == kTF32 (CUBLAS_COMPUTE_32F_FAST_TF32).
 template <typename T>
 Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math, int64_t m, int64_t n, int64_t k,
-                      T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc);
+                      compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, T* c, int64_t ldc);
 
 /// The cuBLAS math mode an executor's handle runs in.
 cublasMath_t blas_math_mode(MathMode math);

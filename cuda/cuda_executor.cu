@@ -17,6 +17,7 @@
 #include "cuda/pointwise_kernels.cuh"
 #include "cuda/reductions.h"
 #include "host/cuda_executor.h"
+#include "host/element_types.h"
 #include "host/status_macros.h"
 
 namespace dynrnn {
@@ -136,7 +137,8 @@ class CudaExecutor final : public Executor<T> {
     return Status::ok();
   }
 
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) override {
+  Status gemm(int64_t m, int64_t n, int64_t k, compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, T* c,
+              int64_t ldc) override {
     DYNRNN_TRY(require_bound("gemm"));
     return cuda_detail::gemm_row_major<T>(handle_, cur_, math_, m, n, k, alpha, a, b, beta, c, ldc);
   }
@@ -351,7 +353,8 @@ Status make_cuda_executor(MathMode math, std::unique_ptr<Executor<T>>* out) {
   return Status::ok();
 }
 
-template Status make_cuda_executor<float>(MathMode, std::unique_ptr<Executor<float>>*);
-template Status make_cuda_executor<double>(MathMode, std::unique_ptr<Executor<double>>*);
+#define DYNRNN_INSTANTIATE(T) template Status make_cuda_executor<T>(MathMode, std::unique_ptr<Executor<T>>*);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace dynrnn

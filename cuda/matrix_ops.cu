@@ -1,6 +1,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/launch_config.h"
 #include "cuda/matrix_ops.h"
+#include "host/element_types.h"
 
 namespace dynrnn {
 namespace cuda_detail {
@@ -9,7 +10,7 @@ namespace {
 /// beta == 0 stores zeros without reading (BLAS semantics: NaN in dst does not survive).
 template <typename T>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    scale_kernel(T* dst, int64_t rows, int64_t cols, int64_t ld, T beta) {
+    scale_kernel(T* dst, int64_t rows, int64_t cols, int64_t ld, compute_t<T> beta) {
   const int64_t c0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y;
   const int64_t sc = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -17,7 +18,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   for (int64_t r = r0; r < rows; r += sr) {
     for (int64_t c = c0; c < cols; c += sc) {
       T* p = dst + r * ld + c;
-      *p = beta == T(0) ? T(0) : beta * *p;
+      *p = beta == compute_t<T>(0) ? T(compute_t<T>(0)) : T(beta * compute_t<T>(*p));
     }
   }
 }
@@ -32,22 +33,23 @@ Status fill_zero_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, cudaStream_t
     DYNRNN_LAUNCH_CHECK(stream, "cudaMemsetAsync");
     return Status::ok();
   }
-  return scale_2d<T>(dst, rows, cols, ld, T(0), stream);
+  return scale_2d<T>(dst, rows, cols, ld, compute_t<T>(0), stream);
 }
 
 template <typename T>
-Status scale_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, T beta, cudaStream_t stream) {
-  if (rows <= 0 || cols <= 0 || beta == T(1)) return Status::ok();
+Status scale_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, compute_t<T> beta, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0 || beta == compute_t<T>(1)) return Status::ok();
   const LaunchConfig cfg = elementwise_config(rows, cols);
   scale_kernel<T><<<cfg.grid, cfg.block, 0, stream>>>(dst, rows, cols, ld, beta);
   DYNRNN_LAUNCH_CHECK(stream, "scale_kernel<<<>>>");
   return Status::ok();
 }
 
-template Status fill_zero_2d<float>(float*, int64_t, int64_t, int64_t, cudaStream_t);
-template Status fill_zero_2d<double>(double*, int64_t, int64_t, int64_t, cudaStream_t);
-template Status scale_2d<float>(float*, int64_t, int64_t, int64_t, float, cudaStream_t);
-template Status scale_2d<double>(double*, int64_t, int64_t, int64_t, double, cudaStream_t);
+#define DYNRNN_INSTANTIATE(T)                                                   \
+  template Status fill_zero_2d<T>(T*, int64_t, int64_t, int64_t, cudaStream_t); \
+  template Status scale_2d<T>(T*, int64_t, int64_t, int64_t, compute_t<T>, cudaStream_t);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "dynrnn/half_types.h"
 #include "dynrnn/status.h"
 
 namespace dynrnn {
@@ -16,7 +17,7 @@ Status fill_zero_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, cudaStream_t
 
 /// dst[r * ld + c] *= beta (beta == 0 writes 0 even over NaN), enqueued on `stream`.
 template <typename T>
-Status scale_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, T beta, cudaStream_t stream);
+Status scale_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, compute_t<T> beta, cudaStream_t stream);
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

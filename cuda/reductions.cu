@@ -1,5 +1,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/reductions.h"
+#include "host/element_types.h"
 
 namespace dynrnn {
 namespace cuda_detail {
@@ -13,13 +14,14 @@ constexpr int kSumRows = 16;  // row lanes per block
 template <typename T>
 __global__ void __launch_bounds__(kSumCols* kSumRows)
     column_sum_kernel(int64_t rows, int64_t cols, const T* __restrict__ src, bool accumulate, T* __restrict__ dst) {
-  __shared__ T partial[kSumRows][kSumCols + 1];
+  using A = compute_t<T>;  // 16-bit storage sums in float32 and rounds once
+  __shared__ A partial[kSumRows][kSumCols + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
   for (int64_t tile = blockIdx.x; tile * kSumCols < cols; tile += gridDim.x) {
     const int64_t c = tile * kSumCols + tx;
-    T s = T(0);
+    A s = A(0);
     if (c < cols) {
-      for (int64_t r = ty; r < rows; r += kSumRows) s += src[r * cols + c];
+      for (int64_t r = ty; r < rows; r += kSumRows) s += A(src[r * cols + c]);
     }
     partial[ty][tx] = s;
     __syncthreads();
@@ -27,7 +29,7 @@ __global__ void __launch_bounds__(kSumCols* kSumRows)
       if (ty < h) partial[ty][tx] += partial[ty + h][tx];
       __syncthreads();
     }
-    if (ty == 0 && c < cols) dst[c] = accumulate ? dst[c] + partial[0][tx] : partial[0][tx];
+    if (ty == 0 && c < cols) dst[c] = accumulate ? A(dst[c]) + partial[0][tx] : partial[0][tx];
     __syncthreads();  // partial is reused by the next tile
   }
 }
@@ -45,8 +47,9 @@ Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* 
   return Status::ok();
 }
 
-template Status column_sum<float>(int64_t, int64_t, const float*, bool, float*, cudaStream_t);
-template Status column_sum<double>(int64_t, int64_t, const double*, bool, double*, cudaStream_t);
+#define DYNRNN_INSTANTIATE(T) template Status column_sum<T>(int64_t, int64_t, const T*, bool, T*, cudaStream_t);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include "host/element_types.h"
+
 namespace dynrnn {
 namespace {
 
@@ -13,6 +15,8 @@ T element(const MatRef<T>& a, int64_t r, int64_t c) {
 
 template <typename T>
 class CpuExecutor final : public Executor<T> {
+  using A = compute_t<T>;
+
  public:
   // One host thread runs every queue in call order, so fences are already satisfied.
   Status begin(Stream, int, int) override { return Status::ok(); }
@@ -21,18 +25,18 @@ class CpuExecutor final : public Executor<T> {
   Status record(int) override { return Status::ok(); }
   Status wait(int) override { return Status::ok(); }
 
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) override {
-    std::vector<T> acc(static_cast<size_t>(n));
+  Status gemm(int64_t m, int64_t n, int64_t k, A alpha, MatRef<T> a, MatRef<T> b, A beta, T* c, int64_t ldc) override {
+    std::vector<A> acc(static_cast<size_t>(n));
     for (int64_t i = 0; i < m; ++i) {
-      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(acc.begin(), acc.end(), A(0));
       for (int64_t p = 0; p < k; ++p) {
-        const T aip = element(a, i, p);
-        for (int64_t j = 0; j < n; ++j) acc[j] += aip * element(b, p, j);
+        const A aip = element(a, i, p);
+        for (int64_t j = 0; j < n; ++j) acc[j] += aip * A(element(b, p, j));
       }
       T* row = c + i * ldc;
       for (int64_t j = 0; j < n; ++j) {
         // beta == 0 overwrites (BLAS semantics): C may hold garbage, even NaN.
-        row[j] = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * row[j];
+        row[j] = beta == A(0) ? alpha * acc[j] : alpha * acc[j] + beta * A(row[j]);
       }
     }
     return Status::ok();
@@ -50,7 +54,7 @@ class CpuExecutor final : public Executor<T> {
   }
 
   Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
-    for (int64_t r = 0; r < rows; ++r) std::fill(dst + r * ld, dst + r * ld + cols, T(0));
+    for (int64_t r = 0; r < rows; ++r) std::fill(dst + r * ld, dst + r * ld + cols, T(A(0)));
     return Status::ok();
   }
 
@@ -64,9 +68,9 @@ class CpuExecutor final : public Executor<T> {
 
   Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
     for (int64_t c = 0; c < cols; ++c) {
-      T s = T(0);
-      for (int64_t r = 0; r < rows; ++r) s += src[r * cols + c];
-      dst[c] = accumulate ? dst[c] + s : s;
+      A s = A(0);
+      for (int64_t r = 0; r < rows; ++r) s += A(src[r * cols + c]);
+      dst[c] = accumulate ? A(dst[c]) + s : s;
     }
     return Status::ok();
   }
@@ -79,7 +83,8 @@ std::unique_ptr<Executor<T>> make_cpu_executor() {
   return std::make_unique<CpuExecutor<T>>();
 }
 
-template std::unique_ptr<Executor<float>> make_cpu_executor<float>();
-template std::unique_ptr<Executor<double>> make_cpu_executor<double>();
+#define DYNRNN_INSTANTIATE(T) template std::unique_ptr<Executor<T>> make_cpu_executor<T>();
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace dynrnn

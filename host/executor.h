@@ -51,15 +51,17 @@ class Executor {
   virtual Status wait(int event) = 0;
 
   /// C[m x n] = alpha * op(A)[m x k] * op(B)[k x n] + beta * C, row-major with row strides. k may be 0.
-  virtual Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c,
-                      int64_t ldc) = 0;
+  /// Products accumulate in compute_t<T> and C is rounded to T once.
+  virtual Status gemm(int64_t m, int64_t n, int64_t k, compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta,
+                      T* c, int64_t ldc) = 0;
   /// Runs op.apply(b, j) for every b < op.batch, j < op.cols.
   virtual Status pointwise(const PointwiseOp<T>& op) = 0;
   /// dst[r * ld + c] = 0 for r < rows, c < cols.
   virtual Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) = 0;
   /// dst[i] = src[i] for i < count (non-overlapping).
   virtual Status copy(T* dst, const T* src, int64_t count) = 0;
-  /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order.
+  /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order in
+  /// compute_t<T>.
   virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
   /// Copies count elements between backend memory and pinned host memory, asynchronously on the
   /// current queue (swap_memory).

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "host/checked_math.h"
+#include "host/element_types.h"
 
 namespace dynrnn {
 namespace {
@@ -106,11 +107,12 @@ Status build_model(const RnnSpec& spec, Model* model) {
   Model m;
   m.spec = spec;
   const int dtype = static_cast<int>(spec.dtype);
-  if (dtype < 0 || dtype > static_cast<int>(DataType::kFloat64)) {
+  if (dtype < 0 || dtype > static_cast<int>(DataType::kFloat16)) {
     return Status(StatusCode::kNotSupported,
-                  "spec.dtype is " + std::to_string(dtype) + "; supported: kFloat32 (0), kFloat64 (1)");
+                  "spec.dtype is " + std::to_string(dtype) +
+                      "; supported: kFloat32 (0), kFloat64 (1), kBFloat16 (2), kFloat16 (3)");
   }
-  m.elem_bytes = spec.dtype == DataType::kFloat32 ? 4 : 8;
+  m.elem_bytes = element_bytes(spec.dtype);
   const int math = static_cast<int>(spec.math);
   if (math < 0 || math > static_cast<int>(MathMode::kTF32)) {
     return invalid("spec.math is " + std::to_string(math) + "; expected kDefault (0) or kTF32 (1)");

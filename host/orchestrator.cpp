@@ -13,9 +13,9 @@ template <typename T>
 cell::LstmConfig<T> lstm_config(const LayerModel& l, const T* weights) {
   cell::LstmConfig<T> k;
   k.act = l.cell.activation;
-  k.forget_bias = static_cast<T>(l.cell.forget_bias);
+  k.forget_bias = static_cast<compute_t<T>>(l.cell.forget_bias);
   k.has_cell_clip = l.cell.cell_clip.has_value();
-  k.cell_clip = static_cast<T>(l.cell.cell_clip.value_or(0.0));
+  k.cell_clip = static_cast<compute_t<T>>(l.cell.cell_clip.value_or(0.0));
   if (l.peepholes) {
     k.w_f = weights + l.peephole;
     k.w_i = k.w_f + l.units;
@@ -155,10 +155,10 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     in = at(lp.xg);
     DYNRNN_TRY(gather_inputs(c.x, c.seq_len, l, s0, n, at(lp.xg)));
   }
-  DYNRNN_TRY(ex_.gemm(n * B, GW, Din, T(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, T(0), at(lp.gx), GW));
+  DYNRNN_TRY(ex_.gemm(n * B, GW, Din, A(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, A(0), at(lp.gx), GW));
   if (l.is_gru) {
     DYNRNN_TRY(
-        ex_.gemm(n * B, H, Din, T(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, T(0), at(lp.gxc), H));
+        ex_.gemm(n * B, H, Din, A(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, A(0), at(lp.gxc), H));
   }
   if (lo) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
   const cell::SeqView<const T> gx = chunk_view<const T>(at(lp.gx), GW, s0);
@@ -192,7 +192,7 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
   T* hp = entry(slot.hs, e, O);
   T* hn = entry(slot.hs, e + 1, O);
   T* gh = at(lp.gh);
-  DYNRNN_TRY(ex_.gemm(B, GW, O, T(1), {hp, O, false}, {W + l.kernel + Din * GW, GW, false}, T(0), gh, GW));
+  DYNRNN_TRY(ex_.gemm(B, GW, O, A(1), {hp, O, false}, {W + l.kernel + Din * GW, GW, false}, A(0), gh, GW));
   if (l.is_gru) {
     cell::GruGatesForwardParams<T> g;
     g.map = map;
@@ -206,7 +206,7 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
     g.rh = entry(slot.rh, e, H);
     DYNRNN_TRY(ex_.pointwise(g));
     T* gc = at(lp.ghc);
-    DYNRNN_TRY(ex_.gemm(B, H, H, T(1), {g.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, T(0), gc, H));
+    DYNRNN_TRY(ex_.gemm(B, H, H, A(1), {g.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, A(0), gc, H));
     cell::GruCandidateForwardParams<T> k;
     k.map = map;
     k.batch = B;
@@ -256,13 +256,13 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
   DYNRNN_TRY(ex_.pointwise(k));
   if (!l.project) return Status::ok();
   T* mp = entry(slot.mp, e, O);
-  DYNRNN_TRY(ex_.gemm(B, O, H, T(1), {k.m_raw, H, false}, {W + l.projection, O, false}, T(0), mp, O));
+  DYNRNN_TRY(ex_.gemm(B, O, H, A(1), {k.m_raw, H, false}, {W + l.projection, O, false}, A(0), mp, O));
   cell::ProjForwardParams<T> pk;
   pk.map = map;
   pk.batch = B;
   pk.cols = O;
   pk.has_proj_clip = l.cell.proj_clip.has_value();
-  pk.proj_clip = static_cast<T>(l.cell.proj_clip.value_or(0.0));
+  pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
   pk.m_p = mp;
   pk.h_prev = hp;
   pk.h_out = hn;
@@ -392,22 +392,22 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   const T* dzc = at(lp.dzc);
   if (T* G = c.grad_weights) {
     const bool acc = c.accumulate_grad_weights || ch != n_chunks_ - 1;
-    const T beta = acc ? T(1) : T(0);
+    const compute_t<T> beta = acc ? 1 : 0;
     const int64_t rows = n * B;
     if (!dual) {
-      DYNRNN_TRY(ex_.gemm(Din, GW, rows, T(1), {in, Din, true}, {dz, GW, false}, beta, G + l.kernel, GW));
+      DYNRNN_TRY(ex_.gemm(Din, GW, rows, A(1), {in, Din, true}, {dz, GW, false}, beta, G + l.kernel, GW));
       if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(Din, H, rows, T(1), {in, Din, true}, {dzc, H, false}, beta, G + l.cand_kernel, H));
+        DYNRNN_TRY(ex_.gemm(Din, H, rows, A(1), {in, Din, true}, {dzc, H, false}, beta, G + l.cand_kernel, H));
       }
     }
-    DYNRNN_TRY(ex_.gemm(O, GW, rows, T(1), {S.hs, O, true}, {dz, GW, false}, beta, G + l.kernel + Din * GW, GW));
+    DYNRNN_TRY(ex_.gemm(O, GW, rows, A(1), {S.hs, O, true}, {dz, GW, false}, beta, G + l.kernel + Din * GW, GW));
     DYNRNN_TRY(ex_.column_sum(rows, GW, dz, acc, G + l.bias));
     if (l.project) {
-      DYNRNN_TRY(ex_.gemm(H, O, rows, T(1), {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, G + l.projection, O));
+      DYNRNN_TRY(ex_.gemm(H, O, rows, A(1), {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, G + l.projection, O));
     }
     if (l.peepholes) DYNRNN_TRY(ex_.column_sum(rows, 3 * H, at(lp.dpeep), acc, G + l.peephole));
     if (l.is_gru) {
-      DYNRNN_TRY(ex_.gemm(H, H, rows, T(1), {S.rh, H, true}, {dzc, H, false}, beta, G + l.cand_kernel + Din * H, H));
+      DYNRNN_TRY(ex_.gemm(H, H, rows, A(1), {S.rh, H, true}, {dzc, H, false}, beta, G + l.cand_kernel + Din * H, H));
       DYNRNN_TRY(ex_.column_sum(rows, H, dzc, acc, G + l.cand_bias));
     }
   }
@@ -422,9 +422,9 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     din = c.grad_inputs + s0 * B * Din;
   }
   if (din) {
-    DYNRNN_TRY(ex_.gemm(n * B, Din, GW, T(1), {dz, GW, false}, {c.weights + l.kernel, GW, true}, T(0), din, Din));
+    DYNRNN_TRY(ex_.gemm(n * B, Din, GW, A(1), {dz, GW, false}, {c.weights + l.kernel, GW, true}, A(0), din, Din));
     if (l.is_gru) {
-      DYNRNN_TRY(ex_.gemm(n * B, Din, H, T(1), {dzc, H, false}, {c.weights + l.cand_kernel, H, true}, T(1), din, Din));
+      DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {c.weights + l.cand_kernel, H, true}, A(1), din, Din));
     }
   }
   return ex_.record(lp.ev_bwd_done);
@@ -442,14 +442,14 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
     DYNRNN_TRY(gather_inputs(c.x, c.seq_len, l, s0, steps, at(lp.rxg)));
   }
   // The chunk's pre-activations: one GEMM for its inputs and one for the states before each step.
-  DYNRNN_TRY(ex_.gemm(rows, GW, Din, T(1), {in, Din, false}, {W + l.kernel, GW, false}, T(0), at(lp.rgx), GW));
-  DYNRNN_TRY(ex_.gemm(rows, GW, O, T(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, T(0), at(lp.rgh), GW));
+  DYNRNN_TRY(ex_.gemm(rows, GW, Din, A(1), {in, Din, false}, {W + l.kernel, GW, false}, A(0), at(lp.rgx), GW));
+  DYNRNN_TRY(ex_.gemm(rows, GW, O, A(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, A(0), at(lp.rgh), GW));
   DYNRNN_TRY(ex_.pointwise(cell::PreactivationParams<T>{rows, GW, at(lp.rgx), at(lp.rgh), W + l.bias, S.z}));
   if (l.is_gru) {
     DYNRNN_TRY(ex_.pointwise(cell::GruResetParams<T>{rows, H, S.z, S.hs, S.rh}));
-    DYNRNN_TRY(ex_.gemm(rows, H, Din, T(1), {in, Din, false}, {W + l.cand_kernel, H, false}, T(0), at(lp.rgxc), H));
+    DYNRNN_TRY(ex_.gemm(rows, H, Din, A(1), {in, Din, false}, {W + l.cand_kernel, H, false}, A(0), at(lp.rgxc), H));
     DYNRNN_TRY(
-        ex_.gemm(rows, H, H, T(1), {S.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, T(0), at(lp.rghc), H));
+        ex_.gemm(rows, H, H, A(1), {S.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, A(0), at(lp.rghc), H));
     DYNRNN_TRY(ex_.pointwise(cell::PreactivationParams<T>{rows, H, at(lp.rgxc), at(lp.rghc), W + l.cand_bias, S.zc}));
   }
   if (l.project) {
@@ -461,7 +461,7 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
     k.c_prev = S.cs;
     k.m_raw = S.mraw;
     DYNRNN_TRY(ex_.pointwise(k));
-    DYNRNN_TRY(ex_.gemm(rows, O, H, T(1), {S.mraw, H, false}, {W + l.projection, O, false}, T(0), S.mp, O));
+    DYNRNN_TRY(ex_.gemm(rows, O, H, A(1), {S.mraw, H, false}, {W + l.projection, O, false}, A(0), S.mp, O));
   }
   return Status::ok();
 }
@@ -474,23 +474,23 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
   if (lp.dz_x.present()) {
     const int64_t rows = time_major_ ? loop_bound_ * B : p_.max_time * B;
     if (T* G = c.grad_weights) {
-      const T beta = c.accumulate_grad_weights ? T(1) : T(0);
-      DYNRNN_TRY(ex_.gemm(D, GW, rows, T(1), {c.x, D, true}, {at(lp.dz_x), GW, false}, beta, G + l.kernel, GW));
+      const compute_t<T> beta = c.accumulate_grad_weights ? 1 : 0;
+      DYNRNN_TRY(ex_.gemm(D, GW, rows, A(1), {c.x, D, true}, {at(lp.dz_x), GW, false}, beta, G + l.kernel, GW));
       if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(D, H, rows, T(1), {c.x, D, true}, {at(lp.dzc_x), H, false}, beta, G + l.cand_kernel, H));
+        DYNRNN_TRY(ex_.gemm(D, H, rows, A(1), {c.x, D, true}, {at(lp.dzc_x), H, false}, beta, G + l.cand_kernel, H));
       }
     }
     if (c.grad_inputs) {
       // Both directions add into grad_inputs: the backward stack after the forward one.
-      T beta = T(0);
+      compute_t<T> beta = 0;
       if (l.direction == 1) {
         DYNRNN_TRY(ex_.wait(p_.ev_grad_inputs));
-        beta = T(1);
+        beta = 1;
       }
-      DYNRNN_TRY(ex_.gemm(rows, D, GW, T(1), {at(lp.dz_x), GW, false}, {c.weights + l.kernel, GW, true}, beta,
+      DYNRNN_TRY(ex_.gemm(rows, D, GW, A(1), {at(lp.dz_x), GW, false}, {c.weights + l.kernel, GW, true}, beta,
                           c.grad_inputs, D));
       if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(rows, D, H, T(1), {at(lp.dzc_x), H, false}, {c.weights + l.cand_kernel, H, true}, T(1),
+        DYNRNN_TRY(ex_.gemm(rows, D, H, A(1), {at(lp.dzc_x), H, false}, {c.weights + l.cand_kernel, H, true}, A(1),
                             c.grad_inputs, D));
       }
     }
@@ -530,7 +530,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.dzg_x = dz_x;
     DYNRNN_TRY(ex_.pointwise(k));
     T* drh = at(lp.drh);
-    DYNRNN_TRY(ex_.gemm(B, H, H, T(1), {k.dzc, H, false}, {W + l.cand_kernel + Din * H, H, true}, T(0), drh, H));
+    DYNRNN_TRY(ex_.gemm(B, H, H, A(1), {k.dzc, H, false}, {W + l.cand_kernel + Din * H, H, true}, A(0), drh, H));
     cell::GruGatesBackwardParams<T> g;
     g.map = map;
     g.batch = B;
@@ -574,7 +574,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
       pk.batch = B;
       pk.cols = O;
       pk.has_proj_clip = l.cell.proj_clip.has_value();
-      pk.proj_clip = static_cast<T>(l.cell.proj_clip.value_or(0.0));
+      pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
       pk.m_p = entry(slot.mp, e, O);
       pk.dy = dy;
       pk.dh_next = dh_next;
@@ -582,7 +582,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
       pk.dm_p = entry(at(lp.dmp), e, O);
       DYNRNN_TRY(ex_.pointwise(pk));
       T* dmraw = at(lp.dmraw);
-      DYNRNN_TRY(ex_.gemm(B, H, O, T(1), {pk.dm_p, O, false}, {W + l.projection, O, true}, T(0), dmraw, H));
+      DYNRNN_TRY(ex_.gemm(B, H, O, A(1), {pk.dm_p, O, false}, {W + l.projection, O, true}, A(0), dmraw, H));
       k.dm_raw = dmraw;
     } else {
       k.dy = dy;
@@ -592,10 +592,11 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     DYNRNN_TRY(ex_.pointwise(k));
   }
   // dh_prev += dz Kh^T (GRU: the gates' share; its candidate share came through d(r*h)).
-  return ex_.gemm(B, O, GW, T(1), {dz, GW, false}, {Kh, GW, true}, T(1), dh_prev, O);
+  return ex_.gemm(B, O, GW, A(1), {dz, GW, false}, {Kh, GW, true}, A(1), dh_prev, O);
 }
 
-template class Orchestrator<float>;
-template class Orchestrator<double>;
+#define DYNRNN_INSTANTIATE(T) template class Orchestrator<T>;
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace dynrnn

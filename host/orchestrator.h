@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "host/element_types.h"
 #include "host/executor.h"
 #include "host/model.h"
 #include "host/plan.h"
@@ -54,6 +55,8 @@ struct BackwardCall {
 /// shape and mode; the calls carry buffers that validation has checked.
 template <typename T>
 class Orchestrator {
+  using A = compute_t<T>;
+
  public:
   Orchestrator(const Model& model, const Plan& plan, Executor<T>& ex) : m_(model), p_(plan), ex_(ex) {}
 
@@ -135,7 +138,8 @@ class Orchestrator {
   std::vector<int> dh_cur_[2];  ///< backward: which dh slot holds the running gradient, per layer
 };
 
-extern template class Orchestrator<float>;
-extern template class Orchestrator<double>;
+#define DYNRNN_DECLARE(T) extern template class Orchestrator<T>;
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_DECLARE)
+#undef DYNRNN_DECLARE
 
 }  // namespace dynrnn

@@ -17,7 +17,7 @@ namespace dynrnn {
 
 template <typename T, typename F>
 Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, F&& run) {
-  Executor<T>& ex = executor<T>();
+  Executor<T>& ex = *executor<T>();
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Orchestrator<T> orchestrator(model, plan, ex);
   Status st;
@@ -29,15 +29,6 @@ Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, F&& run) {
   }
   Status end = ex.end();
   return st ? end : st;
-}
-
-template <>
-Executor<float>& Rnn::Impl::executor<float>() {
-  return *ex32;
-}
-template <>
-Executor<double>& Rnn::Impl::executor<double>() {
-  return *ex64;
 }
 
 template <typename T>
@@ -110,14 +101,14 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
       return Status(StatusCode::kInvalidValue, "backend is " + std::to_string(be) + "; expected kCpu (0) or kCuda (1)");
     }
     impl->backend = backend;
-    if (backend == Backend::kCpu) {
-      impl->ex32 = make_cpu_executor<float>();
-      impl->ex64 = make_cpu_executor<double>();
-    } else if (spec.dtype == DataType::kFloat32) {
-      DYNRNN_TRY(make_cuda_executor<float>(spec.math, &impl->ex32));
-    } else {
-      DYNRNN_TRY(make_cuda_executor<double>(spec.math, &impl->ex64));
-    }
+    DYNRNN_TRY(dispatch_dtype(spec.dtype, [&](auto tag) -> Status {
+      using T = typename decltype(tag)::type;
+      if (backend == Backend::kCpu) {
+        impl->executor<T>() = make_cpu_executor<T>();
+        return Status::ok();
+      }
+      return make_cuda_executor<T>(spec.math, &impl->executor<T>());
+    }));
     out->reset(new Rnn(std::move(impl)));
     return Status::ok();
   });
@@ -205,8 +196,9 @@ Status Rnn::forward(const ForwardArgs& a, Stream stream) {
     DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.training, &plan));
     int64_t loop_bound = 0;
     DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
-    if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_forward<float>(a, plan, loop_bound, stream);
-    return impl_->run_forward<double>(a, plan, loop_bound, stream);
+    return dispatch_dtype(impl_->model.spec.dtype, [&](auto tag) {
+      return impl_->run_forward<typename decltype(tag)::type>(a, plan, loop_bound, stream);
+    });
   });
 }
 
@@ -218,8 +210,9 @@ Status Rnn::backward(const BackwardArgs& a, Stream stream) {
     DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, true, &plan));
     int64_t loop_bound = 0;
     DYNRNN_TRY(validate_backward(impl_->model, impl_->backend, a, plan, &loop_bound));
-    if (impl_->model.spec.dtype == DataType::kFloat32) return impl_->run_backward<float>(a, plan, loop_bound, stream);
-    return impl_->run_backward<double>(a, plan, loop_bound, stream);
+    return dispatch_dtype(impl_->model.spec.dtype, [&](auto tag) {
+      return impl_->run_backward<typename decltype(tag)::type>(a, plan, loop_bound, stream);
+    });
   });
 }
 

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <memory>
+#include <tuple>
 
 #include "dynrnn/rnn.h"
+#include "host/element_types.h"
 #include "host/executor.h"
 #include "host/model.h"
 #include "host/plan.h"
@@ -13,11 +15,15 @@ namespace dynrnn {
 struct Rnn::Impl {
   Model model;
   Backend backend = Backend::kCpu;
-  std::unique_ptr<Executor<float>> ex32;
-  std::unique_ptr<Executor<double>> ex64;
+  /// The executor of the handle's element type (the others stay null).
+  std::tuple<std::unique_ptr<Executor<float>>, std::unique_ptr<Executor<double>>, std::unique_ptr<Executor<bfloat16>>,
+             std::unique_ptr<Executor<float16>>>
+      executors;
 
   template <typename T>
-  Executor<T>& executor();
+  std::unique_ptr<Executor<T>>& executor() {
+    return std::get<std::unique_ptr<Executor<T>>>(executors);
+  }
 
   /// Runs an orchestrator call between the executor's begin and end (end also when it throws).
   template <typename T, typename F>

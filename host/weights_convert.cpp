@@ -1,6 +1,7 @@
 #include <string>
 
 #include "dynrnn/weights.h"
+#include "host/element_types.h"
 #include "host/status_macros.h"
 
 namespace dynrnn {
@@ -89,8 +90,9 @@ Status tf_to_cudnn(const CellSpec& cell, int64_t D, const T* K, const T* b, cons
     const int64_t col = tf_column(l, r);
     for (int64_t d = 0; d < l.D; ++d) out.w_ih[r * l.D + d] = K[d * GW + col];
     for (int64_t k = 0; k < l.Hs; ++k) out.w_hh[r * l.Hs + k] = K[(l.D + k) * GW + col];
-    out.b_ih[r] = is_forget_row(l, r) ? b[col] + static_cast<T>(cell.forget_bias) : b[col];
-    out.b_hh[r] = T(0);
+    using A = compute_t<T>;
+    out.b_ih[r] = is_forget_row(l, r) ? T(A(b[col]) + static_cast<A>(cell.forget_bias)) : b[col];
+    out.b_hh[r] = T(A(0));
   }
   for (int64_t p = 0; p < l.P; ++p) {
     for (int64_t h = 0; h < l.H; ++h) out.w_hr[p * l.H + h] = proj[h * l.P + p];
@@ -109,8 +111,9 @@ Status cudnn_to_tf(const CellSpec& cell, int64_t D, const CudnnLayerWeights<cons
     const int64_t col = tf_column(l, r);
     for (int64_t d = 0; d < l.D; ++d) K[d * GW + col] = in.w_ih[r * l.D + d];
     for (int64_t k = 0; k < l.Hs; ++k) K[(l.D + k) * GW + col] = in.w_hh[r * l.Hs + k];
-    const T sum = in.b_ih[r] + in.b_hh[r];
-    b[col] = is_forget_row(l, r) ? sum - static_cast<T>(cell.forget_bias) : sum;
+    using A = compute_t<T>;
+    const A sum = A(in.b_ih[r]) + A(in.b_hh[r]);
+    b[col] = is_forget_row(l, r) ? sum - static_cast<A>(cell.forget_bias) : sum;
   }
   for (int64_t p = 0; p < l.P; ++p) {
     for (int64_t h = 0; h < l.H; ++h) proj[h * l.P + p] = in.w_hr[p * l.H + h];
@@ -118,13 +121,10 @@ Status cudnn_to_tf(const CellSpec& cell, int64_t D, const CudnnLayerWeights<cons
   return Status::ok();
 }
 
-template Status tf_to_cudnn<float>(const CellSpec&, int64_t, const float*, const float*, const float*,
-                                   const CudnnLayerWeights<float>&);
-template Status tf_to_cudnn<double>(const CellSpec&, int64_t, const double*, const double*, const double*,
-                                    const CudnnLayerWeights<double>&);
-template Status cudnn_to_tf<float>(const CellSpec&, int64_t, const CudnnLayerWeights<const float>&, float*, float*,
-                                   float*);
-template Status cudnn_to_tf<double>(const CellSpec&, int64_t, const CudnnLayerWeights<const double>&, double*, double*,
-                                    double*);
+#define DYNRNN_INSTANTIATE(T)                                                                                          \
+  template Status tf_to_cudnn<T>(const CellSpec&, int64_t, const T*, const T*, const T*, const CudnnLayerWeights<T>&); \
+  template Status cudnn_to_tf<T>(const CellSpec&, int64_t, const CudnnLayerWeights<const T>&, T*, T*, T*);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace dynrnn

@@ -82,8 +82,8 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
     return Status::ok();
   }
 
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, dynrnn::MatRef<T> a, dynrnn::MatRef<T> b, T beta, T* c,
-              int64_t ldc) override {
+  Status gemm(int64_t m, int64_t n, int64_t k, dynrnn::compute_t<T> alpha, dynrnn::MatRef<T> a, dynrnn::MatRef<T> b,
+              dynrnn::compute_t<T> beta, T* c, int64_t ldc) override {
     enqueue([=] { return inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc); });
     return Status::ok();
   }

@@ -40,7 +40,8 @@ class FaultyExecutor final : public Executor<T> {
   Status set_queue(int queue) override { return step(false) ? fault() : inner_->set_queue(queue); }
   Status record(int event) override { return step(false) ? fault() : inner_->record(event); }
   Status wait(int event) override { return step(false) ? fault() : inner_->wait(event); }
-  Status gemm(int64_t m, int64_t n, int64_t k, T alpha, MatRef<T> a, MatRef<T> b, T beta, T* c, int64_t ldc) override {
+  Status gemm(int64_t m, int64_t n, int64_t k, dynrnn::compute_t<T> alpha, MatRef<T> a, MatRef<T> b,
+              dynrnn::compute_t<T> beta, T* c, int64_t ldc) override {
     return step(false) ? fault() : inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc);
   }
   Status pointwise(const PointwiseOp<T>& op) override { return step(false) ? fault() : inner_->pointwise(op); }
@@ -80,14 +81,8 @@ class FaultyExecutor final : public Executor<T> {
 };
 
 template <typename T>
-std::unique_ptr<Executor<T>>& executor_slot(Rnn& rnn);
-template <>
-inline std::unique_ptr<Executor<float>>& executor_slot<float>(Rnn& rnn) {
-  return dynrnn::RnnTestAccess::impl(rnn).ex32;
-}
-template <>
-inline std::unique_ptr<Executor<double>>& executor_slot<double>(Rnn& rnn) {
-  return dynrnn::RnnTestAccess::impl(rnn).ex64;
+std::unique_ptr<Executor<T>>& executor_slot(Rnn& rnn) {
+  return dynrnn::RnnTestAccess::impl(rnn).executor<T>();
 }
 
 /// Wraps the handle's executor for its lifetime, then puts the real one back.

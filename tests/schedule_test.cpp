@@ -48,7 +48,7 @@ void expect_bit_equal(const LibraryRun& a, const LibraryRun& b, const std::strin
 std::function<void(dynrnn::Rnn&)> threaded(const testing_support::DelayPolicy& policy) {
   return [policy](dynrnn::Rnn& rnn) {
     dynrnn::Rnn::Impl& impl = dynrnn::RnnTestAccess::impl(rnn);
-    impl.ex64 = testing_support::make_async_executor<double>(std::move(impl.ex64), policy);
+    impl.executor<double>() = testing_support::make_async_executor<double>(std::move(impl.executor<double>()), policy);
   };
 }
 

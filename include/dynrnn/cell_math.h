@@ -7,30 +7,36 @@
 // reads what another element of the same stage writes). Masking by sequence_length happens here,
 // with TensorFlow's rules: a row past its length gets zero outputs, copies its state through, and
 // in backward gets zero pre-activation gradients and passes the state gradient through.
+//
+// T is the element type of the buffers; arithmetic happens in A = compute_t<T> (float for the 16-bit
+// storage types), so a 16-bit stage rounds only where it stores.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
+#include "dynrnn/half_types.h"
+#include "dynrnn/host_device.h"
 #include "dynrnn/spec.h"
-
-#if defined(__CUDACC__)
-#define DYNRNN_HD __host__ __device__ __forceinline__
-#else
-#define DYNRNN_HD inline
-#endif
 
 namespace dynrnn {
 namespace cell {
 
+/// True for the types cell math computes in (never a 16-bit storage type; load into compute_t first).
+template <typename T>
+constexpr bool kIsComputeType = std::is_same<T, compute_t<T>>::value;
+
 template <typename T>
 DYNRNN_HD T sigmoid(T z) {
+  static_assert(kIsComputeType<T>, "compute in compute_t<T>");
   using std::exp;
   return T(1) / (T(1) + exp(-z));
 }
 
 template <typename T>
 DYNRNN_HD T activate(Activation act, T z) {
+  static_assert(kIsComputeType<T>, "compute in compute_t<T>");
   using std::tanh;
   return act == Activation::kTanh ? tanh(z) : (z < T(0) ? T(0) : z);  // relu(NaN) = NaN, as TF's Relu
 }
@@ -38,18 +44,21 @@ DYNRNN_HD T activate(Activation act, T z) {
 /// Derivative of the activation written from its output y, as TF's TanhGrad and ReluGrad do.
 template <typename T>
 DYNRNN_HD T activate_grad(Activation act, T y) {
+  static_assert(kIsComputeType<T>, "compute in compute_t<T>");
   return act == Activation::kTanh ? T(1) - y * y : (y > T(0) ? T(1) : T(0));
 }
 
 /// TF's clip_by_value: maximum(minimum(v, hi), lo); NaN stays NaN, as TF's Minimum and Maximum.
 template <typename T>
 DYNRNN_HD T clip(T v, T bound) {
+  static_assert(kIsComputeType<T>, "compute in compute_t<T>");
   return v > bound ? bound : (v < -bound ? -bound : v);
 }
 
 /// The gradient of clip passes where -bound <= v <= bound (inclusive, as TF's Minimum/Maximum grads).
 template <typename T>
 DYNRNN_HD bool clip_passes(T v, T bound) {
+  static_assert(kIsComputeType<T>, "compute in compute_t<T>");
   return v <= bound && v >= -bound;
 }
 
@@ -94,6 +103,7 @@ struct SeqView {
 /// one GEMM can project a chunk of inputs.
 template <typename T>
 struct GatherParams {
+  using A = compute_t<T>;
   StepMap map;                  ///< seq_len, max_time, and step = the chunk's first step
   int64_t batch = 0, cols = 0;  ///< rows (steps * B), width
   int64_t rows_per_step = 0;    ///< B
@@ -111,6 +121,7 @@ struct GatherParams {
 
 template <typename T>
 struct RnnForwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   Activation act = Activation::kTanh;
@@ -124,17 +135,18 @@ struct RnnForwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
-    T z = gx.at(map, b)[j] + gh[i] + bias[j];
+    A z = gx.at(map, b)[j] + gh[i] + bias[j];
     if (z_save) z_save[i] = z;
-    T h = activate(act, z);
+    A h = activate(act, z);
     bool v = map.valid(b);
-    h_out[i] = v ? h : h_prev[i];
-    if (y.data) y.at(map, b)[j] = v ? h : T(0);
+    h_out[i] = v ? T(h) : h_prev[i];
+    if (y.data) y.at(map, b)[j] = v ? h : A(0);
   }
 };
 
 template <typename T>
 struct RnnBackwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
@@ -147,11 +159,11 @@ struct RnnBackwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
-    T g = T(0);
+    A g = A(0);
     if (map.valid(b)) {
-      T dh = dh_next[i] + (dy.data ? dy.at(map, b)[j] : T(0));
-      g = dh * activate_grad(act, activate(act, z[i]));
-      dh_prev[i] = T(0);
+      A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+      g = dh * activate_grad(act, activate(act, A(z[i])));
+      dh_prev[i] = A(0);
     } else {
       dh_prev[i] = dh_next[i];
     }
@@ -167,36 +179,38 @@ struct RnnBackwardParams {
 template <typename T>
 struct LstmConfig {
   Activation act = Activation::kTanh;
-  T forget_bias = T(1);
+  compute_t<T> forget_bias = 1;
   bool has_cell_clip = false;
-  T cell_clip = T(0);
+  compute_t<T> cell_clip = 0;
   const T* w_f = nullptr;  ///< [H] peepholes (all three or none)
   const T* w_i = nullptr;
   const T* w_o = nullptr;
 };
 
-template <typename T>
+template <typename A>
 struct LstmGates {
-  T si, g, sf, c_raw, c, so, a;  ///< sigma(i^), act(j), sigma(f^), c before/after clip, sigma(o^), act(c)
+  A si, g, sf, c_raw, c, so, a;  ///< sigma(i^), act(j), sigma(f^), c before/after clip, sigma(o^), act(c)
 };
 
 /// Recomputes the forward of one LSTM unit from its pre-activations (the same arithmetic in
 /// forward and backward, so backward sees bit-identical values).
-template <typename T>
-DYNRNN_HD LstmGates<T> lstm_gates(const LstmConfig<T>& k, T zi, T zj, T zf, T zo, T c_prev, int64_t j) {
-  LstmGates<T> s;
-  T f_hat = zf + k.forget_bias;
-  T i_hat = zi;
+template <typename T, typename A = compute_t<T>>
+DYNRNN_HD LstmGates<A> lstm_gates(const LstmConfig<T>& k, typename ComputeType<T>::type zi,
+                                  typename ComputeType<T>::type zj, typename ComputeType<T>::type zf,
+                                  typename ComputeType<T>::type zo, typename ComputeType<T>::type c_prev, int64_t j) {
+  LstmGates<A> s;
+  A f_hat = zf + k.forget_bias;
+  A i_hat = zi;
   if (k.w_f) {
-    f_hat = f_hat + k.w_f[j] * c_prev;
-    i_hat = i_hat + k.w_i[j] * c_prev;
+    f_hat = f_hat + A(k.w_f[j]) * c_prev;
+    i_hat = i_hat + A(k.w_i[j]) * c_prev;
   }
   s.sf = sigmoid(f_hat);
   s.si = sigmoid(i_hat);
   s.g = activate(k.act, zj);
   s.c_raw = s.sf * c_prev + s.si * s.g;
   s.c = k.has_cell_clip ? clip(s.c_raw, k.cell_clip) : s.c_raw;
-  T o_hat = k.w_o ? zo + k.w_o[j] * s.c : zo;
+  A o_hat = k.w_o ? zo + A(k.w_o[j]) * s.c : zo;
   s.so = sigmoid(o_hat);
   s.a = activate(k.act, s.c);
   return s;
@@ -204,6 +218,7 @@ DYNRNN_HD LstmGates<T> lstm_gates(const LstmConfig<T>& k, T zi, T zj, T zf, T zo
 
 template <typename T>
 struct LstmForwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   LstmConfig<T> cfg;
@@ -223,10 +238,10 @@ struct LstmForwardParams {
     const int64_t H = cols;
     const T* x4 = gx.at(map, b);
     const T* h4 = gh + b * 4 * H;
-    T zi = x4[j] + h4[j] + bias[j];
-    T zj = x4[H + j] + h4[H + j] + bias[H + j];
-    T zf = x4[2 * H + j] + h4[2 * H + j] + bias[2 * H + j];
-    T zo = x4[3 * H + j] + h4[3 * H + j] + bias[3 * H + j];
+    A zi = x4[j] + h4[j] + bias[j];
+    A zj = x4[H + j] + h4[H + j] + bias[H + j];
+    A zf = x4[2 * H + j] + h4[2 * H + j] + bias[2 * H + j];
+    A zo = x4[3 * H + j] + h4[3 * H + j] + bias[3 * H + j];
     if (z_save) {
       T* zs = z_save + b * 4 * H;
       zs[j] = zi;
@@ -235,22 +250,23 @@ struct LstmForwardParams {
       zs[3 * H + j] = zo;
     }
     const int64_t i = b * H + j;
-    T cp = c_prev[i];
-    LstmGates<T> s = lstm_gates(cfg, zi, zj, zf, zo, cp, j);
-    T m = s.so * s.a;
+    A cp = c_prev[i];
+    LstmGates<A> s = lstm_gates(cfg, zi, zj, zf, zo, cp, j);
+    A m = s.so * s.a;
     bool v = map.valid(b);
-    c_out[i] = v ? s.c : cp;
+    c_out[i] = v ? T(s.c) : c_prev[i];
     if (project) {
       m_raw[i] = m;
     } else {
-      h_out[i] = v ? m : h_prev[i];
-      if (y.data) y.at(map, b)[j] = v ? m : T(0);
+      h_out[i] = v ? T(m) : h_prev[i];
+      if (y.data) y.at(map, b)[j] = v ? m : A(0);
     }
   }
 };
 
 template <typename T>
 struct LstmBackwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;
   LstmConfig<T> cfg;
@@ -269,27 +285,27 @@ struct LstmBackwardParams {
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
-    T di = T(0), dj = T(0), df = T(0), dout = T(0);
-    T pf = T(0), pi = T(0), po = T(0);
+    A di = A(0), dj = A(0), df = A(0), dout = A(0);
+    A pf = A(0), pi = A(0), po = A(0);
     if (map.valid(b)) {
       const T* z4 = z + b * 4 * H;
-      T cp = c_prev[i];
-      LstmGates<T> s = lstm_gates(cfg, z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], cp, j);
-      T dm;
+      A cp = c_prev[i];
+      LstmGates<A> s = lstm_gates(cfg, z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], cp, j);
+      A dm;
       if (project) {
         dm = dm_raw[i];
       } else {
-        dm = dh_next[i] + (dy.data ? dy.at(map, b)[j] : T(0));
-        dh_prev[i] = T(0);
+        dm = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+        dh_prev[i] = A(0);
       }
-      dout = dm * s.a * (s.so * (T(1) - s.so));
-      T dcv = dc[i] + dm * s.so * activate_grad(cfg.act, s.a);
+      dout = dm * s.a * (s.so * (A(1) - s.so));
+      A dcv = dc[i] + dm * s.so * activate_grad(cfg.act, s.a);
       if (cfg.w_o) dcv = dcv + dout * cfg.w_o[j];
-      T dc_raw = (cfg.has_cell_clip && !clip_passes(s.c_raw, cfg.cell_clip)) ? T(0) : dcv;
-      df = dc_raw * cp * (s.sf * (T(1) - s.sf));
-      di = dc_raw * s.g * (s.si * (T(1) - s.si));
+      A dc_raw = (cfg.has_cell_clip && !clip_passes(s.c_raw, cfg.cell_clip)) ? A(0) : dcv;
+      df = dc_raw * cp * (s.sf * (A(1) - s.sf));
+      di = dc_raw * s.g * (s.si * (A(1) - s.si));
       dj = dc_raw * s.si * activate_grad(cfg.act, s.g);
-      T dcp = dc_raw * s.sf;
+      A dcp = dc_raw * s.sf;
       if (cfg.w_f) {
         dcp = dcp + df * cfg.w_f[j] + di * cfg.w_i[j];
         pf = df * cp;
@@ -324,10 +340,11 @@ struct LstmBackwardParams {
 /// LSTMCell num_proj: m = clip(m_raw @ W_proj) — this stage takes the GEMM result m_p and masks.
 template <typename T>
 struct ProjForwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, P
   bool has_proj_clip = false;
-  T proj_clip = T(0);
+  compute_t<T> proj_clip = 0;
   const T* m_p = nullptr;     ///< [B, P] projection GEMM result
   const T* h_prev = nullptr;  ///< [B, P]
   T* h_out = nullptr;         ///< [B, P]
@@ -335,19 +352,21 @@ struct ProjForwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
-    T m = has_proj_clip ? clip(m_p[i], proj_clip) : m_p[i];
+    const A mp = m_p[i];
+    A m = has_proj_clip ? clip(mp, proj_clip) : mp;
     bool v = map.valid(b);
-    h_out[i] = v ? m : h_prev[i];
-    if (y.data) y.at(map, b)[k] = v ? m : T(0);
+    h_out[i] = v ? T(m) : h_prev[i];
+    if (y.data) y.at(map, b)[k] = v ? m : A(0);
   }
 };
 
 template <typename T>
 struct ProjBackwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, P
   bool has_proj_clip = false;
-  T proj_clip = T(0);
+  compute_t<T> proj_clip = 0;
   const T* m_p = nullptr;      ///< [B, P] saved projection result (before the clip)
   SeqView<const T> dy;         ///< upstream output gradient (data may be null)
   const T* dh_next = nullptr;  ///< [B, P]
@@ -356,11 +375,11 @@ struct ProjBackwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
-    T g = T(0);
+    A g = A(0);
     if (map.valid(b)) {
-      T dm = dh_next[i] + (dy.data ? dy.at(map, b)[k] : T(0));
-      g = (has_proj_clip && !clip_passes(m_p[i], proj_clip)) ? T(0) : dm;
-      dh_prev[i] = T(0);
+      A dm = dh_next[i] + (dy.data ? A(dy.at(map, b)[k]) : A(0));
+      g = (has_proj_clip && !clip_passes(A(m_p[i]), proj_clip)) ? A(0) : dm;
+      dh_prev[i] = A(0);
     } else {
       dh_prev[i] = dh_next[i];
     }
@@ -374,6 +393,7 @@ struct ProjBackwardParams {
 
 template <typename T>
 struct GruGatesForwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   SeqView<const T> gx;          ///< input projection of the gates, width 2H (r | u)
@@ -387,8 +407,8 @@ struct GruGatesForwardParams {
     const int64_t H = cols;
     const T* x2 = gx.at(map, b);
     const T* h2 = gh + b * 2 * H;
-    T zr = x2[j] + h2[j] + bias[j];
-    T zu = x2[H + j] + h2[H + j] + bias[H + j];
+    A zr = x2[j] + h2[j] + bias[j];
+    A zu = x2[H + j] + h2[H + j] + bias[H + j];
     zg[b * 2 * H + j] = zr;
     zg[b * 2 * H + H + j] = zu;
     rh[b * H + j] = sigmoid(zr) * h_prev[b * H + j];
@@ -397,6 +417,7 @@ struct GruGatesForwardParams {
 
 template <typename T>
 struct GruCandidateForwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
@@ -412,20 +433,21 @@ struct GruCandidateForwardParams {
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
-    T zc = gx.at(map, b)[j] + gc[i] + bias[j];
+    A zc = gx.at(map, b)[j] + gc[i] + bias[j];
     if (zc_save) zc_save[i] = zc;
-    T c = activate(act, zc);
-    T u = sigmoid(zg[b * 2 * H + H + j]);
-    T hp = h_prev[i];
-    T h = u * hp + (T(1) - u) * c;
+    A c = activate(act, zc);
+    A u = sigmoid(A(zg[b * 2 * H + H + j]));
+    A hp = h_prev[i];
+    A h = u * hp + (A(1) - u) * c;
     bool v = map.valid(b);
-    h_out[i] = v ? h : hp;
-    if (y.data) y.at(map, b)[j] = v ? h : T(0);
+    h_out[i] = v ? T(h) : h_prev[i];
+    if (y.data) y.at(map, b)[j] = v ? h : A(0);
   }
 };
 
 template <typename T>
 struct GruCandidateBackwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
@@ -443,16 +465,16 @@ struct GruCandidateBackwardParams {
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
-    T gc = T(0), gu = T(0);
+    A gc = A(0), gu = A(0);
     if (map.valid(b)) {
-      T dh = dh_next[i] + (dy.data ? dy.at(map, b)[j] : T(0));
-      T u = sigmoid(zg[b * 2 * H + H + j]);
-      T c = activate(act, zc[i]);
-      T hp = h_prev[i];
-      T du = dh * hp - dh * c;
+      A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+      A u = sigmoid(A(zg[b * 2 * H + H + j]));
+      A c = activate(act, A(zc[i]));
+      A hp = h_prev[i];
+      A du = dh * hp - dh * c;
       dh_prev[i] = dh * u;
-      gc = dh * (T(1) - u) * activate_grad(act, c);
-      gu = du * (u * (T(1) - u));
+      gc = dh * (A(1) - u) * activate_grad(act, c);
+      gu = du * (u * (A(1) - u));
     } else {
       dh_prev[i] = dh_next[i];
     }
@@ -465,6 +487,7 @@ struct GruCandidateBackwardParams {
 
 template <typename T>
 struct GruGatesBackwardParams {
+  using A = compute_t<T>;
   StepMap map;
   int64_t batch = 0, cols = 0;
   const T* zg = nullptr;      ///< [B, 2H] saved
@@ -477,12 +500,12 @@ struct GruGatesBackwardParams {
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
-    T gr = T(0);
+    A gr = A(0);
     if (map.valid(b)) {
-      T r = sigmoid(zg[b * 2 * H + j]);
-      T d = drh[i];
+      A r = sigmoid(A(zg[b * 2 * H + j]));
+      A d = drh[i];
       dh_prev[i] = dh_prev[i] + d * r;
-      gr = (d * h_prev[i]) * (r * (T(1) - r));
+      gr = (d * h_prev[i]) * (r * (A(1) - r));
     }
     dzg[b * 2 * H + j] = gr;
     if (dzg_x.data) dzg_x.at(map, b)[j] = gr;
@@ -496,6 +519,7 @@ struct GruGatesBackwardParams {
 /// z = gx + gh + bias: a pre-activation from its input and recurrent GEMM results.
 template <typename T>
 struct PreactivationParams {
+  using A = compute_t<T>;
   int64_t batch = 0, cols = 0;
   const T* gx = nullptr;    ///< [rows, cols]
   const T* gh = nullptr;    ///< [rows, cols]
@@ -511,19 +535,21 @@ struct PreactivationParams {
 /// GRU: r * h from the gate pre-activations.
 template <typename T>
 struct GruResetParams {
+  using A = compute_t<T>;
   int64_t batch = 0, cols = 0;  ///< rows, H
   const T* zg = nullptr;        ///< [rows, 2H]
   const T* h_prev = nullptr;    ///< [rows, H]
   T* rh = nullptr;              ///< [rows, H]
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
-    rh[r * cols + j] = sigmoid(zg[r * 2 * cols + j]) * h_prev[r * cols + j];
+    rh[r * cols + j] = sigmoid(A(zg[r * 2 * cols + j])) * h_prev[r * cols + j];
   }
 };
 
 /// LSTM with projection: m_raw = sigma(o^) * act(c) from the pre-activations and c_prev.
 template <typename T>
 struct LstmOutputParams {
+  using A = compute_t<T>;
   int64_t batch = 0, cols = 0;  ///< rows, H
   LstmConfig<T> cfg;
   const T* z = nullptr;       ///< [rows, 4H]
@@ -533,7 +559,7 @@ struct LstmOutputParams {
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const int64_t H = cols;
     const T* z4 = z + r * 4 * H;
-    LstmGates<T> s = lstm_gates(cfg, z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], c_prev[r * H + j], j);
+    LstmGates<A> s = lstm_gates(cfg, z4[j], z4[H + j], z4[2 * H + j], z4[3 * H + j], c_prev[r * H + j], j);
     m_raw[r * H + j] = s.so * s.a;
   }
 };

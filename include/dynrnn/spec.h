@@ -8,7 +8,10 @@
 namespace dynrnn {
 
 /// Element type of every floating-point buffer (inputs, weights, states, outputs, gradients).
-enum class DataType : int { kFloat32 = 0, kFloat64 = 1 };
+/// kBFloat16 and kFloat16 are storage types (half_types.h): buffers hold 16-bit values, GEMMs
+/// accumulate in float32 (tensor cores on the GPU), and all cell math runs in float32 between a load
+/// and a store. TensorFlow has no such dynamic_rnn mode; it is cuDNN's and PyTorch autocast's.
+enum class DataType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 
 /// The TensorFlow v1 cell a layer reproduces.
 enum class CellKind : int {
@@ -28,6 +31,7 @@ enum class Backend : int { kCpu = 0, kCuda = 1 };
 
 /// GEMM arithmetic for float32. kDefault is exact IEEE float32 (the conformance mode); kTF32 lets
 /// tensor cores round GEMM operands to TF32 (about 1e-3 relative error, much faster on Ampere+).
+/// Other element types ignore it (float64 is exact; 16-bit operands always use tensor cores).
 enum class MathMode : int { kDefault = 0, kTF32 = 1 };
 
 /// One layer of the stack: the constructor arguments of the TensorFlow cell.

@@ -9,6 +9,8 @@
 // Only cells that both sides can express convert: BasicRNNCell (tanh/relu), BasicLSTMCell, and
 // LSTMCell without peepholes, cell_clip or proj_clip. TF's GRUCell applies the reset gate before the
 // candidate matmul, which cuDNN/PyTorch GRUs cannot express, so it returns kNotSupported.
+//
+// Instantiated for float, double, bfloat16 and float16 (half_types.h); bias sums run in compute_t<T>.
 #pragma once
 
 #include <cstdint>
