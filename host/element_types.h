@@ -29,9 +29,12 @@ decltype(auto) dispatch_dtype(DataType dtype, F&& f) {
   }
 }
 
-/// Bytes of one element of `dtype`.
+/// Bytes of one element of `dtype`, and of the type it computes in.
 inline size_t element_bytes(DataType dtype) {
   return dispatch_dtype(dtype, [](auto tag) { return sizeof(typename decltype(tag)::type); });
+}
+inline size_t compute_bytes(DataType dtype) {
+  return dispatch_dtype(dtype, [](auto tag) { return sizeof(compute_t<typename decltype(tag)::type>); });
 }
 
 }  // namespace dynrnn

@@ -113,6 +113,7 @@ Status build_model(const RnnSpec& spec, Model* model) {
                       "; supported: kFloat32 (0), kFloat64 (1), kBFloat16 (2), kFloat16 (3)");
   }
   m.elem_bytes = element_bytes(spec.dtype);
+  m.c_elems = static_cast<int64_t>(compute_bytes(spec.dtype) / m.elem_bytes);
   const int math = static_cast<int>(spec.math);
   if (math < 0 || math > static_cast<int>(MathMode::kTF32)) {
     return invalid("spec.math is " + std::to_string(math) + "; expected kDefault (0) or kTF32 (1)");

@@ -44,6 +44,10 @@ struct Model {
   int64_t state_width = 0;
   int64_t param_count = 0;
   size_t elem_bytes = 4;
+  /// The LSTM cell state c (and its gradient) is kept in compute_t<T> between steps: for the 16-bit
+  /// types a float c, so that the recurrence c = f c + i g does not round to 16 bits every step.
+  /// c buffers are this many T elements per value.
+  int64_t c_elems = 1;
 
   int num_directions() const { return spec.bidirectional() ? 2 : 1; }
 };

@@ -1,6 +1,7 @@
 #include "host/orchestrator.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "host/status_macros.h"
 
@@ -38,7 +39,7 @@ typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_
   const ChunkSlot& s = lp.slot;
   return {base,
           field(s.hs, other.hs),
-          field(s.cs, other.cs),
+          wide(field(s.cs, other.cs)),
           field(s.z, other.z),
           field(s.zc, other.zc),
           field(s.rh, other.rh),
@@ -60,6 +61,34 @@ Status Orchestrator<T>::copy_state(const LayerModel& l, T* dst, const T* src) {
     }
   }
   return Status::ok();
+}
+
+template <typename T>
+Status Orchestrator<T>::widen_c(A* dst, const T* src, int64_t H) {
+  if constexpr (std::is_same<A, T>::value) {
+    return ex_.copy(dst, src, p_.batch * H);
+  } else {
+    cell::WidenParams<T> w;
+    w.batch = p_.batch;
+    w.cols = H;
+    w.src = src;
+    w.dst = dst;
+    return ex_.pointwise(w);
+  }
+}
+
+template <typename T>
+Status Orchestrator<T>::narrow_c(T* dst, const A* src, int64_t H) {
+  if constexpr (std::is_same<A, T>::value) {
+    return ex_.copy(dst, src, p_.batch * H);
+  } else {
+    cell::NarrowParams<T> n;
+    n.batch = p_.batch;
+    n.cols = H;
+    n.src = src;
+    n.dst = dst;
+    return ex_.pointwise(n);
+  }
 }
 
 template <typename T>
@@ -99,10 +128,10 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       const Slot first = slot(l, 0);
       if (c.initial_state) {
         DYNRNN_TRY(ex_.copy(first.hs, c.initial_state + B * l.state_col_h, B * O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.copy(first.cs, c.initial_state + B * l.state_col_c, B * H));
+        if (l.is_lstm) DYNRNN_TRY(widen_c(first.cs, c.initial_state + B * l.state_col_c, H));
       } else {
         DYNRNN_TRY(ex_.fill_zero(first.hs, B, O, O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.fill_zero(first.cs, B, H, H));
+        if (l.is_lstm) DYNRNN_TRY(zero_c(first.cs, H));
       }
     }
   }
@@ -120,7 +149,7 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
         DYNRNN_TRY(ex_.set_queue(plan(l).queue));
         DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_h, entry(last.hs, n_last, l.out_width), B * l.out_width));
         if (l.is_lstm) {
-          DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), B * l.units));
+          DYNRNN_TRY(narrow_c(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), l.units));
         }
       }
     }
@@ -167,7 +196,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     // Carry the state across the chunk boundary (chunk ch - 1 is still in the ring: R >= 2).
     const Slot prev = slot(l, ch - 1);
     DYNRNN_TRY(ex_.copy(S.hs, entry(prev.hs, K, O), B * O));
-    if (l.is_lstm) DYNRNN_TRY(ex_.copy(S.cs, entry(prev.cs, K, H), B * H));
+    if (l.is_lstm) DYNRNN_TRY(copy_c(S.cs, entry(prev.cs, K, H), H));
   }
   const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
   for (int64_t s = s0; s < s1; ++s) DYNRNN_TRY(forward_step(c, l, S, s, s - s0, gx, gxc, y));
@@ -305,10 +334,10 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       T* dh = at(lp.dh, 0);
       if (c.grad_final_state) {
         DYNRNN_TRY(ex_.copy(dh, c.grad_final_state + B * l.state_col_h, B * O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.copy(at(lp.dc), c.grad_final_state + B * l.state_col_c, B * H));
+        if (l.is_lstm) DYNRNN_TRY(widen_c(wide(at(lp.dc)), c.grad_final_state + B * l.state_col_c, H));
       } else {
         DYNRNN_TRY(ex_.fill_zero(dh, B, O, O));
-        if (l.is_lstm) DYNRNN_TRY(ex_.fill_zero(at(lp.dc), B, H, H));
+        if (l.is_lstm) DYNRNN_TRY(zero_c(wide(at(lp.dc)), H));
       }
       if (lp.dz_x.present() && loop_bound_ < T_) {
         DYNRNN_TRY(ex_.fill_zero(at(lp.dz_x), T_ * B, GW, GW));
@@ -350,7 +379,7 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       if (l.layer == 0) DYNRNN_TRY(backward_layer0_inputs(c, l));
       if (c.grad_initial_state && B > 0) {
         DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, at(lp.dh, dh_cur_[d][l.layer]), B * l.out_width));
-        if (l.is_lstm) DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_c, at(lp.dc), B * l.units));
+        if (l.is_lstm) DYNRNN_TRY(narrow_c(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)), l.units));
       }
     }
   }
@@ -564,7 +593,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.project = l.project;
     k.z = entry(slot.z, e, GW);
     k.c_prev = entry(slot.cs, e, H);
-    k.dc = at(lp.dc);
+    k.dc = wide(at(lp.dc));
     k.dz = dz;
     k.dz_x = dz_x;
     k.dpeep = entry(at(lp.dpeep), e, 3 * H);

@@ -68,7 +68,7 @@ class Orchestrator {
   struct Slot {
     T* base;
     T* hs;
-    T* cs;
+    A* cs;  ///< LSTM c in the compute type (Model::c_elems)
     T* z;
     T* zc;
     T* rh;
@@ -95,7 +95,19 @@ class Orchestrator {
   Status copy_state(const LayerModel& l, T* dst, const T* src);
   Status regenerate(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk, const Slot& S, const T* in);
   /// Entry e of a per-step slot field of the given width.
-  T* entry(T* field, int64_t e, int64_t width) const { return field ? field + e * p_.batch * width : nullptr; }
+  template <typename U>
+  U* entry(U* field, int64_t e, int64_t width) const {
+    return field ? field + e * p_.batch * width : nullptr;
+  }
+  /// A c buffer (slot field or region) viewed in the compute type it holds.
+  static A* wide(T* p) { return reinterpret_cast<A*>(p); }
+  /// B x H cell states between the caller's element type and the compute type, and within the latter.
+  Status widen_c(A* dst, const T* src, int64_t H);
+  Status narrow_c(T* dst, const A* src, int64_t H);
+  Status copy_c(A* dst, const A* src, int64_t H) {
+    return ex_.copy(reinterpret_cast<T*>(dst), reinterpret_cast<const T*>(src), p_.batch * H * m_.c_elems);
+  }
+  Status zero_c(A* dst, int64_t H) { return ex_.fill_zero(reinterpret_cast<T*>(dst), 1, p_.batch * H * m_.c_elems, 0); }
   const LayerPlan& plan(const LayerModel& l) const { return p_.dirs[l.direction][l.layer]; }
   const LayerModel* above(const LayerModel& l) const {
     const auto& layers = m_.dirs[l.direction];

@@ -58,8 +58,8 @@ unsigned forward_fields(const LayerModel& l) {
 }
 
 /// Lays out the given fields of one chunk slot; false on overflow.
-bool layout_slot(const LayerModel& l, unsigned fields, int64_t K, int64_t B, size_t elem_bytes, ChunkSlot* slot) {
-  const int64_t align = static_cast<int64_t>(kAlignment / elem_bytes);
+bool layout_slot(const Model& m, const LayerModel& l, unsigned fields, int64_t K, int64_t B, ChunkSlot* slot) {
+  const int64_t align = static_cast<int64_t>(kAlignment / m.elem_bytes);
   int64_t end = 0;
   bool ok = true;
   auto field = [&](Field f, int64_t entries, int64_t width) -> int64_t {
@@ -71,7 +71,7 @@ bool layout_slot(const LayerModel& l, unsigned fields, int64_t K, int64_t B, siz
     return at;
   };
   slot->hs = field(kHs, K + 1, l.out_width);
-  slot->cs = field(kCs, K + 1, l.units);
+  slot->cs = field(kCs, K + 1, l.units * m.c_elems);
   slot->z = field(kZ, K, l.gate_width);
   slot->zc = field(kZc, K, l.units);
   slot->rh = field(kRh, K, l.units);
@@ -111,9 +111,9 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       const unsigned states = kHs | (l.is_lstm ? kCs : 0u);
       const unsigned kept = training && !regenerate ? cell_fields(l) : states;
       int64_t bytes = 0;
-      if (!layout_slot(l, kept, K, B, eb, &lp.slot) ||
-          !layout_slot(l, forward_fields(l) & ~kept, K, B, eb, &lp.scratch) ||
-          !layout_slot(l, regenerate ? cell_fields(l) & ~kept : 0u, K, B, eb, &lp.regen) ||
+      if (!layout_slot(model, l, kept, K, B, &lp.slot) ||
+          !layout_slot(model, l, forward_fields(l) & ~kept, K, B, &lp.scratch) ||
+          !layout_slot(model, l, regenerate ? cell_fields(l) & ~kept : 0u, K, B, &lp.regen) ||
           !checked_mul(lp.slot.elems, static_cast<int64_t>(eb), &bytes) ||
           !checked_add(all_slot_bytes, bytes, &all_slot_bytes)) {
         return overflow;
@@ -190,7 +190,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       }
       if (p.swap) lp.staging = bwd_ws.take(2, {lp.slot.elems});
       lp.dh = bwd_ws.take(2, {B, O});
-      if (l.is_lstm) lp.dc = bwd_ws.take(1, {B, H});
+      if (l.is_lstm) lp.dc = bwd_ws.take(1, {B, H, model.c_elems});
       if (l.is_gru) lp.drh = bwd_ws.take(1, {B, H});
       if (l.project) {
         lp.dmp = bwd_ws.take(1, {K, B, O});

@@ -31,7 +31,7 @@ struct Region {
 /// entries starts at offset + e * B * width.
 struct ChunkSlot {
   int64_t hs = -1;    ///< K + 1 entries [B, O]: h before the chunk's first step, then after each step
-  int64_t cs = -1;    ///< K + 1 entries [B, H]: LSTM c, likewise
+  int64_t cs = -1;    ///< K + 1 entries [B, H] of compute_t<T>: LSTM c, likewise (Model::c_elems)
   int64_t z = -1;     ///< K entries [B, gate_width]: pre-activations (LSTM 4H, RNN H, GRU gates 2H)
   int64_t zc = -1;    ///< K entries [B, H]: GRU candidate pre-activation (training)
   int64_t rh = -1;    ///< K entries [B, H]: GRU r * h
@@ -66,7 +66,7 @@ struct LayerPlan {
   Region dz, dzc;      ///< pre-activation gradients of one chunk, step order
   Region dz_x, dzc_x;  ///< layer 0 when its input positions differ from step order: all steps
   Region dh;           ///< 2 slots: running gradient of h, ping-pong
-  Region dc;           ///< running gradient of c
+  Region dc;           ///< running gradient of c, compute_t<T> (Model::c_elems)
   Region drh;          ///< GRU gradient of r * h
   Region dmp, dmraw;   ///< LSTM projection gradients (dmp: one chunk)
   Region dpeep;        ///< per-row peephole gradient contributions of one chunk

@@ -116,6 +116,28 @@ struct GatherParams {
   }
 };
 
+/// The LSTM cell state lives in the compute type (float for 16-bit storage); these convert a flat
+/// [rows, cols] state between the caller's element type and it (initial/final state, their gradients).
+template <typename T>
+struct WidenParams {
+  using A = compute_t<T>;
+  int64_t batch = 0, cols = 0;
+  const T* src = nullptr;
+  A* dst = nullptr;
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const { dst[r * cols + j] = A(src[r * cols + j]); }
+};
+
+template <typename T>
+struct NarrowParams {
+  using A = compute_t<T>;
+  int64_t batch = 0, cols = 0;
+  const A* src = nullptr;
+  T* dst = nullptr;
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const { dst[r * cols + j] = T(src[r * cols + j]); }
+};
+
 // ---------------------------------------------------------------------------------------------
 // BasicRNNCell: h' = act(x Kx + h Kh + b)
 
@@ -226,9 +248,9 @@ struct LstmForwardParams {
   SeqView<const T> gx;        ///< input projection, width 4H
   const T* gh = nullptr;      ///< [B, 4H] recurrent GEMM result
   const T* bias = nullptr;    ///< [4H]
-  const T* c_prev = nullptr;  ///< [B, H]
+  const A* c_prev = nullptr;  ///< [B, H] (c is kept in the compute type)
   const T* h_prev = nullptr;  ///< [B, H] (no projection)
-  T* c_out = nullptr;         ///< [B, H]
+  A* c_out = nullptr;         ///< [B, H]
   T* h_out = nullptr;         ///< [B, H] (no projection)
   SeqView<T> y;               ///< outputs, width H (no projection)
   T* m_raw = nullptr;         ///< [B, H] projection input (projection only), unmasked
@@ -254,7 +276,7 @@ struct LstmForwardParams {
     LstmGates<A> s = lstm_gates(cfg, zi, zj, zf, zo, cp, j);
     A m = s.so * s.a;
     bool v = map.valid(b);
-    c_out[i] = v ? T(s.c) : c_prev[i];
+    c_out[i] = v ? s.c : cp;
     if (project) {
       m_raw[i] = m;
     } else {
@@ -272,12 +294,12 @@ struct LstmBackwardParams {
   LstmConfig<T> cfg;
   bool project = false;        ///< the gradient of m_raw comes from dm_raw
   const T* z = nullptr;        ///< [B, 4H] saved pre-activations
-  const T* c_prev = nullptr;   ///< [B, H]
+  const A* c_prev = nullptr;   ///< [B, H]
   SeqView<const T> dy;         ///< no projection: upstream output gradient (data may be null)
   const T* dh_next = nullptr;  ///< no projection: [B, H] gradient of h after this step
   T* dh_prev = nullptr;        ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
   const T* dm_raw = nullptr;   ///< projection: [B, H] gradient of m_raw (zero on finished rows)
-  T* dc = nullptr;             ///< [B, H] in: gradient of c after this step; out: before it
+  A* dc = nullptr;             ///< [B, H] in: gradient of c after this step; out: before it
   T* dz = nullptr;             ///< [B, 4H] out, step order
   SeqView<T> dz_x;             ///< optional second copy of dz at the layer input's positions
   T* dpeep = nullptr;          ///< [B, 3H] out per-row peephole gradients (f, i, o) or null
@@ -553,7 +575,7 @@ struct LstmOutputParams {
   int64_t batch = 0, cols = 0;  ///< rows, H
   LstmConfig<T> cfg;
   const T* z = nullptr;       ///< [rows, 4H]
-  const T* c_prev = nullptr;  ///< [rows, H]
+  const A* c_prev = nullptr;  ///< [rows, H]
   T* m_raw = nullptr;         ///< [rows, H]
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
