@@ -64,11 +64,11 @@ cublasMath_t blas_math_mode(MathMode math) {
   return math == MathMode::kTF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
 }
 
-template <typename T>
+template <typename T, typename C>
 Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math, int64_t m, int64_t n, int64_t k,
-                      compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, T* c, int64_t ldc) {
+                      compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, C* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return Status::ok();
-  if (k <= 0) return scale_2d<T>(c, m, n, ldc, beta, stream);
+  if (k <= 0) return scale_2d<C>(c, m, n, ldc, beta, stream);
 
   // Column-major call: C^T (n x m) = op_b(B') (n x k) * op_a(A') (k x m), where B' / A' are the
   // caller's buffers read column-major. Untransposed row-major B (k x n) is column-major n x k
@@ -81,14 +81,15 @@ Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math,
   DYNRNN_TRY(leading_dim("C", ldc, n, m, &ldc_cm));
 
   const cudaDataType_t type = BlasType<T>::data;
+  const cudaDataType_t c_type = BlasType<C>::data;
   const cublasComputeType_t compute = BlasType<T>::compute(math);
   if (fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) && fits_int(ldc_cm)) {
     DYNRNN_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
                                      &alpha, b.data, type, static_cast<int>(ldb), a.data, type, static_cast<int>(lda),
-                                     &beta, c, type, static_cast<int>(ldc_cm), compute, CUBLAS_GEMM_DEFAULT));
+                                     &beta, c, c_type, static_cast<int>(ldc_cm), compute, CUBLAS_GEMM_DEFAULT));
   } else {
     DYNRNN_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, n, m, k, &alpha, b.data, type, ldb, a.data, type, lda,
-                                        &beta, c, type, ldc_cm, compute, CUBLAS_GEMM_DEFAULT));
+                                        &beta, c, c_type, ldc_cm, compute, CUBLAS_GEMM_DEFAULT));
   }
   DYNRNN_LAUNCH_CHECK(stream, "cublasGemmEx");
   return Status::ok();
@@ -130,10 +131,15 @@ Status BlasBinding::restore() {
   return Status::ok();
 }
 
-#define DYNRNN_INSTANTIATE(T)                                                                                        \
-  template Status gemm_row_major<T>(cublasHandle_t, cudaStream_t, MathMode, int64_t, int64_t, int64_t, compute_t<T>, \
-                                    MatRef<T>, MatRef<T>, compute_t<T>, T*, int64_t);
+#define DYNRNN_INSTANTIATE(T)                                                                             \
+  template Status gemm_row_major<T, T>(cublasHandle_t, cudaStream_t, MathMode, int64_t, int64_t, int64_t, \
+                                       compute_t<T>, MatRef<T>, MatRef<T>, compute_t<T>, T*, int64_t);
 DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
+#define DYNRNN_INSTANTIATE(T)                                                                                        \
+  template Status gemm_row_major<T, float>(cublasHandle_t, cudaStream_t, MathMode, int64_t, int64_t, int64_t, float, \
+                                           MatRef<T>, MatRef<T>, float, float*, int64_t);
+DYNRNN_FOR_EACH_16BIT_TYPE(DYNRNN_INSTANTIATE)
 #undef DYNRNN_INSTANTIATE
 
 }  // namespace cuda_detail

@@ -20,9 +20,11 @@ namespace cuda_detail {
 /// the operands swap places and m/n swap, each keeping its own transpose flag. m or n == 0 does
 /// nothing; k == 0 scales C by beta (beta == 0 writes zeros) with a kernel. float32 uses
 /// CUBLAS_COMPUTE_32F (exact FP32) unless math == kTF32 (CUBLAS_COMPUTE_32F_FAST_TF32).
-template <typename T>
+/// Row-major C = alpha op(A) op(B) + beta C with A, B of element type T and C of type C (T, or
+/// compute_t<T> for the float32 accumulators of 16-bit operands).
+template <typename T, typename C>
 Status gemm_row_major(cublasHandle_t handle, cudaStream_t stream, MathMode math, int64_t m, int64_t n, int64_t k,
-                      compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, T* c, int64_t ldc);
+                      compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, C* c, int64_t ldc);
 
 /// The cuBLAS math mode an executor's handle runs in.
 cublasMath_t blas_math_mode(MathMode math);

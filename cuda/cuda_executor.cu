@@ -140,7 +140,13 @@ class CudaExecutor final : public Executor<T> {
   Status gemm(int64_t m, int64_t n, int64_t k, compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta, T* c,
               int64_t ldc) override {
     DYNRNN_TRY(require_bound("gemm"));
-    return cuda_detail::gemm_row_major<T>(handle_, cur_, math_, m, n, k, alpha, a, b, beta, c, ldc);
+    return cuda_detail::gemm_row_major<T, T>(handle_, cur_, math_, m, n, k, alpha, a, b, beta, c, ldc);
+  }
+
+  Status gemm_wide(int64_t m, int64_t n, int64_t k, compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta,
+                   compute_t<T>* c, int64_t ldc) override {
+    DYNRNN_TRY(require_bound("gemm_wide"));
+    return cuda_detail::gemm_row_major<T, compute_t<T>>(handle_, cur_, math_, m, n, k, alpha, a, b, beta, c, ldc);
   }
 
   Status pointwise(const PointwiseOp<T>& op) override {
@@ -160,7 +166,12 @@ class CudaExecutor final : public Executor<T> {
 
   Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
     DYNRNN_TRY(require_bound("column_sum"));
-    return cuda_detail::column_sum<T>(rows, cols, src, accumulate, dst, cur_);
+    return cuda_detail::column_sum<T, T>(rows, cols, src, accumulate, dst, cur_);
+  }
+
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, compute_t<T>* dst) override {
+    DYNRNN_TRY(require_bound("column_sum_wide"));
+    return cuda_detail::column_sum<T, compute_t<T>>(rows, cols, src, accumulate, dst, cur_);
   }
 
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {

@@ -11,9 +11,9 @@ constexpr int kSumRows = 16;  // row lanes per block
 
 /// One block per 32-column tile. Lane (x, y) adds rows y, y + 16, y + 32, ... of column x in order,
 /// then the 16 partial sums of each column meet in a fixed shared-memory tree. No atomics.
-template <typename T>
+template <typename T, typename C>
 __global__ void __launch_bounds__(kSumCols* kSumRows)
-    column_sum_kernel(int64_t rows, int64_t cols, const T* __restrict__ src, bool accumulate, T* __restrict__ dst) {
+    column_sum_kernel(int64_t rows, int64_t cols, const T* __restrict__ src, bool accumulate, C* __restrict__ dst) {
   using A = compute_t<T>;  // 16-bit storage sums in float32 and rounds once
   __shared__ A partial[kSumRows][kSumCols + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -36,19 +36,23 @@ __global__ void __launch_bounds__(kSumCols* kSumRows)
 
 }  // namespace
 
-template <typename T>
-Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst, cudaStream_t stream) {
+template <typename T, typename C>
+Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, C* dst, cudaStream_t stream) {
   if (cols <= 0) return Status::ok();
   if (rows < 0) rows = 0;
   const int64_t tiles = (cols + kSumCols - 1) / kSumCols;
   const unsigned grid = static_cast<unsigned>(tiles < 0x7fffffff ? tiles : 0x7fffffff);
-  column_sum_kernel<T><<<grid, dim3(kSumCols, kSumRows, 1), 0, stream>>>(rows, cols, src, accumulate, dst);
+  column_sum_kernel<T, C><<<grid, dim3(kSumCols, kSumRows, 1), 0, stream>>>(rows, cols, src, accumulate, dst);
   DYNRNN_LAUNCH_CHECK(stream, "column_sum_kernel<<<>>>");
   return Status::ok();
 }
 
-#define DYNRNN_INSTANTIATE(T) template Status column_sum<T>(int64_t, int64_t, const T*, bool, T*, cudaStream_t);
+#define DYNRNN_INSTANTIATE(T) template Status column_sum<T, T>(int64_t, int64_t, const T*, bool, T*, cudaStream_t);
 DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
+#define DYNRNN_INSTANTIATE(T) \
+  template Status column_sum<T, float>(int64_t, int64_t, const T*, bool, float*, cudaStream_t);
+DYNRNN_FOR_EACH_16BIT_TYPE(DYNRNN_INSTANTIATE)
 #undef DYNRNN_INSTANTIATE
 
 }  // namespace cuda_detail

@@ -12,8 +12,9 @@ namespace dynrnn {
 namespace cuda_detail {
 
 /// dst[c] = sum_r src[r * cols + c] (+ dst[c] when accumulate), enqueued on `stream`.
-template <typename T>
-Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst, cudaStream_t stream);
+/// dst[c] (of type C: T, or compute_t<T>) = sum_r src[r * cols + c] (+ dst[c]), in compute_t<T>.
+template <typename T, typename C>
+Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, C* dst, cudaStream_t stream);
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

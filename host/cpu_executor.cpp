@@ -26,6 +26,16 @@ class CpuExecutor final : public Executor<T> {
   Status wait(int) override { return Status::ok(); }
 
   Status gemm(int64_t m, int64_t n, int64_t k, A alpha, MatRef<T> a, MatRef<T> b, A beta, T* c, int64_t ldc) override {
+    return gemm_into(m, n, k, alpha, a, b, beta, c, ldc);
+  }
+  Status gemm_wide(int64_t m, int64_t n, int64_t k, A alpha, MatRef<T> a, MatRef<T> b, A beta, A* c,
+                   int64_t ldc) override {
+    return gemm_into(m, n, k, alpha, a, b, beta, c, ldc);
+  }
+
+  template <typename C>
+  static Status gemm_into(int64_t m, int64_t n, int64_t k, A alpha, MatRef<T> a, MatRef<T> b, A beta, C* c,
+                          int64_t ldc) {
     std::vector<A> acc(static_cast<size_t>(n));
     for (int64_t i = 0; i < m; ++i) {
       std::fill(acc.begin(), acc.end(), A(0));
@@ -33,7 +43,7 @@ class CpuExecutor final : public Executor<T> {
         const A aip = element(a, i, p);
         for (int64_t j = 0; j < n; ++j) acc[j] += aip * A(element(b, p, j));
       }
-      T* row = c + i * ldc;
+      C* row = c + i * ldc;
       for (int64_t j = 0; j < n; ++j) {
         // beta == 0 overwrites (BLAS semantics): C may hold garbage, even NaN.
         row[j] = beta == A(0) ? alpha * acc[j] : alpha * acc[j] + beta * A(row[j]);
@@ -67,6 +77,14 @@ class CpuExecutor final : public Executor<T> {
   Status copy_to_device(T* dst, const T* host_src, int64_t count) override { return copy(dst, host_src, count); }
 
   Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
+    return column_sum_into(rows, cols, src, accumulate, dst);
+  }
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, A* dst) override {
+    return column_sum_into(rows, cols, src, accumulate, dst);
+  }
+
+  template <typename C>
+  static Status column_sum_into(int64_t rows, int64_t cols, const T* src, bool accumulate, C* dst) {
     for (int64_t c = 0; c < cols; ++c) {
       A s = A(0);
       for (int64_t r = 0; r < rows; ++r) s += A(src[r * cols + c]);

@@ -9,6 +9,8 @@
 
 /// X(T) for every element type, in DataType order.
 #define DYNRNN_FOR_EACH_ELEMENT_TYPE(X) X(float) X(double) X(::dynrnn::bfloat16) X(::dynrnn::float16)
+/// X(T) for the element types whose compute type differs (what needs T -> float instantiations).
+#define DYNRNN_FOR_EACH_16BIT_TYPE(X) X(::dynrnn::bfloat16) X(::dynrnn::float16)
 
 namespace dynrnn {
 

@@ -54,6 +54,10 @@ class Executor {
   /// Products accumulate in compute_t<T> and C is rounded to T once.
   virtual Status gemm(int64_t m, int64_t n, int64_t k, compute_t<T> alpha, MatRef<T> a, MatRef<T> b, compute_t<T> beta,
                       T* c, int64_t ldc) = 0;
+  /// gemm with C in compute_t<T>: the float32 weight-gradient accumulators of the 16-bit types (for
+  /// float and double, the same as gemm).
+  virtual Status gemm_wide(int64_t m, int64_t n, int64_t k, compute_t<T> alpha, MatRef<T> a, MatRef<T> b,
+                           compute_t<T> beta, compute_t<T>* c, int64_t ldc) = 0;
   /// Runs op.apply(b, j) for every b < op.batch, j < op.cols.
   virtual Status pointwise(const PointwiseOp<T>& op) = 0;
   /// dst[r * ld + c] = 0 for r < rows, c < cols.
@@ -63,6 +67,8 @@ class Executor {
   /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order in
   /// compute_t<T>.
   virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
+  /// column_sum into compute_t<T> (the 16-bit types' float32 bias-gradient accumulators).
+  virtual Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, compute_t<T>* dst) = 0;
   /// Copies count elements between backend memory and pinned host memory, asynchronously on the
   /// current queue (swap_memory).
   virtual Status copy_to_host(T* host_dst, const T* src, int64_t count) = 0;

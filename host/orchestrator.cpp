@@ -377,6 +377,7 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       const LayerPlan& lp = plan(l);
       DYNRNN_TRY(ex_.set_queue(lp.queue));
       if (l.layer == 0) DYNRNN_TRY(backward_layer0_inputs(c, l));
+      DYNRNN_TRY(finish_grad_weights(c, l));
       if (c.grad_initial_state && B > 0) {
         DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, at(lp.dh, dh_cur_[d][l.layer]), B * l.out_width));
         if (l.is_lstm) DYNRNN_TRY(narrow_c(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)), l.units));
@@ -419,27 +420,28 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
   const T* dz = at(lp.dz);
   const T* dzc = at(lp.dzc);
-  if (T* G = c.grad_weights) {
-    const bool acc = c.accumulate_grad_weights || ch != n_chunks_ - 1;
-    const compute_t<T> beta = acc ? 1 : 0;
-    const int64_t rows = n * B;
+  DYNRNN_TRY(with_grad_weights(c, l, [&](auto* g, bool accumulate) -> Status {
+    const bool acc = accumulate || ch != n_chunks_ - 1;
+    const A beta = acc ? 1 : 0;
+    const int64_t rows = n * B, p0 = l.param_begin;
     if (!dual) {
-      DYNRNN_TRY(ex_.gemm(Din, GW, rows, A(1), {in, Din, true}, {dz, GW, false}, beta, G + l.kernel, GW));
+      DYNRNN_TRY(gemm_to(Din, GW, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
       if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(Din, H, rows, A(1), {in, Din, true}, {dzc, H, false}, beta, G + l.cand_kernel, H));
+        DYNRNN_TRY(gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0), H));
       }
     }
-    DYNRNN_TRY(ex_.gemm(O, GW, rows, A(1), {S.hs, O, true}, {dz, GW, false}, beta, G + l.kernel + Din * GW, GW));
-    DYNRNN_TRY(ex_.column_sum(rows, GW, dz, acc, G + l.bias));
+    DYNRNN_TRY(gemm_to(O, GW, rows, {S.hs, O, true}, {dz, GW, false}, beta, g + (l.kernel - p0 + Din * GW), GW));
+    DYNRNN_TRY(sum_to(rows, GW, dz, acc, g + (l.bias - p0)));
     if (l.project) {
-      DYNRNN_TRY(ex_.gemm(H, O, rows, A(1), {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, G + l.projection, O));
+      DYNRNN_TRY(gemm_to(H, O, rows, {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, g + (l.projection - p0), O));
     }
-    if (l.peepholes) DYNRNN_TRY(ex_.column_sum(rows, 3 * H, at(lp.dpeep), acc, G + l.peephole));
+    if (l.peepholes) DYNRNN_TRY(sum_to(rows, 3 * H, at(lp.dpeep), acc, g + (l.peephole - p0)));
     if (l.is_gru) {
-      DYNRNN_TRY(ex_.gemm(H, H, rows, A(1), {S.rh, H, true}, {dzc, H, false}, beta, G + l.cand_kernel + Din * H, H));
-      DYNRNN_TRY(ex_.column_sum(rows, H, dzc, acc, G + l.cand_bias));
+      DYNRNN_TRY(gemm_to(H, H, rows, {S.rh, H, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0 + Din * H), H));
+      DYNRNN_TRY(sum_to(rows, H, dzc, acc, g + (l.cand_bias - p0)));
     }
-  }
+    return Status::ok();
+  }));
   // Gradient of this chunk's inputs: the upstream of the layer below, or the caller's grad_inputs
   // (layer 0 in step order; otherwise backward_layer0_inputs does it from dz_x after all chunks).
   T* din = nullptr;
@@ -502,13 +504,15 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
   const bool bidirectional = m_.num_directions() == 2;
   if (lp.dz_x.present()) {
     const int64_t rows = time_major_ ? loop_bound_ * B : p_.max_time * B;
-    if (T* G = c.grad_weights) {
-      const compute_t<T> beta = c.accumulate_grad_weights ? 1 : 0;
-      DYNRNN_TRY(ex_.gemm(D, GW, rows, A(1), {c.x, D, true}, {at(lp.dz_x), GW, false}, beta, G + l.kernel, GW));
+    DYNRNN_TRY(with_grad_weights(c, l, [&](auto* g, bool accumulate) -> Status {
+      const A beta = accumulate ? 1 : 0;
+      const int64_t p0 = l.param_begin;
+      DYNRNN_TRY(gemm_to(D, GW, rows, {c.x, D, true}, {at(lp.dz_x), GW, false}, beta, g + (l.kernel - p0), GW));
       if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(D, H, rows, A(1), {c.x, D, true}, {at(lp.dzc_x), H, false}, beta, G + l.cand_kernel, H));
+        DYNRNN_TRY(gemm_to(D, H, rows, {c.x, D, true}, {at(lp.dzc_x), H, false}, beta, g + (l.cand_kernel - p0), H));
       }
-    }
+      return Status::ok();
+    }));
     if (c.grad_inputs) {
       // Both directions add into grad_inputs: the backward stack after the forward one.
       compute_t<T> beta = 0;
@@ -525,6 +529,21 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
     }
   }
   if (l.direction == 0 && bidirectional) DYNRNN_TRY(ex_.record(p_.ev_grad_inputs));
+  return Status::ok();
+}
+
+template <typename T>
+Status Orchestrator<T>::finish_grad_weights(const BackwardCall<T>& c, const LayerModel& l) {
+  if constexpr (!std::is_same<A, T>::value) {
+    if (!c.grad_weights || !plan(l).dw.present()) return Status::ok();
+    cell::NarrowParams<T> n;
+    n.batch = 1;
+    n.cols = l.param_end - l.param_begin;
+    n.src = wide(at(plan(l).dw));
+    n.dst = c.grad_weights + l.param_begin;
+    n.accumulate = c.accumulate_grad_weights;
+    return ex_.pointwise(n);
+  }
   return Status::ok();
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "host/element_types.h"
@@ -83,6 +84,33 @@ class Orchestrator {
   Status backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
                        cell::SeqView<const T> dy, T* dh_next, T* dh_prev);
   Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
+  /// Rounds a 16-bit layer's float32 weight-gradient sums into grad_weights (adding with accumulate).
+  Status finish_grad_weights(const BackwardCall<T>& c, const LayerModel& l);
+  /// Where a layer's weight gradients are summed: g[0] is its first parameter. With wide_dw, the
+  /// layer's compute_t<T> accumulator (which never holds the caller's values), else grad_weights.
+  template <typename F>
+  Status with_grad_weights(const BackwardCall<T>& c, const LayerModel& l, F&& f) {
+    if (!c.grad_weights) return Status::ok();
+    if (plan(l).dw.present()) return f(wide(at(plan(l).dw)), false);
+    return f(c.grad_weights + l.param_begin, c.accumulate_grad_weights);
+  }
+  /// gemm or column_sum into a T or a compute_t<T> buffer.
+  template <typename G>
+  Status gemm_to(int64_t m, int64_t n, int64_t k, MatRef<T> a, MatRef<T> b, A beta, G* c, int64_t ldc) {
+    if constexpr (std::is_same<G, T>::value) {
+      return ex_.gemm(m, n, k, A(1), a, b, beta, c, ldc);
+    } else {
+      return ex_.gemm_wide(m, n, k, A(1), a, b, beta, c, ldc);
+    }
+  }
+  template <typename G>
+  Status sum_to(int64_t rows, int64_t cols, const T* src, bool accumulate, G* dst) {
+    if constexpr (std::is_same<G, T>::value) {
+      return ex_.column_sum(rows, cols, src, accumulate, dst);
+    } else {
+      return ex_.column_sum_wide(rows, cols, src, accumulate, dst);
+    }
+  }
 
   /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
   /// backward, recompute) scratch.

@@ -197,6 +197,8 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
         lp.dmraw = bwd_ws.take(1, {B, H});
       }
       if (l.peepholes) lp.dpeep = bwd_ws.take(1, {K, B, 3, H});
+      // Rounding a running sum to 16 bits once per chunk would lose the small late terms.
+      if (model.c_elems > 1) lp.dw = bwd_ws.take(1, {l.param_end - l.param_begin, model.c_elems});
       if (l.layer > 0) lp.dy_in = bwd_ws.take(2, {K, B, l.in_width});
       if (regenerate) {
         lp.rscratch = bwd_ws.take(lp.regen.elems > 0 ? 1 : 0, {lp.regen.elems});

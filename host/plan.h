@@ -70,6 +70,7 @@ struct LayerPlan {
   Region drh;          ///< GRU gradient of r * h
   Region dmp, dmraw;   ///< LSTM projection gradients (dmp: one chunk)
   Region dpeep;        ///< per-row peephole gradient contributions of one chunk
+  Region dw;           ///< 16-bit types: the layer's weight gradients in compute_t<T>, summed over chunks
   Region dy_in;        ///< layers > 0: 2 chunk slots of the gradient of this layer's input
   // Recompute scratch (workspace): one chunk's input projection and recurrent GEMM results.
   Region rxg, rgx, rgxc, rgh, rghc;

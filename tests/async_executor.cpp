@@ -87,6 +87,11 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
     enqueue([=] { return inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc); });
     return Status::ok();
   }
+  Status gemm_wide(int64_t m, int64_t n, int64_t k, dynrnn::compute_t<T> alpha, dynrnn::MatRef<T> a,
+                   dynrnn::MatRef<T> b, dynrnn::compute_t<T> beta, dynrnn::compute_t<T>* c, int64_t ldc) override {
+    enqueue([=] { return inner_->gemm_wide(m, n, k, alpha, a, b, beta, c, ldc); });
+    return Status::ok();
+  }
   Status pointwise(const dynrnn::PointwiseOp<T>& op) override {
     enqueue([this, op] { return inner_->pointwise(op); });
     return Status::ok();
@@ -101,6 +106,11 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
   }
   Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
     enqueue([=] { return inner_->column_sum(rows, cols, src, accumulate, dst); });
+    return Status::ok();
+  }
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate,
+                         dynrnn::compute_t<T>* dst) override {
+    enqueue([=] { return inner_->column_sum_wide(rows, cols, src, accumulate, dst); });
     return Status::ok();
   }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {

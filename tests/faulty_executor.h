@@ -44,6 +44,10 @@ class FaultyExecutor final : public Executor<T> {
               dynrnn::compute_t<T> beta, T* c, int64_t ldc) override {
     return step(false) ? fault() : inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc);
   }
+  Status gemm_wide(int64_t m, int64_t n, int64_t k, dynrnn::compute_t<T> alpha, MatRef<T> a, MatRef<T> b,
+                   dynrnn::compute_t<T> beta, dynrnn::compute_t<T>* c, int64_t ldc) override {
+    return step(false) ? fault() : inner_->gemm_wide(m, n, k, alpha, a, b, beta, c, ldc);
+  }
   Status pointwise(const PointwiseOp<T>& op) override { return step(false) ? fault() : inner_->pointwise(op); }
   Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
     return step(false) ? fault() : inner_->fill_zero(dst, rows, cols, ld);
@@ -53,6 +57,10 @@ class FaultyExecutor final : public Executor<T> {
   }
   Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
     return step(false) ? fault() : inner_->column_sum(rows, cols, src, accumulate, dst);
+  }
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate,
+                         dynrnn::compute_t<T>* dst) override {
+    return step(false) ? fault() : inner_->column_sum_wide(rows, cols, src, accumulate, dst);
   }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
     return step(false) ? fault() : inner_->copy_to_host(host_dst, src, count);

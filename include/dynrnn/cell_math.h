@@ -116,8 +116,8 @@ struct GatherParams {
   }
 };
 
-/// The LSTM cell state lives in the compute type (float for 16-bit storage); these convert a flat
-/// [rows, cols] state between the caller's element type and it (initial/final state, their gradients).
+/// The LSTM cell state and the weight-gradient accumulators live in the compute type (float for
+/// 16-bit storage); these convert [rows, cols] buffers between the caller's element type and it.
 template <typename T>
 struct WidenParams {
   using A = compute_t<T>;
@@ -134,8 +134,12 @@ struct NarrowParams {
   int64_t batch = 0, cols = 0;
   const A* src = nullptr;
   T* dst = nullptr;
+  bool accumulate = false;  ///< dst += src (rounded once), for accumulated weight gradients
 
-  DYNRNN_HD void apply(int64_t r, int64_t j) const { dst[r * cols + j] = T(src[r * cols + j]); }
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const int64_t i = r * cols + j;
+    dst[i] = T(accumulate ? A(dst[i]) + src[i] : src[i]);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
