@@ -64,34 +64,6 @@ Status Orchestrator<T>::copy_state(const LayerModel& l, T* dst, const T* src) {
 }
 
 template <typename T>
-Status Orchestrator<T>::widen_c(A* dst, const T* src, int64_t H) {
-  if constexpr (std::is_same<A, T>::value) {
-    return ex_.copy(dst, src, p_.batch * H);
-  } else {
-    cell::WidenParams<T> w;
-    w.batch = p_.batch;
-    w.cols = H;
-    w.src = src;
-    w.dst = dst;
-    return ex_.pointwise(w);
-  }
-}
-
-template <typename T>
-Status Orchestrator<T>::narrow_c(T* dst, const A* src, int64_t H) {
-  if constexpr (std::is_same<A, T>::value) {
-    return ex_.copy(dst, src, p_.batch * H);
-  } else {
-    cell::NarrowParams<T> n;
-    n.batch = p_.batch;
-    n.cols = H;
-    n.src = src;
-    n.dst = dst;
-    return ex_.pointwise(n);
-  }
-}
-
-template <typename T>
 Status Orchestrator<T>::gather_inputs(const T* x, const int32_t* seq_len, const LayerModel& l, int64_t first_step,
                                       int64_t steps, T* dst) {
   cell::GatherParams<T> g;

@@ -130,8 +130,21 @@ class Orchestrator {
   /// A c buffer (slot field or region) viewed in the compute type it holds.
   static A* wide(T* p) { return reinterpret_cast<A*>(p); }
   /// B x H cell states between the caller's element type and the compute type, and within the latter.
-  Status widen_c(A* dst, const T* src, int64_t H);
-  Status narrow_c(T* dst, const A* src, int64_t H);
+  Status widen_c(A* dst, const T* src, int64_t H) { return convert_c<cell::WidenParams<T>>(dst, src, H); }
+  Status narrow_c(T* dst, const A* src, int64_t H) { return convert_c<cell::NarrowParams<T>>(dst, src, H); }
+  template <typename P, typename D, typename S>
+  Status convert_c(D* dst, const S* src, int64_t H) {
+    if constexpr (std::is_same<D, S>::value) {
+      return ex_.copy(dst, src, p_.batch * H);
+    } else {
+      P p;
+      p.batch = p_.batch;
+      p.cols = H;
+      p.src = src;
+      p.dst = dst;
+      return ex_.pointwise(p);
+    }
+  }
   Status copy_c(A* dst, const A* src, int64_t H) {
     return ex_.copy(reinterpret_cast<T*>(dst), reinterpret_cast<const T*>(src), p_.batch * H * m_.c_elems);
   }

@@ -103,35 +103,37 @@ DYNRNN_HD float f16_bits_to_float(uint16_t h) {
 #endif
 }
 
+/// The bit formats: encode rounds a float to nearest even, decode is exact.
+struct BFloat16Format {
+  DYNRNN_HD static uint16_t encode(float f) { return float_to_bf16_bits(f); }
+  DYNRNN_HD static float decode(uint16_t h) { return bf16_bits_to_float(h); }
+};
+struct Float16Format {
+  DYNRNN_HD static uint16_t encode(float f) { return float_to_f16_bits(f); }
+  DYNRNN_HD static float decode(uint16_t h) { return f16_bits_to_float(h); }
+};
+
+/// A 16-bit storage type: trivially copyable, converts implicitly from and to float.
+template <typename Format>
+struct Storage16 {
+  uint16_t bits;
+
+  Storage16() = default;
+  DYNRNN_HD Storage16(float f) : bits(Format::encode(f)) {}  // NOLINT: implicit by design
+  DYNRNN_HD operator float() const { return Format::decode(bits); }
+  DYNRNN_HD static Storage16 from_bits(uint16_t b) {
+    Storage16 h;
+    h.bits = b;
+    return h;
+  }
+};
+
 }  // namespace half_detail
 
 /// bfloat16: 1 sign, 8 exponent, 7 mantissa bits (float's range, about 3 significant digits).
-struct bfloat16 {
-  uint16_t bits;
-
-  bfloat16() = default;
-  DYNRNN_HD bfloat16(float f) : bits(half_detail::float_to_bf16_bits(f)) {}  // NOLINT: implicit by design
-  DYNRNN_HD operator float() const { return half_detail::bf16_bits_to_float(bits); }
-  DYNRNN_HD static bfloat16 from_bits(uint16_t b) {
-    bfloat16 h;
-    h.bits = b;
-    return h;
-  }
-};
-
+using bfloat16 = half_detail::Storage16<half_detail::BFloat16Format>;
 /// IEEE binary16: 1 sign, 5 exponent, 10 mantissa bits (largest finite 65504).
-struct float16 {
-  uint16_t bits;
-
-  float16() = default;
-  DYNRNN_HD float16(float f) : bits(half_detail::float_to_f16_bits(f)) {}  // NOLINT: implicit by design
-  DYNRNN_HD operator float() const { return half_detail::f16_bits_to_float(bits); }
-  DYNRNN_HD static float16 from_bits(uint16_t b) {
-    float16 h;
-    h.bits = b;
-    return h;
-  }
-};
+using float16 = half_detail::Storage16<half_detail::Float16Format>;
 
 static_assert(sizeof(bfloat16) == 2 && sizeof(float16) == 2, "16-bit storage types must be 2 bytes");
 
@@ -140,12 +142,8 @@ template <typename T>
 struct ComputeType {
   using type = T;
 };
-template <>
-struct ComputeType<bfloat16> {
-  using type = float;
-};
-template <>
-struct ComputeType<float16> {
+template <typename Format>
+struct ComputeType<half_detail::Storage16<Format>> {
   using type = float;
 };
 template <typename T>
