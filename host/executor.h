@@ -12,12 +12,13 @@ namespace dynrnn {
 
 /// One pointwise stage of a time step, a gather of a chunk of inputs, or a recompute stage (cell_math.h).
 template <typename T>
-using PointwiseOp = std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
-                                 cell::LstmBackwardParams<T>, cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>,
-                                 cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
-                                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
-                                 cell::GatherParams<T>, cell::PreactivationParams<T>, cell::GruResetParams<T>,
-                                 cell::LstmOutputParams<T>, cell::WidenParams<T>, cell::NarrowParams<T>>;
+using PointwiseOp =
+    std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
+                 cell::LstmBackwardParams<T>, cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>,
+                 cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
+                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>, cell::SeqCopyParams<T>,
+                 cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::LstmOutputParams<T>, cell::WidenParams<T>,
+                 cell::NarrowParams<T>, cell::AddParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>

@@ -64,16 +64,16 @@ Status Orchestrator<T>::copy_state(const LayerModel& l, T* dst, const T* src) {
 }
 
 template <typename T>
-Status Orchestrator<T>::gather_inputs(const T* x, const int32_t* seq_len, const LayerModel& l, int64_t first_step,
-                                      int64_t steps, T* dst) {
-  cell::GatherParams<T> g;
-  g.map = cell::StepMap{seq_len, first_step, p_.max_time};
-  g.batch = steps * p_.batch;
-  g.cols = l.in_width;
-  g.rows_per_step = p_.batch;
-  g.src = user_view(x, l.in_width, l.direction == 1);
-  g.dst = dst;
-  return ex_.pointwise(g);
+Status Orchestrator<T>::copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, const int32_t* seq_len,
+                                   int64_t first_step, int64_t steps, int64_t width) {
+  cell::SeqCopyParams<T> p;
+  p.map = cell::StepMap{seq_len, first_step, p_.max_time};
+  p.batch = steps * p_.batch;
+  p.cols = width;
+  p.rows_per_step = p_.batch;
+  p.src = src;
+  p.dst = dst;
+  return ex_.pointwise(p);
 }
 
 template <typename T>
@@ -154,7 +154,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     in = entry(slot(*lo, ch).hs, 1, Din);
   } else if (lp.xg.present()) {
     in = at(lp.xg);
-    DYNRNN_TRY(gather_inputs(c.x, c.seq_len, l, s0, n, at(lp.xg)));
+    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg), Din, s0), c.seq_len, s0, n, Din));
   }
   DYNRNN_TRY(ex_.gemm(n * B, GW, Din, A(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, A(0), at(lp.gx), GW));
   if (l.is_gru) {
@@ -311,14 +311,11 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
         DYNRNN_TRY(ex_.fill_zero(dh, B, O, O));
         if (l.is_lstm) DYNRNN_TRY(zero_c(wide(at(lp.dc)), H));
       }
-      if (lp.dz_x.present() && loop_bound_ < T_) {
-        DYNRNN_TRY(ex_.fill_zero(at(lp.dz_x), T_ * B, GW, GW));
-        if (l.is_gru) DYNRNN_TRY(ex_.fill_zero(at(lp.dzc_x), T_ * B, H, H));
-      }
-      if (l.layer == 0 && d == 0 && c.grad_inputs && !lp.dz_x.present() && loop_bound_ < T_) {
-        // Step-ordered input rows past the loop bound get no gradient from any chunk.
-        const int64_t D = l.in_width;
-        DYNRNN_TRY(ex_.fill_zero(c.grad_inputs + loop_bound_ * B * D, (T_ - loop_bound_) * B, D, D));
+      if (l.layer == 0 && d == 0 && c.grad_inputs && loop_bound_ < T_) {
+        // Input positions past the loop bound get no gradient from any chunk (the steps before it
+        // write every position before it, reversed or not).
+        const Block b = positions(loop_bound_, T_, l.in_width);
+        DYNRNN_TRY(ex_.fill_zero(c.grad_inputs + b.offset, b.rows, b.cols, b.ld));
       }
     }
   }
@@ -381,8 +378,12 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   } else {
     dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
   }
-  const bool dual = lp.dz_x.present();
-  const T* in = lo ? entry(slot(*lo, ch, /*backward=*/true).hs, 1, Din) : (dual ? nullptr : c.x + s0 * B * Din);
+  const T* in = lo ? entry(slot(*lo, ch, /*backward=*/true).hs, 1, Din) : c.x + s0 * B * Din;
+  if (lp.bxg.present()) {  // layer 0 at the caller's positions: gather the chunk as forward did
+    const bool reverse = l.direction == 1;
+    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.bxg), Din, s0), c.seq_len, s0, n, Din));
+    in = at(lp.bxg);
+  }
   if (lp.rscratch.present()) DYNRNN_TRY(regenerate(c, l, ch, S, in));
   int& cur = dh_cur_[l.direction][l.layer];
   for (int64_t s = s1 - 1; s >= s0; --s) {
@@ -396,11 +397,9 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     const bool acc = accumulate || ch != n_chunks_ - 1;
     const A beta = acc ? 1 : 0;
     const int64_t rows = n * B, p0 = l.param_begin;
-    if (!dual) {
-      DYNRNN_TRY(gemm_to(Din, GW, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
-      if (l.is_gru) {
-        DYNRNN_TRY(gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0), H));
-      }
+    DYNRNN_TRY(gemm_to(Din, GW, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
+    if (l.is_gru) {
+      DYNRNN_TRY(gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0), H));
     }
     DYNRNN_TRY(gemm_to(O, GW, rows, {S.hs, O, true}, {dz, GW, false}, beta, g + (l.kernel - p0 + Din * GW), GW));
     DYNRNN_TRY(sum_to(rows, GW, dz, acc, g + (l.bias - p0)));
@@ -415,20 +414,26 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     return Status::ok();
   }));
   // Gradient of this chunk's inputs: the upstream of the layer below, or the caller's grad_inputs
-  // (layer 0 in step order; otherwise backward_layer0_inputs does it from dz_x after all chunks).
+  // (layer 0: in step order, or in dxg and then scattered to the caller's positions).
   T* din = nullptr;
   if (lo) {
     // dy_in slot ch % 2 last held chunk ch + 2, which the layer below has finished with.
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_bwd_done));
     din = at(lp.dy_in, ch);
-  } else if (!dual && c.grad_inputs) {
-    din = c.grad_inputs + s0 * B * Din;
+  } else if (c.grad_inputs) {
+    din = lp.dxg.present() ? at(lp.dxg) : c.grad_inputs + s0 * B * Din;
   }
   if (din) {
     DYNRNN_TRY(ex_.gemm(n * B, Din, GW, A(1), {dz, GW, false}, {c.weights + l.kernel, GW, true}, A(0), din, Din));
     if (l.is_gru) {
       DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {c.weights + l.cand_kernel, H, true}, A(1), din, Din));
     }
+  }
+  if (!lo && c.grad_inputs && lp.dxg.present()) {
+    // The backward stack of a bidirectional RNN scatters into its own dx_bw, which is added last.
+    T* dx = lp.dx_bw.present() ? at(lp.dx_bw) : c.grad_inputs;
+    DYNRNN_TRY(
+        copy_steps(chunk_view<const T>(din, Din, s0), user_view(dx, Din, l.direction == 1), c.seq_len, s0, n, Din));
   }
   return ex_.record(lp.ev_bwd_done);
 }
@@ -440,10 +445,6 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const int64_t s0 = ch * p_.chunk, steps = std::min(s0 + p_.chunk, loop_bound_) - s0, rows = steps * B;
   const T* W = c.weights;
-  if (!in) {  // layer 0 at the caller's positions: gather the chunk as forward did
-    in = at(lp.rxg);
-    DYNRNN_TRY(gather_inputs(c.x, c.seq_len, l, s0, steps, at(lp.rxg)));
-  }
   // The chunk's pre-activations: one GEMM for its inputs and one for the states before each step.
   DYNRNN_TRY(ex_.gemm(rows, GW, Din, A(1), {in, Din, false}, {W + l.kernel, GW, false}, A(0), at(lp.rgx), GW));
   DYNRNN_TRY(ex_.gemm(rows, GW, O, A(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, A(0), at(lp.rgh), GW));
@@ -472,36 +473,19 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
 template <typename T>
 Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l) {
   const LayerPlan& lp = plan(l);
-  const int64_t B = p_.batch, D = l.in_width, GW = l.gate_width, H = l.units;
-  const bool bidirectional = m_.num_directions() == 2;
-  if (lp.dz_x.present()) {
-    const int64_t rows = time_major_ ? loop_bound_ * B : p_.max_time * B;
-    DYNRNN_TRY(with_grad_weights(c, l, [&](auto* g, bool accumulate) -> Status {
-      const A beta = accumulate ? 1 : 0;
-      const int64_t p0 = l.param_begin;
-      DYNRNN_TRY(gemm_to(D, GW, rows, {c.x, D, true}, {at(lp.dz_x), GW, false}, beta, g + (l.kernel - p0), GW));
-      if (l.is_gru) {
-        DYNRNN_TRY(gemm_to(D, H, rows, {c.x, D, true}, {at(lp.dzc_x), H, false}, beta, g + (l.cand_kernel - p0), H));
-      }
-      return Status::ok();
-    }));
-    if (c.grad_inputs) {
-      // Both directions add into grad_inputs: the backward stack after the forward one.
-      compute_t<T> beta = 0;
-      if (l.direction == 1) {
-        DYNRNN_TRY(ex_.wait(p_.ev_grad_inputs));
-        beta = 1;
-      }
-      DYNRNN_TRY(ex_.gemm(rows, D, GW, A(1), {at(lp.dz_x), GW, false}, {c.weights + l.kernel, GW, true}, beta,
-                          c.grad_inputs, D));
-      if (l.is_gru) {
-        DYNRNN_TRY(ex_.gemm(rows, D, H, A(1), {at(lp.dzc_x), H, false}, {c.weights + l.cand_kernel, H, true}, A(1),
-                            c.grad_inputs, D));
-      }
-    }
-  }
-  if (l.direction == 0 && bidirectional) DYNRNN_TRY(ex_.record(p_.ev_grad_inputs));
-  return Status::ok();
+  if (l.direction == 0 && m_.num_directions() == 2) return ex_.record(p_.ev_grad_inputs);
+  if (!c.grad_inputs || !lp.dx_bw.present()) return Status::ok();
+  // The backward stack's input gradient joins the forward stack's once that one is complete. Only
+  // positions before the loop bound hold values (the forward stack zeroed the rest).
+  DYNRNN_TRY(ex_.wait(p_.ev_grad_inputs));
+  const Block b = positions(0, loop_bound_, l.in_width);
+  cell::AddParams<T> add;
+  add.batch = b.rows;
+  add.cols = b.cols;
+  add.ld = b.ld;
+  add.src = at(lp.dx_bw) + b.offset;
+  add.dst = c.grad_inputs + b.offset;
+  return ex_.pointwise(add);
 }
 
 template <typename T>
@@ -529,8 +513,6 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
   cell::StepMap map{c.seq_len, s, p_.max_time};
   const T* hp = entry(slot.hs, e, O);
   T* dz = entry(at(lp.dz), e, GW);
-  cell::SeqView<T> dz_x;
-  if (lp.dz_x.present()) dz_x = user_view(at(lp.dz_x), GW, reverse);
   const T* Kh = W + l.kernel + Din * GW;
   if (l.is_gru) {
     cell::GruCandidateBackwardParams<T> k;
@@ -545,9 +527,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.dh_next = dh_next;
     k.dh_prev = dh_prev;
     k.dzc = entry(at(lp.dzc), e, H);
-    if (lp.dzc_x.present()) k.dzc_x = user_view(at(lp.dzc_x), H, reverse);
     k.dzg = dz;
-    k.dzg_x = dz_x;
     DYNRNN_TRY(ex_.pointwise(k));
     T* drh = at(lp.drh);
     DYNRNN_TRY(ex_.gemm(B, H, H, A(1), {k.dzc, H, false}, {W + l.cand_kernel + Din * H, H, true}, A(0), drh, H));
@@ -560,7 +540,6 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     g.drh = drh;
     g.dh_prev = dh_prev;
     g.dzg = dz;
-    g.dzg_x = dz_x;
     DYNRNN_TRY(ex_.pointwise(g));
   } else if (!l.is_lstm) {
     cell::RnnBackwardParams<T> k;
@@ -573,7 +552,6 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.dh_next = dh_next;
     k.dh_prev = dh_prev;
     k.dz = dz;
-    k.dz_x = dz_x;
     DYNRNN_TRY(ex_.pointwise(k));
   } else {
     cell::LstmBackwardParams<T> k;
@@ -586,7 +564,6 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     k.c_prev = entry(slot.cs, e, H);
     k.dc = wide(at(lp.dc));
     k.dz = dz;
-    k.dz_x = dz_x;
     k.dpeep = entry(at(lp.dpeep), e, 3 * H);
     if (l.project) {
       cell::ProjBackwardParams<T> pk;

@@ -115,10 +115,18 @@ class Orchestrator {
   /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
-  /// Copies steps [first_step, first_step + steps) of the caller's x, in layer l's direction, into a
-  /// step-ordered chunk buffer.
-  Status gather_inputs(const T* x, const int32_t* seq_len, const LayerModel& l, int64_t first_step, int64_t steps,
-                       T* dst);
+  /// Copies steps [first_step, first_step + steps) between a caller sequence and a step-ordered chunk.
+  Status copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, const int32_t* seq_len, int64_t first_step,
+                    int64_t steps, int64_t width);
+  /// Time positions [t0, t1) of a caller sequence of the given width, as a 2D block of elements.
+  struct Block {
+    int64_t offset, rows, cols, ld;
+  };
+  Block positions(int64_t t0, int64_t t1, int64_t width) const {
+    const int64_t B = p_.batch, T_ = p_.max_time;
+    if (time_major_) return {t0 * B * width, (t1 - t0) * B, width, width};
+    return {t0 * width, B, (t1 - t0) * width, T_ * width};
+  }
   /// Copies layer l's leaves of a flat state buffer (h, and c for LSTMs) into another; src null: zeros.
   Status copy_state(const LayerModel& l, T* dst, const T* src);
   Status regenerate(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk, const Slot& S, const T* in);

@@ -170,8 +170,8 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       }
 
       // Layer 0 reads x at the caller's positions; unless they are in step order (time-major, forward
-      // direction), a chunk of them is gathered for the projection, and backward writes the gradients
-      // of all steps there too (dz_x) for dW_x and dx.
+      // direction), forward gathers a chunk of them for the projection, and backward gathers it again
+      // (dW_x, recompute) and scatters the chunk's input gradient back to those positions.
       const bool caller_order = l.layer == 0 && (!model.spec.time_major || d == 1);
       if (caller_order) lp.xg = fwd_ws.take(1, {K, B, l.in_width});
       lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, {lp.scratch.elems});
@@ -185,8 +185,9 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       lp.dz = bwd_ws.take(1, {K, B, GW});
       if (l.is_gru) lp.dzc = bwd_ws.take(1, {K, B, H});
       if (caller_order) {
-        lp.dz_x = bwd_ws.take(1, {TB, GW});
-        if (l.is_gru) lp.dzc_x = bwd_ws.take(1, {TB, H});
+        lp.bxg = bwd_ws.take(1, {K, B, l.in_width});
+        lp.dxg = bwd_ws.take(1, {K, B, l.in_width});
+        if (d == 1) lp.dx_bw = bwd_ws.take(1, {TB, l.in_width});
       }
       if (p.swap) lp.staging = bwd_ws.take(2, {lp.slot.elems});
       lp.dh = bwd_ws.take(2, {B, O});
@@ -202,7 +203,6 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       if (l.layer > 0) lp.dy_in = bwd_ws.take(2, {K, B, l.in_width});
       if (regenerate) {
         lp.rscratch = bwd_ws.take(lp.regen.elems > 0 ? 1 : 0, {lp.regen.elems});
-        if (caller_order) lp.rxg = bwd_ws.take(1, {K, B, l.in_width});
         lp.rgx = bwd_ws.take(1, {K, B, GW});
         lp.rgh = bwd_ws.take(1, {K, B, GW});
         if (l.is_gru) {

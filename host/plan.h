@@ -63,17 +63,21 @@ struct LayerPlan {
   Region gx, gxc;  ///< input projections of one chunk (gates; GRU candidate)
   Region gh, ghc;  ///< recurrent GEMM results of one step
   // Backward scratch (workspace).
-  Region dz, dzc;      ///< pre-activation gradients of one chunk, step order
-  Region dz_x, dzc_x;  ///< layer 0 when its input positions differ from step order: all steps
-  Region dh;           ///< 2 slots: running gradient of h, ping-pong
-  Region dc;           ///< running gradient of c, compute_t<T> (Model::c_elems)
-  Region drh;          ///< GRU gradient of r * h
-  Region dmp, dmraw;   ///< LSTM projection gradients (dmp: one chunk)
-  Region dpeep;        ///< per-row peephole gradient contributions of one chunk
-  Region dw;           ///< 16-bit types: the layer's weight gradients in compute_t<T>, summed over chunks
-  Region dy_in;        ///< layers > 0: 2 chunk slots of the gradient of this layer's input
+  Region dz, dzc;  ///< pre-activation gradients of one chunk, step order
+  // Layer 0 when its input positions differ from step order (batch-major or reversed): a chunk's
+  // inputs are gathered into step order for dW_x (and recompute), and its input gradient is formed
+  // in step order and scattered to the caller's positions.
+  Region bxg, dxg;    ///< [K, B, D] each
+  Region dx_bw;       ///< bidirectional, backward stack's layer 0: its dx [T, B, D], added to grad_inputs last
+  Region dh;          ///< 2 slots: running gradient of h, ping-pong
+  Region dc;          ///< running gradient of c, compute_t<T> (Model::c_elems)
+  Region drh;         ///< GRU gradient of r * h
+  Region dmp, dmraw;  ///< LSTM projection gradients (dmp: one chunk)
+  Region dpeep;       ///< per-row peephole gradient contributions of one chunk
+  Region dw;          ///< 16-bit types: the layer's weight gradients in compute_t<T>, summed over chunks
+  Region dy_in;       ///< layers > 0: 2 chunk slots of the gradient of this layer's input
   // Recompute scratch (workspace): one chunk's input projection and recurrent GEMM results.
-  Region rxg, rgx, rgxc, rgh, rghc;
+  Region rgx, rgxc, rgh, rghc;
 };
 
 struct Plan {

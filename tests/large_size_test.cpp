@@ -430,13 +430,13 @@ TEST(LargeSizes, GatherAndRnnStagesAtOffsetsPastTwoToThe31) {
   ASSERT_TRUE(src && dst);
   const int64_t step = r / B, row = r % B;
   for (int64_t j = 0; j < cols; ++j) src[(row * T + step) * cols + j] = 1.0f + static_cast<float>(j);
-  dynrnn::cell::GatherParams<float> g;
+  dynrnn::cell::SeqCopyParams<float> g;
   g.map = {nullptr, 0, T};
   g.batch = r + 1;
   g.cols = cols;
   g.rows_per_step = B;
   g.src = {src, cols, T * cols, false, 0};
-  g.dst = dst;
+  g.dst = {dst, B * cols, cols, false, 0};  // the step-ordered chunk
   for (int64_t j = 0; j < cols; ++j) g.apply(r, j);
   for (int64_t j = 0; j < cols; ++j) EXPECT_EQ(dst[r * cols + j], 1.0f + static_cast<float>(j)) << j;
 

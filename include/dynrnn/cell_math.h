@@ -98,21 +98,37 @@ struct SeqView {
   }
 };
 
-/// Copies steps first_step .. first_step + batch / rows_per_step - 1 of a caller sequence (any layout,
-/// reversed for the backward direction) into a step-ordered chunk buffer [steps, B, cols], so that
-/// one GEMM can project a chunk of inputs.
+/// Copies steps map.step .. map.step + batch / rows_per_step - 1 between two sequence views: a caller
+/// sequence (any layout, reversed for the backward direction) and a step-ordered chunk buffer
+/// [steps, B, cols]. Gathering a chunk of inputs lets one GEMM project them (and form dW_x);
+/// scattering a chunk of input gradients puts them at the caller's positions.
 template <typename T>
-struct GatherParams {
-  using A = compute_t<T>;
+struct SeqCopyParams {
   StepMap map;                  ///< seq_len, max_time, and step = the chunk's first step
   int64_t batch = 0, cols = 0;  ///< rows (steps * B), width
   int64_t rows_per_step = 0;    ///< B
   SeqView<const T> src;
-  T* dst = nullptr;
+  SeqView<T> dst;
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const StepMap m{map.seq_len, map.step + r / rows_per_step, map.max_time};
-    dst[r * cols + j] = src.at(m, r % rows_per_step)[j];
+    const int64_t b = r % rows_per_step;
+    dst.at(m, b)[j] = src.at(m, b)[j];
+  }
+};
+
+/// dst[r * ld + j] += src[r * ld + j]: the second direction's input gradient (rounded once).
+template <typename T>
+struct AddParams {
+  using A = compute_t<T>;
+  int64_t batch = 0, cols = 0;
+  int64_t ld = 0;
+  const T* src = nullptr;
+  T* dst = nullptr;
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const int64_t i = r * ld + j;
+    dst[i] = T(A(dst[i]) + A(src[i]));
   }
 };
 
@@ -181,7 +197,6 @@ struct RnnBackwardParams {
   const T* dh_next = nullptr;  ///< [B, H] gradient of the state after this step
   T* dh_prev = nullptr;        ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
   T* dz = nullptr;             ///< [B, H] out, step order
-  SeqView<T> dz_x;             ///< optional second copy of dz at the layer input's positions
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
@@ -194,7 +209,6 @@ struct RnnBackwardParams {
       dh_prev[i] = dh_next[i];
     }
     dz[i] = g;
-    if (dz_x.data) dz_x.at(map, b)[j] = g;
   }
 };
 
@@ -305,7 +319,6 @@ struct LstmBackwardParams {
   const T* dm_raw = nullptr;   ///< projection: [B, H] gradient of m_raw (zero on finished rows)
   A* dc = nullptr;             ///< [B, H] in: gradient of c after this step; out: before it
   T* dz = nullptr;             ///< [B, 4H] out, step order
-  SeqView<T> dz_x;             ///< optional second copy of dz at the layer input's positions
   T* dpeep = nullptr;          ///< [B, 3H] out per-row peephole gradients (f, i, o) or null
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
@@ -347,13 +360,6 @@ struct LstmBackwardParams {
     d4[H + j] = dj;
     d4[2 * H + j] = df;
     d4[3 * H + j] = dout;
-    if (dz_x.data) {
-      T* x4 = dz_x.at(map, b);
-      x4[j] = di;
-      x4[H + j] = dj;
-      x4[2 * H + j] = df;
-      x4[3 * H + j] = dout;
-    }
     if (dpeep) {
       T* p3 = dpeep + b * 3 * H;
       p3[j] = pf;
@@ -484,9 +490,7 @@ struct GruCandidateBackwardParams {
   const T* dh_next = nullptr;  ///< [B, H]
   T* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
   T* dzc = nullptr;            ///< [B, H] out
-  SeqView<T> dzc_x;            ///< optional copy at the input positions
   T* dzg = nullptr;            ///< [B, 2H] out: writes the u half
-  SeqView<T> dzg_x;            ///< optional copy (u half)
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -506,8 +510,6 @@ struct GruCandidateBackwardParams {
     }
     dzc[i] = gc;
     dzg[b * 2 * H + H + j] = gu;
-    if (dzc_x.data) dzc_x.at(map, b)[j] = gc;
-    if (dzg_x.data) dzg_x.at(map, b)[H + j] = gu;
   }
 };
 
@@ -521,7 +523,6 @@ struct GruGatesBackwardParams {
   const T* drh = nullptr;     ///< [B, H] gradient of r*h (dzc Wc_h^T)
   T* dh_prev = nullptr;       ///< [B, H] in/out: adds d(r*h) * r
   T* dzg = nullptr;           ///< [B, 2H] out: writes the r half
-  SeqView<T> dzg_x;           ///< optional copy (r half)
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -534,7 +535,6 @@ struct GruGatesBackwardParams {
       gr = (d * h_prev[i]) * (r * (A(1) - r));
     }
     dzg[b * 2 * H + j] = gr;
-    if (dzg_x.data) dzg_x.at(map, b)[j] = gr;
   }
 };
 
