@@ -1,5 +1,5 @@
 // bench/calibrate.cu — the calibration micro-benchmarks of performance.md §3.4:
-//  1. ceilings: large FP32 / TF32 / bf16 / FP64 GEMMs (cublasGemmEx) and a large D2D copy;
+//  1. ceilings: large FP32 / TF32 / bf16 / fp16 / FP64 GEMMs (cublasGemmEx) and a large D2D copy;
 //  2. tau candidates: 1000 dependent empty kernels eager vs one CUDA graph, 1000 dependent tiny
 //     cuBLAS GEMMs [4H x B x H] (H = 256, 1024; B = 64) eager vs graph, a cooperative kernel doing
 //     1000 grid.sync() on all SMs;
@@ -8,7 +8,6 @@
 // Every CUDA / cuBLAS call is checked; a failed item is reported and skipped.
 #include <cooperative_groups.h>
 #include <cublas_v2.h>
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "bench/cuda_check.h"
 #include "bench/gpu_timing.h"
 #include "bench/stats.h"
+#include "dynrnn/half_types.h"
 
 namespace bench {
 namespace {
@@ -48,21 +48,21 @@ __global__ void fill_kernel(T* p, int64_t n, uint32_t seed) {
   }
 }
 
-template <>
-__global__ void fill_kernel<__nv_bfloat16>(__nv_bfloat16* p, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 16;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    p[i] = __float2bfloat16((static_cast<float>(h & 0xffff) / 65536.0f - 0.5f) * 0.1f);
-  }
-}
-
 template <typename T>
 void fill(T* p, int64_t n, uint32_t seed, cudaStream_t s) {
   fill_kernel<T><<<1024, 256, 0, s>>>(p, n, seed);
   BENCH_LAUNCH_CHECK("fill_kernel");
+}
+
+/// Fills a GEMM operand of cuBLAS type `type` (dynrnn's 16-bit types are CUDA_R_16BF / CUDA_R_16F
+/// bit for bit, and round from float on the device).
+void fill_operand(cudaDataType_t type, void* p, int64_t n, uint32_t seed, cudaStream_t s) {
+  switch (type) {
+    case CUDA_R_16BF: fill(static_cast<dynrnn::bfloat16*>(p), n, seed, s); break;
+    case CUDA_R_16F: fill(static_cast<dynrnn::float16*>(p), n, seed, s); break;
+    case CUDA_R_64F: fill(static_cast<double*>(p), n, seed, s); break;
+    default: fill(static_cast<float*>(p), n, seed, s); break;
+  }
 }
 
 /// RAII device buffer.
@@ -166,16 +166,8 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
       Blas blas(stream);
       DevBuf A(size_t(n) * n * elem), B(size_t(n) * n * elem), C(size_t(n) * n * 8);
       const int64_t count = int64_t(n) * n;
-      if (ab == CUDA_R_16BF) {
-        fill(static_cast<__nv_bfloat16*>(A.p), count, 1, stream);
-        fill(static_cast<__nv_bfloat16*>(B.p), count, 2, stream);
-      } else if (ab == CUDA_R_64F) {
-        fill(static_cast<double*>(A.p), count, 1, stream);
-        fill(static_cast<double*>(B.p), count, 2, stream);
-      } else {
-        fill(static_cast<float*>(A.p), count, 1, stream);
-        fill(static_cast<float*>(B.p), count, 2, stream);
-      }
+      fill_operand(ab, A.p, count, 1, stream);
+      fill_operand(ab, B.p, count, 2, stream);
       const float alpha_f = 1.0f, beta_f = 0.0f;
       const double alpha_d = 1.0, beta_d = 0.0;
       const void* alpha = ab == CUDA_R_64F ? static_cast<const void*>(&alpha_d) : static_cast<const void*>(&alpha_f);
@@ -196,12 +188,16 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
     const double bf16 = item("gemm_bf16 (fp32 accumulate)", "TFLOP/s", [&](std::string* note) {
       return gemm_rate(CUDA_R_16BF, CUDA_R_16BF, CUBLAS_COMPUTE_32F, 2, note) / 1e12;
     });
+    const double fp16 = item("gemm_fp16 (fp32 accumulate)", "TFLOP/s", [&](std::string* note) {
+      return gemm_rate(CUDA_R_16F, CUDA_R_16F, CUBLAS_COMPUTE_32F, 2, note) / 1e12;
+    });
     const double fp64 = item("gemm_fp64", "TFLOP/s", [&](std::string* note) {
       return gemm_rate(CUDA_R_64F, CUDA_R_64F, CUBLAS_COMPUTE_64F, 8, note) / 1e12;
     });
     if (std::isfinite(fp32)) c.flops_fp32 = fp32 * 1e12, measured_any = true;
     if (std::isfinite(tf32)) c.flops_tf32 = tf32 * 1e12, measured_any = true;
     if (std::isfinite(bf16)) c.flops_bf16 = bf16 * 1e12, measured_any = true;
+    if (std::isfinite(fp16)) c.flops_fp16 = fp16 * 1e12, measured_any = true;
     if (std::isfinite(fp64)) c.flops_fp64 = fp64 * 1e12, measured_any = true;
   }
 

@@ -23,7 +23,7 @@ struct Options {
   bool bidirectional = false;
   Lengths lengths = Lengths::kFixed;
 
-  std::vector<Precision> precisions;  ///< empty: default (fp32; extended set: fp32,tf32,bf16; CPU: fp32,fp64)
+  std::vector<Precision> precisions;  ///< empty: default (fp32; extended set: fp32,tf32,bf16; CPU: fp32,bf16,fp64)
   std::vector<Mode> modes = {Mode::kInference, Mode::kTraining};
   int warmup = -1;  ///< -1: 5 on the GPU, 2 on the CPU
   int iters = 20;

@@ -1,12 +1,14 @@
 #include "bench/cpu_path.h"
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 
 #include "bench/arena.h"
 #include "bench/dynrnn_runner.h"
 #include "bench/naive_baseline.h"
+#include "bench/precision_types.h"
 #include "bench/progress.h"
 #include "bench/rows.h"
 
@@ -32,7 +34,9 @@ int run_cpu_path(const Options& opt, Report& report) {
     return 2;
   }
   std::vector<Precision> precisions = opt.precisions;
-  if (precisions.empty()) precisions = {Precision::kFp32, Precision::kFp64};
+  // bf16 costs about as much as fp32 here (float arithmetic on 16-bit storage), so the default run
+  // checks the 16-bit path too.
+  if (precisions.empty()) precisions = {Precision::kFp32, Precision::kBf16, Precision::kFp64};
   const int warmup = opt.warmup >= 0 ? opt.warmup : 2;
   if (opt.impl_cudnn) std::printf("# cudnn          skipped: the cuDNN baseline needs a GPU\n");
   report.print_header();
@@ -50,9 +54,17 @@ int run_cpu_path(const Options& opt, Report& report) {
     } catch (const BenchError& e) {
       problem_error = e.what();
     }
-    std::optional<HostResult> ref;
-    std::string ref_error;
+    // One float64 reference per reference_key: bf16/fp16 rows run on, and are checked against the
+    // reference of, the data rounded to 16 bits.
+    struct Reference {
+      std::optional<HostResult> result;
+      std::string error;
+    };
+    std::map<Precision, Reference> refs;
     for (Precision prec : precisions) {
+      std::optional<Problem> rounded;
+      if (problem && is_16bit(prec)) rounded.emplace(rounded_problem(*problem, prec));
+      Reference& ref = refs[reference_key(prec)];
       for (Mode mode : opt.modes) {
         for (const char* impl : {"dynrnn", "naive"}) {
           const bool is_dynrnn = std::string(impl) == "dynrnn";
@@ -70,15 +82,8 @@ int run_cpu_path(const Options& opt, Report& report) {
             status = 1;
             continue;
           }
-          const Problem& p = *problem;
+          const Problem& p = rounded ? *rounded : *problem;
           Row r = base_row(p, prec, mode, impl, "", false);
-          if (!precision_supported(prec)) {
-            r.status = "unsupported";
-            r.note = std::string(precision_name(prec)) + ": not supported yet";
-            progress.clear();
-            report.add(r);
-            continue;
-          }
           if (prec == Precision::kTf32) {
             r.status = "unsupported";
             r.note = "tf32 is a tensor-core GEMM mode: GPU only";
@@ -93,8 +98,10 @@ int run_cpu_path(const Options& opt, Report& report) {
             if (is_dynrnn) {
               runner = make_dynrnn_runner(p, prec, dynrnn::Backend::kCpu, arena.get(), nullptr, training);
             } else {
-              runner = make_naive_runner(p, prec, arena.get(), training, make_cpu_naive_ops<float>(),
-                                         make_cpu_naive_ops<double>());
+              runner = with_storage_type(prec, [&](auto tag) {
+                using T = typename decltype(tag)::type;
+                return make_naive_runner<T>(p, arena.get(), training, make_cpu_naive_ops<T>());
+              });
             }
             r.peak_mem_bytes = static_cast<double>(arena->allocated());
             r.workspace_bytes = static_cast<double>(runner->workspace_bytes());
@@ -107,23 +114,23 @@ int run_cpu_path(const Options& opt, Report& report) {
                 r.verify = "NotVerified";
                 r.verify_ref = "is the reference";
               } else {
-                if (!ref && ref_error.empty()) {
+                if (!ref.result && ref.error.empty()) {
                   try {
-                    ref.emplace(cpu_reference(p));
+                    ref.result.emplace(cpu_reference(p));
                   } catch (const BenchError& e) {
-                    ref_error = e.what();
+                    ref.error = e.what();
                   }
                 }
-                if (ref) {
-                  const Verdict v = compare_results(got, *ref, prec, mode_has_backward(mode));
+                if (ref.result) {
+                  const Verdict v = compare_results(got, *ref.result, prec, shape.cell, mode_has_backward(mode));
                   r.verify = v.status;
-                  r.verify_ref = kCpuReference;
+                  r.verify_ref = reference_label(kCpuReference, prec);
                   if (v.fwd_err >= 0) r.fwd_err = v.fwd_err;
                   if (v.grad_err >= 0) r.grad_err = v.grad_err;
                   if (!v.detail.empty() && v.status != "Passed") r.note = v.detail;
                   if (v.status == "Failed") status = 1;
                 } else {
-                  r.verify_ref = "reference failed: " + ref_error;
+                  r.verify_ref = "reference failed: " + ref.error;
                 }
               }
             }

@@ -1,5 +1,6 @@
-// bench/cpu_path.h — the run without a GPU (or with --cpu): dynrnn's CPU backend in float32 and
-// float64, and the naive op graph on the host, on small shapes, timed with the host clock.
+// bench/cpu_path.h — the run without a GPU (or with --cpu): dynrnn's CPU backend (by default in
+// float32, bfloat16 and float64), and the naive op graph on the host, on small shapes, timed with
+// the host clock.
 #pragma once
 
 #include "bench/cli.h"

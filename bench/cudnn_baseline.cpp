@@ -7,6 +7,7 @@
 #include "bench/cuda_check.h"
 #include "bench/cudnn_mapping.h"
 #include "bench/gpu_timing.h"
+#include "bench/precision_types.h"
 #include "bench/stats.h"
 
 #define BENCH_CUDNN_CHECK(expr)                                                              \
@@ -18,7 +19,47 @@
     }                                                                                        \
   } while (0)
 
+/// A setup call (descriptors, sizes) of a 16-bit RNN: cuDNN refusing the parameters (a BAD_PARAM or
+/// NOT_SUPPORTED status) means this cuDNN does not run the data type for this configuration, which
+/// the row reports as unsupported; for other types, and for every other status, it is an error.
+#define BENCH_CUDNN_SETUP(expr) ::bench::cudnn_setup_check((expr), #expr, rejection_is_unsupported_)
+
 namespace bench {
+namespace {
+
+void cudnn_setup_check(cudnnStatus_t st, const char* expr, bool rejection_is_unsupported) {
+  if (st == CUDNN_STATUS_SUCCESS) return;
+  const std::string e(expr);
+  const std::string what = e.substr(0, e.find('(')) + " failed: " + cudnnGetErrorString(st);
+  const int category = CUDNN_STATUS_CATEGORY(st);
+  if (rejection_is_unsupported && (category == CUDNN_STATUS_BAD_PARAM || category == CUDNN_STATUS_NOT_SUPPORTED)) {
+    throw BenchUnsupported("cuDNN " + CudnnSession::runtime_version() + " rejects this 16-bit RNN: " + what);
+  }
+  throw BenchError(what);
+}
+
+/// cuDNN's name of a storage type. 16-bit data computes in float (mathPrec CUDNN_DATA_FLOAT, as
+/// PyTorch's promote_rnn_math_type does for half), double in double, float in float.
+template <typename T>
+struct CudnnType;
+template <>
+struct CudnnType<float> {
+  static constexpr cudnnDataType_t data = CUDNN_DATA_FLOAT, math = CUDNN_DATA_FLOAT;
+};
+template <>
+struct CudnnType<double> {
+  static constexpr cudnnDataType_t data = CUDNN_DATA_DOUBLE, math = CUDNN_DATA_DOUBLE;
+};
+template <>
+struct CudnnType<dynrnn::bfloat16> {
+  static constexpr cudnnDataType_t data = CUDNN_DATA_BFLOAT16, math = CUDNN_DATA_FLOAT;
+};
+template <>
+struct CudnnType<dynrnn::float16> {
+  static constexpr cudnnDataType_t data = CUDNN_DATA_HALF, math = CUDNN_DATA_FLOAT;
+};
+
+}  // namespace
 
 const std::vector<int>& cudnn_algorithms() {
   static const std::vector<int> algos = {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC,
@@ -78,9 +119,12 @@ class CudnnRunner final : public Runner {
       : p_(p), arena_(arena), training_(training), handle_(session.impl()->handle), stream_(session.stream()) {
     const Shape& s = p.shape;
     const int D = p.directions();
-    const cudnnDataType_t dt = sizeof(T) == 8 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
-    // FP32 without TF32: FMA only. TF32: default math lets cuDNN use TF32 tensor cores.
-    const cudnnMathType_t math = prec == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+    const cudnnDataType_t dt = CudnnType<T>::data;
+    // FP32 without TF32: FMA only. TF32: default math lets cuDNN use TF32 tensor cores. bf16/fp16:
+    // tensor cores (accumulating in float32, mathPrec FLOAT), as dynrnn's 16-bit GEMMs.
+    const cudnnMathType_t math = prec == Precision::kFp32 ? CUDNN_FMA_MATH
+                                 : is_16bit_v<T>          ? CUDNN_TENSOR_OP_MATH
+                                                          : CUDNN_DEFAULT_MATH;
     cudnnRNNMode_t cell = CUDNN_LSTM;
     switch (s.cell) {
       case Cell::kLstm: cell = CUDNN_LSTM; break;
@@ -89,35 +133,35 @@ class CudnnRunner final : public Runner {
       case Cell::kRnnRelu: cell = CUDNN_RNN_RELU; break;
     }
     BENCH_CUDNN_CHECK(cudnnCreateRNNDescriptor(&rnn_));
-    BENCH_CUDNN_CHECK(cudnnSetRNNDescriptor_v8(rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
+    BENCH_CUDNN_SETUP(cudnnSetRNNDescriptor_v8(rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
                                                D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT,
-                                               dt, dt, math, static_cast<int32_t>(s.I), static_cast<int32_t>(s.H),
-                                               static_cast<int32_t>(s.H), s.layers, session.impl()->dropout,
-                                               CUDNN_RNN_PADDED_IO_ENABLED));
+                                               dt, CudnnType<T>::math, math, static_cast<int32_t>(s.I),
+                                               static_cast<int32_t>(s.H), static_cast<int32_t>(s.H), s.layers,
+                                               session.impl()->dropout, CUDNN_RNN_PADDED_IO_ENABLED));
     if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC) {
-      BENCH_CUDNN_CHECK(cudnnBuildRNNDynamic(handle_, rnn_, static_cast<int>(s.B)));
+      BENCH_CUDNN_SETUP(cudnnBuildRNNDynamic(handle_, rnn_, static_cast<int>(s.B)));
     }
 
     seq_.assign(static_cast<size_t>(s.B), static_cast<int>(s.T));
     for (size_t b = 0; b < seq_.size(); ++b) seq_[b] = std::min<int>(p.lengths[b], static_cast<int>(s.T));
     BENCH_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&x_desc_));
     BENCH_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&y_desc_));
-    BENCH_CUDNN_CHECK(cudnnSetRNNDataDescriptor(x_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
+    BENCH_CUDNN_SETUP(cudnnSetRNNDataDescriptor(x_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
                                                 static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(s.I),
                                                 seq_.data(), &fill_));
-    BENCH_CUDNN_CHECK(cudnnSetRNNDataDescriptor(y_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
+    BENCH_CUDNN_SETUP(cudnnSetRNNDataDescriptor(y_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
                                                 static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(D * s.H),
                                                 seq_.data(), &fill_));
     BENCH_CUDNN_CHECK(cudnnCreateTensorDescriptor(&h_desc_));
     const int dims[3] = {s.layers * D, static_cast<int>(s.B), static_cast<int>(s.H)};
     const int strides[3] = {static_cast<int>(s.B * s.H), static_cast<int>(s.H), 1};
-    BENCH_CUDNN_CHECK(cudnnSetTensorNdDescriptor(h_desc_, dt, 3, dims, strides));
+    BENCH_CUDNN_SETUP(cudnnSetTensorNdDescriptor(h_desc_, dt, 3, dims, strides));
 
-    BENCH_CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle_, rnn_, &weight_bytes_));
+    BENCH_CUDNN_SETUP(cudnnGetRNNWeightSpaceSize(handle_, rnn_, &weight_bytes_));
     size_t ws_inf = 0, rs_inf = 0, ws_train = 0;
-    BENCH_CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_INFERENCE, x_desc_, &ws_inf, &rs_inf));
+    BENCH_CUDNN_SETUP(cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_INFERENCE, x_desc_, &ws_inf, &rs_inf));
     if (training) {
-      BENCH_CUDNN_CHECK(
+      BENCH_CUDNN_SETUP(
           cudnnGetRNNTempSpaceSizes(handle_, rnn_, CUDNN_FWD_MODE_TRAINING, x_desc_, &ws_train, &reserve_bytes_));
     }
     work_bytes_ = std::max(ws_inf, ws_train);
@@ -249,6 +293,11 @@ class CudnnRunner final : public Runner {
     int dims[3] = {0, 0, 0}, strides[3] = {0, 0, 0};
     BENCH_CUDNN_CHECK(cudnnGetTensorNdDescriptor(desc, 3, &dt, &nb, dims, strides));
     if (nb == 0 || addr == nullptr) return;  // absent (e.g. no bias in this mode)
+    if (dt != CudnnType<T>::data) {
+      throw BenchError("cuDNN weight (pseudo layer " + std::to_string(pl) + ", lin " + std::to_string(lin) +
+                       ") has data type " + std::to_string(static_cast<int>(dt)) + ", not the RNN's " +
+                       std::to_string(static_cast<int>(CudnnType<T>::data)));
+    }
     CudnnParam m;
     m.pseudo_layer = pl;
     m.lin = lin;
@@ -262,6 +311,9 @@ class CudnnRunner final : public Runner {
     const ptrdiff_t bytes = static_cast<const char*>(addr) - static_cast<const char*>(w_);
     if (bytes < 0 || static_cast<size_t>(bytes) + static_cast<size_t>(m.rows * m.cols) * sizeof(T) > weight_bytes_) {
       throw BenchError("cuDNN weight pointer outside the weight space");
+    }
+    if (bytes % static_cast<ptrdiff_t>(sizeof(T)) != 0) {
+      throw BenchError("cuDNN weight pointer not aligned to its " + std::to_string(sizeof(T)) + "-byte elements");
     }
     m.offset = bytes / static_cast<ptrdiff_t>(sizeof(T));
     params_.push_back(m);
@@ -296,7 +348,11 @@ class CudnnRunner final : public Runner {
   cudnnRNNDataDescriptor_t x_desc_ = nullptr, y_desc_ = nullptr;
   cudnnTensorDescriptor_t h_desc_ = nullptr;
   std::vector<int> seq_;
-  T fill_ = T(0);
+  // paddingFill is read as the data tensor's type: zero bytes are zero in every type, and eight of
+  // them cover whatever width cuDNN reads.
+  double fill_ = 0.0;
+  // Set before any setup call (BENCH_CUDNN_SETUP reads it).
+  const bool rejection_is_unsupported_ = is_16bit_v<T>;
   size_t weight_bytes_ = 0, work_bytes_ = 0, reserve_bytes_ = 0;
   void* w_ = nullptr;
   void* dw_ = nullptr;
@@ -317,9 +373,10 @@ class CudnnRunner final : public Runner {
 
 std::unique_ptr<Runner> make_cudnn_runner(const Problem& p, Precision prec, int algo, bool training,
                                           CudnnSession& session, Arena* arena) {
-  if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
-  if (prec == Precision::kFp64) return std::make_unique<CudnnRunner<double>>(p, prec, algo, training, session, arena);
-  return std::make_unique<CudnnRunner<float>>(p, prec, algo, training, session, arena);
+  return with_storage_type(prec, [&](auto tag) -> std::unique_ptr<Runner> {
+    using T = typename decltype(tag)::type;
+    return std::make_unique<CudnnRunner<T>>(p, prec, algo, training, session, arena);
+  });
 }
 
 double cudnn_t1_fixed_cost_us(CudnnSession& session, Arena* arena) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "bench/precision_types.h"
 #include "bench/runner_buffers.h"
 
 namespace bench {
@@ -17,9 +18,9 @@ class DynrnnRunner final : public Runner {
   DynrnnRunner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream,
                bool training)
       : p_(p), arena_(arena), stream_(stream), training_(training), b_(p, arena, training) {
-    const dynrnn::DataType dt = sizeof(T) == 8 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32;
+    // MathMode only matters for float32 (16-bit GEMMs always run on tensor cores, accumulating in float32).
     const dynrnn::MathMode math = prec == Precision::kTf32 ? dynrnn::MathMode::kTF32 : dynrnn::MathMode::kDefault;
-    check(dynrnn::Rnn::create(make_spec(p.shape, dt, math), backend, &rnn_), "Rnn::create");
+    check(dynrnn::Rnn::create(make_spec(p.shape, data_type(prec), math), backend, &rnn_), "Rnn::create");
     const int64_t T_ = p.shape.T, B = p.shape.B;
     check(rnn_->get_workspace_size(T_, B, false, &ws_inference_), "get_workspace_size(inference)");
     if (training) {
@@ -126,10 +127,10 @@ class DynrnnRunner final : public Runner {
 
 std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
                                            dynrnn::Stream stream, bool training) {
-  if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
-  if (prec == Precision::kFp64)
-    return std::make_unique<DynrnnRunner<double>>(p, prec, backend, arena, stream, training);
-  return std::make_unique<DynrnnRunner<float>>(p, prec, backend, arena, stream, training);
+  return with_storage_type(prec, [&](auto tag) -> std::unique_ptr<Runner> {
+    using T = typename decltype(tag)::type;
+    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training);
+  });
 }
 
 }  // namespace bench

@@ -9,8 +9,8 @@ double Ceilings::flops_for(Precision p) const {
     case Precision::kFp32: return flops_fp32;
     case Precision::kTf32: return flops_tf32;
     case Precision::kFp64: return flops_fp64;
-    case Precision::kBf16:
-    case Precision::kFp16: return flops_bf16;
+    case Precision::kBf16: return flops_bf16;
+    case Precision::kFp16: return flops_fp16;
   }
   return 0;
 }
@@ -21,6 +21,9 @@ Ceilings default_ceilings(const std::string& device_name, int64_t l2_bytes) {
   // performance.md §2.1: measured bf16 8192^3 GEMM and D2D copy on H100 / H200; FP32 SIMT and TF32
   // dense are datasheet leads. FP64 has no figure there: unknown until --calibrate.
   c.flops_bf16 = h200 ? 788e12 : 798e12;
+  // Hopper's dense fp16 and bf16 tensor-core rates are the same datasheet figure: the measured bf16
+  // rate is the fp16 lead until --calibrate measures fp16 itself.
+  c.flops_fp16 = c.flops_bf16;
   c.bw_hbm = h200 ? 4.3e12 : 3.0e12;
   c.flops_fp32 = 67e12;
   c.flops_tf32 = 495e12;

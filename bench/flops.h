@@ -16,13 +16,16 @@ namespace bench {
 struct Ceilings {
   double flops_fp32 = 0;  ///< FP32 SIMT GEMM, FLOP/s
   double flops_tf32 = 0;  ///< TF32 tensor-core GEMM, FLOP/s
-  double flops_bf16 = 0;  ///< bf16 tensor-core GEMM, FLOP/s
+  double flops_bf16 = 0;  ///< bf16 tensor-core GEMM (float32 accumulation), FLOP/s
+  double flops_fp16 = 0;  ///< fp16 tensor-core GEMM (float32 accumulation), FLOP/s
   double flops_fp64 = 0;  ///< FP64 GEMM, FLOP/s
   double bw_hbm = 0;      ///< device-to-device copy bandwidth, bytes read + written per second
   double tau_s = 0;       ///< per-step dependency latency (seconds)
   int64_t l2_bytes = 0;   ///< L2 size: recurrent weights that fit are not charged HBM traffic
   std::string source;     ///< "calibrated on <device>" or "defaults (performance.md ...)"
 
+  /// The compute ceiling of a precision's GEMMs: bf16 and fp16 their tensor-core rates, tf32 its
+  /// own, fp32 SIMT, fp64 FP64.
   double flops_for(Precision p) const;
 };
 

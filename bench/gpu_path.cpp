@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "bench/graph_runner.h"
 #include "bench/naive_baseline.h"
 #include "bench/naive_kernels.h"
+#include "bench/precision_types.h"
 #include "bench/progress.h"
 #include "bench/rows.h"
 #if defined(DYNRNN_BENCH_HAVE_CUDNN)
@@ -59,9 +61,9 @@ std::string fmt(double v, const char* f) {
 std::string describe(const Ceilings& c) {
   std::ostringstream os;
   auto tf = [](double v) { return v > 0 ? fmt(v / 1e12, "%.1f") + " TFLOP/s" : std::string("unknown"); };
-  os << "fp32 " << tf(c.flops_fp32) << ", tf32 " << tf(c.flops_tf32) << ", bf16 " << tf(c.flops_bf16) << ", fp64 "
-     << tf(c.flops_fp64) << ", copy " << fmt(c.bw_hbm / 1e12, "%.2f") << " TB/s, tau " << fmt(c.tau_s * 1e6, "%.2f")
-     << " us, L2 " << (c.l2_bytes >> 20) << " MiB; " << c.source;
+  os << "fp32 " << tf(c.flops_fp32) << ", tf32 " << tf(c.flops_tf32) << ", bf16 " << tf(c.flops_bf16) << ", fp16 "
+     << tf(c.flops_fp16) << ", fp64 " << tf(c.flops_fp64) << ", copy " << fmt(c.bw_hbm / 1e12, "%.2f") << " TB/s, tau "
+     << fmt(c.tau_s * 1e6, "%.2f") << " us, L2 " << (c.l2_bytes >> 20) << " MiB; " << c.source;
   return os.str();
 }
 
@@ -76,8 +78,9 @@ bool context_broken(std::string* what) {
   return true;
 }
 
-/// The float64 reference of a problem, computed once: dynrnn on the CPU when the training FLOPs
-/// are small enough, else dynrnn CUDA in float64.
+/// The float64 reference of a problem's data, computed once: dynrnn on the CPU when the training
+/// FLOPs are small enough, else dynrnn CUDA in float64. One per reference_key(precision): the
+/// 16-bit precisions each have their own, of their rounded data.
 struct Reference {
   bool tried = false;
   std::optional<HostResult> result;
@@ -146,9 +149,9 @@ Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std
           r.verify = "NotVerified";
           r.verify_ref = "is the reference";
         } else if (ref.result) {
-          const Verdict v = compare_results(got, *ref.result, prec, grads);
+          const Verdict v = compare_results(got, *ref.result, prec, p.shape.cell, grads);
           r.verify = v.status;
-          r.verify_ref = ref.label;
+          r.verify_ref = reference_label(ref.label, prec);
           if (v.fwd_err >= 0) r.fwd_err = v.fwd_err;
           if (v.grad_err >= 0) r.grad_err = v.grad_err;
           if (v.status != "Passed" && !v.detail.empty()) r.note = v.detail;
@@ -166,6 +169,9 @@ Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std
     r.peak_mem_bytes = static_cast<double>(std::max(mem1, mem2) - std::min(mem0, std::max(mem1, mem2)));
     const WorkModel w = work_model(work_input(p, mode, prec, false), ctx.ceilings.flops_for(prec), ctx.ceilings);
     fill_timing(r, samples, w, p.shape.layers, true);
+  } catch (const BenchUnsupported& e) {
+    r.status = "unsupported";
+    r.note = e.what();
   } catch (const BenchError& e) {
     r.status = "error";
     r.note = e.what();
@@ -305,8 +311,12 @@ int run_gpu_path(const Options& opt, Report& report) {
     } catch (const BenchError& e) {
       problem_error = e.what();
     }
-    Reference ref;
+    std::map<Precision, Reference> refs;
     for (Precision prec : precisions) {
+      // bf16/fp16 rows run on (and are verified against the reference of) the data rounded to 16 bits.
+      std::optional<Problem> rounded;
+      if (problem && is_16bit(prec)) rounded.emplace(rounded_problem(*problem, prec));
+      Reference& ref = refs[reference_key(prec)];
       for (Mode mode : opt.modes) {
         if (ctx.broken) break;
         const std::string what = shape.id + " " + precision_name(prec) + " " + mode_name(mode);
@@ -320,15 +330,7 @@ int run_gpu_path(const Options& opt, Report& report) {
           emit(ctx, r);
           continue;
         }
-        const Problem& p = *problem;
-        if (!precision_supported(prec)) {
-          done += impls;
-          Row r = base_row(p, prec, mode, "-", "", true);
-          r.status = "unsupported";
-          r.note = std::string(precision_name(prec)) + ": not supported yet";
-          emit(ctx, r);
-          continue;
-        }
+        const Problem& p = rounded ? *rounded : *problem;
         const bool training = mode != Mode::kInference;
 
         if (opt.impl_dynrnn) {
@@ -434,13 +436,10 @@ int run_gpu_path(const Options& opt, Report& report) {
           } else {
             const bool tf32 = prec == Precision::kTf32;
             const Factory f = [&](Arena* a) {
-              std::unique_ptr<NaiveOps<float>> o32;
-              std::unique_ptr<NaiveOps<double>> o64;
-              if (prec == Precision::kFp64)
-                o64 = make_cuda_naive_ops<double>(ctx.stream, false);
-              else
-                o32 = make_cuda_naive_ops<float>(ctx.stream, tf32);
-              return make_naive_runner(p, prec, a, training, std::move(o32), std::move(o64));
+              return with_storage_type(prec, [&](auto tag) {
+                using T = typename decltype(tag)::type;
+                return make_naive_runner<T>(p, a, training, make_cuda_naive_ops<T>(ctx.stream, tf32));
+              });
             };
             emit(ctx, measure(ctx, p, prec, mode, "naive", "", f, ref, false), &shape);
           }

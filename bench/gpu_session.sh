@@ -2,9 +2,10 @@
 # bench/gpu_session.sh — everything a lent GPU machine should run, in one command that fits one
 # device call (< 10 minutes on an H100): the GPU check (build for this card, every test, the four
 # compute-sanitizer tools; bench/gpu_check.sh), then dynrnn-bench on the core shape set with the
-# calibration, then the PyTorch comparison and the plots. Results go to $OUT (or bench/results/run),
-# at most eight files: gpu_check.md, bench.txt, bench.csv, bench.json, pytorch.csv, the two plots
-# and logs.tgz. Budget: GPU_SESSION_BUDGET_S seconds (default 540).
+# calibration, then a short bf16/fp16 pass (two core shapes), then the PyTorch comparison and the
+# plots. Results go to $OUT (or bench/results/run), at most eight files: gpu_check.md, bench.txt
+# (the 16-bit table appended), bench.csv, bench.json, pytorch.csv, the two plots and logs.tgz (which
+# holds bench_16bit.csv/.json). Budget: GPU_SESSION_BUDGET_S seconds (default 540).
 #
 # Prepare here first (GoogleTest is not on the GPU image):  bench/gpu_check.sh --stage-deps
 # Then run with the device tool, carrying build-deps:        bash bench/gpu_session.sh
@@ -26,11 +27,28 @@ cp "$WORK/check/gpu_check.md" "$R/" 2>/dev/null
 # 2. The benchmark: core set, every implementation verified once before it is timed.
 cmake --build build-gpu -j "$(nproc)" --target dynrnn-bench >"$WORK/check/bench_build.log" 2>&1
 BENCH_RC="not run"
+HALF_RC="not run"
+HALF_RESERVE_S=60
 if [ -x build-gpu/bench/dynrnn-bench ]; then
-  limit=$(( $(left) - 90 )); [ $limit -lt 60 ] && limit=60
+  # The core set first; HALF_RESERVE_S of its slice is kept for the 16-bit pass below.
+  limit=$(( $(left) - 90 - HALF_RESERVE_S )); [ $limit -lt 60 ] && limit=60
   timeout --kill-after=10 "$limit" build-gpu/bench/dynrnn-bench --calibrate --set core --mode inference,training \
     --csv "$R/bench.csv" --json "$R/bench.json" >"$R/bench.txt" 2>"$WORK/check/bench_stderr.log"
   BENCH_RC=$?
+
+  # 2b. bf16 and fp16 on two short core shapes (A1: I = H; H1-B32: I != H), every implementation,
+  # verified against float64 of the same 16-bit-rounded data; a few seconds per shape and mode, so
+  # the cap is generous. Skipped when the core run left too little time.
+  limit=$(( $(left) - 90 )); [ $limit -gt $HALF_RESERVE_S ] && limit=$HALF_RESERVE_S
+  if [ $limit -ge 30 ]; then
+    { echo; echo "# 16-bit pass: --precision bf16,fp16 --shapes A1,H1-B32 (ceilings: defaults, not calibrated)"; } \
+      >>"$R/bench.txt"
+    timeout --kill-after=10 "$limit" build-gpu/bench/dynrnn-bench --set core --shapes A1,H1-B32 \
+      --precision bf16,fp16 --mode inference,training --warmup 3 --iters 10 \
+      --csv "$WORK/check/bench_16bit.csv" --json "$WORK/check/bench_16bit.json" \
+      >>"$R/bench.txt" 2>"$WORK/check/bench_16bit_stderr.log"
+    HALF_RC=$?
+  fi
 fi
 
 # 3. PyTorch on the same shapes, and the plots (both optional).
@@ -46,7 +64,7 @@ if [ -f "$R/bench.csv" ]; then
 fi
 
 tar -C "$WORK/check" -czf "$R/logs.tgz" . 2>/dev/null
-echo "gpu_session: check rc $CHECK_RC, bench rc $BENCH_RC, ${SECONDS}s; files in $R:"
+echo "gpu_session: check rc $CHECK_RC, bench rc $BENCH_RC, 16-bit bench rc $HALF_RC, ${SECONDS}s; files in $R:"
 ls -la "$R"
 tail -n 40 "$R/bench.txt" 2>/dev/null
-[ "$CHECK_RC" = 0 ] && [ "$BENCH_RC" = 0 ]
+[ "$CHECK_RC" = 0 ] && [ "$BENCH_RC" = 0 ] && { [ "$HALF_RC" = 0 ] || [ "$HALF_RC" = "not run" ]; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "bench/precision_types.h"
 #include "bench/runner_buffers.h"
 
 namespace bench {
@@ -389,8 +390,9 @@ void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t,
   }
 }
 
-template class NaiveRnn<float>;
-template class NaiveRnn<double>;
+#define BENCH_INSTANTIATE(T) template class NaiveRnn<T>;
+DYNRNN_FOR_EACH_ELEMENT_TYPE(BENCH_INSTANTIATE)
+#undef BENCH_INSTANTIATE
 
 // ------------------------------------------------------------------------------------------------
 // The runner: buffers for every input set, the stack, and the calls per mode.
@@ -438,16 +440,16 @@ class NaiveRunner final : public Runner {
 
 }  // namespace
 
-std::unique_ptr<Runner> make_naive_runner(const Problem& p, Precision prec, Arena* arena, bool training,
-                                          std::unique_ptr<NaiveOps<float>> ops32,
-                                          std::unique_ptr<NaiveOps<double>> ops64) {
-  if (prec == Precision::kFp64) {
-    if (!ops64) throw BenchError("naive baseline: no float64 ops");
-    return std::make_unique<NaiveRunner<double>>(p, arena, training, std::move(ops64));
-  }
-  if (!precision_supported(prec)) throw BenchError(std::string(precision_name(prec)) + " is not supported yet");
-  if (!ops32) throw BenchError("naive baseline: no float32 ops");
-  return std::make_unique<NaiveRunner<float>>(p, arena, training, std::move(ops32));
+template <typename T>
+std::unique_ptr<Runner> make_naive_runner(const Problem& p, Arena* arena, bool training,
+                                          std::unique_ptr<NaiveOps<T>> ops) {
+  if (!ops) throw BenchError("naive baseline: no ops");
+  return std::make_unique<NaiveRunner<T>>(p, arena, training, std::move(ops));
 }
+
+#define BENCH_INSTANTIATE(T) \
+  template std::unique_ptr<Runner> make_naive_runner<T>(const Problem&, Arena*, bool, std::unique_ptr<NaiveOps<T>>);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(BENCH_INSTANTIATE)
+#undef BENCH_INSTANTIATE
 
 }  // namespace bench

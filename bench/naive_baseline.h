@@ -26,7 +26,10 @@ enum class UnaryOp { kSigmoid, kTanh, kRelu, kOneMinus };
 /// SigmoidGrad / TanhGrad / ReluGrad).
 enum class BinaryOp { kAdd, kSub, kMul, kSigmoidGrad, kTanhGrad, kReluGrad };
 
-/// The primitive ops; every matrix is row-major [rows, cols] with a row stride (ld).
+/// The primitive ops; every matrix is row-major [rows, cols] with a row stride (ld). For the 16-bit
+/// storage types every op loads, computes in float (dynrnn::compute_t<T>) and stores T, and GEMMs
+/// accumulate in float32 -- one rounding per op, like a TF graph in that dtype. So the per-step
+/// gradient sums (dW, db) accumulate in T, one rounding per step, as TF's while-loop gradient does.
 template <typename T>
 class NaiveOps {
  public:
@@ -150,10 +153,11 @@ class NaiveRnn {
   const T* weights_ = nullptr;
 };
 
-/// The naive baseline as a Runner: host ops (CPU path) or CUDA ops (GPU path, see naive_kernels.cu).
-std::unique_ptr<Runner> make_naive_runner(const Problem& p, Precision prec, Arena* arena, bool training,
-                                          std::unique_ptr<NaiveOps<float>> ops32,
-                                          std::unique_ptr<NaiveOps<double>> ops64);
+/// The naive baseline as a Runner over `ops`: host ops (CPU path) or CUDA ops (GPU path, see
+/// naive_kernels.cu). T is the storage type of the row's precision (bench/precision_types.h).
+template <typename T>
+std::unique_ptr<Runner> make_naive_runner(const Problem& p, Arena* arena, bool training,
+                                          std::unique_ptr<NaiveOps<T>> ops);
 
 /// Host implementation of the ops.
 template <typename T>

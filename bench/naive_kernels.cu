@@ -6,13 +6,20 @@
 
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 
 #include "bench/cuda_check.h"
 #include "bench/naive_baseline.h"
 #include "bench/naive_kernels.h"
+#include "bench/precision_types.h"
 
 namespace bench {
 namespace {
+
+// Every kernel loads T, computes in A = compute_t<T> (T for float and double, float for the 16-bit
+// types) and stores T once, as a TF op in that dtype does.
+template <typename T>
+using A = dynrnn::compute_t<T>;
 
 constexpr int kThreads = 256;
 
@@ -51,7 +58,7 @@ __global__ void unary_kernel(UnaryOp op, int64_t rows, int64_t cols, const T* x,
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    y[r * ldy + c] = dev_unary(op, x[r * ldx + c]);
+    y[r * ldy + c] = T(dev_unary(op, A<T>(x[r * ldx + c])));
   }
 }
 
@@ -61,7 +68,7 @@ __global__ void binary_kernel(BinaryOp op, int64_t rows, int64_t cols, const T* 
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    y[r * ldy + c] = dev_binary(op, a[r * lda + c], b[r * ldb + c]);
+    y[r * ldy + c] = T(dev_binary(op, A<T>(a[r * lda + c]), A<T>(b[r * ldb + c])));
   }
 }
 
@@ -70,7 +77,7 @@ __global__ void add_scalar_kernel(int64_t rows, int64_t cols, const T* x, int64_
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    y[r * ldy + c] = x[r * ldx + c] + s;
+    y[r * ldy + c] = T(A<T>(x[r * ldx + c]) + A<T>(s));
   }
 }
 
@@ -79,7 +86,7 @@ __global__ void bias_add_kernel(int64_t rows, int64_t cols, const T* x, int64_t 
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    y[r * ldy + c] = x[r * ldx + c] + bias[c];
+    y[r * ldy + c] = T(A<T>(x[r * ldx + c]) + A<T>(bias[c]));
   }
 }
 
@@ -111,7 +118,7 @@ __global__ void select_kernel(int64_t rows, int64_t cols, const int32_t* len, in
     const bool valid = t < len[r];
     const T* src = valid ? a : b;
     const int64_t ld = valid ? lda : ldb;
-    y[r * ldy + c] = src ? src[r * ld + c] : T(0);
+    y[r * ldy + c] = src ? src[r * ld + c] : T(A<T>(0));
   }
 }
 
@@ -119,9 +126,9 @@ __global__ void select_kernel(int64_t rows, int64_t cols, const int32_t* len, in
 template <typename T>
 __global__ void column_sum_add_kernel(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y) {
   for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
-    T s = T(0);
-    for (int64_t r = 0; r < rows; ++r) s += x[r * ldx + c];
-    y[c] += s;
+    A<T> s = A<T>(0);
+    for (int64_t r = 0; r < rows; ++r) s += A<T>(x[r * ldx + c]);
+    y[c] = T(A<T>(y[c]) + s);
   }
 }
 
@@ -143,16 +150,27 @@ __global__ void reverse_sequence_kernel(int64_t steps, int64_t batch, int64_t wi
   }
 }
 
-cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                         const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
-                         float* c, int ldc) {
-  return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+/// cuBLAS's name of a 16-bit storage type.
+template <typename T>
+constexpr cudaDataType_t cuda_data_type() {
+  return std::is_same_v<T, dynrnn::bfloat16> ? CUDA_R_16BF : CUDA_R_16F;
 }
 
+/// float and double: cublasSgemm / cublasDgemm (the handle's math mode decides TF32). The 16-bit
+/// types: cublasGemmEx with float32 accumulation and float alpha/beta (CUBLAS_COMPUTE_32F), i.e.
+/// tensor cores, as TF's MatMul in that dtype.
+template <typename T>
 cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                         const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
-                         double* c, int ldc) {
-  return cublasDgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                         const A<T>* alpha, const T* a, int lda, const T* b, int ldb, const A<T>* beta, T* c, int ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else if constexpr (std::is_same_v<T, double>) {
+    return cublasDgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    static_assert(is_16bit_v<T>, "gemm_call: unexpected storage type");
+    return cublasGemmEx(h, ta, tb, m, n, k, alpha, a, cuda_data_type<T>(), lda, b, cuda_data_type<T>(), ldb, beta, c,
+                        cuda_data_type<T>(), ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  }
 }
 
 template <typename T>
@@ -171,10 +189,11 @@ class CudaNaiveOps final : public NaiveOps<T> {
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta,
             T* c, int64_t ldc) override {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
-    const T alpha = T(1);
-    BENCH_CUBLAS_CHECK(gemm_call(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
-                                 static_cast<int>(ldb), a, static_cast<int>(lda), &beta, c, static_cast<int>(ldc)));
+    const A<T> alpha = A<T>(1), beta_a = A<T>(beta);
+    BENCH_CUBLAS_CHECK(gemm_call<T>(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                    static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
+                                    static_cast<int>(ldb), a, static_cast<int>(lda), &beta_a, c,
+                                    static_cast<int>(ldc)));
   }
 
   void unary(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) override {
@@ -241,7 +260,8 @@ std::unique_ptr<NaiveOps<T>> make_cuda_naive_ops(cudaStream_t stream, bool tf32)
   return std::make_unique<CudaNaiveOps<T>>(stream, tf32);
 }
 
-template std::unique_ptr<NaiveOps<float>> make_cuda_naive_ops<float>(cudaStream_t, bool);
-template std::unique_ptr<NaiveOps<double>> make_cuda_naive_ops<double>(cudaStream_t, bool);
+#define BENCH_INSTANTIATE(T) template std::unique_ptr<NaiveOps<T>> make_cuda_naive_ops<T>(cudaStream_t, bool);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(BENCH_INSTANTIATE)
+#undef BENCH_INSTANTIATE
 
 }  // namespace bench

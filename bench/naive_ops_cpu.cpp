@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "bench/naive_baseline.h"
+#include "bench/precision_types.h"
 
 namespace bench {
 namespace {
@@ -33,50 +34,55 @@ T apply_binary(BinaryOp op, T a, T b) {
   return a;
 }
 
+// Every op loads T, computes in A = compute_t<T> (T itself for float and double, float for the
+// 16-bit types) and stores T once.
 template <typename T>
 class CpuNaiveOps final : public NaiveOps<T> {
+  using A = dynrnn::compute_t<T>;
+
  public:
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta,
             T* c, int64_t ldc) override {
-    std::vector<T> acc(static_cast<size_t>(n));
+    std::vector<A> acc(static_cast<size_t>(n));
+    const A beta_a = A(beta);
     for (int64_t i = 0; i < m; ++i) {
-      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(acc.begin(), acc.end(), A(0));
       for (int64_t p = 0; p < k; ++p) {
-        const T aip = ta ? a[p * lda + i] : a[i * lda + p];
+        const A aip = A(ta ? a[p * lda + i] : a[i * lda + p]);
         if (tb) {
-          for (int64_t j = 0; j < n; ++j) acc[j] += aip * b[j * ldb + p];
+          for (int64_t j = 0; j < n; ++j) acc[j] += aip * A(b[j * ldb + p]);
         } else {
           const T* brow = b + p * ldb;
-          for (int64_t j = 0; j < n; ++j) acc[j] += aip * brow[j];
+          for (int64_t j = 0; j < n; ++j) acc[j] += aip * A(brow[j]);
         }
       }
       T* row = c + i * ldc;
-      for (int64_t j = 0; j < n; ++j) row[j] = beta == T(0) ? acc[j] : acc[j] + beta * row[j];
+      for (int64_t j = 0; j < n; ++j) row[j] = T(beta_a == A(0) ? acc[j] : acc[j] + beta_a * A(row[j]));
     }
   }
 
   void unary(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) override {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = apply_unary(op, x[r * ldx + c]);
+      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = T(apply_unary(op, A(x[r * ldx + c])));
     }
   }
 
   void binary(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b, int64_t ldb, T* y,
               int64_t ldy) override {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = apply_binary(op, a[r * lda + c], b[r * ldb + c]);
+      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = T(apply_binary(op, A(a[r * lda + c]), A(b[r * ldb + c])));
     }
   }
 
   void add_scalar(int64_t rows, int64_t cols, const T* x, int64_t ldx, T s, T* y, int64_t ldy) override {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = x[r * ldx + c] + s;
+      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = T(A(x[r * ldx + c]) + A(s));
     }
   }
 
   void bias_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y, int64_t ldy) override {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = x[r * ldx + c] + bias[c];
+      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = T(A(x[r * ldx + c]) + A(bias[c]));
     }
   }
 
@@ -97,15 +103,15 @@ class CpuNaiveOps final : public NaiveOps<T> {
       const bool valid = t < len[r];
       const T* src = valid ? a : b;
       const int64_t ld = valid ? lda : ldb;
-      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = src ? src[r * ld + c] : T(0);
+      for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = src ? src[r * ld + c] : T(A(0));
     }
   }
 
   void column_sum_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y) override {
     for (int64_t c = 0; c < cols; ++c) {
-      T s = T(0);
-      for (int64_t r = 0; r < rows; ++r) s += x[r * ldx + c];
-      y[c] += s;
+      A s = A(0);
+      for (int64_t r = 0; r < rows; ++r) s += A(x[r * ldx + c]);
+      y[c] = T(A(y[c]) + s);
     }
   }
 
@@ -131,7 +137,8 @@ std::unique_ptr<NaiveOps<T>> make_cpu_naive_ops() {
   return std::make_unique<CpuNaiveOps<T>>();
 }
 
-template std::unique_ptr<NaiveOps<float>> make_cpu_naive_ops<float>();
-template std::unique_ptr<NaiveOps<double>> make_cpu_naive_ops<double>();
+#define BENCH_INSTANTIATE(T) template std::unique_ptr<NaiveOps<T>> make_cpu_naive_ops<T>();
+DYNRNN_FOR_EACH_ELEMENT_TYPE(BENCH_INSTANTIATE)
+#undef BENCH_INSTANTIATE
 
 }  // namespace bench

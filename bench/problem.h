@@ -48,6 +48,13 @@ struct Problem {
 /// Throws BenchError if dynrnn rejects the spec.
 Problem make_problem(const Shape& s, int num_sets, uint64_t seed);
 
+/// `p` with its weights, input sets and upstream gradients rounded to the storage type of `prec`
+/// (bf16 or fp16; held as the doubles they round to, so every later conversion to that type is
+/// exact). The rows of a 16-bit precision run on this copy and are verified against the float64
+/// reference of this copy: the implementation is judged on what it computes from the 16-bit data it
+/// was given, not on the rounding of that data, which no implementation can undo.
+Problem rounded_problem(const Problem& p, Precision prec);
+
 /// ||a - b|| / ||b|| (0 when both are zero; infinite when sizes differ or NaN appears).
 double rel_error(const std::vector<double>& a, const std::vector<double>& b);
 
@@ -58,11 +65,16 @@ struct Verdict {
   std::string detail;                  ///< which tensor failed, or why nothing was compared
 };
 
-/// Tolerances (relative, per tensor) for comparing a `p` run with a float64 reference.
+/// Unit roundoff u = 2^-t of the arithmetic a precision stores or multiplies in (t significant
+/// bits: fp64 53, fp32 24, tf32 11, fp16 11, bf16 8).
+double unit_roundoff(Precision p);
+
+/// Tolerances (relative, per tensor) for comparing a `p` run of a `cell` stack with a float64
+/// reference (the gradient tolerance of a 16-bit ReLU cell allows for its kink; see problem.cpp).
 double forward_tolerance(Precision p);
-double gradient_tolerance(Precision p);
+double gradient_tolerance(Precision p, Cell cell);
 
 /// Compares every tensor that both results have; grads only when `grads`.
-Verdict compare_results(const HostResult& got, const HostResult& ref, Precision p, bool grads);
+Verdict compare_results(const HostResult& got, const HostResult& ref, Precision p, Cell cell, bool grads);
 
 }  // namespace bench

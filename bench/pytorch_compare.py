@@ -14,6 +14,9 @@ the reset-after form: neither is TF's function, so every row is NotVerified. FLO
 formulas as dynrnn-bench (TF's independent stacks, useful row-steps = sum of lengths), so TF/s is
 comparable across files; the roofline columns are left empty.
 
+bf16 and fp16 run the module and its data in that dtype (PyTorch hands them to cuDNN when
+torch.backends.cudnn accepts the dtype, else to its own RNN kernels; the note says which).
+
 Lengths follow the same rules as dynrnn-bench (uniform U[T/4, T], skewed 90% U[T/10, T/5] / 10% U[T/2, T],
 one row of length T) but not the same draws; the sum_len column records the actual ones.
 
@@ -29,6 +32,9 @@ import sys
 import time
 
 # Must match bench/report.cpp csv_columns().
+# torch dtype of each precision (tf32 is float32 with TF32 allowed).
+DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
 COLUMNS = [
     "shape_id", "source", "cell", "T", "B", "I", "H", "layers", "directions", "lengths", "t_loop", "sum_len",
     "precision", "mode", "impl", "variant", "device", "timer", "status", "iters", "median_ms", "p10_ms", "p90_ms",
@@ -126,7 +132,7 @@ def git_commit():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default="", help="comma-separated shape ids (default: all of the core set)")
-    ap.add_argument("--precision", default="fp32", help="fp32,tf32 (bf16/fp16 are written as unsupported rows)")
+    ap.add_argument("--precision", default="fp32", help="fp32,tf32,bf16,fp16 (fp64 is written as unsupported rows)")
     ap.add_argument("--mode", default="inference,training", help="inference,forward,backward,training")
     ap.add_argument("--variants", default="torch-eager,torch-packed,torch-graph")
     ap.add_argument("--warmup", type=int, default=5)
@@ -181,7 +187,7 @@ def main():
                                timer="cuda-events", status="ok", verify="NotVerified",
                                command="python3 bench/pytorch_compare.py --shapes %s --precision %s --mode %s "
                                        "--variants %s" % (sid, prec, mode, variant))
-                    if prec not in ("fp32", "tf32"):
+                    if prec not in DTYPES:
                         row.update(status="unsupported", note="%s: not supported yet" % prec)
                         write(row)
                         continue
@@ -218,7 +224,8 @@ def run_one(torch, dev, row, cell, T, B, I, H, L, bi, lengths, prec, mode, varia
         net = torch.nn.GRU(I, H, num_layers=L, bidirectional=bi)
     else:
         net = torch.nn.RNN(I, H, num_layers=L, bidirectional=bi, nonlinearity=cell.split("_")[1])
-    net = net.to(dev)
+    dtype = getattr(torch, DTYPES[prec])
+    net = net.to(dev, dtype)
     training = mode != "inference"
     net.train(training)
     dirs = 2 if bi else 1
@@ -227,8 +234,11 @@ def run_one(torch, dev, row, cell, T, B, I, H, L, bi, lengths, prec, mode, varia
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    xs = [torch.empty(T, B, I, device=dev).uniform_(-1, 1) for _ in range(3)]
-    dys = [torch.empty(T, B, dirs * H, device=dev).uniform_(-1, 1) for _ in range(3)]
+    xs = [torch.empty(T, B, I, device=dev, dtype=dtype).uniform_(-1, 1) for _ in range(3)]
+    dys = [torch.empty(T, B, dirs * H, device=dev, dtype=dtype).uniform_(-1, 1) for _ in range(3)]
+    if prec in ("bf16", "fp16"):
+        cudnn = torch.backends.cudnn.is_acceptable(xs[0])
+        notes.append("%s: %s" % (prec, "cuDNN" if cudnn else "not a cuDNN dtype here: PyTorch's own RNN kernels"))
     lens_cpu = torch.tensor(lengths, dtype=torch.int64)
 
     def forward(x):

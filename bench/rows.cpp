@@ -90,4 +90,12 @@ Mode verification_mode(Mode m) {
   return mode_has_backward(m) ? Mode::kTraining : m;
 }
 
+Precision reference_key(Precision p) {
+  return is_16bit(p) ? p : Precision::kFp64;
+}
+
+std::string reference_label(const std::string& reference, Precision p) {
+  return is_16bit(p) ? reference + " of the " + precision_name(p) + "-rounded data" : reference;
+}
+
 }  // namespace bench

@@ -30,4 +30,11 @@ std::vector<double> time_host_ms(int warmup, int iters, const std::function<void
 /// gradients. backward and training verify a full training step (forward + backward).
 Mode verification_mode(Mode m);
 
+/// Which float64 reference verifies a precision's rows: fp32, tf32 and fp64 share the reference of
+/// the problem's data (key kFp64); bf16 and fp16 each have the reference of their rounded data
+/// (rounded_problem), so the key is the precision itself.
+Precision reference_key(Precision p);
+/// The verify_ref column: the reference's name, plus the rounding of its data for 16-bit rows.
+std::string reference_label(const std::string& reference, Precision p);
+
 }  // namespace bench

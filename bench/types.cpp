@@ -53,8 +53,8 @@ bool parse_precision(const std::string& s, Precision* p) {
   return true;
 }
 
-bool precision_supported(Precision p) {
-  return p == Precision::kFp32 || p == Precision::kTf32 || p == Precision::kFp64;
+bool is_16bit(Precision p) {
+  return p == Precision::kBf16 || p == Precision::kFp16;
 }
 
 int precision_bytes(Precision p) {

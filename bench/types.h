@@ -24,8 +24,8 @@ const char* mode_name(Mode m);
 bool parse_mode(const std::string& s, Mode* m);
 const char* precision_name(Precision p);
 bool parse_precision(const std::string& s, Precision* p);
-/// fp32/tf32/fp64 run; bf16/fp16 are accepted and reported as "not supported yet".
-bool precision_supported(Precision p);
+/// bf16 and fp16: 16-bit storage, float32 arithmetic (GEMMs accumulate in float32).
+bool is_16bit(Precision p);
 /// Bytes per element of the buffers (fp32 and tf32 use float storage).
 int precision_bytes(Precision p);
 /// Number of FLOP-equivalent passes over the forward work: inference/forward 1, backward 2, training 3.
@@ -38,6 +38,13 @@ bool mode_has_backward(Mode m);
 class BenchError : public std::runtime_error {
  public:
   explicit BenchError(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// An implementation that cannot run a combination (e.g. a library that rejects a data type):
+/// the row reads "unsupported" with the reason, and the run does not count it as a failure.
+class BenchUnsupported : public BenchError {
+ public:
+  explicit BenchUnsupported(const std::string& what) : BenchError(what) {}
 };
 
 /// Everything one run produced, widened to double on the host, in dynrnn's layouts:

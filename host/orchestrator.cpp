@@ -301,7 +301,7 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
     dh_cur_[d].assign(m_.dirs[d].size(), 0);
     for (const LayerModel& l : m_.dirs[d]) {
       const LayerPlan& lp = plan(l);
-      const int64_t GW = l.gate_width, H = l.units, O = l.out_width;
+      const int64_t H = l.units, O = l.out_width;
       DYNRNN_TRY(ex_.set_queue(lp.queue));
       T* dh = at(lp.dh, 0);
       if (c.grad_final_state) {
@@ -509,7 +509,6 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
-  const bool reverse = l.direction == 1;
   cell::StepMap map{c.seq_len, s, p_.max_time};
   const T* hp = entry(slot.hs, e, O);
   T* dz = entry(at(lp.dz), e, GW);
