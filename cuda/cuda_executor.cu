@@ -31,7 +31,8 @@ size_t blas_workspace_bytes(int cc_major) {
   return (cc_major >= 9 ? size_t(8) : size_t(4)) << 20;
 }
 
-/// Made at creation; a call that needs more grows the pools at its begin() (outside graph capture).
+/// Made by init(); Rnn::create then prepares what its calls need (pool_sizes), and a call that would
+/// still need more grows the pools at its begin() (outside graph capture).
 constexpr int kInitialQueues = 2;
 constexpr int kInitialEvents = 16;
 
@@ -69,6 +70,8 @@ class CudaExecutor final : public Executor<T> {
     DYNRNN_CUBLAS_CHECK(cublasSetWorkspace(handle_, queue_workspace(0), queue_ws_bytes_));
     return Status::ok();
   }
+
+  Status prepare(int queues, int events) override { return grow(queues, events); }
 
   Status begin(Stream stream, int queues, int events) override {
     if (binding_.bound()) return Status(StatusCode::kInternal, "CudaExecutor::begin called twice without end");

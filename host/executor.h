@@ -41,6 +41,9 @@ class Executor {
   /// stream, and end() makes the caller's stream wait for all of them. The CPU executor runs
   /// everything in call order and ignores the stream.
   virtual Status begin(Stream stream, int queues, int events) = 0;
+  /// Creates what calls using up to `queues` queues and `events` events need (the CUDA executor's
+  /// streams, events and cuBLAS workspaces), so that no call has to; called once, at handle creation.
+  virtual Status prepare(int /*queues*/, int /*events*/) { return Status::ok(); }
   virtual Status end() = 0;
 
   /// The queue that subsequent verbs are issued to (0 after begin).

@@ -83,6 +83,17 @@ bool layout_slot(const Model& m, const LayerModel& l, unsigned fields, int64_t K
 
 }  // namespace
 
+PoolSizes pool_sizes(const Model& model) {
+  const int layers = static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
+  const bool swap = model.spec.swap_memory;
+  PoolSizes s;
+  // As make_plan counts them: the caller's queue, one per layer, the copy queue; per layer three
+  // events, and with swap up to kMaxSaveEvents save events and two load events; one for dx.
+  s.queues = 1 + layers + (swap ? 1 : 0);
+  s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 1;
+  return s;
+}
+
 Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* out) {
   Plan p;
   p.max_time = T;

@@ -113,6 +113,15 @@ struct Plan {
 /// Every buffer is aligned to this many bytes.
 constexpr size_t kAlignment = 256;
 
+/// The most queues and events any call of a model uses (every plan of make_plan stays within them),
+/// so that a CUDA handle creates all its streams and events once, at creation, and even its first
+/// call can be captured into a CUDA graph.
+struct PoolSizes {
+  int queues = 1;
+  int events = 0;
+};
+PoolSizes pool_sizes(const Model& model);
+
 /// Lays out (max_time, batch) for a forward (training or inference) and the backward that follows.
 /// Fails with a message naming the sizes when a byte count does not fit in 64 bits, or when the
 /// activation memory budget cannot hold two chunks.

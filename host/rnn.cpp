@@ -109,6 +109,10 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
       }
       return make_cuda_executor<T>(spec.math, &impl->executor<T>());
     }));
+    const PoolSizes pools = pool_sizes(impl->model);
+    DYNRNN_TRY(dispatch_dtype(spec.dtype, [&](auto tag) {
+      return impl->executor<typename decltype(tag)::type>()->prepare(pools.queues, pools.events);
+    }));
     out->reset(new Rnn(std::move(impl)));
     return Status::ok();
   });
