@@ -321,7 +321,12 @@ TEST(Messages, EveryForwardArgument) {
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "outputs_bw", "overlaps final_state", "must be distinct"};
        }},
-      {"reserve overlaps workspace", false, [](Bufs& c) { c.f.reserve = c.ws.data() + 8; },
+      {"reserve overlaps workspace", false,
+       [](Bufs& c) {
+         c.ws.resize(c.ws.size() + c.rs.size() + 8);  // one allocation: nothing else can overlap
+         c.f.workspace = c.ws.data();
+         c.f.reserve = c.ws.data() + 8;
+       },
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "workspace", "overlaps reserve", "must be distinct"};
        }},
@@ -403,7 +408,13 @@ TEST(Messages, EveryBackwardArgument) {
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "grad_inputs", "overlaps grad_outputs_bw", "must not alias"};
        }},
-      {"workspace overlaps reserve", false, [](Bufs& c) { c.b.workspace = c.rs.data(); },
+      {"workspace overlaps reserve", false,
+       [](Bufs& c) {
+         // Both inside one allocation, so that the workspace range overlaps nothing else.
+         c.rs.resize(c.rs.size() + c.ws.size());
+         c.b.reserve = c.rs.data();
+         c.b.workspace = c.rs.data();
+       },
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "workspace", "overlaps reserve", "must not alias"};
        }},

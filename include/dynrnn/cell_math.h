@@ -62,6 +62,14 @@ DYNRNN_HD bool clip_passes(T v, T bound) {
   return v <= bound && v >= -bound;
 }
 
+/// A pre-activation as its stored element type holds it. Forward computes a step from this value, so
+/// that it is the very value backward (and recompute) reads back: with 16-bit storage, the gradient
+/// is then the gradient of the function forward computed.
+template <typename T>
+DYNRNN_HD compute_t<T> preactivation(compute_t<T> z) {
+  return compute_t<T>(T(z));
+}
+
 /// Which rows are still running at step `step`, and which time position each row reads and writes.
 /// reverse = the backward direction of a bidirectional RNN at its stack's input and output, where
 /// TF applies ReverseSequence: row b at step s uses time L_b - 1 - s while s < L_b, else s.
@@ -177,7 +185,7 @@ struct RnnForwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
-    A z = gx.at(map, b)[j] + gh[i] + bias[j];
+    A z = preactivation<T>(gx.at(map, b)[j] + gh[i] + bias[j]);
     if (z_save) z_save[i] = z;
     A h = activate(act, z);
     bool v = map.valid(b);
@@ -278,10 +286,10 @@ struct LstmForwardParams {
     const int64_t H = cols;
     const T* x4 = gx.at(map, b);
     const T* h4 = gh + b * 4 * H;
-    A zi = x4[j] + h4[j] + bias[j];
-    A zj = x4[H + j] + h4[H + j] + bias[H + j];
-    A zf = x4[2 * H + j] + h4[2 * H + j] + bias[2 * H + j];
-    A zo = x4[3 * H + j] + h4[3 * H + j] + bias[3 * H + j];
+    A zi = preactivation<T>(x4[j] + h4[j] + bias[j]);
+    A zj = preactivation<T>(x4[H + j] + h4[H + j] + bias[H + j]);
+    A zf = preactivation<T>(x4[2 * H + j] + h4[2 * H + j] + bias[2 * H + j]);
+    A zo = preactivation<T>(x4[3 * H + j] + h4[3 * H + j] + bias[3 * H + j]);
     if (z_save) {
       T* zs = z_save + b * 4 * H;
       zs[j] = zi;
@@ -439,8 +447,8 @@ struct GruGatesForwardParams {
     const int64_t H = cols;
     const T* x2 = gx.at(map, b);
     const T* h2 = gh + b * 2 * H;
-    A zr = x2[j] + h2[j] + bias[j];
-    A zu = x2[H + j] + h2[H + j] + bias[H + j];
+    A zr = preactivation<T>(x2[j] + h2[j] + bias[j]);
+    A zu = preactivation<T>(x2[H + j] + h2[H + j] + bias[H + j]);
     zg[b * 2 * H + j] = zr;
     zg[b * 2 * H + H + j] = zu;
     rh[b * H + j] = sigmoid(zr) * h_prev[b * H + j];
@@ -465,7 +473,7 @@ struct GruCandidateForwardParams {
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
-    A zc = gx.at(map, b)[j] + gc[i] + bias[j];
+    A zc = preactivation<T>(gx.at(map, b)[j] + gc[i] + bias[j]);
     if (zc_save) zc_save[i] = zc;
     A c = activate(act, zc);
     A u = sigmoid(A(zg[b * 2 * H + H + j]));
