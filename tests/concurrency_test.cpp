@@ -1,9 +1,9 @@
 // Thread safety (rnn.h): one handle serves one thread at a time; distinct handles are independent.
-// Several std::threads each create their own handles (different cells, directions, layouts, dtypes,
-// swap_memory, recompute) and run forward + backward on them many times, all at once; every result
-// must equal bit for bit what the same handle configuration gives in a single-threaded run. Handles
-// are also created and destroyed while others run. (CPU backend: the stream argument is ignored; the
-// GPU variant with one stream per thread belongs to tests/gpu_test.cpp.)
+// Several std::threads each create their own handles (different cells, directions, layouts, every
+// dtype, swap_memory, recompute) and run forward + backward on them many times, all at once; every
+// result must equal bit for bit what the same handle configuration gives in a single-threaded run.
+// Handles are also created and destroyed while others run. (CPU backend: the stream argument is
+// ignored; the GPU variant with one stream per thread belongs to tests/gpu_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "call_buffers.h"
+#include "dtype_support.h"
 #include "dynrnn/rnn.h"
 #include "library_adapter.h"
 #include "random_problem.h"
@@ -62,7 +63,8 @@ bool run(Rnn& rnn, const Job& j, Bytes* out, std::string* error) {
 }
 
 bool run_any(Rnn& rnn, const Job& j, Bytes* out, std::string* error) {
-  return j.spec.dtype == dynrnn::DataType::kFloat32 ? run<float>(rnn, j, out, error) : run<double>(rnn, j, out, error);
+  return testing_support::with_element_type(
+      j.spec.dtype, [&](auto tag) { return run<typename decltype(tag)::type>(rnn, j, out, error); });
 }
 
 std::vector<Job> make_jobs(int n, uint64_t seed) {
@@ -75,8 +77,11 @@ std::vector<Job> make_jobs(int n, uint64_t seed) {
     Job j;
     j.p = testing_support::random_problem(rng, opt);
     j.u = testing_support::random_upstream(j.p, rng);
-    j.spec =
-        testing_support::spec_from_problem(j.p, i % 3 == 2 ? dynrnn::DataType::kFloat64 : dynrnn::DataType::kFloat32);
+    // Every element type, float32 most often.
+    static const dynrnn::DataType kDtypes[] = {dynrnn::DataType::kFloat32, dynrnn::DataType::kBFloat16,
+                                               dynrnn::DataType::kFloat64, dynrnn::DataType::kFloat32,
+                                               dynrnn::DataType::kFloat16};
+    j.spec = testing_support::spec_from_problem(j.p, kDtypes[i % 5]);
     j.spec.parallel_iterations = 1 + static_cast<int>(rng() % 5);
     j.spec.swap_memory = i % 4 == 1;
     j.spec.recompute = i % 5 == 3;

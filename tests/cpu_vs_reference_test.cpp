@@ -3,39 +3,13 @@
 // directions, both layouts, length edge cases, T = 0 and B = 0).
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 #include "library_adapter.h"
 #include "random_problem.h"
 
 namespace {
 
+using testing_support::describe;
 using testing_support::rel_error;
-
-std::string describe(const ref::Problem& p) {
-  std::ostringstream os;
-  auto stack = [&](const std::vector<ref::Cell>& cells) {
-    for (const ref::Cell& c : cells) {
-      const char* kinds[] = {"basic_rnn", "basic_lstm", "lstm", "gru"};
-      os << " " << kinds[static_cast<int>(c.kind)] << "(H=" << c.units << (c.relu ? ",relu" : "")
-         << ",fb=" << c.forget_bias << (c.peepholes ? ",peep" : "") << (c.has_cell_clip ? ",cclip" : "")
-         << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << ")";
-    }
-  };
-  os << "T=" << p.T << " B=" << p.B << " D=" << p.D << (p.time_major ? " time_major" : " batch_major")
-     << (p.has_initial_state ? " init" : "") << " fw:";
-  stack(p.fw);
-  if (!p.bw.empty()) {
-    os << " bw:";
-    stack(p.bw);
-  }
-  if (p.has_seq_len) {
-    os << " len=[";
-    for (int l : p.seq_len) os << l << " ";
-    os << "]";
-  }
-  return os.str();
-}
 
 void expect_close(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double tol,
                   const std::string& ctx) {

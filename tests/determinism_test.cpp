@@ -2,10 +2,10 @@
 // gradients (inputs, initial state, every weight) — on a reused handle, on a fresh handle, with
 // output and scratch buffers holding different garbage before the call (so nothing may read a byte
 // it did not write), and with swap_memory on and off (documented as numerically neutral); recompute
-// runs are deterministic among themselves. float32 and float64, random configurations from
-// testing_support::random_problem, chunks of 1 to 4 steps. A backward depends only on its own
-// forward's reserve: twice over one forward, or after another forward on the same handle, it gives
-// the same bits.
+// runs are deterministic among themselves. Every element type (float32, float64, bfloat16,
+// float16), random configurations from testing_support::random_problem, chunks of 1 to 4 steps.
+// A backward depends only on its own forward's reserve: twice over one forward, or after another
+// forward on the same handle, it gives the same bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "call_buffers.h"
+#include "dtype_support.h"
 #include "dynrnn/rnn.h"
 #include "library_adapter.h"
 #include "random_problem.h"
@@ -138,7 +139,7 @@ std::string describe(const RnnSpec& s, const ref::Problem& p) {
 
 template <typename T>
 void determinism_sweep(uint64_t seed, int cases) {
-  const DataType dtype = sizeof(T) == 4 ? DataType::kFloat32 : DataType::kFloat64;
+  const DataType dtype = testing_support::dtype_of<T>();
   std::mt19937_64 rng(seed);
   testing_support::ProblemOptions opt;
   opt.max_time = 9;  // several chunks with small parallel_iterations
@@ -185,6 +186,12 @@ TEST(Determinism, Float32RandomConfigurations) {
 }
 TEST(Determinism, Float64RandomConfigurations) {
   determinism_sweep<double>(0xD0D1, 20);
+}
+TEST(Determinism, BFloat16RandomConfigurations) {
+  determinism_sweep<dynrnn::bfloat16>(0xD0D4, 15);
+}
+TEST(Determinism, Float16RandomConfigurations) {
+  determinism_sweep<dynrnn::float16>(0xD0D5, 15);
 }
 
 /// Backward reads the training forward's results; running it twice over one forward (as a caller

@@ -66,13 +66,23 @@ size_t workspace(const Rnn& rnn, int64_t T, int64_t B, bool training) {
 
 TEST(LargeSizes, QueriesPastTwoToThe31ElementsAreExact) {
   const int64_t T = 1 << 16, B = 1 << 16, H = 1024;  // T * B * H = 2^42 elements
-  for (dynrnn::DataType dtype : {dynrnn::DataType::kFloat32, dynrnn::DataType::kFloat64}) {
+  const struct {
+    dynrnn::DataType dtype;
+    size_t bytes;
+  } kTypes[] = {{dynrnn::DataType::kFloat32, 4},
+                {dynrnn::DataType::kFloat64, 8},
+                {dynrnn::DataType::kBFloat16, 2},
+                {dynrnn::DataType::kFloat16, 2}};
+  size_t reserves[4] = {0, 0, 0, 0};
+  for (const auto& type : kTypes) {
+    SCOPED_TRACE("dtype " + std::to_string(static_cast<int>(type.dtype)));
     RnnSpec spec = big_lstm();
-    spec.dtype = dtype;
-    const size_t eb = dtype == dynrnn::DataType::kFloat32 ? 4 : 8;
+    spec.dtype = type.dtype;
+    const size_t eb = type.bytes;
     auto rnn = make(spec);
     ASSERT_TRUE(rnn);
     const size_t rs = reserve(*rnn, T, B);
+    reserves[static_cast<int>(type.dtype)] = rs;
     // A saving training forward keeps, per row and step, at least h (H), c (H) and the four gate
     // pre-activations (4H): 6H values.
     const unsigned __int128 lower = static_cast<unsigned __int128>(T) * B * 6 * H * eb;
@@ -94,6 +104,11 @@ TEST(LargeSizes, QueriesPastTwoToThe31ElementsAreExact) {
       EXPECT_GE(w1, size_t(B) * 4 * H * eb) << "training=" << training;
     }
   }
+  // The two 16-bit types plan alike, and keep less than float32 (even with the LSTM cell state in
+  // float32) and float32 less than float64.
+  EXPECT_EQ(reserves[2], reserves[3]);
+  EXPECT_LT(reserves[2], reserves[0]);
+  EXPECT_LT(reserves[0], reserves[1]);
 }
 
 TEST(LargeSizes, EveryCellKindAndDirectionScalesLinearly) {

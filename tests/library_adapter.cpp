@@ -3,11 +3,27 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "call_buffers.h"
+#include "dtype_support.h"
+#include "host/element_types.h"
 
 namespace testing_support {
 namespace {
+
+bool bit_equal(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+}
+
+bool bit_equal(const ref::Named& a, const ref::Named& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || !bit_equal(v, it->second)) return false;
+  }
+  return true;
+}
 
 dynrnn::CellSpec to_spec(const ref::Cell& c) {
   dynrnn::CellSpec s;
@@ -75,7 +91,7 @@ template <typename T>
 LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, const LibraryOptions& opt,
                        const std::function<void(dynrnn::Rnn&)>& prepare) {
   LibraryRun run;
-  const dynrnn::DataType dtype = sizeof(T) == 4 ? dynrnn::DataType::kFloat32 : dynrnn::DataType::kFloat64;
+  const dynrnn::DataType dtype = dtype_of<T>();
   std::unique_ptr<dynrnn::Rnn> rnn;
   dynrnn::Status st = dynrnn::Rnn::create(spec_from_problem(p, dtype, opt), dynrnn::Backend::kCpu, &rnn);
   if (!st) {
@@ -117,10 +133,12 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   return run;
 }
 
-template LibraryRun run_library<float>(const ref::Problem&, const ref::Upstream*, const LibraryOptions&,
-                                       const std::function<void(dynrnn::Rnn&)>&);
-template LibraryRun run_library<double>(const ref::Problem&, const ref::Upstream*, const LibraryOptions&,
-                                        const std::function<void(dynrnn::Rnn&)>&);
+// Every element type the library is built for (host/element_types.h keeps the one list).
+#define DYNRNN_TEST_INSTANTIATE(T)                                                                     \
+  template LibraryRun run_library<T>(const ref::Problem&, const ref::Upstream*, const LibraryOptions&, \
+                                     const std::function<void(dynrnn::Rnn&)>&);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_TEST_INSTANTIATE)
+#undef DYNRNN_TEST_INSTANTIATE
 
 double rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor) {
   if (a.size() != b.size()) return INFINITY;
@@ -131,6 +149,22 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b, dou
     den += b[i] * b[i];
   }
   return std::sqrt(num) / std::max(std::sqrt(den), floor);
+}
+
+void expect_bit_equal(const LibraryRun& a, const LibraryRun& b, const std::string& what) {
+  EXPECT_TRUE(bit_equal(a.forward.out_fw, b.forward.out_fw)) << what << ": out_fw";
+  EXPECT_TRUE(bit_equal(a.forward.out_bw, b.forward.out_bw)) << what << ": out_bw";
+  EXPECT_TRUE(bit_equal(a.forward.final_state, b.forward.final_state)) << what << ": final_state";
+  EXPECT_TRUE(bit_equal(a.gradients.dx, b.gradients.dx)) << what << ": grad x";
+  EXPECT_TRUE(bit_equal(a.gradients.dinit, b.gradients.dinit)) << what << ": grad initial_state";
+  ASSERT_EQ(a.gradients.dw_fw.size(), b.gradients.dw_fw.size());
+  ASSERT_EQ(a.gradients.dw_bw.size(), b.gradients.dw_bw.size());
+  for (size_t l = 0; l < a.gradients.dw_fw.size(); ++l) {
+    EXPECT_TRUE(bit_equal(a.gradients.dw_fw[l], b.gradients.dw_fw[l])) << what << ": grad fw layer " << l;
+  }
+  for (size_t l = 0; l < a.gradients.dw_bw.size(); ++l) {
+    EXPECT_TRUE(bit_equal(a.gradients.dw_bw[l], b.gradients.dw_bw[l])) << what << ": grad bw layer " << l;
+  }
 }
 
 }  // namespace testing_support

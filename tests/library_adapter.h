@@ -38,6 +38,9 @@ template <typename T>
 LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, const LibraryOptions& opt = {},
                        const std::function<void(dynrnn::Rnn&)>& prepare = {});
 
+/// Expects every output, state and gradient of two runs to be equal bit for bit.
+void expect_bit_equal(const LibraryRun& a, const LibraryRun& b, const std::string& what);
+
 /// Relative error ||a - b|| / max(||b||, floor) of two equally long vectors.
 double rel_error(const std::vector<double>& a, const std::vector<double>& b, double floor = 1e-30);
 

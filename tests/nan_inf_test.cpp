@@ -1,11 +1,12 @@
 // NaN and Inf, in padded and in valid positions: what reaches outputs, states and gradients.
 //
-// Pins what the library does (CPU backend, float32 and float64), against README "Intentional
-// divergence": steps past a row's length are computed and discarded, so NaN/Inf there never reach
-// outputs or states; a finished row's pre-activation gradient is exactly zero, so NaN/Inf in padded
-// inputs reach only weight gradients — the rows of the kernels that multiply the padded values —
-// never the state or input gradients. Each test compares a run with special values against the same
-// run with ordinary values, bit for bit, and lists every element that changed.
+// Pins what the library does (CPU backend; float32 and float64, and for padded inputs also the
+// 16-bit types), against README "Intentional divergence": steps past a row's length are computed
+// and discarded, so NaN/Inf there never reach outputs or states; a finished row's pre-activation
+// gradient is exactly zero, so NaN/Inf in padded inputs reach only weight gradients — the rows of
+// the kernels that multiply the padded values — never the state or input gradients. Each test
+// compares a run with special values against the same run with ordinary values, bit for bit, and
+// lists every element that changed.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "call_buffers.h"
+#include "dtype_support.h"
 #include "dynrnn/rnn.h"
 
 namespace {
@@ -153,7 +155,7 @@ std::vector<Problem> configurations() {
 
 template <typename T>
 void prepare(Problem& p, std::unique_ptr<Rnn>* rnn) {
-  p.spec.dtype = sizeof(T) == 4 ? dynrnn::DataType::kFloat32 : dynrnn::DataType::kFloat64;
+  p.spec.dtype = testing_support::dtype_of<T>();
   ASSERT_TRUE(Rnn::create(p.spec, Backend::kCpu, rnn).is_ok());
   p.w = values((*rnn)->param_count(), 0.6, 6);
 }
@@ -248,6 +250,12 @@ TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat32) {
 }
 TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat64) {
   padded_inputs<double>();
+}
+TEST(NanInf, PaddedInputsReachOnlyWeightGradientsBFloat16) {
+  padded_inputs<dynrnn::bfloat16>();
+}
+TEST(NanInf, PaddedInputsReachOnlyWeightGradientsFloat16) {
+  padded_inputs<dynrnn::float16>();
 }
 
 /// Upstream gradients at padded positions (dL/d outputs at t >= length) are ignored entirely: NaN

@@ -1,5 +1,7 @@
 #include "random_problem.h"
 
+#include <sstream>
+
 namespace testing_support {
 namespace {
 
@@ -101,6 +103,31 @@ ref::Upstream random_upstream(const ref::Problem& p, std::mt19937_64& rng) {
     }
   }
   return u;
+}
+
+std::string describe(const ref::Problem& p) {
+  std::ostringstream os;
+  auto stack = [&](const std::vector<ref::Cell>& cells) {
+    for (const ref::Cell& c : cells) {
+      const char* kinds[] = {"basic_rnn", "basic_lstm", "lstm", "gru"};
+      os << " " << kinds[static_cast<int>(c.kind)] << "(H=" << c.units << (c.relu ? ",relu" : "")
+         << ",fb=" << c.forget_bias << (c.peepholes ? ",peep" : "") << (c.has_cell_clip ? ",cclip" : "")
+         << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << ")";
+    }
+  };
+  os << "T=" << p.T << " B=" << p.B << " D=" << p.D << (p.time_major ? " time_major" : " batch_major")
+     << (p.has_initial_state ? " init" : "") << " fw:";
+  stack(p.fw);
+  if (!p.bw.empty()) {
+    os << " bw:";
+    stack(p.bw);
+  }
+  if (p.has_seq_len) {
+    os << " len=[";
+    for (int l : p.seq_len) os << l << " ";
+    os << "]";
+  }
+  return os.str();
 }
 
 }  // namespace testing_support

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <random>
+#include <string>
 
 #include "reference/reference.h"
 
@@ -20,5 +21,8 @@ struct ProblemOptions {
 
 ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt);
 ref::Upstream random_upstream(const ref::Problem& p, std::mt19937_64& rng);
+
+/// One line naming the problem's shape, layout, cells and lengths (for failure messages).
+std::string describe(const ref::Problem& p);
 
 }  // namespace testing_support

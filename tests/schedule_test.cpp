@@ -15,35 +15,6 @@ namespace {
 using testing_support::LibraryOptions;
 using testing_support::LibraryRun;
 
-bool bit_equal(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
-}
-
-bool bit_equal(const ref::Named& a, const ref::Named& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || !bit_equal(v, it->second)) return false;
-  }
-  return true;
-}
-
-void expect_bit_equal(const LibraryRun& a, const LibraryRun& b, const std::string& what) {
-  EXPECT_TRUE(bit_equal(a.forward.out_fw, b.forward.out_fw)) << what << ": out_fw";
-  EXPECT_TRUE(bit_equal(a.forward.out_bw, b.forward.out_bw)) << what << ": out_bw";
-  EXPECT_TRUE(bit_equal(a.forward.final_state, b.forward.final_state)) << what << ": final_state";
-  EXPECT_TRUE(bit_equal(a.gradients.dx, b.gradients.dx)) << what << ": grad x";
-  EXPECT_TRUE(bit_equal(a.gradients.dinit, b.gradients.dinit)) << what << ": grad initial_state";
-  ASSERT_EQ(a.gradients.dw_fw.size(), b.gradients.dw_fw.size());
-  ASSERT_EQ(a.gradients.dw_bw.size(), b.gradients.dw_bw.size());
-  for (size_t l = 0; l < a.gradients.dw_fw.size(); ++l) {
-    EXPECT_TRUE(bit_equal(a.gradients.dw_fw[l], b.gradients.dw_fw[l])) << what << ": grad fw layer " << l;
-  }
-  for (size_t l = 0; l < a.gradients.dw_bw.size(); ++l) {
-    EXPECT_TRUE(bit_equal(a.gradients.dw_bw[l], b.gradients.dw_bw[l])) << what << ": grad bw layer " << l;
-  }
-}
-
 /// Replaces the handle's executor with threaded queues.
 std::function<void(dynrnn::Rnn&)> threaded(const testing_support::DelayPolicy& policy) {
   return [policy](dynrnn::Rnn& rnn) {

@@ -1,10 +1,13 @@
 // TF <-> cuDNN/PyTorch weight conversion: the cuDNN equations (spec §4.1), evaluated here with the
-// converted weights, must reproduce the float64 reference's TF cells.
+// converted weights, must reproduce the float64 reference's TF cells. In the 16-bit types the
+// conversion must move exactly the values the float64 one moves and round its one sum once.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
+#include "call_buffers.h"
+#include "dtype_support.h"
 #include "dynrnn/weights.h"
 #include "reference/reference.h"
 
@@ -118,6 +121,84 @@ TEST(WeightConversion, BasicRnnReluMatchesRnnRelu) {
   c.units = 5;
   c.relu = true;
   check_equivalence(c, dynrnn::CellSpec::basic_rnn(5, dynrnn::Activation::kRelu));
+}
+
+/// tf_to_cudnn / cudnn_to_tf in T (bfloat16, float16) on TF weights already rounded to T: every
+/// matrix entry is the float64 conversion's bit for bit (the conversion only moves values), b_hh is
+/// 0, b_ih is the TF bias except on the forget rows, where it is bias + forget_bias rounded once to
+/// T (the float32 addition may round too: 2^-24 more); with forget_bias 0 the way back returns the
+/// TF weights bit for bit.
+template <typename T>
+void check_16bit_conversion(const ref::Cell& rc, dynrnn::CellSpec spec) {
+  SCOPED_TRACE(testing_support::dtype_name(testing_support::dtype_of<T>()));
+  const int64_t D = 4, H = rc.units, P = rc.num_proj, Hs = P > 0 ? P : H;
+  const int64_t GH = (rc.kind == ref::CellKind::BasicRNN ? 1 : 4) * H;
+  std::mt19937_64 rng(6);
+  ref::Params tf = ref::random_params(rc, static_cast<int>(D), rng, 0.6);
+  for (auto& kv : tf) testing_support::round_all<T>(kv.second);
+  auto as_T = [](const std::vector<double>& v) { return std::vector<T>(v.begin(), v.end()); };
+  const std::vector<T> K = as_T(tf.at("kernel")), b = as_T(tf.at("bias"));
+  const std::vector<T> proj = P > 0 ? as_T(tf.at("projection/kernel")) : std::vector<T>();
+
+  std::vector<double> w_ih(GH * D), w_hh(GH * Hs), b_ih(GH), b_hh(GH), w_hr(P * H);
+  ASSERT_TRUE(dynrnn::tf_to_cudnn<double>(spec, D, tf.at("kernel").data(), tf.at("bias").data(),
+                                          P > 0 ? tf.at("projection/kernel").data() : nullptr,
+                                          {w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), w_hr.data()})
+                  .is_ok());
+  std::vector<T> w_ih16(w_ih.size()), w_hh16(w_hh.size()), b_ih16(GH), b_hh16(GH), w_hr16(w_hr.size());
+  ASSERT_TRUE(dynrnn::tf_to_cudnn<T>(spec, D, K.data(), b.data(), P > 0 ? proj.data() : nullptr,
+                                     {w_ih16.data(), w_hh16.data(), b_ih16.data(), b_hh16.data(), w_hr16.data()})
+                  .is_ok());
+  const std::vector<double> got_ih = testing_support::widen(w_ih16), got_hh = testing_support::widen(w_hh16),
+                            got_hr = testing_support::widen(w_hr16);
+  EXPECT_EQ(got_ih, w_ih);
+  EXPECT_EQ(got_hh, w_hh);
+  EXPECT_EQ(got_hr, w_hr);
+  const double u = testing_support::unit_roundoff<T>();
+  for (int64_t r = 0; r < GH; ++r) {
+    EXPECT_EQ(static_cast<double>(b_hh16[r]), 0.0) << r;
+    EXPECT_LE(std::fabs(static_cast<double>(b_ih16[r]) - b_ih[r]), (u + std::ldexp(1.0, -23)) * std::fabs(b_ih[r]))
+        << "b_ih row " << r << ": " << static_cast<double>(b_ih16[r]) << " vs " << b_ih[r];
+  }
+
+  // forget_bias 0: cuDNN's biases are TF's, and the round trip is exact.
+  spec.forget_bias = 0;
+  ASSERT_TRUE(dynrnn::tf_to_cudnn<T>(spec, D, K.data(), b.data(), P > 0 ? proj.data() : nullptr,
+                                     {w_ih16.data(), w_hh16.data(), b_ih16.data(), b_hh16.data(), w_hr16.data()})
+                  .is_ok());
+  std::vector<T> K2(K.size()), b2(b.size()), proj2(proj.size());
+  ASSERT_TRUE(dynrnn::cudnn_to_tf<T>(spec, D,
+                                     {w_ih16.data(), w_hh16.data(), b_ih16.data(), b_hh16.data(), w_hr16.data()},
+                                     K2.data(), b2.data(), P > 0 ? proj2.data() : nullptr)
+                  .is_ok());
+  EXPECT_EQ(testing_support::widen(K2), tf.at("kernel"));
+  EXPECT_EQ(testing_support::widen(b2), tf.at("bias"));
+  if (P > 0) {
+    EXPECT_EQ(testing_support::widen(proj2), tf.at("projection/kernel"));
+  }
+}
+
+TEST(WeightConversion, SixteenBitTypesMoveValuesAndRoundTheForgetBiasOnce) {
+  ref::Cell basic;
+  basic.kind = ref::CellKind::BasicLSTM;
+  basic.units = 3;
+  ref::Cell projected;
+  projected.kind = ref::CellKind::LSTM;
+  projected.units = 4;
+  projected.num_proj = 2;
+  projected.forget_bias = 0.3;
+  dynrnn::CellSpec projected_spec = dynrnn::CellSpec::lstm(4);
+  projected_spec.num_proj = 2;
+  projected_spec.forget_bias = 0.3;
+  ref::Cell rnn;
+  rnn.kind = ref::CellKind::BasicRNN;
+  rnn.units = 5;
+  check_16bit_conversion<dynrnn::bfloat16>(basic, dynrnn::CellSpec::basic_lstm(3, 1.0));
+  check_16bit_conversion<dynrnn::float16>(basic, dynrnn::CellSpec::basic_lstm(3, 1.0));
+  check_16bit_conversion<dynrnn::bfloat16>(projected, projected_spec);
+  check_16bit_conversion<dynrnn::float16>(projected, projected_spec);
+  check_16bit_conversion<dynrnn::bfloat16>(rnn, dynrnn::CellSpec::basic_rnn(5));
+  check_16bit_conversion<dynrnn::float16>(rnn, dynrnn::CellSpec::basic_rnn(5));
 }
 
 TEST(WeightConversion, RejectsWhatCudnnCannotExpress) {

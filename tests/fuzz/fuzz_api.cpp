@@ -2,8 +2,9 @@
 //
 // The bytes decode (sequentially; missing bytes read as 0, and 0 always means the most ordinary
 // choice, so an empty input is a valid small LSTM call) into:
-//   * an RnnSpec with any values: invalid enums, negative/huge/overflowing sizes, NaN/Inf/negative
-//     clips and forget_bias, empty stacks, bidirectional stacks of mixed cells, any
+//   * an RnnSpec with any values: every element type (float32, float64, bfloat16, float16; the
+//     calls' buffers hold it) and invalid ones, invalid enums, negative/huge/overflowing sizes,
+//     NaN/Inf/negative clips and forget_bias, empty stacks, bidirectional stacks of mixed cells, any
 //     parallel_iterations, swap_memory with any activation_memory_budget, recompute;
 //   * Rnn::create with any backend value (kCuda reaches the no-CUDA stub: kNotSupported) or a null
 //     `out`; every accessor; find_param; output_width with any direction;
@@ -25,7 +26,8 @@
 //   * a rejected call writes nothing (every buffer byte-identical), an accepted call never writes
 //     its inputs;
 //   * param_count / params() / state_layout() / output_width agree with widths computed here in
-//     128-bit arithmetic, and create fails whenever those do not fit in int64;
+//     128-bit arithmetic, and create fails whenever those do not fit in int64 or the dtype is none
+//     of the four;
 //   * after a successful forward, outputs at t >= length are exactly 0 and rows of length 0 copy
 //     the initial state to the final state bit for bit; with finite weights, a successful backward
 //     gives exactly zero input gradients at padded positions and passes the final-state gradient
@@ -46,6 +48,7 @@
 #include <vector>
 
 #include "dynrnn/dynrnn.h"
+#include "dynrnn/half_types.h"
 
 namespace {
 
@@ -189,8 +192,7 @@ RnnSpec decode_spec(Reader& r) {
   for (int i = 0; i < n_bw; ++i) s.cells_bw.push_back(decode_cell(r));
   s.input_size = r.size(1, 8);
   const uint8_t flags = r.u8();  // bits 0-1 dtype, 2 time_major, 3 swap_memory, 4-5 math, 6-7 parallel_iterations
-  s.dtype =
-      (flags & 3) == 3 ? static_cast<DataType>(static_cast<int8_t>(r.u8())) : static_cast<DataType>((flags & 3) % 2);
+  s.dtype = static_cast<DataType>(flags & 3);  // float32, float64, bfloat16, float16
   s.time_major = (flags & 4) != 0;
   s.swap_memory = (flags & 8) != 0;
   const int math = (flags >> 4) & 3;
@@ -201,8 +203,9 @@ RnnSpec decode_spec(Reader& r) {
     case 2: s.parallel_iterations = 0; break;
     default: s.parallel_iterations = static_cast<int>(static_cast<int32_t>(r.u64())); break;
   }
-  const uint8_t more = r.u8();  // bit 0 recompute, bits 1-2 activation_memory_budget
+  const uint8_t more = r.u8();  // bit 0 recompute, bits 1-2 activation_memory_budget, 3 any dtype
   s.recompute = (more & 1) != 0;
+  if (more & 8) s.dtype = static_cast<DataType>(static_cast<int8_t>(r.u8()));
   switch ((more >> 1) & 3) {
     case 0: break;  // 0: the smallest ring
     case 1: s.activation_memory_budget = static_cast<size_t>(r.u8()) << (r.u8() % 24); break;
@@ -436,6 +439,53 @@ std::string find_alias(const std::vector<Buffer*>& inputs, const std::vector<Buf
   return "";
 }
 
+// ------------------------------------------------------------------------------------------------
+// Element types: the harness handles every buffer in the spec's dtype T through double.
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+/// Calls f(TypeTag<T>{}) with the element type of a valid dtype (false for any other value).
+template <typename F>
+bool with_element_type(DataType dt, F&& f) {
+  switch (static_cast<int>(dt)) {
+    case 0: f(TypeTag<float>{}); return true;
+    case 1: f(TypeTag<double>{}); return true;
+    case 2: f(TypeTag<dynrnn::bfloat16>{}); return true;
+    case 3: f(TypeTag<dynrnn::float16>{}); return true;
+    default: return false;
+  }
+}
+
+template <typename T>
+T from_double(double v) {
+  return static_cast<T>(static_cast<dynrnn::compute_t<T>>(v));
+}
+
+template <typename T>
+double to_double(T v) {
+  return static_cast<double>(static_cast<dynrnn::compute_t<T>>(v));
+}
+
+/// The largest finite value and the smallest subnormal of T.
+template <typename T>
+struct Extremes {
+  static T largest() { return std::numeric_limits<T>::max(); }
+  static T tiniest() { return std::numeric_limits<T>::denorm_min(); }
+};
+template <>
+struct Extremes<dynrnn::bfloat16> {
+  static dynrnn::bfloat16 largest() { return dynrnn::bfloat16::from_bits(0x7f7f); }
+  static dynrnn::bfloat16 tiniest() { return dynrnn::bfloat16::from_bits(0x0001); }
+};
+template <>
+struct Extremes<dynrnn::float16> {
+  static dynrnn::float16 largest() { return dynrnn::float16::from_bits(0x7bff); }
+  static dynrnn::float16 tiniest() { return dynrnn::float16::from_bits(0x0001); }
+};
+
 /// Fills a float buffer: small values from a seeded generator, with special values sprinkled in.
 template <typename T>
 void fill_values(Reader& r, char* p, i128 bytes) {
@@ -448,15 +498,15 @@ void fill_values(Reader& r, char* p, i128 bytes) {
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
-    T x = static_cast<T>(static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+    T x = from_double<T>(static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
     if (mode >= 192 && (state & 0xF) == 0) {
-      const T specials[] = {std::numeric_limits<T>::quiet_NaN(),
-                            std::numeric_limits<T>::infinity(),
-                            -std::numeric_limits<T>::infinity(),
-                            std::numeric_limits<T>::max(),
-                            std::numeric_limits<T>::denorm_min(),
-                            T(-0.0),
-                            T(1e4)};
+      const T specials[] = {from_double<T>(std::numeric_limits<double>::quiet_NaN()),
+                            from_double<T>(std::numeric_limits<double>::infinity()),
+                            from_double<T>(-std::numeric_limits<double>::infinity()),
+                            Extremes<T>::largest(),
+                            Extremes<T>::tiniest(),
+                            from_double<T>(-0.0),
+                            from_double<T>(1e4)};
       x = specials[(state >> 4) % 7];
     }
     v[i] = x;
@@ -497,14 +547,15 @@ template <typename T>
 bool all_finite(const char* p, i128 bytes) {
   const T* v = reinterpret_cast<const T*>(p);
   for (int64_t i = 0; i < static_cast<int64_t>(bytes) / static_cast<int64_t>(sizeof(T)); ++i) {
-    if (!std::isfinite(v[i])) return false;
+    if (!std::isfinite(to_double(v[i]))) return false;
   }
   return true;
 }
 
 template <typename T>
 bool same_value(T a, T b) {
-  return a == b || (std::isnan(a) && std::isnan(b));
+  const double x = to_double(a), y = to_double(b);
+  return x == y || (std::isnan(x) && std::isnan(y));
 }
 
 struct Verdict {
@@ -777,7 +828,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
         for (int64_t t = effective_length(len_ptr, b, T_); t < T_; ++t) {
           const T* e = o + (spec.time_major ? (t * B + b) : (b * T_ + t)) * O;
           for (int64_t j = 0; j < O; ++j) {
-            if (e[j] != T(0)) oracle_failure("a padded output is not zero", context);
+            if (to_double(e[j]) != 0.0) oracle_failure("a padded output is not zero", context);
           }
         }
       }
@@ -790,7 +841,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
           if (init.ptr ? std::memcmp(fin.ptr + at, init.ptr + at, leaf.width * eb) != 0
                        : !std::all_of(reinterpret_cast<const T*>(fin.ptr + at),
                                       reinterpret_cast<const T*>(fin.ptr + at) + leaf.width,
-                                      [](T v) { return v == T(0); })) {
+                                      [](T v) { return to_double(v) == 0.0; })) {
             oracle_failure("a length-0 row's final state is not its initial state", leaf.name + "\n" + context);
           }
         }
@@ -894,7 +945,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   if ((c.B == 0 || c.T == 0) && dw.ptr && !ba.accumulate_grad_weights) {
     const T* g = reinterpret_cast<const T*>(dw.ptr);
     for (int64_t i = 0; i < static_cast<int64_t>(c.weights) / eb; ++i) {
-      if (g[i] != T(0)) oracle_failure("grad_weights of an empty batch or sequence is not zero", context);
+      if (to_double(g[i]) != 0.0) oracle_failure("grad_weights of an empty batch or sequence is not zero", context);
     }
   }
   if (!fst.is_ok() || !w.ptr || !all_finite<T>(w.ptr, c.weights)) return;
@@ -905,7 +956,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
       for (int64_t t = effective_length(len_ptr, b, T_); t < T_; ++t) {
         const T* e = g + (spec.time_major ? (t * B + b) : (b * T_ + t)) * c.D;
         for (int64_t j = 0; j < c.D; ++j) {
-          if (e[j] != T(0)) oracle_failure("grad_inputs at a padded position is not zero", context);
+          if (to_double(e[j]) != 0.0) oracle_failure("grad_inputs at a padded position is not zero", context);
         }
       }
     }
@@ -950,7 +1001,7 @@ void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
   for (i128 s : sizes) fits = fits && s >= 0 && s <= kMaxBuffer / static_cast<i128>(sizeof(T));
   std::vector<std::vector<T>> buf(8);
   for (int i = 0; i < 8; ++i) {
-    if (fits) buf[i].assign(static_cast<size_t>(sizes[i]), T(0.25) * static_cast<T>(i));
+    if (fits) buf[i].assign(static_cast<size_t>(sizes[i]), from_double<T>(0.25 * i));
   }
   // Null pointers by choice (and always when the shapes cannot be backed: rejection is then certain).
   const uint8_t nulls = fits ? r.u8() : 0xFF;
@@ -966,7 +1017,9 @@ void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
   const Status st2 = dynrnn::cudnn_to_tf<T>(cell, D, in, ptr(0) ? k2.data() : nullptr, ptr(1) ? b2.data() : nullptr,
                                             ptr(2) ? p2.data() : nullptr);
   if (st2.is_ok() && !convertible) oracle_failure("cudnn_to_tf accepted an inconvertible cell", "");
-  if (st.is_ok() && st2.is_ok() && k2 != buf[0]) oracle_failure("tf_to_cudnn -> cudnn_to_tf changed the kernel", "");
+  if (st.is_ok() && st2.is_ok() && !k2.empty() && std::memcmp(k2.data(), buf[0].data(), k2.size() * sizeof(T)) != 0) {
+    oracle_failure("tf_to_cudnn -> cudnn_to_tf changed the kernel", "");
+  }
 }
 
 }  // namespace
@@ -996,14 +1049,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Weight conversion with this spec's first cell.
   if (!spec.cells_fw.empty() && r.u8() >= 224) {
     const int64_t D = r.bit() ? spec.input_size : r.size(0, 8);
-    if (spec.dtype == DataType::kFloat64) {
-      fuzz_conversion<double>(r, spec.cells_fw[0], D);
-    } else {
-      fuzz_conversion<float>(r, spec.cells_fw[0], D);
-    }
+    const bool valid_dtype = with_element_type(
+        spec.dtype, [&](auto tag) { fuzz_conversion<typename decltype(tag)::type>(r, spec.cells_fw[0], D); });
+    if (!valid_dtype) fuzz_conversion<float>(r, spec.cells_fw[0], D);  // the conversion has no dtype
   }
   if (!st.is_ok()) return 0;
   if (be == 239) oracle_failure("create with a null out succeeded", "");
+  if (!with_element_type(spec.dtype, [](auto) {}))
+    oracle_failure("create accepted an invalid dtype", spec_string(spec));
   if (backend != Backend::kCpu) oracle_failure("create succeeded for a backend this build lacks", "");
 
   const Facts f = facts_of(spec);
@@ -1044,10 +1097,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  if (spec.dtype == DataType::kFloat64) {
-    run_calls<double>(r, *rnn, spec, f);
-  } else {
-    run_calls<float>(r, *rnn, spec, f);
-  }
+  with_element_type(spec.dtype, [&](auto tag) { run_calls<typename decltype(tag)::type>(r, *rnn, spec, f); });
   return 0;
 }

@@ -1,5 +1,6 @@
 // The fuzzer builds the host sources without CUDA: Backend::kCuda reports kNotSupported.
 #include "host/cuda_executor.h"
+#include "host/element_types.h"
 
 namespace dynrnn {
 
@@ -9,7 +10,8 @@ Status make_cuda_executor(MathMode, std::unique_ptr<Executor<T>>* out) {
   return Status(StatusCode::kNotSupported, "this build of dynrnn has no CUDA backend (fuzzing build)");
 }
 
-template Status make_cuda_executor<float>(MathMode, std::unique_ptr<Executor<float>>*);
-template Status make_cuda_executor<double>(MathMode, std::unique_ptr<Executor<double>>*);
+#define DYNRNN_INSTANTIATE(T) template Status make_cuda_executor<T>(MathMode, std::unique_ptr<Executor<T>>*);
+DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
+#undef DYNRNN_INSTANTIATE
 
 }  // namespace dynrnn

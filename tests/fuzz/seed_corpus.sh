@@ -5,8 +5,9 @@
 #   spec: layers (bits 0-1: fw cells - 1, 3 = none; bits 2-3: bw cells), then per cell
 #         kind (0 LSTM, 1 GRU, 2 BasicLSTM, 3 BasicRNN), units (1 + b % 8), activation (0 tanh, 1 relu),
 #         options (1 forget_bias, 2 peepholes, 4 cell_clip, 8 num_proj, 16 proj_clip) and their values;
-#         input_size (1 + b % 8), flags (bit 0 float64, 2 time_major, 3 swap_memory, 6-7 parallel_iterations,
-#         then its value when bits 6-7 are 1), more (bit 0 recompute, bits 1-2 activation_memory_budget)
+#         input_size (1 + b % 8), flags (bits 0-1 dtype: 0 float32, 1 float64, 2 bfloat16, 3 float16;
+#         2 time_major, 3 swap_memory, 6-7 parallel_iterations, then its value when bits 6-7 are 1),
+#         more (bit 0 recompute, bits 1-2 activation_memory_budget, bit 3 a raw dtype byte follows)
 #   then status code, backend, conversion, output_width, size queries, T, B, depth, lengths, ...
 set -euo pipefail
 out=${1:?usage: seed_corpus.sh DIR}
@@ -29,3 +30,11 @@ seed convert '\x00\x02\x03\x00\x00\x02\x00\x00\x00\xf0\x01\x00\x00\x03\x00\x00\x
 seed recompute '\x04\x00\x02\x00\x00\x01\x01\x00\x00\x01\x41\x02\x01\x00\x00\x00\x00\x00\x06\x02\x00\x02'
 # swap_memory with a budget of a few chunks, parallel_iterations = 1, T = 8, B = 2
 seed swap_budget '\x00\x00\x01\x00\x00\x01\x48\x00\x02\x40\x0c\x00\x00\x00\x00\x00\x07\x01\x00\x02'
+# the 16-bit storage types: bfloat16 GRU(4); float16 LSTMCell(3, peepholes, clips, num_proj=2);
+# bfloat16 swap_memory with 2-step chunks; float16 bidirectional recompute
+seed gru_bf16 '\x00\x01\x03\x00\x00\x02\x02\x00\x00\x00\x00\x00\x00\x05\x01\x00\x00'
+seed lstm_proj_peep_f16 '\x00\x00\x02\x00\x1e\x00\x01\x00\x03\x03\x00\x00\x00\x00\x00\x04\x02\x00\x02'
+seed swap_chunks_bf16 '\x00\x00\x01\x00\x00\x01\x4a\x01\x00\x00\x00\x00\x00\x06\x01\x00\x02'
+seed recompute_f16 '\x04\x00\x02\x00\x00\x01\x01\x00\x00\x01\x43\x02\x01\x00\x00\x00\x00\x00\x06\x02\x00\x02'
+# an invalid dtype (more bit 3, then the byte 4): create must fail
+seed dtype_invalid '\x00\x00\x02\x00\x00\x02\x00\x08\x04'
