@@ -32,6 +32,7 @@
 
 #include "dtype_support.h"
 #include "dynrnn/rnn.h"
+#include "gpu_support.h"
 
 namespace {
 
@@ -67,31 +68,6 @@ constexpr uint64_t kSeedHalf = 4000;
 
 // ------------------------------------------------------------------------------------------------
 // Device plumbing
-
-bool gpu_available() {
-  static const bool available = [] {
-    int n = 0;
-    const cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
-    return n > 0;
-  }();
-  return available;
-}
-
-#define REQUIRE_GPU()                                                            \
-  do {                                                                           \
-    if (!gpu_available()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount)"; \
-  } while (0)
-
-void cuda_ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-  }
-}
-#define CUDA_OK(expr) cuda_ok((expr), #expr)
 
 /// A byte buffer in the memory of one backend (host for kCpu, device for kCuda).
 class Buffer {
@@ -1019,7 +995,7 @@ TEST(GpuHarness, CpuSwapMemoryIsBitwiseNeutral) {
 }
 
 TEST(GpuHarness, NoDeviceReportsCudaError) {
-  if (gpu_available()) GTEST_SKIP() << "a CUDA device is present";
+  if (testing_support::gpu_available()) GTEST_SKIP() << "a CUDA device is present";
   RnnSpec spec;
   spec.cells_fw = {CellSpec::lstm(4)};
   spec.input_size = 3;
