@@ -86,8 +86,8 @@ class Orchestrator {
   Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
   /// Rounds a 16-bit layer's float32 weight-gradient sums into grad_weights (adding with accumulate).
   Status finish_grad_weights(const BackwardCall<T>& c, const LayerModel& l);
-  /// Where a layer's weight gradients are summed: g[0] is its first parameter. With wide_dw, the
-  /// layer's compute_t<T> accumulator (which never holds the caller's values), else grad_weights.
+  /// Where a layer's weight gradients are summed: g[0] is its first parameter. For the 16-bit types
+  /// the plan's compute_t<T> accumulator (which never holds the caller's values), else grad_weights.
   template <typename F>
   Status with_grad_weights(const BackwardCall<T>& c, const LayerModel& l, F&& f) {
     if (!c.grad_weights) return Status::ok();
