@@ -3,10 +3,12 @@
 #include <cudnn.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "bench/cuda_check.h"
 #include "bench/cudnn_mapping.h"
 #include "bench/gpu_timing.h"
+#include "bench/packed_layout.h"
 #include "bench/precision_types.h"
 #include "bench/stats.h"
 
@@ -115,10 +117,18 @@ namespace {
 template <typename T>
 class CudnnRunner final : public Runner {
  public:
-  CudnnRunner(const Problem& p, Precision prec, int algo, bool training, CudnnSession& session, Arena* arena)
+  CudnnRunner(const Problem& p, Precision prec, int algo, CudnnLayout layout, bool training, CudnnSession& session,
+              Arena* arena)
       : p_(p), arena_(arena), training_(training), handle_(session.impl()->handle), stream_(session.stream()) {
     const Shape& s = p.shape;
     const int D = p.directions();
+    if (layout == CudnnLayout::kPacked) {
+      packed_.emplace(make_packed_layout(p.lengths, s.T));
+      const std::string why = packed_unsupported_reason(*packed_);
+      if (!why.empty()) throw BenchUnsupported("cuDNN packed layout: " + why);
+    }
+    data_rows_ = packed_ ? packed_->rows() : s.T * s.B;
+    states_ = static_cast<int64_t>(s.layers) * D * s.B * s.H;
     const cudnnDataType_t dt = CudnnType<T>::data;
     // FP32 without TF32: FMA only. TF32: default math lets cuDNN use TF32 tensor cores. bf16/fp16:
     // tensor cores (accumulating in float32, mathPrec FLOAT), as dynrnn's 16-bit GEMMs.
@@ -133,25 +143,35 @@ class CudnnRunner final : public Runner {
       case Cell::kRnnRelu: cell = CUDNN_RNN_RELU; break;
     }
     BENCH_CUDNN_CHECK(cudnnCreateRNNDescriptor(&rnn_));
-    BENCH_CUDNN_SETUP(cudnnSetRNNDescriptor_v8(rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
-                                               D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT,
-                                               dt, CudnnType<T>::math, math, static_cast<int32_t>(s.I),
-                                               static_cast<int32_t>(s.H), static_cast<int32_t>(s.H), s.layers,
-                                               session.impl()->dropout, CUDNN_RNN_PADDED_IO_ENABLED));
+    BENCH_CUDNN_SETUP(cudnnSetRNNDescriptor_v8(
+        rnn_, static_cast<cudnnRNNAlgo_t>(algo), cell, CUDNN_RNN_DOUBLE_BIAS,
+        D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, dt, CudnnType<T>::math, math,
+        static_cast<int32_t>(s.I), static_cast<int32_t>(s.H), static_cast<int32_t>(s.H), s.layers,
+        session.impl()->dropout, packed_ ? CUDNN_RNN_PADDED_IO_DISABLED : CUDNN_RNN_PADDED_IO_ENABLED));
     if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC) {
       BENCH_CUDNN_SETUP(cudnnBuildRNNDynamic(handle_, rnn_, static_cast<int>(s.B)));
     }
 
-    seq_.assign(static_cast<size_t>(s.B), static_cast<int>(s.T));
-    for (size_t b = 0; b < seq_.size(); ++b) seq_[b] = std::min<int>(p.lengths[b], static_cast<int>(s.T));
+    // Packed: seqLengthArray lists the lengths in sorted (descending) order, the order of the packed
+    // rows, and maxSeqLength is the longest one (as PyTorch sets them for a PackedSequence);
+    // paddingFill applies to unpacked outputs only. Padded: batch order, T steps, padding 0.
+    int max_len = static_cast<int>(s.T);
+    const cudnnRNNDataLayout_t data_layout =
+        packed_ ? CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED : CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED;
+    void* fill = packed_ ? nullptr : &fill_;
+    if (packed_) {
+      seq_.assign(packed_->sorted_lengths.begin(), packed_->sorted_lengths.end());
+      max_len = static_cast<int>(packed_->max_length());
+    } else {
+      seq_.assign(static_cast<size_t>(s.B), static_cast<int>(s.T));
+      for (size_t b = 0; b < seq_.size(); ++b) seq_[b] = std::min<int>(p.lengths[b], static_cast<int>(s.T));
+    }
     BENCH_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&x_desc_));
     BENCH_CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&y_desc_));
-    BENCH_CUDNN_SETUP(cudnnSetRNNDataDescriptor(x_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                                static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(s.I),
-                                                seq_.data(), &fill_));
-    BENCH_CUDNN_SETUP(cudnnSetRNNDataDescriptor(y_desc_, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED,
-                                                static_cast<int>(s.T), static_cast<int>(s.B), static_cast<int>(D * s.H),
-                                                seq_.data(), &fill_));
+    BENCH_CUDNN_SETUP(cudnnSetRNNDataDescriptor(x_desc_, dt, data_layout, max_len, static_cast<int>(s.B),
+                                                static_cast<int>(s.I), seq_.data(), fill));
+    BENCH_CUDNN_SETUP(cudnnSetRNNDataDescriptor(y_desc_, dt, data_layout, max_len, static_cast<int>(s.B),
+                                                static_cast<int>(D * s.H), seq_.data(), fill));
     BENCH_CUDNN_CHECK(cudnnCreateTensorDescriptor(&h_desc_));
     const int dims[3] = {s.layers * D, static_cast<int>(s.B), static_cast<int>(s.H)};
     const int strides[3] = {static_cast<int>(s.B * s.H), static_cast<int>(s.H), 1};
@@ -172,23 +192,25 @@ class CudnnRunner final : public Runner {
 
     load_weights();
 
+    // devSeqLengths: a device copy of seqLengthArray (cuDNN reads it asynchronously).
     dev_seq_ = arena->alloc<int32_t>(s.B);
     std::vector<int32_t> seq32(seq_.begin(), seq_.end());
     arena->upload(dev_seq_, seq32.data(), seq32.size() * sizeof(int32_t));
+    // Inputs and upstream gradients are put in this runner's layout here, once: packing is not part
+    // of any timed call.
     for (const InputSet& in : p.sets) {
       Set set;
-      set.x = arena->upload_as<T>(in.x);
-      if (training) set.dy = arena->upload_as<T>(cudnn_join_outputs(p, in.dy_fw, in.dy_bw));
+      set.x = arena->upload_as<T>(to_layout(in.x, s.I));
+      if (training) set.dy = arena->upload_as<T>(to_layout(cudnn_join_outputs(p, in.dy_fw, in.dy_bw), D * s.H));
       sets_.push_back(set);
     }
-    const int64_t states = static_cast<int64_t>(s.layers) * D * s.B * s.H;
-    y_ = arena->alloc<T>(s.T * s.B * D * s.H);
-    hy_ = arena->alloc<T>(states);
-    if (s.cell == Cell::kLstm) cy_ = arena->alloc<T>(states);
+    y_ = arena->alloc<T>(data_rows_ * D * s.H);
+    hy_ = arena->alloc<T>(states_);
+    if (s.cell == Cell::kLstm) cy_ = arena->alloc<T>(states_);
     if (training) {
-      dx_ = arena->alloc<T>(p.x_elems());
-      dhx_ = arena->alloc<T>(states);
-      if (s.cell == Cell::kLstm) dcx_ = arena->alloc<T>(states);
+      dx_ = arena->alloc<T>(data_rows_ * s.I);
+      dhx_ = arena->alloc<T>(states_);
+      if (s.cell == Cell::kLstm) dcx_ = arena->alloc<T>(states_);
     }
   }
 
@@ -215,20 +237,19 @@ class CudnnRunner final : public Runner {
   HostResult fetch(bool grads) override {
     arena_->sync();
     const Shape& s = p_.shape;
-    const int64_t states = static_cast<int64_t>(s.layers) * p_.directions() * s.B * s.H;
     HostResult r;
-    cudnn_split_outputs(p_, arena_->download_as<T>(y_, s.T * s.B * p_.directions() * s.H), &r.out_fw, &r.out_bw);
-    const std::vector<double> hy = arena_->download_as<T>(hy_, states);
+    cudnn_split_outputs(p_, download_data(y_, p_.directions() * s.H), &r.out_fw, &r.out_bw);
+    const std::vector<double> hy = download_states(hy_);
     std::vector<double> cy;
-    if (cy_) cy = arena_->download_as<T>(cy_, states);
+    if (cy_) cy = download_states(cy_);
     r.final_state = cudnn_states_to_flat(p_, hy, cy_ ? &cy : nullptr);
     if (grads && training_) {
       r.has_grads = true;
-      r.dx = arena_->download_as<T>(dx_, p_.x_elems());
+      r.dx = download_data(dx_, s.I);
       zero_padding(p_, s.I, &r.dx);
-      const std::vector<double> dhx = arena_->download_as<T>(dhx_, states);
+      const std::vector<double> dhx = download_states(dhx_);
       std::vector<double> dcx;
-      if (dcx_) dcx = arena_->download_as<T>(dcx_, states);
+      if (dcx_) dcx = download_states(dcx_);
       r.dinit = cudnn_states_to_flat(p_, dhx, dcx_ ? &dcx : nullptr);
       const std::vector<double> dspace =
           arena_->download_as<T>(static_cast<const T*>(dw_), static_cast<int64_t>(weight_bytes_ / sizeof(T)));
@@ -252,6 +273,25 @@ class CudnnRunner final : public Runner {
     T* x = nullptr;
     T* dy = nullptr;
   };
+
+  /// A padded [T, B, width] tensor in this runner's data layout (packed: sorted and packed).
+  std::vector<double> to_layout(const std::vector<double>& padded, int64_t width) const {
+    return packed_ ? pack_rows(*packed_, padded, width) : padded;
+  }
+
+  /// A data tensor (y, dx) of this runner's layout -> padded [T, B, width] in batch order.
+  std::vector<double> download_data(const T* buf, int64_t width) {
+    std::vector<double> v = arena_->download_as<T>(buf, data_rows_ * width);
+    return packed_ ? unpack_rows(*packed_, v, width) : v;
+  }
+
+  /// A state tensor (hy, cy, dhx, dcx) [L*D, B, H] -> the same in batch order: in the packed layout
+  /// cuDNN indexes states by sorted position. (hx and cx are null, zero initial states, so nothing
+  /// needs sorting on the way in; a non-zero hx would, as PyTorch's permute_hidden does.)
+  std::vector<double> download_states(const T* buf) {
+    std::vector<double> v = arena_->download_as<T>(buf, states_);
+    return packed_ ? unsort_state_rows(*packed_, v, p_.shape.H) : v;
+  }
 
   /// Finds every matrix and bias in the weight space and fills it from the TF weights.
   void load_weights() {
@@ -347,6 +387,9 @@ class CudnnRunner final : public Runner {
   cudnnRNNDescriptor_t rnn_ = nullptr;
   cudnnRNNDataDescriptor_t x_desc_ = nullptr, y_desc_ = nullptr;
   cudnnTensorDescriptor_t h_desc_ = nullptr;
+  std::optional<PackedLayout> packed_;  ///< set for CudnnLayout::kPacked
+  int64_t data_rows_ = 0;               ///< rows of x, y, dx: T * B padded, the sum of the lengths packed
+  int64_t states_ = 0;                  ///< elements of hy, cy, dhx, dcx: L * D * B * H
   std::vector<int> seq_;
   // paddingFill is read as the data tensor's type: zero bytes are zero in every type, and eight of
   // them cover whatever width cuDNN reads.
@@ -371,11 +414,11 @@ class CudnnRunner final : public Runner {
 
 }  // namespace
 
-std::unique_ptr<Runner> make_cudnn_runner(const Problem& p, Precision prec, int algo, bool training,
+std::unique_ptr<Runner> make_cudnn_runner(const Problem& p, Precision prec, int algo, CudnnLayout layout, bool training,
                                           CudnnSession& session, Arena* arena) {
   return with_storage_type(prec, [&](auto tag) -> std::unique_ptr<Runner> {
     using T = typename decltype(tag)::type;
-    return std::make_unique<CudnnRunner<T>>(p, prec, algo, training, session, arena);
+    return std::make_unique<CudnnRunner<T>>(p, prec, algo, layout, training, session, arena);
   });
 }
 
@@ -388,7 +431,8 @@ double cudnn_t1_fixed_cost_us(CudnnSession& session, Arena* arena) {
   s.I = 64;
   s.H = 64;
   const Problem p = make_problem(s, 1, 1);
-  auto runner = make_cudnn_runner(p, Precision::kFp32, CUDNN_RNN_ALGO_STANDARD, false, session, arena);
+  auto runner =
+      make_cudnn_runner(p, Precision::kFp32, CUDNN_RNN_ALGO_STANDARD, CudnnLayout::kPadded, false, session, arena);
   const std::vector<double> ms =
       time_gpu_ms(session.stream(), 20, 200, [&](int i) { runner->run(Mode::kInference, i); });
   return summarize(ms).median * 1e3;

@@ -21,6 +21,7 @@
 #include "bench/graph_runner.h"
 #include "bench/naive_baseline.h"
 #include "bench/naive_kernels.h"
+#include "bench/packed_layout.h"
 #include "bench/precision_types.h"
 #include "bench/progress.h"
 #include "bench/rows.h"
@@ -207,6 +208,77 @@ void emit(Context& ctx, Row r, const Shape* shape = nullptr) {
   ctx.report.add(r);
 }
 
+#if defined(DYNRNN_BENCH_HAVE_CUDNN)
+/// cuDNN in one data layout: every algorithm is set up, verified and timed; the STANDARD row is
+/// emitted, and the fastest verified algorithm's row as well when that is another one. Variants:
+/// "STANDARD" and "best=<algorithm>" padded, "packed-STANDARD" and "packed-best=<algorithm>" packed.
+void emit_cudnn_rows(Context& ctx, const Problem& p, Precision prec, Mode mode, const Shape& shape, CudnnSession& cudnn,
+                     CudnnLayout layout, Reference& ref) {
+  const bool training = mode != Mode::kInference;
+  const bool packed = layout == CudnnLayout::kPacked;
+  const std::string prefix = packed ? "packed-" : "";
+  struct Tried {
+    int algo;
+    Row row;
+  };
+  std::vector<Tried> tried;
+  for (int algo : cudnn_algorithms()) {
+    if (ctx.broken) break;
+    const Factory f = [&](Arena* a) { return make_cudnn_runner(p, prec, algo, layout, training, cudnn, a); };
+    const bool standard = algo == cudnn_algorithms().front();
+    tried.push_back(
+        {algo, measure(ctx, p, prec, mode, "cudnn", prefix + cudnn_algorithm_name(algo), f, ref, false, standard)});
+  }
+  // STANDARD always exists; the persistent algorithms are valid only for some shapes,
+  // so their errors are reported in the summary, not counted as failures.
+  std::ostringstream summary;
+  const Tried* best = nullptr;
+  for (size_t k = 0; k < tried.size(); ++k) {
+    const Tried& t = tried[k];
+    summary << (k ? "; " : "") << cudnn_algorithm_name(t.algo) << " ";
+    if (t.row.status == "ok") {
+      summary << fmt(t.row.median_ms, "%.4g") << " ms";
+      if (t.row.verify == "Failed") summary << " (verification failed)";
+      if (t.row.verify != "Failed" && (!best || t.row.median_ms < best->row.median_ms)) best = &t;
+    } else {
+      summary << "invalid (" << t.row.note.substr(0, 100) << ")";
+    }
+  }
+  std::string notes;
+  if (p.shape.bidirectional && p.shape.layers > 1) {
+    const WorkModel tf = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
+    const WorkModel cat = work_model(work_input(p, mode, prec, true), 0, Ceilings{});
+    notes =
+        "cuDNN concatenates directions between layers: TF's independent stacks are mapped with zero "
+        "blocks (" +
+        fmt(100.0 * (cat.flops_full / tf.flops_full - 1.0), "%.0f") + "% more FLOPs executed)";
+  }
+  auto joined = [](const std::string& a, const std::string& b) {
+    return a.empty() || b.empty() ? a + b : a + "; " + b;
+  };
+  auto with_note = [&](Row r, const std::string& extra) {
+    r.note = joined(r.note, extra);
+    return r;
+  };
+  // As a PyTorch user packs in the data loader: the timed calls read and write packed buffers only.
+  if (packed) notes = joined(notes, "batch sorted and packed once, untimed");
+  if (tried.empty()) return;
+  const Row& standard = tried.front().row;
+  const bool standard_best = best && best->algo == tried.front().algo;
+  std::string standard_note;
+  if (standard_best)
+    standard_note = "best valid algorithm; tried: " + summary.str();
+  else if (!best)
+    standard_note = "no valid algorithm; tried: " + summary.str();
+  emit(ctx, with_note(with_note(standard, notes), standard_note), &shape);
+  if (best && !standard_best) {
+    Row b = with_note(with_note(best->row, notes), "tried: " + summary.str());
+    b.variant = prefix + "best=" + cudnn_algorithm_name(best->algo);
+    emit(ctx, b, &shape);
+  }
+}
+#endif
+
 }  // namespace
 
 int run_gpu_path(const Options& opt, Report& report) {
@@ -364,59 +436,19 @@ int run_gpu_path(const Options& opt, Report& report) {
             skipped.note = "cuDNN has no reset-before (TF) GRU; its GRU runs as G1";
             emit(ctx, skipped);
           } else {
-            struct Tried {
-              int algo;
-              Row row;
-            };
-            std::vector<Tried> tried;
-            for (int algo : cudnn_algorithms()) {
-              if (ctx.broken) break;
-              const Factory f = [&](Arena* a) { return make_cudnn_runner(p, prec, algo, training, *cudnn, a); };
-              const bool standard = algo == cudnn_algorithms().front();
-              tried.push_back(
-                  {algo, measure(ctx, p, prec, mode, "cudnn", cudnn_algorithm_name(algo), f, ref, false, standard)});
-            }
-            // STANDARD always exists; the persistent algorithms are valid only for some shapes,
-            // so their errors are reported in the summary, not counted as failures.
-            std::ostringstream summary;
-            const Tried* best = nullptr;
-            for (size_t k = 0; k < tried.size(); ++k) {
-              const Tried& t = tried[k];
-              summary << (k ? "; " : "") << cudnn_algorithm_name(t.algo) << " ";
-              if (t.row.status == "ok") {
-                summary << fmt(t.row.median_ms, "%.4g") << " ms";
-                if (t.row.verify == "Failed") summary << " (verification failed)";
-                if (t.row.verify != "Failed" && (!best || t.row.median_ms < best->row.median_ms)) best = &t;
+            emit_cudnn_rows(ctx, p, prec, mode, shape, *cudnn, CudnnLayout::kPadded, ref);
+            // Packed only for a ragged batch: with equal lengths the packed layout is the padded
+            // one, byte for byte and in the same order, so it would time the same thing again.
+            if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken) {
+              progress.update(done, total, what + " cudnn packed");
+              const std::string why = packed_unsupported_reason(make_packed_layout(p.lengths, p.shape.T));
+              if (why.empty()) {
+                emit_cudnn_rows(ctx, p, prec, mode, shape, *cudnn, CudnnLayout::kPacked, ref);
               } else {
-                summary << "invalid (" << t.row.note.substr(0, 100) << ")";
-              }
-            }
-            std::string stacks;
-            if (p.shape.bidirectional && p.shape.layers > 1) {
-              const WorkModel tf = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
-              const WorkModel cat = work_model(work_input(p, mode, prec, true), 0, Ceilings{});
-              stacks =
-                  "cuDNN concatenates directions between layers: TF's independent stacks are mapped with zero "
-                  "blocks (" +
-                  fmt(100.0 * (cat.flops_full / tf.flops_full - 1.0), "%.0f") + "% more FLOPs executed)";
-            }
-            auto with_note = [](Row r, const std::string& extra) {
-              if (!extra.empty()) r.note += (r.note.empty() ? "" : "; ") + extra;
-              return r;
-            };
-            if (!tried.empty()) {
-              const Row& standard = tried.front().row;
-              const bool standard_best = best && best->algo == tried.front().algo;
-              std::string standard_note;
-              if (standard_best)
-                standard_note = "best valid algorithm; tried: " + summary.str();
-              else if (!best)
-                standard_note = "no valid algorithm; tried: " + summary.str();
-              emit(ctx, with_note(with_note(standard, stacks), standard_note), &shape);
-              if (best && !standard_best) {
-                Row b = with_note(with_note(best->row, stacks), "tried: " + summary.str());
-                b.variant = std::string("best=") + cudnn_algorithm_name(best->algo);
-                emit(ctx, b, &shape);
+                Row r = base_row(p, prec, mode, "cudnn", "packed", true);
+                r.status = "unsupported";
+                r.note = "cuDNN packed layout: " + why;
+                emit(ctx, r);
               }
             }
           }
