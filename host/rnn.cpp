@@ -70,6 +70,28 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.backward(c); });
 }
 
+void Rnn::Impl::remember_forward(const void* reserve, int64_t steps) {
+  for (auto it = forward_steps.begin(); it != forward_steps.end(); ++it) {
+    if (it->first == reserve) {
+      forward_steps.erase(it);
+      break;
+    }
+  }
+  if (forward_steps.size() == kRememberedReserves) forward_steps.erase(forward_steps.begin());
+  forward_steps.emplace_back(reserve, steps);
+}
+
+Status Rnn::Impl::check_backward_steps(const void* reserve, int64_t steps) const {
+  for (const auto& [r, forward] : forward_steps) {
+    if (r != reserve || forward == steps) continue;
+    return Status(StatusCode::kInvalidValue,
+                  "sequence_length / host_sequence_length: this backward runs " + std::to_string(steps) +
+                      " steps but the training forward that filled this reserve ran " + std::to_string(forward) +
+                      "; pass the forward's lengths unchanged, and host_sequence_length to both calls or to neither");
+  }
+  return Status::ok();
+}
+
 namespace {
 
 /// Runs an entry point's body; host allocation failures (the library allocates only small host
@@ -101,6 +123,7 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
       return Status(StatusCode::kInvalidValue, "backend is " + std::to_string(be) + "; expected kCpu (0) or kCuda (1)");
     }
     impl->backend = backend;
+    impl->forward_steps.reserve(Impl::kRememberedReserves);  // calls never allocate
     DYNRNN_TRY(dispatch_dtype(spec.dtype, [&](auto tag) -> Status {
       using T = typename decltype(tag)::type;
       if (backend == Backend::kCpu) {
@@ -200,9 +223,11 @@ Status Rnn::forward(const ForwardArgs& a, Stream stream) {
     DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.training, &plan));
     int64_t loop_bound = 0;
     DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
-    return dispatch_dtype(impl_->model.spec.dtype, [&](auto tag) {
+    DYNRNN_TRY(dispatch_dtype(impl_->model.spec.dtype, [&](auto tag) {
       return impl_->run_forward<typename decltype(tag)::type>(a, plan, loop_bound, stream);
-    });
+    }));
+    if (a.training && a.reserve) impl_->remember_forward(a.reserve, loop_bound);
+    return Status::ok();
   });
 }
 
@@ -214,6 +239,7 @@ Status Rnn::backward(const BackwardArgs& a, Stream stream) {
     DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, true, &plan));
     int64_t loop_bound = 0;
     DYNRNN_TRY(validate_backward(impl_->model, impl_->backend, a, plan, &loop_bound));
+    DYNRNN_TRY(impl_->check_backward_steps(a.reserve, loop_bound));
     return dispatch_dtype(impl_->model.spec.dtype, [&](auto tag) {
       return impl_->run_backward<typename decltype(tag)::type>(a, plan, loop_bound, stream);
     });

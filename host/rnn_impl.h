@@ -3,6 +3,8 @@
 
 #include <memory>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "dynrnn/rnn.h"
 #include "host/element_types.h"
@@ -19,6 +21,14 @@ struct Rnn::Impl {
   std::tuple<std::unique_ptr<Executor<float>>, std::unique_ptr<Executor<double>>, std::unique_ptr<Executor<bfloat16>>,
              std::unique_ptr<Executor<float16>>>
       executors;
+
+  /// Steps run by the latest training forwards, by reserve (most recent last, at most
+  /// kRememberedReserves): a backward must run as many steps as the forward that filled its reserve,
+  /// or it would read activations that forward never wrote.
+  static constexpr size_t kRememberedReserves = 64;
+  std::vector<std::pair<const void*, int64_t>> forward_steps;
+  void remember_forward(const void* reserve, int64_t steps);
+  Status check_backward_steps(const void* reserve, int64_t steps) const;
 
   template <typename T>
   std::unique_ptr<Executor<T>>& executor() {

@@ -219,6 +219,34 @@ TEST(Validation, BackwardArguments) {
   EXPECT_TRUE(c.rnn->backward(b).is_ok());
 }
 
+// The lengths visible on the host (sequence_length on the CPU backend, host_sequence_length on the
+// GPU) decide how many steps run: min(T, max length), here 2 of 3. A backward that would run another
+// number of steps than the training forward that filled its reserve would read activations never
+// written, so it is rejected, both ways, before anything runs.
+TEST(Validation, BackwardRunsTheStepsOfItsForward) {
+  Call c(false);
+  c.len = {2, 1};
+  dynrnn::ForwardArgs f = c.forward_args();
+  ASSERT_TRUE(c.rnn->forward(f).is_ok());
+  c.dx.assign(c.x.size(), NAN);
+  dynrnn::BackwardArgs b = c.backward_args();
+  b.grad_outputs = c.out.data();
+  b.grad_initial_state = nullptr;
+  c.len = {3, 1};  // changed between the calls: backward would run 3 steps
+  expect_error(c.rnn->backward(b), StatusCode::kInvalidValue,
+               "sequence_length / host_sequence_length: this backward runs 3 steps but the training forward that "
+               "filled this reserve ran 2");
+  for (float v : c.dx) ASSERT_TRUE(std::isnan(v)) << "a rejected backward wrote grad_inputs";
+  c.len = {2, 1};
+  EXPECT_TRUE(c.rnn->backward(b).is_ok());
+  // A later forward into the same reserve replaces what the handle remembers.
+  c.len = {3, 1};
+  ASSERT_TRUE(c.rnn->forward(f).is_ok());
+  EXPECT_TRUE(c.rnn->backward(b).is_ok());
+  c.len = {1, 1};
+  expect_error(c.rnn->backward(b), StatusCode::kInvalidValue, "runs 1 steps but the training forward");
+}
+
 TEST(Validation, SizeQueries) {
   std::unique_ptr<dynrnn::Rnn> rnn;
   ASSERT_TRUE(dynrnn::Rnn::create(lstm_spec(), Backend::kCpu, &rnn).is_ok());
