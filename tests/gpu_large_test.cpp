@@ -109,6 +109,42 @@ dynrnn::RnnSpec spec() {
   return s;
 }
 
+/// The buffers of one training step (pointers of the rnn's backend).
+struct StepBuffers {
+  const void *x, *len, *w, *dy;
+  void *y, *h, *dx, *dw, *work, *reserve;
+  size_t ws, rs;
+};
+
+/// A training forward and its backward over batch B.
+dynrnn::Status train(dynrnn::Rnn& rnn, int64_t B, const StepBuffers& s) {
+  dynrnn::ForwardArgs f;
+  f.x_shape[0] = B, f.x_shape[1] = kT, f.x_shape[2] = kD;
+  f.x = s.x;
+  f.sequence_length = static_cast<const int32_t*>(s.len);
+  f.sequence_length_size = B;
+  f.weights = s.w;
+  f.outputs = s.y;
+  f.final_state = s.h;
+  f.workspace = s.work, f.workspace_bytes = s.ws;
+  f.training = true;
+  f.reserve = s.reserve, f.reserve_bytes = s.rs;
+  const dynrnn::Status st = rnn.forward(f);
+  if (!st.is_ok()) return st;
+  dynrnn::BackwardArgs b;
+  std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
+  b.x = f.x;
+  b.sequence_length = f.sequence_length;
+  b.sequence_length_size = B;
+  b.weights = f.weights;
+  b.grad_outputs = s.dy;
+  b.grad_inputs = s.dx;
+  b.grad_weights = s.dw;
+  b.workspace = s.work, b.workspace_bytes = s.ws;
+  b.reserve = s.reserve, b.reserve_bytes = s.rs;
+  return rnn.backward(b);
+}
+
 /// The CPU run of the given checked rows: outputs, final h, dx and weight gradients, as doubles.
 struct CpuRun {
   std::vector<double> y, h, dx, dw;
@@ -130,30 +166,10 @@ CpuRun run_cpu(const Rows& r, const std::vector<int>& rows) {
   EXPECT_TRUE(rnn->get_workspace_size(kT, B, true, &ws).is_ok());
   EXPECT_TRUE(rnn->get_reserve_size(kT, B, &rs).is_ok());
   std::vector<char> work(ws), reserve(rs);
-  dynrnn::ForwardArgs f;
-  f.x_shape[0] = B, f.x_shape[1] = kT, f.x_shape[2] = kD;
-  f.x = x.data();
-  f.sequence_length = len.data();
-  f.sequence_length_size = B;
-  f.weights = r.w.data();
-  f.outputs = y.data();
-  f.final_state = h.data();
-  f.workspace = work.data(), f.workspace_bytes = ws;
-  f.training = true;
-  f.reserve = reserve.data(), f.reserve_bytes = rs;
-  EXPECT_TRUE(rnn->forward(f).is_ok());
-  dynrnn::BackwardArgs b;
-  b.x_shape[0] = B, b.x_shape[1] = kT, b.x_shape[2] = kD;
-  b.x = x.data();
-  b.sequence_length = len.data();
-  b.sequence_length_size = B;
-  b.weights = r.w.data();
-  b.grad_outputs = dy.data();
-  b.grad_inputs = dx.data();
-  b.grad_weights = dw.data();
-  b.workspace = work.data(), b.workspace_bytes = ws;
-  b.reserve = reserve.data(), b.reserve_bytes = rs;
-  EXPECT_TRUE(rnn->backward(b).is_ok());
+  const dynrnn::Status st = train(*rnn, B,
+                                  {x.data(), len.data(), r.w.data(), dy.data(), y.data(), h.data(), dx.data(),
+                                   dw.data(), work.data(), reserve.data(), ws, rs});
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
   auto wide = [](const std::vector<bfloat16>& v) { return std::vector<double>(v.begin(), v.end()); };
   return {wide(y), wide(h), wide(dx), wide(dw)};
 }
@@ -202,30 +218,10 @@ void check_large_run(dynrnn::Backend be, int64_t B) {
   len.put(0, lengths);
   w.put(0, r.w);
 
-  dynrnn::ForwardArgs f;
-  f.x_shape[0] = B, f.x_shape[1] = kT, f.x_shape[2] = kD;
-  f.x = x.get();
-  f.sequence_length = static_cast<const int32_t*>(len.get());
-  f.sequence_length_size = B;
-  f.weights = w.get();
-  f.outputs = y.get();
-  f.final_state = h.get();
-  f.workspace = work.get(), f.workspace_bytes = ws;
-  f.training = true;
-  f.reserve = reserve.get(), f.reserve_bytes = rs;
-  ASSERT_TRUE(rnn->forward(f).is_ok());
-  dynrnn::BackwardArgs b;
-  b.x_shape[0] = B, b.x_shape[1] = kT, b.x_shape[2] = kD;
-  b.x = x.get();
-  b.sequence_length = f.sequence_length;
-  b.sequence_length_size = B;
-  b.weights = w.get();
-  b.grad_outputs = dy.get();
-  b.grad_inputs = dx.get();
-  b.grad_weights = dw.get();
-  b.workspace = work.get(), b.workspace_bytes = ws;
-  b.reserve = reserve.get(), b.reserve_bytes = rs;
-  ASSERT_TRUE(rnn->backward(b).is_ok());
+  const dynrnn::Status st = train(
+      *rnn, B,
+      {x.get(), len.get(), w.get(), dy.get(), y.get(), h.get(), dx.get(), dw.get(), work.get(), reserve.get(), ws, rs});
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
   if (be == dynrnn::Backend::kCuda) CUDA_OK(cudaDeviceSynchronize());
 
   auto fetch = [](const Mem& m, int64_t offset, int64_t count) {
