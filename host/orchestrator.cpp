@@ -100,10 +100,10 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       const Slot first = slot(l, 0);
       if (c.initial_state) {
         DYNRNN_TRY(ex_.copy(first.hs, c.initial_state + B * l.state_col_h, B * O));
-        if (l.is_lstm) DYNRNN_TRY(widen_c(first.cs, c.initial_state + B * l.state_col_c, H));
+        if (l.is_lstm) DYNRNN_TRY(widen(first.cs, c.initial_state + B * l.state_col_c, H));
       } else {
         DYNRNN_TRY(ex_.fill_zero(first.hs, B, O, O));
-        if (l.is_lstm) DYNRNN_TRY(zero_c(first.cs, H));
+        if (l.is_lstm) DYNRNN_TRY(zero_wide(first.cs, H));
       }
     }
   }
@@ -121,7 +121,7 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
         DYNRNN_TRY(ex_.set_queue(plan(l).queue));
         DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_h, entry(last.hs, n_last, l.out_width), B * l.out_width));
         if (l.is_lstm) {
-          DYNRNN_TRY(narrow_c(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), l.units));
+          DYNRNN_TRY(narrow(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), l.units));
         }
       }
     }
@@ -168,7 +168,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     // Carry the state across the chunk boundary (chunk ch - 1 is still in the ring: R >= 2).
     const Slot prev = slot(l, ch - 1);
     DYNRNN_TRY(ex_.copy(S.hs, entry(prev.hs, K, O), B * O));
-    if (l.is_lstm) DYNRNN_TRY(copy_c(S.cs, entry(prev.cs, K, H), H));
+    if (l.is_lstm) DYNRNN_TRY(copy_wide(S.cs, entry(prev.cs, K, H), H));
   }
   const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
   for (int64_t s = s0; s < s1; ++s) DYNRNN_TRY(forward_step(c, l, S, s, s - s0, gx, gxc, y));
@@ -303,13 +303,13 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       const LayerPlan& lp = plan(l);
       const int64_t H = l.units, O = l.out_width;
       DYNRNN_TRY(ex_.set_queue(lp.queue));
-      T* dh = at(lp.dh, 0);
+      A* dh = wide(at(lp.dh, 0));
       if (c.grad_final_state) {
-        DYNRNN_TRY(ex_.copy(dh, c.grad_final_state + B * l.state_col_h, B * O));
-        if (l.is_lstm) DYNRNN_TRY(widen_c(wide(at(lp.dc)), c.grad_final_state + B * l.state_col_c, H));
+        DYNRNN_TRY(widen(dh, c.grad_final_state + B * l.state_col_h, O));
+        if (l.is_lstm) DYNRNN_TRY(widen(wide(at(lp.dc)), c.grad_final_state + B * l.state_col_c, H));
       } else {
-        DYNRNN_TRY(ex_.fill_zero(dh, B, O, O));
-        if (l.is_lstm) DYNRNN_TRY(zero_c(wide(at(lp.dc)), H));
+        DYNRNN_TRY(zero_wide(dh, O));
+        if (l.is_lstm) DYNRNN_TRY(zero_wide(wide(at(lp.dc)), H));
       }
       if (l.layer == 0 && d == 0 && c.grad_inputs && loop_bound_ < T_) {
         // Input positions past the loop bound get no gradient from any chunk (the steps before it
@@ -348,8 +348,8 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       if (l.layer == 0) DYNRNN_TRY(backward_layer0_inputs(c, l));
       DYNRNN_TRY(finish_grad_weights(c, l));
       if (c.grad_initial_state && B > 0) {
-        DYNRNN_TRY(ex_.copy(c.grad_initial_state + B * l.state_col_h, at(lp.dh, dh_cur_[d][l.layer]), B * l.out_width));
-        if (l.is_lstm) DYNRNN_TRY(narrow_c(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)), l.units));
+        DYNRNN_TRY(narrow(c.grad_initial_state + B * l.state_col_h, wide(at(lp.dh, dh_cur_[d][l.layer])), l.out_width));
+        if (l.is_lstm) DYNRNN_TRY(narrow(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)), l.units));
       }
     }
   }
@@ -387,7 +387,7 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   if (lp.rscratch.present()) DYNRNN_TRY(regenerate(c, l, ch, S, in));
   int& cur = dh_cur_[l.direction][l.layer];
   for (int64_t s = s1 - 1; s >= s0; --s) {
-    DYNRNN_TRY(backward_step(c, l, S, s, s - s0, dy, at(lp.dh, cur), at(lp.dh, 1 - cur)));
+    DYNRNN_TRY(backward_step(c, l, S, s, s - s0, dy, wide(at(lp.dh, cur)), wide(at(lp.dh, 1 - cur))));
     cur = 1 - cur;
   }
   // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
@@ -505,7 +505,7 @@ Status Orchestrator<T>::finish_grad_weights(const BackwardCall<T>& c, const Laye
 
 template <typename T>
 Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s,
-                                      int64_t e, cell::SeqView<const T> dy, T* dh_next, T* dh_prev) {
+                                      int64_t e, cell::SeqView<const T> dy, A* dh_next, A* dh_prev) {
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
@@ -588,7 +588,7 @@ Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel
     DYNRNN_TRY(ex_.pointwise(k));
   }
   // dh_prev += dz Kh^T (GRU: the gates' share; its candidate share came through d(r*h)).
-  return ex_.gemm(B, O, GW, A(1), {dz, GW, false}, {Kh, GW, true}, A(1), dh_prev, O);
+  return gemm_to(B, O, GW, {dz, GW, false}, {Kh, GW, true}, A(1), dh_prev, O);
 }
 
 #define DYNRNN_INSTANTIATE(T) template class Orchestrator<T>;

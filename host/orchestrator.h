@@ -82,7 +82,7 @@ class Orchestrator {
                       cell::SeqView<const T> gx, cell::SeqView<const T> gxc, cell::SeqView<T> y);
   Status backward_chunk(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk);
   Status backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
-                       cell::SeqView<const T> dy, T* dh_next, T* dh_prev);
+                       cell::SeqView<const T> dy, A* dh_next, A* dh_prev);
   Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
   /// Rounds a 16-bit layer's float32 weight-gradient sums into grad_weights (adding with accumulate).
   Status finish_grad_weights(const BackwardCall<T>& c, const LayerModel& l);
@@ -135,13 +135,13 @@ class Orchestrator {
   U* entry(U* field, int64_t e, int64_t width) const {
     return field ? field + e * p_.batch * width : nullptr;
   }
-  /// A c buffer (slot field or region) viewed in the compute type it holds.
+  /// A buffer of running sums (c, dh, dc: a slot field or region) viewed in the compute type it holds.
   static A* wide(T* p) { return reinterpret_cast<A*>(p); }
-  /// B x H cell states between the caller's element type and the compute type, and within the latter.
-  Status widen_c(A* dst, const T* src, int64_t H) { return convert_c<cell::WidenParams<T>>(dst, src, H); }
-  Status narrow_c(T* dst, const A* src, int64_t H) { return convert_c<cell::NarrowParams<T>>(dst, src, H); }
+  /// B x width states between the caller's element type and the compute type, and within the latter.
+  Status widen(A* dst, const T* src, int64_t width) { return convert<cell::WidenParams<T>>(dst, src, width); }
+  Status narrow(T* dst, const A* src, int64_t width) { return convert<cell::NarrowParams<T>>(dst, src, width); }
   template <typename P, typename D, typename S>
-  Status convert_c(D* dst, const S* src, int64_t H) {
+  Status convert(D* dst, const S* src, int64_t H) {
     if constexpr (std::is_same<D, S>::value) {
       return ex_.copy(dst, src, p_.batch * H);
     } else {
@@ -153,10 +153,12 @@ class Orchestrator {
       return ex_.pointwise(p);
     }
   }
-  Status copy_c(A* dst, const A* src, int64_t H) {
+  Status copy_wide(A* dst, const A* src, int64_t H) {
     return ex_.copy(reinterpret_cast<T*>(dst), reinterpret_cast<const T*>(src), p_.batch * H * m_.c_elems);
   }
-  Status zero_c(A* dst, int64_t H) { return ex_.fill_zero(reinterpret_cast<T*>(dst), 1, p_.batch * H * m_.c_elems, 0); }
+  Status zero_wide(A* dst, int64_t H) {
+    return ex_.fill_zero(reinterpret_cast<T*>(dst), 1, p_.batch * H * m_.c_elems, 0);
+  }
   const LayerPlan& plan(const LayerModel& l) const { return p_.dirs[l.direction][l.layer]; }
   const LayerModel* above(const LayerModel& l) const {
     const auto& layers = m_.dirs[l.direction];

@@ -201,7 +201,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
         if (d == 1) lp.dx_bw = bwd_ws.take(1, {TB, l.in_width});
       }
       if (p.swap) lp.staging = bwd_ws.take(2, {lp.slot.elems});
-      lp.dh = bwd_ws.take(2, {B, O});
+      lp.dh = bwd_ws.take(2, {B, O, model.c_elems});
       if (l.is_lstm) lp.dc = bwd_ws.take(1, {B, H, model.c_elems});
       if (l.is_gru) lp.drh = bwd_ws.take(1, {B, H});
       if (l.project) {

@@ -69,7 +69,7 @@ struct LayerPlan {
   // in step order and scattered to the caller's positions.
   Region bxg, dxg;    ///< [K, B, D] each
   Region dx_bw;       ///< bidirectional, backward stack's layer 0: its dx [T, B, D], added to grad_inputs last
-  Region dh;          ///< 2 slots: running gradient of h, ping-pong
+  Region dh;          ///< 2 slots: running gradient of h, ping-pong, compute_t<T> (Model::c_elems)
   Region dc;          ///< running gradient of c, compute_t<T> (Model::c_elems)
   Region drh;         ///< GRU gradient of r * h
   Region dmp, dmraw;  ///< LSTM projection gradients (dmp: one chunk)

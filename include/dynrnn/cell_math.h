@@ -140,8 +140,9 @@ struct AddParams {
   }
 };
 
-/// The LSTM cell state and the weight-gradient accumulators live in the compute type (float for
-/// 16-bit storage); these convert [rows, cols] buffers between the caller's element type and it.
+/// The running sums — the LSTM cell state, the state gradients dh and dc, and the weight-gradient
+/// accumulators — live in the compute type (float for 16-bit storage); these convert [rows, cols]
+/// buffers between the caller's element type and it.
 template <typename T>
 struct WidenParams {
   using A = compute_t<T>;
@@ -202,8 +203,8 @@ struct RnnBackwardParams {
   Activation act = Activation::kTanh;
   const T* z = nullptr;        ///< [B, H] saved pre-activation
   SeqView<const T> dy;         ///< upstream output gradient (data may be null = zero)
-  const T* dh_next = nullptr;  ///< [B, H] gradient of the state after this step
-  T* dh_prev = nullptr;        ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
+  const A* dh_next = nullptr;  ///< [B, H] gradient of the state after this step
+  A* dh_prev = nullptr;        ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
   T* dz = nullptr;             ///< [B, H] out, step order
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
@@ -322,8 +323,8 @@ struct LstmBackwardParams {
   const T* z = nullptr;        ///< [B, 4H] saved pre-activations
   const A* c_prev = nullptr;   ///< [B, H]
   SeqView<const T> dy;         ///< no projection: upstream output gradient (data may be null)
-  const T* dh_next = nullptr;  ///< no projection: [B, H] gradient of h after this step
-  T* dh_prev = nullptr;        ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
+  const A* dh_next = nullptr;  ///< no projection: [B, H] gradient of h after this step
+  A* dh_prev = nullptr;        ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
   const T* dm_raw = nullptr;   ///< projection: [B, H] gradient of m_raw (zero on finished rows)
   A* dc = nullptr;             ///< [B, H] in: gradient of c after this step; out: before it
   T* dz = nullptr;             ///< [B, 4H] out, step order
@@ -409,8 +410,8 @@ struct ProjBackwardParams {
   compute_t<T> proj_clip = 0;
   const T* m_p = nullptr;      ///< [B, P] saved projection result (before the clip)
   SeqView<const T> dy;         ///< upstream output gradient (data may be null)
-  const T* dh_next = nullptr;  ///< [B, P]
-  T* dh_prev = nullptr;        ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
+  const A* dh_next = nullptr;  ///< [B, P]
+  A* dh_prev = nullptr;        ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
   T* dm_p = nullptr;           ///< [B, P] out: gradient of m_p (0 on finished rows)
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
@@ -495,8 +496,8 @@ struct GruCandidateBackwardParams {
   const T* zc = nullptr;      ///< [B, H] saved
   const T* h_prev = nullptr;  ///< [B, H]
   SeqView<const T> dy;
-  const T* dh_next = nullptr;  ///< [B, H]
-  T* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
+  const A* dh_next = nullptr;  ///< [B, H]
+  A* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
   T* dzc = nullptr;            ///< [B, H] out
   T* dzg = nullptr;            ///< [B, 2H] out: writes the u half
 
@@ -529,7 +530,7 @@ struct GruGatesBackwardParams {
   const T* zg = nullptr;      ///< [B, 2H] saved
   const T* h_prev = nullptr;  ///< [B, H]
   const T* drh = nullptr;     ///< [B, H] gradient of r*h (dzc Wc_h^T)
-  T* dh_prev = nullptr;       ///< [B, H] in/out: adds d(r*h) * r
+  A* dh_prev = nullptr;       ///< [B, H] in/out: adds d(r*h) * r
   T* dzg = nullptr;           ///< [B, 2H] out: writes the r half
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
