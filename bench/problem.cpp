@@ -151,8 +151,8 @@ double unit_roundoff(Precision p) {
 // and pass, or stop, a whole dy component. Such flips occur with probability proportional to u per
 // unit and each costs an O(1) component, so the norm-wise gradient error grows like sqrt(u), not u
 // (measured, same sweep: up to 2.2 sqrt(u), i.e. 99u for fp16, from one or two flips in 4096
-// units). The ReLU gradient tolerance adds 4 sqrt(u) for it. (tf32 rounds GEMM operands to the same
-// u as fp16, so its ReLU gradients are exposed to the same effect.)
+// units). The ReLU gradient tolerance adds 4 sqrt(u) for it, for tf32 too: it rounds GEMM operands to
+// the same u as fp16, so its ReLU gradients are exposed to the same effect.
 constexpr double kForwardUnits16 = 16, kGradientUnits16 = 48, kReluKinkRootUnits16 = 4;
 
 double forward_tolerance(Precision p) {
@@ -167,15 +167,16 @@ double forward_tolerance(Precision p) {
 }
 
 double gradient_tolerance(Precision p, Cell cell) {
+  const double u = unit_roundoff(p);
+  const double kink = cell == Cell::kRnnRelu ? kReluKinkRootUnits16 * std::sqrt(u) : 0.0;
   switch (p) {
     case Precision::kFp64: return 1e-8;
-    case Precision::kTf32: return 3e-2;
+    case Precision::kTf32: return 3e-2 + kink;
     case Precision::kFp32: return 1e-3;
     case Precision::kBf16:
     case Precision::kFp16: break;
   }
-  const double u = unit_roundoff(p);
-  return kGradientUnits16 * u + (cell == Cell::kRnnRelu ? kReluKinkRootUnits16 * std::sqrt(u) : 0.0);
+  return kGradientUnits16 * u + kink;
 }
 
 Verdict compare_results(const HostResult& got, const HostResult& ref, Precision p, Cell cell, bool grads) {
