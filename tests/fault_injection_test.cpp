@@ -23,8 +23,10 @@
 #include <vector>
 
 #include "call_buffers.h"
+#include "dtype_support.h"
 #include "dynrnn/rnn.h"
 #include "faulty_executor.h"
+#include "host/element_types.h"
 #include "host/executor.h"
 #include "host/rnn_impl.h"
 
@@ -162,12 +164,21 @@ std::vector<RnnSpec> configurations() {
   RnnSpec rec = bi;  // recompute
   rec.recompute = true;
   specs.push_back(rec);
+  // 16-bit storage: the float32 running sums (cell state, dh/dc, weight-gradient accumulators) add
+  // verbs of their own (widen, narrow, gemm_wide, column_sum_wide).
+  RnnSpec bf16 = bi;
+  bf16.dtype = dynrnn::DataType::kBFloat16;
+  specs.push_back(bf16);
+  RnnSpec fp16 = swap;
+  fp16.dtype = dynrnn::DataType::kFloat16;
+  fp16.recompute = true;
+  specs.push_back(fp16);
   return specs;
 }
 
 std::string describe(const RnnSpec& s) {
   return std::to_string(s.cells_fw.size()) + " fw + " + std::to_string(s.cells_bw.size()) + " bw cells, " +
-         (s.dtype == dynrnn::DataType::kFloat32 ? "float32" : "float64") + (s.swap_memory ? ", swap_memory" : "") +
+         testing_support::dtype_name(s.dtype) + (s.swap_memory ? ", swap_memory" : "") +
          (s.recompute ? ", recompute" : "");
 }
 
@@ -217,11 +228,7 @@ void verb_faults(const RnnSpec& spec) {
 TEST(FaultInjection, EveryExecutorVerbFailureIsReportedAndRecoverable) {
   for (const RnnSpec& spec : configurations()) {
     SCOPED_TRACE(describe(spec));
-    if (spec.dtype == dynrnn::DataType::kFloat32) {
-      verb_faults<float>(spec);
-    } else {
-      verb_faults<double>(spec);
-    }
+    dynrnn::dispatch_dtype(spec.dtype, [&](auto tag) { verb_faults<typename decltype(tag)::type>(spec); });
   }
 }
 
