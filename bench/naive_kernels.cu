@@ -11,6 +11,7 @@
 #include "bench/cuda_check.h"
 #include "bench/naive_baseline.h"
 #include "bench/naive_kernels.h"
+#include "bench/naive_op_math.h"
 #include "bench/precision_types.h"
 
 namespace bench {
@@ -28,37 +29,13 @@ inline unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 65535 * 8));
 }
 
-template <typename T>
-__device__ __forceinline__ T dev_unary(UnaryOp op, T x) {
-  switch (op) {
-    case UnaryOp::kSigmoid: return T(1) / (T(1) + exp(-x));
-    case UnaryOp::kTanh: return tanh(x);
-    case UnaryOp::kRelu: return x > T(0) ? x : T(0);
-    case UnaryOp::kOneMinus: return T(1) - x;
-  }
-  return x;
-}
-
-template <typename T>
-__device__ __forceinline__ T dev_binary(BinaryOp op, T a, T b) {
-  switch (op) {
-    case BinaryOp::kAdd: return a + b;
-    case BinaryOp::kSub: return a - b;
-    case BinaryOp::kMul: return a * b;
-    case BinaryOp::kSigmoidGrad: return b * a * (T(1) - a);
-    case BinaryOp::kTanhGrad: return b * (T(1) - a * a);
-    case BinaryOp::kReluGrad: return a > T(0) ? b : T(0);
-  }
-  return a;
-}
-
 // The op is a kernel argument (uniform branch): one kernel per call, as in TF's graph.
 template <typename T>
 __global__ void unary_kernel(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    y[r * ldy + c] = T(dev_unary(op, A<T>(x[r * ldx + c])));
+    y[r * ldy + c] = T(apply_unary(op, A<T>(x[r * ldx + c])));
   }
 }
 
@@ -68,7 +45,7 @@ __global__ void binary_kernel(BinaryOp op, int64_t rows, int64_t cols, const T* 
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    y[r * ldy + c] = T(dev_binary(op, A<T>(a[r * lda + c]), A<T>(b[r * ldb + c])));
+    y[r * ldy + c] = T(apply_binary(op, A<T>(a[r * lda + c]), A<T>(b[r * ldb + c])));
   }
 }
 

@@ -5,34 +5,11 @@
 #include <cstring>
 
 #include "bench/naive_baseline.h"
+#include "bench/naive_op_math.h"
 #include "bench/precision_types.h"
 
 namespace bench {
 namespace {
-
-template <typename T>
-T apply_unary(UnaryOp op, T x) {
-  switch (op) {
-    case UnaryOp::kSigmoid: return T(1) / (T(1) + std::exp(-x));
-    case UnaryOp::kTanh: return std::tanh(x);
-    case UnaryOp::kRelu: return x > T(0) ? x : T(0);
-    case UnaryOp::kOneMinus: return T(1) - x;
-  }
-  return x;
-}
-
-template <typename T>
-T apply_binary(BinaryOp op, T a, T b) {
-  switch (op) {
-    case BinaryOp::kAdd: return a + b;
-    case BinaryOp::kSub: return a - b;
-    case BinaryOp::kMul: return a * b;
-    case BinaryOp::kSigmoidGrad: return b * a * (T(1) - a);
-    case BinaryOp::kTanhGrad: return b * (T(1) - a * a);
-    case BinaryOp::kReluGrad: return a > T(0) ? b : T(0);
-  }
-  return a;
-}
 
 // Every op loads T, computes in A = compute_t<T> (T itself for float and double, float for the
 // 16-bit types) and stores T once.
