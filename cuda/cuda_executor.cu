@@ -31,11 +31,6 @@ size_t blas_workspace_bytes(int cc_major) {
   return (cc_major >= 9 ? size_t(8) : size_t(4)) << 20;
 }
 
-/// Made by init(); Rnn::create then prepares what its calls need (pool_sizes), and a call that would
-/// still need more grows the pools at its begin() (outside graph capture).
-constexpr int kInitialQueues = 2;
-constexpr int kInitialEvents = 16;
-
 template <typename T>
 class CudaExecutor final : public Executor<T> {
  public:
@@ -66,11 +61,11 @@ class CudaExecutor final : public Executor<T> {
     DYNRNN_CUBLAS_CHECK(cublasSetMathMode(handle_, cuda_detail::blas_math_mode(math_)));
     DYNRNN_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
     DYNRNN_CUDA_CHECK(cudaEventCreateWithFlags(&fence_, cudaEventDisableTiming));
-    DYNRNN_TRY(grow(kInitialQueues, kInitialEvents));
-    DYNRNN_CUBLAS_CHECK(cublasSetWorkspace(handle_, queue_workspace(0), queue_ws_bytes_));
     return Status::ok();
   }
 
+  /// The pools are made here, once: Rnn::create prepares what its calls can need (pool_sizes). A call
+  /// that would still need more grows them at its begin() (outside graph capture only).
   Status prepare(int queues, int events) override { return grow(queues, events); }
 
   Status begin(Stream stream, int queues, int events) override {
@@ -187,13 +182,13 @@ class CudaExecutor final : public Executor<T> {
 
  private:
   Status start_call(cudaStream_t stream, int queues, int events) {
-    if (queues > queue_capacity() || events > static_cast<int>(events_.size())) {
+    if (workspaces_.empty() || queues > queue_capacity() || events > static_cast<int>(events_.size())) {
       if (capturing(stream)) {
-        return Status(StatusCode::kNotSupported,
-                      "this call needs " + std::to_string(queues) + " queues and " + std::to_string(events) +
-                          " events but the handle was made with " + std::to_string(queue_capacity()) + " and " +
-                          std::to_string(events_.size()) +
-                          "; the first call of this shape must run outside CUDA graph capture (it grows the pools)");
+        return Status(StatusCode::kNotSupported, "this call needs " + std::to_string(queues) + " queues and " +
+                                                     std::to_string(events) + " events but the handle was made with " +
+                                                     std::to_string(queue_capacity()) + " and " +
+                                                     std::to_string(events_.size()) +
+                                                     "; growing the pools cannot happen inside CUDA graph capture");
       }
       DYNRNN_TRY(grow(queues, events));
     }
