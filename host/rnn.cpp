@@ -124,17 +124,16 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
     }
     impl->backend = backend;
     impl->forward_steps.reserve(Impl::kRememberedReserves);  // calls never allocate
+    const PoolSizes pools = pool_sizes(impl->model);
     DYNRNN_TRY(dispatch_dtype(spec.dtype, [&](auto tag) -> Status {
       using T = typename decltype(tag)::type;
+      std::unique_ptr<Executor<T>>& ex = impl->executor<T>();
       if (backend == Backend::kCpu) {
-        impl->executor<T>() = make_cpu_executor<T>();
-        return Status::ok();
+        ex = make_cpu_executor<T>();
+      } else {
+        DYNRNN_TRY(make_cuda_executor<T>(spec.math, &ex));
       }
-      return make_cuda_executor<T>(spec.math, &impl->executor<T>());
-    }));
-    const PoolSizes pools = pool_sizes(impl->model);
-    DYNRNN_TRY(dispatch_dtype(spec.dtype, [&](auto tag) {
-      return impl->executor<typename decltype(tag)::type>()->prepare(pools.queues, pools.events);
+      return ex->prepare(pools.queues, pools.events);
     }));
     out->reset(new Rnn(std::move(impl)));
     return Status::ok();
