@@ -1,4 +1,5 @@
 #include "cuda/cuda_check.h"
+#include "cuda/launch.h"
 #include "cuda/launch_config.h"
 #include "cuda/matrix_ops.h"
 #include "host/element_types.h"
@@ -40,9 +41,7 @@ template <typename T>
 Status scale_2d(T* dst, int64_t rows, int64_t cols, int64_t ld, compute_t<T> beta, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0 || beta == compute_t<T>(1)) return Status::ok();
   const LaunchConfig cfg = elementwise_config(rows, cols);
-  scale_kernel<T><<<cfg.grid, cfg.block, 0, stream>>>(dst, rows, cols, ld, beta);
-  DYNRNN_LAUNCH_CHECK(stream, "scale_kernel<<<>>>");
-  return Status::ok();
+  return launch(scale_kernel<T>, cfg.grid, cfg.block, stream, "scale_kernel", dst, rows, cols, ld, beta);
 }
 
 #define DYNRNN_INSTANTIATE(T)                                                   \

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "cuda/cuda_check.h"
+#include "cuda/launch.h"
 #include "cuda/launch_config.h"
 #include "dynrnn/cell_math.h"
 
@@ -29,9 +29,7 @@ template <typename P>
 Status launch_pointwise(const P& p, cudaStream_t stream) {
   if (p.batch <= 0 || p.cols <= 0) return Status::ok();
   const LaunchConfig cfg = elementwise_config(p.batch, p.cols);
-  pointwise_kernel<P><<<cfg.grid, cfg.block, 0, stream>>>(p);
-  DYNRNN_LAUNCH_CHECK(stream, "pointwise_kernel<<<>>>");
-  return Status::ok();
+  return launch(pointwise_kernel<P>, cfg.grid, cfg.block, stream, "pointwise_kernel", p);
 }
 
 }  // namespace cuda_detail

@@ -1,4 +1,5 @@
 #include "cuda/cuda_check.h"
+#include "cuda/launch.h"
 #include "cuda/reductions.h"
 #include "host/element_types.h"
 
@@ -42,9 +43,8 @@ Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, C* 
   if (rows < 0) rows = 0;
   const int64_t tiles = (cols + kSumCols - 1) / kSumCols;
   const unsigned grid = static_cast<unsigned>(tiles < 0x7fffffff ? tiles : 0x7fffffff);
-  column_sum_kernel<T, C><<<grid, dim3(kSumCols, kSumRows, 1), 0, stream>>>(rows, cols, src, accumulate, dst);
-  DYNRNN_LAUNCH_CHECK(stream, "column_sum_kernel<<<>>>");
-  return Status::ok();
+  return launch(column_sum_kernel<T, C>, dim3(grid), dim3(kSumCols, kSumRows, 1), stream, "column_sum_kernel", rows,
+                cols, src, accumulate, dst);
 }
 
 #define DYNRNN_INSTANTIATE(T) template Status column_sum<T, T>(int64_t, int64_t, const T*, bool, T*, cudaStream_t);

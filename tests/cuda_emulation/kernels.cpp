@@ -1,0 +1,161 @@
+// tests/cuda_emulation/kernels.cpp — kernel launches: the configuration limits of a real launch, then
+// every block in order and, within a block, every thread. A kernel's first launch runs each thread
+// as a fiber (ucontext) so that __syncthreads can suspend it until the whole block arrives; a kernel
+// that never called __syncthreads then runs its threads as plain calls.
+#include <ucontext.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "emulator.h"
+
+thread_local uint3 threadIdx;
+thread_local uint3 blockIdx;
+thread_local dim3 blockDim;
+thread_local dim3 gridDim;
+
+namespace cuda_emulation {
+namespace {
+
+constexpr size_t kFiberStackBytes = size_t(256) << 10;
+constexpr size_t kMaxSharedBytes = size_t(48) << 10;
+
+struct Fiber {
+  ucontext_t context;
+  char* stack = nullptr;
+  uint3 index{};
+  bool finished = false;
+};
+
+struct BlockRun {
+  ucontext_t scheduler;
+  std::vector<Fiber> fibers;
+  Fiber* current = nullptr;
+  const std::function<void()>* body = nullptr;
+  bool barrier_seen = false;
+};
+
+thread_local BlockRun* active_block = nullptr;  // set while a block runs as fibers
+
+/// The fiber stacks of this host thread, reused by every launch (untouched pages cost nothing).
+char* fiber_stack(size_t i) {
+  thread_local std::vector<std::unique_ptr<char[]>> pool;
+  while (pool.size() <= i) pool.emplace_back(new char[kFiberStackBytes]);
+  return pool[i].get();
+}
+
+/// kernel -> runs without __syncthreads (learnt from its first launch)
+std::map<const void*, bool>& barrier_free() {
+  static auto* m = new std::map<const void*, bool>;
+  return *m;
+}
+
+void fiber_main() {
+  BlockRun* run = active_block;
+  (*run->body)();
+  run->current->finished = true;  // returning resumes uc_link, the scheduler
+}
+
+bool valid_config(dim3 grid, dim3 block, size_t shared_bytes) {
+  const unsigned long long threads = 1ull * block.x * block.y * block.z;
+  return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu && grid.y <= 65535 && grid.z <= 65535 &&
+         block.x >= 1 && block.y >= 1 && block.z >= 1 && block.x <= 1024 && block.y <= 1024 && block.z <= 64 &&
+         threads <= 1024 && shared_bytes <= kMaxSharedBytes;
+}
+
+/// One block: every thread runs until it reaches __syncthreads or returns, round after round.
+void run_block_as_fibers(BlockRun& run) {
+  for (Fiber& f : run.fibers) {
+    f.finished = false;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack;
+    f.context.uc_stack.ss_size = kFiberStackBytes;
+    f.context.uc_link = &run.scheduler;
+    makecontext(&f.context, fiber_main, 0);
+  }
+  for (bool live = true; live;) {
+    live = false;
+    for (Fiber& f : run.fibers) {
+      if (f.finished) continue;
+      threadIdx = f.index;
+      run.current = &f;
+      swapcontext(&run.scheduler, &f.context);
+      live = live || !f.finished;
+    }
+  }
+}
+
+void run_grid(const void* kernel, dim3 grid, dim3 block, const std::function<void()>& body) {
+  gridDim = grid;
+  blockDim = block;
+  auto known = barrier_free().find(kernel);
+  const bool plain = known != barrier_free().end() && known->second;
+  BlockRun run;
+  run.body = &body;
+  if (!plain) {
+    run.fibers.resize(static_cast<size_t>(block.x) * block.y * block.z);
+    size_t i = 0;
+    for (unsigned z = 0; z < block.z; ++z) {
+      for (unsigned y = 0; y < block.y; ++y) {
+        for (unsigned x = 0; x < block.x; ++x) {
+          run.fibers[i].index = uint3{x, y, z};
+          run.fibers[i].stack = fiber_stack(i);
+          ++i;
+        }
+      }
+    }
+  }
+  BlockRun* outer = active_block;
+  active_block = plain ? nullptr : &run;
+  for (unsigned bz = 0; bz < grid.z; ++bz) {
+    for (unsigned by = 0; by < grid.y; ++by) {
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        blockIdx = uint3{bx, by, bz};
+        if (!plain) {
+          run_block_as_fibers(run);
+          continue;
+        }
+        for (unsigned z = 0; z < block.z; ++z) {
+          for (unsigned y = 0; y < block.y; ++y) {
+            for (unsigned x = 0; x < block.x; ++x) {
+              threadIdx = uint3{x, y, z};
+              body();
+            }
+          }
+        }
+      }
+    }
+  }
+  active_block = outer;
+  if (!plain) barrier_free()[kernel] = !run.barrier_seen;
+}
+
+}  // namespace
+
+cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                   std::function<void()> body) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  if (!valid_config(grid, block, shared_bytes)) {
+    std::fprintf(stderr, "cuda emulation: invalid launch configuration grid (%u, %u, %u) block (%u, %u, %u)\n", grid.x,
+                 grid.y, grid.z, block.x, block.y, block.z);
+    return set_error(cudaErrorInvalidConfiguration);
+  }
+  return set_error(enqueue(stream, "kernel",
+                           [kernel, grid, block, body = std::move(body)] { run_grid(kernel, grid, block, body); }));
+}
+
+}  // namespace cuda_emulation
+
+void __syncthreads() {
+  cuda_emulation::BlockRun* run = cuda_emulation::active_block;
+  if (run == nullptr) {
+    std::fprintf(stderr, "cuda emulation: __syncthreads in a kernel whose first launch never reached one\n");
+    std::abort();
+  }
+  run->barrier_seen = true;
+  cuda_emulation::Fiber* self = run->current;
+  swapcontext(&self->context, &run->scheduler);
+}
