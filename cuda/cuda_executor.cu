@@ -183,7 +183,9 @@ class CudaExecutor final : public Executor<T> {
  private:
   Status start_call(cudaStream_t stream, int queues, int events) {
     if (workspaces_.empty() || queues > queue_capacity() || events > static_cast<int>(events_.size())) {
-      if (capturing(stream)) {
+      bool captured = false;
+      DYNRNN_TRY(capturing(stream, &captured));
+      if (captured) {
         return Status(StatusCode::kNotSupported, "this call needs " + std::to_string(queues) + " queues and " +
                                                      std::to_string(events) + " events but the handle was made with " +
                                                      std::to_string(queue_capacity()) + " and " +
@@ -279,13 +281,12 @@ class CudaExecutor final : public Executor<T> {
     return Status::ok();
   }
 
-  static bool capturing(cudaStream_t s) {
+  /// Whether `s` is being captured into a graph (a failed query is the call's error).
+  static Status capturing(cudaStream_t s, bool* captured) {
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(s, &cs) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return true;  // unknown: take the conservative path
-    }
-    return cs != cudaStreamCaptureStatusNone;
+    DYNRNN_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
+    *captured = cs != cudaStreamCaptureStatusNone;
+    return Status::ok();
   }
 
   /// Queue 0's cuBLAS workspace is used by every call's caller stream. When consecutive calls use
@@ -294,13 +295,18 @@ class CudaExecutor final : public Executor<T> {
   /// captured stream may not wait on an event recorded outside it); ordering a graph's launches
   /// against other calls of the same handle is the caller's job.
   Status fence_previous_stream() {
-    if (!fence_recorded_ || last_stream_ == stream_ || capturing(stream_)) return Status::ok();
+    if (!fence_recorded_ || last_stream_ == stream_) return Status::ok();
+    bool captured = false;
+    DYNRNN_TRY(capturing(stream_, &captured));
+    if (captured) return Status::ok();
     DYNRNN_CUDA_CHECK(cudaStreamWaitEvent(stream_, fence_, 0));
     return Status::ok();
   }
 
   Status record_fence() {
-    if (capturing(stream_)) return Status::ok();
+    bool captured = false;
+    DYNRNN_TRY(capturing(stream_, &captured));
+    if (captured) return Status::ok();
     DYNRNN_CUDA_CHECK(cudaEventRecord(fence_, stream_));
     fence_recorded_ = true;
     last_stream_ = stream_;

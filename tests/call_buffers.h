@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -117,6 +118,25 @@ struct CallBuffers {
     dout.assign(u.dout_fw.begin(), u.dout_fw.end());
     dout_bw.assign(u.dout_bw.begin(), u.dout_bw.end());
     dfin = pack_state<T>(rnn, u.dfinal, B);
+  }
+
+  /// A fixed problem of smooth values (sines with a seed per buffer), a full upstream, and lengths
+  /// T, 2, 0 / 4 (bidirectional / not) for the first three rows (B >= 3).
+  void set_sine_problem(const dynrnn::Rnn& rnn) {
+    auto fill = [](std::vector<T>& v, int64_t n, double scale, int seed) {
+      v.resize(static_cast<size_t>(n));
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<T>(scale * std::sin(0.7 * static_cast<double>(i) + seed));
+    };
+    fill(x, T_ * B * D, 1.0, 1);
+    fill(w, rnn.param_count(), 0.5, 2);
+    fill(init, B * rnn.state_width(), 0.5, 3);
+    fill(dout, T_ * B * rnn.output_width(0), 1.0, 4);
+    fill(dout_bw, bi ? T_ * B * rnn.output_width(1) : 0, 1.0, 5);
+    fill(dfin, B * rnn.state_width(), 1.0, 6);
+    len.assign(static_cast<size_t>(B), static_cast<int32_t>(T_));
+    len[1] = 2;
+    len[2] = bi ? 0 : 4;
   }
 
   /// Every result (out, out_bw, fin, dx, dinit, dw) set to `v`.

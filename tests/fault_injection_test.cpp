@@ -25,6 +25,7 @@
 #include "call_buffers.h"
 #include "dtype_support.h"
 #include "dynrnn/rnn.h"
+#include "fault_configurations.h"
 #include "faulty_executor.h"
 #include "host/element_types.h"
 #include "host/executor.h"
@@ -84,41 +85,11 @@ using dynrnn::RnnSpec;
 using dynrnn::Status;
 using dynrnn::StatusCode;
 using dynrnn::Stream;
+using testing_support::Call;
+using testing_support::configurations;
+using testing_support::describe;
 using testing_support::FaultyExecutor;
 using testing_support::Injection;
-
-/// The buffers of one training forward + backward, with every output poisoned with NaN first.
-template <typename T>
-struct Call : testing_support::CallBuffers<T> {
-  using Base = testing_support::CallBuffers<T>;
-  dynrnn::ForwardArgs f;
-  dynrnn::BackwardArgs b;
-
-  explicit Call(Rnn& rnn) : Base(rnn, /*T=*/6, /*B=*/3, rnn.spec().time_major) {
-    EXPECT_TRUE(this->ok()) << this->error;
-    const int64_t T_ = this->T_, B = this->B, D = this->D;
-    auto fill = [](std::vector<T>& v, size_t n, double scale, int seed) {
-      v.resize(n);
-      for (size_t i = 0; i < n; ++i) v[i] = static_cast<T>(scale * std::sin(0.7 * static_cast<double>(i) + seed));
-    };
-    fill(this->x, T_ * B * D, 1.0, 1);
-    fill(this->w, rnn.param_count(), 0.5, 2);
-    fill(this->init, B * rnn.state_width(), 0.5, 3);
-    fill(this->dout, T_ * B * rnn.output_width(0), 1.0, 4);
-    fill(this->dout_bw, this->bi ? T_ * B * rnn.output_width(1) : 0, 1.0, 5);
-    fill(this->dfin, B * rnn.state_width(), 1.0, 6);
-    this->len = {6, 2, this->bi ? 0 : 4};
-    poison();
-    f = this->forward_args();
-    b = this->backward_args();
-  }
-  /// Every result NaN, workspace and reserve bytes 0xFF (the buffers stay where f and b point).
-  void poison() {
-    this->fill_results(T(NAN));
-    testing_support::fill_bytes(this->ws, 0xFF);
-    testing_support::fill_bytes(this->rs, 0xFF);
-  }
-};
 
 /// Results of a clean forward + backward on a fresh handle.
 template <typename T>
@@ -129,57 +100,6 @@ std::vector<uint8_t> reference(const RnnSpec& spec) {
   EXPECT_TRUE(rnn->forward(c.f).is_ok());
   EXPECT_TRUE(rnn->backward(c.b).is_ok());
   return c.results();
-}
-
-std::vector<RnnSpec> configurations() {
-  std::vector<RnnSpec> specs;
-  RnnSpec a;  // LSTM with projection and peepholes (and clips)
-  CellSpec lstm = CellSpec::lstm(4);
-  lstm.use_peepholes = true;
-  lstm.num_proj = 3;
-  lstm.cell_clip = 2.0;
-  lstm.proj_clip = 1.5;
-  a.cells_fw = {lstm};
-  a.input_size = 3;
-  a.parallel_iterations = 2;
-  specs.push_back(a);
-  RnnSpec g;  // a GRU stack, time-major, float64
-  g.cells_fw = {CellSpec::gru(3), CellSpec::gru(2), CellSpec::basic_rnn(2)};
-  g.input_size = 3;
-  g.time_major = true;
-  g.dtype = dynrnn::DataType::kFloat64;
-  g.parallel_iterations = 4;
-  specs.push_back(g);
-  RnnSpec bi;  // bidirectional stacks of mixed cells
-  bi.cells_fw = {CellSpec::basic_lstm(3), CellSpec::gru(2)};
-  bi.cells_bw = {CellSpec::gru(2), lstm};
-  bi.input_size = 3;
-  bi.parallel_iterations = 3;
-  specs.push_back(bi);
-  RnnSpec swap = a;  // swap_memory: host buffer allocation and host copies in the schedule
-  swap.cells_fw = {CellSpec::lstm(3), CellSpec::gru(3)};
-  swap.swap_memory = true;
-  swap.parallel_iterations = 1;
-  specs.push_back(swap);
-  RnnSpec rec = bi;  // recompute
-  rec.recompute = true;
-  specs.push_back(rec);
-  // 16-bit storage: the float32 running sums (cell state, dh/dc, weight-gradient accumulators) add
-  // verbs of their own (widen, narrow, gemm_wide, column_sum_wide).
-  RnnSpec bf16 = bi;
-  bf16.dtype = dynrnn::DataType::kBFloat16;
-  specs.push_back(bf16);
-  RnnSpec fp16 = swap;
-  fp16.dtype = dynrnn::DataType::kFloat16;
-  fp16.recompute = true;
-  specs.push_back(fp16);
-  return specs;
-}
-
-std::string describe(const RnnSpec& s) {
-  return std::to_string(s.cells_fw.size()) + " fw + " + std::to_string(s.cells_bw.size()) + " bw cells, " +
-         testing_support::dtype_name(s.dtype) + (s.swap_memory ? ", swap_memory" : "") +
-         (s.recompute ? ", recompute" : "");
 }
 
 template <typename T>

@@ -27,6 +27,13 @@ using namespace cuda_emulation;
 
 namespace {
 
+size_t blas_handles = 0;  // guarded by device_mutex()
+
+/// The counted calls of hooks.h: every cuBLAS call here but cublasDestroy and the status names.
+#define EMU_BLAS_CALL(api, failure)                                \
+  std::lock_guard<std::recursive_mutex> emu_lock_(device_mutex()); \
+  if (inject_fault(api)) return failure
+
 size_t type_bytes(cudaDataType_t t) {
   switch (t) {
     case CUDA_R_32F: return 4;
@@ -164,11 +171,11 @@ struct Gemm {
   }
 };
 
-cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
-                    const void* alpha, const void* A, cudaDataType_t at, int64_t lda, const void* B, cudaDataType_t bt,
-                    int64_t ldb, const void* beta, void* C, cudaDataType_t ct, int64_t ldc,
+cublasStatus_t gemm(const char* api, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
+                    int64_t k, const void* alpha, const void* A, cudaDataType_t at, int64_t lda, const void* B,
+                    cudaDataType_t bt, int64_t ldb, const void* beta, void* C, cudaDataType_t ct, int64_t ldc,
                     cublasComputeType_t compute) {
-  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  EMU_BLAS_CALL(api, CUBLAS_STATUS_EXECUTION_FAILED);
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (alpha == nullptr || beta == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T)) {
@@ -201,19 +208,24 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
 }  // namespace
 
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
-  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_ALLOC_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   if (check_capture_safe("cublasCreate") != cudaSuccess) return CUBLAS_STATUS_NOT_INITIALIZED;
   *handle = new cublasContext;
+  ++blas_handles;
   return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   delete handle;
+  --blas_handles;
   return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   handle->stream = stream;
   handle->workspace = nullptr;  // as in cuBLAS: setting the stream resets the user workspace
@@ -222,6 +234,7 @@ cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
 }
 
 cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* stream) {
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (stream == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   *stream = handle->stream;
@@ -229,7 +242,7 @@ cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* stream) {
 }
 
 cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, size_t bytes) {
-  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (bytes > 0 && (reinterpret_cast<uintptr_t>(workspace) % 256 != 0 || !device_range(workspace, bytes))) {
     return CUBLAS_STATUS_INVALID_VALUE;
@@ -240,12 +253,14 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, size_t
 }
 
 cublasStatus_t cublasSetPointerMode(cublasHandle_t handle, cublasPointerMode_t mode) {
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   handle->pointer_mode = mode;
   return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGetPointerMode(cublasHandle_t handle, cublasPointerMode_t* mode) {
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (mode == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   *mode = handle->pointer_mode;
@@ -253,17 +268,26 @@ cublasStatus_t cublasGetPointerMode(cublasHandle_t handle, cublasPointerMode_t* 
 }
 
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   handle->math = mode;
   return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode) {
+  EMU_BLAS_CALL(__func__, CUBLAS_STATUS_EXECUTION_FAILED);
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (mode == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   *mode = handle->math;
   return CUBLAS_STATUS_SUCCESS;
 }
+
+namespace cuda_emulation {
+size_t live_blas_handles() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  return blas_handles;
+}
+}  // namespace cuda_emulation
 
 const char* cublasGetStatusName(cublasStatus_t status) {
   switch (status) {
@@ -291,7 +315,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             int k, const void* alpha, const void* A, cudaDataType_t Atype, int lda, const void* B,
                             cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
                             cublasComputeType_t compute, cublasGemmAlgo_t /*algo*/) {
-  return gemm(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, compute);
+  return gemm(__func__, handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
+              compute);
 }
 
 cublasStatus_t cublasGemmEx_64(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int64_t m,
@@ -299,5 +324,6 @@ cublasStatus_t cublasGemmEx_64(cublasHandle_t handle, cublasOperation_t transa, 
                                int64_t lda, const void* B, cudaDataType_t Btype, int64_t ldb, const void* beta, void* C,
                                cudaDataType_t Ctype, int64_t ldc, cublasComputeType_t compute,
                                cublasGemmAlgo_t /*algo*/) {
-  return gemm(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, compute);
+  return gemm(__func__, handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
+              compute);
 }

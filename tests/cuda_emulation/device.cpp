@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "emulator.h"
+#include "hooks.h"
 
 struct Done {
   bool done = false;
@@ -81,6 +82,9 @@ namespace {
 constexpr size_t kTotalDeviceBytes = size_t(16) << 30;
 constexpr size_t kAlignment = 256;       // what cudaMalloc guarantees
 constexpr unsigned char kPoison = 0xff;  // fresh device memory reads as NaN in every float type
+// Larger allocations (the cuBLAS workspaces, which the emulated GEMM never reads) stay untouched
+// zero pages, so that they cost no memory and protecting them costs no page-table walk.
+constexpr size_t kPoisonBytes = size_t(1) << 20;
 
 struct Allocation {
   uintptr_t start = 0;  ///< what cudaMalloc returned
@@ -96,6 +100,10 @@ struct Device {
   std::map<uintptr_t, Allocation> device;  ///< by start address
   std::map<uintptr_t, size_t> pinned;
   size_t allocated = 0;
+  size_t pinned_bytes = 0;
+  int64_t calls = 0;    ///< counted since fail_nth_call
+  int64_t fail_at = 0;  ///< the counted call that fails (0: none)
+  const char* failed_call = "";
   CUstream_st legacy;
   std::set<CUstream_st*> streams{&legacy};
   std::set<CUevent_st*> events;
@@ -348,6 +356,45 @@ bool host_range(const void* p, size_t bytes) {
   return p != nullptr && !overlaps_device(p, bytes);
 }
 
+bool inject_fault(const char* api) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  Device& d = dev();
+  ++d.calls;
+  if (d.fail_at == 0 || d.calls != d.fail_at) return false;
+  d.fail_at = 0;
+  d.failed_call = api;
+  return true;
+}
+
+const char* failed_call() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  return dev().failed_call;
+}
+
+void fail_nth_call(int64_t n) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  dev().calls = 0;
+  dev().fail_at = n;
+  if (n > 0) dev().failed_call = "";
+}
+
+int64_t counted_calls() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  return dev().calls;
+}
+
+Resources resources() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  const Device& d = dev();
+  Resources r;
+  r.device_bytes = d.allocated;
+  r.pinned_bytes = d.pinned_bytes;
+  r.streams = d.streams.size() - 1;
+  r.events = d.events.size();
+  r.blas_handles = live_blas_handles();
+  return r;
+}
+
 cudaError_t check_capture_safe(const char* api) {
   if (!global_capture_active()) return cudaSuccess;
   for (const auto& c : dev().captures) invalidate(c.get());
@@ -381,25 +428,31 @@ using namespace cuda_emulation;
 
 #define EMU_LOCK() std::lock_guard<std::recursive_mutex> emu_lock_(device_mutex())
 #define EMU_RETURN(expr) return set_error(expr)
+#define EMU_INJECT(error) \
+  if (inject_fault(__func__)) EMU_RETURN(error)
 
 // ---- device ------------------------------------------------------------------------------------
 cudaError_t cudaGetDeviceCount(int* count) {
+  EMU_INJECT(cudaErrorNotPermitted);
   if (count == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *count = 1;
   return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int* device) {
+  EMU_INJECT(cudaErrorNotPermitted);
   if (device == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *device = 0;
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
+  EMU_INJECT(cudaErrorNotPermitted);
   EMU_RETURN(device == 0 ? cudaSuccess : cudaErrorInvalidDevice);
 }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  EMU_INJECT(cudaErrorNotPermitted);
   if (value == nullptr || device != 0) EMU_RETURN(cudaErrorInvalidValue);
   switch (attr) {
     case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
@@ -440,6 +493,7 @@ const char* cudaGetErrorName(cudaError_t error) {
     EMU_NAME(cudaErrorNotReady)
     EMU_NAME(cudaErrorIllegalAddress)
     EMU_NAME(cudaErrorLaunchFailure)
+    EMU_NAME(cudaErrorNotPermitted)
     EMU_NAME(cudaErrorStreamCaptureUnsupported)
     EMU_NAME(cudaErrorStreamCaptureInvalidated)
     EMU_NAME(cudaErrorStreamCaptureMerge)
@@ -460,6 +514,7 @@ const char* cudaGetErrorString(cudaError_t error) {
 // ---- memory ------------------------------------------------------------------------------------
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorMemoryAllocation);
   if (ptr == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   if (cudaError_t e = check_capture_safe("cudaMalloc")) EMU_RETURN(e);
   if (sticky_error()) EMU_RETURN(sticky_error());
@@ -478,7 +533,7 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   protect(a, true);
   char* p = a.map + data_len - rounded;  // ends where the guard page starts (up to 255 bytes of slack)
   a.start = reinterpret_cast<uintptr_t>(p);
-  std::memset(p, kPoison, rounded);
+  if (rounded <= kPoisonBytes) std::memset(p, kPoison, rounded);
   if (!d.accessible) protect(a, false);
   d.device[reinterpret_cast<uintptr_t>(p)] = a;
   d.allocated += bytes;
@@ -502,12 +557,14 @@ cudaError_t cudaFree(void* ptr) {
 
 cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned /*flags*/) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorMemoryAllocation);
   if (ptr == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   if (cudaError_t e = check_capture_safe("cudaHostAlloc")) EMU_RETURN(e);
   *ptr =
       std::aligned_alloc(kAlignment, std::max<size_t>((bytes + kAlignment - 1) / kAlignment * kAlignment, kAlignment));
   if (*ptr == nullptr) EMU_RETURN(cudaErrorMemoryAllocation);
   dev().pinned[reinterpret_cast<uintptr_t>(*ptr)] = bytes;
+  dev().pinned_bytes += bytes;
   return cudaSuccess;
 }
 
@@ -524,6 +581,7 @@ cudaError_t cudaFreeHost(void* ptr) {
   if (it == d.pinned.end()) EMU_RETURN(cudaErrorInvalidValue);
   run_until(all_idle);
   std::free(ptr);
+  d.pinned_bytes -= it->second;
   d.pinned.erase(it);
   return cudaSuccess;
 }
@@ -538,6 +596,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorNotPermitted);
   if (bytes == 0) return cudaSuccess;
   if (cudaError_t e = copy_kind_error(dst, src, bytes, kind)) EMU_RETURN(e);
   EMU_RETURN(enqueue(stream, "cudaMemcpyAsync", [dst, src, bytes] { std::memcpy(dst, src, bytes); }));
@@ -553,6 +612,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorNotPermitted);
   if (bytes == 0) return cudaSuccess;
   if (!device_range(dst, bytes)) {
     std::fprintf(stderr, "cuda emulation: cudaMemset of %zu bytes at %p is not inside one device allocation\n", bytes,
@@ -573,6 +633,7 @@ cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
 // ---- streams -------------------------------------------------------------------------------------
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorMemoryAllocation);
   if (stream == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   auto* s = new CUstream_st;
   s->blocking = (flags & cudaStreamNonBlocking) == 0;
@@ -611,6 +672,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned /*flags*/) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorNotPermitted);
   Device& d = dev();
   if (cudaError_t e = check_stream(stream)) EMU_RETURN(e);
   if (event == nullptr || d.events.count(event) == 0) EMU_RETURN(cudaErrorInvalidResourceHandle);
@@ -695,6 +757,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
 
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorNotPermitted);
   if (cudaError_t e = check_stream(stream)) EMU_RETURN(e);
   if (status == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   const Capture* c = resolve(stream)->capture;
@@ -707,6 +770,7 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* 
 // ---- events --------------------------------------------------------------------------------------
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned /*flags*/) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorMemoryAllocation);
   if (event == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *event = new CUevent_st;
   dev().events.insert(*event);
@@ -726,6 +790,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   EMU_LOCK();
+  EMU_INJECT(cudaErrorNotPermitted);
   Device& d = dev();
   if (cudaError_t e = check_stream(stream)) EMU_RETURN(e);
   if (event == nullptr || d.events.count(event) == 0) EMU_RETURN(cudaErrorInvalidResourceHandle);

@@ -39,4 +39,10 @@ void fault(const std::string& reason);
 /// invalidate the capture and fail with cudaErrorStreamCaptureUnsupported.
 cudaError_t check_capture_safe(const char* api);
 
+/// Counts one call of `api` for fault injection (hooks.h); true when this call is the one to fail.
+bool inject_fault(const char* api);
+
+/// cuBLAS handles created and not destroyed (cublas.cpp).
+size_t live_blas_handles();
+
 }  // namespace cuda_emulation

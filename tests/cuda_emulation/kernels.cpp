@@ -1,7 +1,11 @@
 // tests/cuda_emulation/kernels.cpp — kernel launches: the configuration limits of a real launch, then
 // every block in order and, within a block, every thread. A kernel's first launch runs each thread
-// as a fiber (ucontext) so that __syncthreads can suspend it until the whole block arrives; a kernel
-// that never called __syncthreads then runs its threads as plain calls.
+// as a fiber so that __syncthreads can suspend it until the whole block arrives; a kernel that never
+// called __syncthreads then runs its threads as plain calls.
+//
+// Fibers: makecontext gives each its stack and setcontext enters it once; every later switch is a
+// __builtin_setjmp / __builtin_longjmp pair, which, unlike swapcontext, makes no system call (to
+// save and restore the signal mask), so a barrier costs a few instructions.
 #include <ucontext.h>
 
 #include <cstdio>
@@ -25,13 +29,15 @@ constexpr size_t kMaxSharedBytes = size_t(48) << 10;
 
 struct Fiber {
   ucontext_t context;
+  void* resume[5];  ///< where __syncthreads suspended it
   char* stack = nullptr;
   uint3 index{};
+  bool started = false;
   bool finished = false;
 };
 
 struct BlockRun {
-  ucontext_t scheduler;
+  void* scheduler[5];  ///< where the block's loop waits for the running fiber to stop
   std::vector<Fiber> fibers;
   Fiber* current = nullptr;
   const std::function<void()>* body = nullptr;
@@ -53,10 +59,26 @@ std::map<const void*, bool>& barrier_free() {
   return *m;
 }
 
+/// Kept out of line: a function must not call __builtin_longjmp on its own __builtin_setjmp buffer.
+[[noreturn]] __attribute__((noinline)) void jump(void** target) {
+  __builtin_longjmp(target, 1);
+}
+
 void fiber_main() {
   BlockRun* run = active_block;
   (*run->body)();
-  run->current->finished = true;  // returning resumes uc_link, the scheduler
+  run->current->finished = true;
+  jump(run->scheduler);
+}
+
+/// Runs `f` until it reaches __syncthreads or finishes.
+__attribute__((noinline)) void switch_to(BlockRun& run, Fiber& f) {
+  run.current = &f;
+  threadIdx = f.index;
+  if (__builtin_setjmp(run.scheduler) != 0) return;  // back from the fiber
+  if (f.started) jump(f.resume);
+  f.started = true;
+  setcontext(&f.context);
 }
 
 bool valid_config(dim3 grid, dim3 block, size_t shared_bytes) {
@@ -67,22 +89,20 @@ bool valid_config(dim3 grid, dim3 block, size_t shared_bytes) {
 }
 
 /// One block: every thread runs until it reaches __syncthreads or returns, round after round.
-void run_block_as_fibers(BlockRun& run) {
+void run_block_as_fibers(BlockRun& run, const ucontext_t& blank) {
   for (Fiber& f : run.fibers) {
-    f.finished = false;
-    getcontext(&f.context);
+    f.started = f.finished = false;
+    f.context = blank;
     f.context.uc_stack.ss_sp = f.stack;
     f.context.uc_stack.ss_size = kFiberStackBytes;
-    f.context.uc_link = &run.scheduler;
+    f.context.uc_link = nullptr;  // fibers end by jumping back, never by returning
     makecontext(&f.context, fiber_main, 0);
   }
   for (bool live = true; live;) {
     live = false;
     for (Fiber& f : run.fibers) {
       if (f.finished) continue;
-      threadIdx = f.index;
-      run.current = &f;
-      swapcontext(&run.scheduler, &f.context);
+      switch_to(run, f);
       live = live || !f.finished;
     }
   }
@@ -95,7 +115,9 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, const std::function<voi
   const bool plain = known != barrier_free().end() && known->second;
   BlockRun run;
   run.body = &body;
+  ucontext_t blank;  // one getcontext (a system call) per launch, copied into every fiber
   if (!plain) {
+    getcontext(&blank);
     run.fibers.resize(static_cast<size_t>(block.x) * block.y * block.z);
     size_t i = 0;
     for (unsigned z = 0; z < block.z; ++z) {
@@ -115,7 +137,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, const std::function<voi
       for (unsigned bx = 0; bx < grid.x; ++bx) {
         blockIdx = uint3{bx, by, bz};
         if (!plain) {
-          run_block_as_fibers(run);
+          run_block_as_fibers(run, blank);
           continue;
         }
         for (unsigned z = 0; z < block.z; ++z) {
@@ -138,6 +160,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, const std::function<voi
 cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                    std::function<void()> body) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  if (inject_fault("cudaLaunchKernel")) return set_error(cudaErrorNotPermitted);
   if (!valid_config(grid, block, shared_bytes)) {
     std::fprintf(stderr, "cuda emulation: invalid launch configuration grid (%u, %u, %u) block (%u, %u, %u)\n", grid.x,
                  grid.y, grid.z, block.x, block.y, block.z);
@@ -156,6 +179,5 @@ void __syncthreads() {
     std::abort();
   }
   run->barrier_seen = true;
-  cuda_emulation::Fiber* self = run->current;
-  swapcontext(&self->context, &run->scheduler);
+  if (__builtin_setjmp(run->current->resume) == 0) cuda_emulation::jump(run->scheduler);
 }
