@@ -1,8 +1,8 @@
 // The CUDA backend against the CPU backend (itself checked against the float64 reference), through
 // the public API only: every cell kind and option, stacks, bidirectional, both layouts, every kind
 // of sequence_length, tiny and odd sizes, float32, float64, bfloat16 and float16; plus CUDA graph
-// capture, determinism, TF32, and float32 accumulation in the 16-bit types' GEMMs. Every Gpu* test
-// skips when cudaGetDeviceCount reports no device.
+// capture, determinism, concurrent handles on threads and streams, TF32, and float32 accumulation in
+// the 16-bit types' GEMMs. Every Gpu* test skips when cudaGetDeviceCount reports no device.
 //
 // Each run poisons every output, the workspace and the reserve with NaN first, so an element the
 // library forgets to write (or a scratch value read before it is written) shows up as NaN. Masking
@@ -27,6 +27,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1089,6 +1090,53 @@ TEST(GpuRnn, DeterministicAcrossRunsStreamsAndHandles) {
     check_deterministic<float>(coverage_case(name));
   }
   for (const char* name : {"stack_mixed", "big_lstm"}) check_deterministic<dynrnn::bfloat16>(coverage_case(name));
+}
+
+/// Several handles at once, each on its own host thread and its own stream (the README's thread rule:
+/// one handle per thread at a time, distinct handles concurrently): every result bit for bit what the
+/// same handle kind gives when it runs alone.
+TEST(GpuRnn, ConcurrentHandlesOnThreadsAndStreams) {
+  REQUIRE_GPU();
+  std::vector<Case> cases;
+  for (const char* name :
+       {"stack_mixed", "bidi_mixed_tm", "swap_bidi_chunks", "lstm_all_options", "chunked_wavefront", "gru_relu_len"}) {
+    cases.push_back(coverage_case(name));
+  }
+  std::vector<Problem<float>> problems;
+  std::vector<Outputs<float>> alone;
+  for (const Case& c : cases) {
+    problems.push_back(cast_problem<float>(make_problem(c)));
+    alone.push_back(run<float>(c, Backend::kCuda, problems.back()));
+  }
+  for (int round = 0; round < 2; ++round) {
+    std::vector<Outputs<float>> together(cases.size());
+    std::vector<std::string> errors(cases.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          StreamHolder stream;
+          std::unique_ptr<Rnn> rnn = create_rnn(cases[i], Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
+          Session<float> s(cases[i], *rnn, problems[i]);
+          for (int call = 0; call < 2; ++call) {  // the second call reuses the handle's streams and pools
+            s.poison();
+            const Status st = s.enqueue(stream.get());
+            if (!st) throw std::runtime_error(st.to_string());
+            CUDA_OK(cudaStreamSynchronize(stream.get()));
+          }
+          together[i] = s.download();
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (size_t i = 0; i < cases.size(); ++i) {
+      SCOPED_TRACE("round " + std::to_string(round) + ", " + describe(cases[i]));
+      ASSERT_TRUE(errors[i].empty()) << errors[i];
+      expect_bitwise(together[i], alone[i]);
+    }
+  }
 }
 
 /// The handle's very first calls captured into a CUDA graph on a non-default stream (Rnn::create
