@@ -21,6 +21,7 @@
 #include "bench/cuda_check.h"
 #include "bench/gpu_timing.h"
 #include "bench/stats.h"
+#include "cuda/launch.h"
 #include "dynrnn/half_types.h"
 
 namespace bench {
@@ -50,8 +51,7 @@ __global__ void fill_kernel(T* p, int64_t n, uint32_t seed) {
 
 template <typename T>
 void fill(T* p, int64_t n, uint32_t seed, cudaStream_t s) {
-  fill_kernel<T><<<1024, 256, 0, s>>>(p, n, seed);
-  BENCH_LAUNCH_CHECK("fill_kernel");
+  BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(fill_kernel<T>, dim3(1024), dim3(256), s, p, n, seed));
 }
 
 /// Fills a GEMM operand of cuBLAS type `type` (dynrnn's 16-bit types are CUDA_R_16BF / CUDA_R_16F
@@ -219,8 +219,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
   item("empty_kernel_eager", "us/kernel", [&](std::string* note) {
     const double ms = median_ms(stream, 1, 5, [&](int) {
       for (int i = 0; i < chain; ++i) {
-        empty_kernel<<<1, 1, 0, stream>>>();
-        BENCH_LAUNCH_CHECK("empty_kernel");
+        BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(empty_kernel, dim3(1), dim3(1), stream));
       }
     });
     *note = "1000 back-to-back launches in one stream";
@@ -234,8 +233,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
         stream, g,
         [&] {
           for (int i = 0; i < chain; ++i) {
-            empty_kernel<<<1, 1, 0, stream>>>();
-            BENCH_LAUNCH_CHECK("empty_kernel");
+            BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(empty_kernel, dim3(1), dim3(1), stream));
           }
         },
         &inst);
@@ -295,8 +293,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
     void* args[] = {&iters, &sink_p};
     const dim3 grid(static_cast<unsigned>(prop.multiProcessorCount)), block(128);
     const double ms = median_ms(stream, 1, 5, [&](int) {
-      BENCH_CUDA_CHECK(
-          cudaLaunchCooperativeKernel(reinterpret_cast<void*>(grid_sync_kernel), grid, block, args, 0, stream));
+      BENCH_CUDA_CHECK(cudaLaunchCooperativeKernel(grid_sync_kernel, grid, block, args, 0, stream));
     });
     *note = "cooperative kernel, one 128-thread block per SM, 1000 grid.sync()";
     return ms * 1e3 / chain;

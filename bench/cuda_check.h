@@ -37,6 +37,3 @@ namespace bench {
     const cublasStatus_t bench_s_ = (expr);                                                            \
     if (bench_s_ != CUBLAS_STATUS_SUCCESS) ::bench::throw_cublas(bench_s_, #expr, __FILE__, __LINE__); \
   } while (0)
-
-/// After a kernel launch: reports launch errors (bad configuration, no kernel image, ...).
-#define BENCH_LAUNCH_CHECK(what) BENCH_CUDA_CHECK(cudaGetLastError())

@@ -13,6 +13,7 @@
 #include "bench/naive_kernels.h"
 #include "bench/naive_op_math.h"
 #include "bench/precision_types.h"
+#include "cuda/launch.h"
 
 namespace bench {
 namespace {
@@ -174,51 +175,51 @@ class CudaNaiveOps final : public NaiveOps<T> {
   }
 
   void unary(UnaryOp op, int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) override {
-    unary_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(op, rows, cols, x, ldx, y, ldy);
-    BENCH_LAUNCH_CHECK("unary_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(unary_kernel<T>, dim3(grid_for(rows * cols)), dim3(kThreads),
+                                                        stream_, op, rows, cols, x, ldx, y, ldy));
   }
 
   void binary(BinaryOp op, int64_t rows, int64_t cols, const T* a, int64_t lda, const T* b, int64_t ldb, T* y,
               int64_t ldy) override {
-    binary_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(op, rows, cols, a, lda, b, ldb, y, ldy);
-    BENCH_LAUNCH_CHECK("binary_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(binary_kernel<T>, dim3(grid_for(rows * cols)), dim3(kThreads),
+                                                        stream_, op, rows, cols, a, lda, b, ldb, y, ldy));
   }
 
   void add_scalar(int64_t rows, int64_t cols, const T* x, int64_t ldx, T s, T* y, int64_t ldy) override {
-    add_scalar_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, s, y, ldy);
-    BENCH_LAUNCH_CHECK("add_scalar_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(add_scalar_kernel<T>, dim3(grid_for(rows * cols)),
+                                                        dim3(kThreads), stream_, rows, cols, x, ldx, s, y, ldy));
   }
 
   void bias_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, const T* bias, T* y, int64_t ldy) override {
-    bias_add_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, bias, y, ldy);
-    BENCH_LAUNCH_CHECK("bias_add_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(bias_add_kernel<T>, dim3(grid_for(rows * cols)), dim3(kThreads),
+                                                        stream_, rows, cols, x, ldx, bias, y, ldy));
   }
 
   void concat(int64_t rows, const T* a, int64_t lda, int64_t wa, const T* b, int64_t ldb, int64_t wb, T* y) override {
-    concat_kernel<T><<<grid_for(rows * (wa + wb)), kThreads, 0, stream_>>>(rows, a, lda, wa, b, ldb, wb, y);
-    BENCH_LAUNCH_CHECK("concat_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(concat_kernel<T>, dim3(grid_for(rows * (wa + wb))),
+                                                        dim3(kThreads), stream_, rows, a, lda, wa, b, ldb, wb, y));
   }
 
   void copy(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y, int64_t ldy) override {
-    copy_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, y, ldy);
-    BENCH_LAUNCH_CHECK("copy_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(copy_kernel<T>, dim3(grid_for(rows * cols)), dim3(kThreads),
+                                                        stream_, rows, cols, x, ldx, y, ldy));
   }
 
   void select(int64_t rows, int64_t cols, const int32_t* len, int64_t t, const T* a, int64_t lda, const T* b,
               int64_t ldb, T* y, int64_t ldy) override {
-    select_kernel<T><<<grid_for(rows * cols), kThreads, 0, stream_>>>(rows, cols, len, t, a, lda, b, ldb, y, ldy);
-    BENCH_LAUNCH_CHECK("select_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(select_kernel<T>, dim3(grid_for(rows * cols)), dim3(kThreads),
+                                                        stream_, rows, cols, len, t, a, lda, b, ldb, y, ldy));
   }
 
   void column_sum_add(int64_t rows, int64_t cols, const T* x, int64_t ldx, T* y) override {
-    column_sum_add_kernel<T><<<grid_for(cols), kThreads, 0, stream_>>>(rows, cols, x, ldx, y);
-    BENCH_LAUNCH_CHECK("column_sum_add_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(column_sum_add_kernel<T>, dim3(grid_for(cols)), dim3(kThreads),
+                                                        stream_, rows, cols, x, ldx, y));
   }
 
   void reverse_sequence(int64_t steps, int64_t batch, int64_t width, const int32_t* len, const T* x, T* y) override {
-    reverse_sequence_kernel<T>
-        <<<grid_for(steps * batch * width), kThreads, 0, stream_>>>(steps, batch, width, len, x, y);
-    BENCH_LAUNCH_CHECK("reverse_sequence_kernel");
+    BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(reverse_sequence_kernel<T>,
+                                                        dim3(grid_for(steps * batch * width)), dim3(kThreads), stream_,
+                                                        steps, batch, width, len, x, y));
   }
 
   void fill_zero(T* y, int64_t count) override {

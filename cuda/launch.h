@@ -16,13 +16,21 @@ struct NotDeduced {
   using type = T;
 };
 
+/// kernel<<<grid, block, 0, stream>>>(args...): the launch error. The arguments convert to the
+/// kernel's parameter types, as in <<<>>>. (dynrnn-bench launches its kernels with it too.)
+template <typename... P>
+cudaError_t launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream,
+                          typename NotDeduced<P>::type... args) {
+  void* argv[] = {static_cast<void*>(&args)..., nullptr};  // the extra slot keeps the array non-empty
+  return cudaLaunchKernel(kernel, grid, block, argv, 0, stream);
+}
+
 /// Enqueues `kernel` on `stream` with the launch error (and, with DYNRNN_DEBUG_SYNC, any fault) as a
-/// Status naming `what`. The arguments convert to the kernel's parameter types, as in <<<>>>.
+/// Status naming `what`.
 template <typename... P>
 Status launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream, const char* what,
               typename NotDeduced<P>::type... args) {
-  void* argv[] = {static_cast<void*>(&args)..., nullptr};  // the extra slot keeps the array non-empty
-  DYNRNN_CUDA_CHECK(cudaLaunchKernel(kernel, grid, block, argv, 0, stream));
+  DYNRNN_CUDA_CHECK(launch_kernel(kernel, grid, block, stream, args...));
   DYNRNN_LAUNCH_CHECK(stream, what);
   return Status::ok();
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,7 +72,9 @@ struct CUstream_st {
 
 struct CUevent_st {
   enum class State { kNever, kRecorded, kCaptured, kCapturedEnded } state = State::kNever;
-  Token token;  ///< kRecorded: done when the stream reaches the record
+  bool timing = true;  ///< not cudaEventDisableTiming
+  Token token;         ///< kRecorded: done when the stream reaches the record
+  std::shared_ptr<std::chrono::steady_clock::time_point> reached;  ///< kRecorded: when it was
   Capture* capture = nullptr;
   std::vector<size_t> nodes;  ///< kCaptured: the capturing stream's frontier at the record
 };
@@ -457,9 +460,35 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   switch (attr) {
     case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
     case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
-    case cudaDevAttrMultiProcessorCount: *value = 132; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *value = kMultiProcessors; return cudaSuccess;
+    case cudaDevAttrCooperativeLaunch: *value = 1; return cudaSuccess;
   }
   EMU_RETURN(cudaErrorInvalidValue);
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  EMU_INJECT(cudaErrorNotPermitted);
+  if (prop == nullptr || device != 0) EMU_RETURN(cudaErrorInvalidValue);
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "CUDA emulation on the CPU (not a GPU)");
+  prop->major = 9;
+  prop->minor = 0;
+  prop->multiProcessorCount = kMultiProcessors;
+  prop->l2CacheSize = 4 << 20;
+  prop->totalGlobalMem = kTotalDeviceBytes;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int* version) {
+  if (version == nullptr) EMU_RETURN(cudaErrorInvalidValue);
+  *version = 0;  // no driver
+  return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int* version) {
+  if (version == nullptr) EMU_RETURN(cudaErrorInvalidValue);
+  *version = 0;  // not a CUDA runtime
+  return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize() {
@@ -493,6 +522,7 @@ const char* cudaGetErrorName(cudaError_t error) {
     EMU_NAME(cudaErrorNotReady)
     EMU_NAME(cudaErrorIllegalAddress)
     EMU_NAME(cudaErrorLaunchFailure)
+    EMU_NAME(cudaErrorCooperativeLaunchTooLarge)
     EMU_NAME(cudaErrorNotPermitted)
     EMU_NAME(cudaErrorStreamCaptureUnsupported)
     EMU_NAME(cudaErrorStreamCaptureInvalidated)
@@ -768,11 +798,12 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* 
 }
 
 // ---- events --------------------------------------------------------------------------------------
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned /*flags*/) {
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
   EMU_LOCK();
   EMU_INJECT(cudaErrorMemoryAllocation);
   if (event == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *event = new CUevent_st;
+  (*event)->timing = (flags & cudaEventDisableTiming) == 0;
   dev().events.insert(*event);
   return cudaSuccess;
 }
@@ -804,7 +835,9 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     return cudaSuccess;
   }
   if (st == &d.legacy && global_capture_active()) EMU_RETURN(cudaErrorStreamCaptureImplicit);
-  enqueue_op(st, "cudaEventRecord", nullptr, {});
+  auto reached = std::make_shared<std::chrono::steady_clock::time_point>();
+  enqueue_op(st, "cudaEventRecord", [reached] { *reached = std::chrono::steady_clock::now(); }, {});
+  event->reached = reached;
   event->state = CUevent_st::State::kRecorded;
   event->token = st->tail;
   event->capture = nullptr;
@@ -829,6 +862,18 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 cudaError_t cudaEventQuery(cudaEvent_t event) {
   // The emulated device makes progress only when waited for, so a query waits (a poll loop ends).
   return cudaEventSynchronize(event);
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  EMU_LOCK();
+  if (ms == nullptr) EMU_RETURN(cudaErrorInvalidValue);
+  for (cudaEvent_t e : {start, end}) {
+    if (e == nullptr || dev().events.count(e) == 0 || !e->timing) EMU_RETURN(cudaErrorInvalidResourceHandle);
+    if (e->state != CUevent_st::State::kRecorded) EMU_RETURN(cudaErrorInvalidResourceHandle);
+    if (!e->token->done) EMU_RETURN(cudaErrorNotReady);
+  }
+  *ms = std::chrono::duration<float, std::milli>(*end->reached - *start->reached).count();
+  return cudaSuccess;
 }
 
 // ---- graphs --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ struct Fiber {
   ucontext_t context;
   void* resume[5];  ///< where __syncthreads suspended it
   char* stack = nullptr;
+  uint3 block{};
   uint3 index{};
   bool started = false;
   bool finished = false;
@@ -74,6 +75,7 @@ void fiber_main() {
 /// Runs `f` until it reaches __syncthreads or finishes.
 __attribute__((noinline)) void switch_to(BlockRun& run, Fiber& f) {
   run.current = &f;
+  blockIdx = f.block;
   threadIdx = f.index;
   if (__builtin_setjmp(run.scheduler) != 0) return;  // back from the fiber
   if (f.started) jump(f.resume);
@@ -89,7 +91,9 @@ bool valid_config(dim3 grid, dim3 block, size_t shared_bytes) {
 }
 
 /// One block: every thread runs until it reaches __syncthreads or returns, round after round.
-void run_block_as_fibers(BlockRun& run, const ucontext_t& blank) {
+/// Runs the fibers of `run` (one block, or a whole cooperative grid) until all have returned, each
+/// round letting every live fiber run to its next barrier.
+void run_fibers(BlockRun& run, const ucontext_t& blank) {
   for (Fiber& f : run.fibers) {
     f.started = f.finished = false;
     f.context = blank;
@@ -108,57 +112,74 @@ void run_block_as_fibers(BlockRun& run, const ucontext_t& blank) {
   }
 }
 
-void run_grid(const void* kernel, dim3 grid, dim3 block, const std::function<void()>& body) {
+/// Calls f(index) for every index of the 3D extent, x fastest.
+template <typename F>
+void for_each_index(dim3 extent, F&& f) {
+  for (unsigned z = 0; z < extent.z; ++z) {
+    for (unsigned y = 0; y < extent.y; ++y) {
+      for (unsigned x = 0; x < extent.x; ++x) f(uint3{x, y, z});
+    }
+  }
+}
+
+/// One fiber per thread of `blocks` (the current block, or the whole grid), stacks from the pool.
+void make_fibers(BlockRun& run, dim3 grid, dim3 block, bool whole_grid) {
+  size_t i = 0;
+  const auto add = [&](uint3 b) {
+    for_each_index(block, [&](uint3 t) {
+      Fiber f;
+      f.block = b;
+      f.index = t;
+      f.stack = fiber_stack(i++);
+      run.fibers.push_back(f);
+    });
+  };
+  if (whole_grid) {
+    for_each_index(grid, add);
+  } else {
+    add(uint3{0, 0, 0});
+  }
+}
+
+void run_grid(const void* kernel, dim3 grid, dim3 block, bool cooperative, const std::function<void()>& body) {
   gridDim = grid;
   blockDim = block;
   auto known = barrier_free().find(kernel);
-  const bool plain = known != barrier_free().end() && known->second;
+  const bool plain = !cooperative && known != barrier_free().end() && known->second;
   BlockRun run;
   run.body = &body;
-  ucontext_t blank;  // one getcontext (a system call) per launch, copied into every fiber
-  if (!plain) {
-    getcontext(&blank);
-    run.fibers.resize(static_cast<size_t>(block.x) * block.y * block.z);
-    size_t i = 0;
-    for (unsigned z = 0; z < block.z; ++z) {
-      for (unsigned y = 0; y < block.y; ++y) {
-        for (unsigned x = 0; x < block.x; ++x) {
-          run.fibers[i].index = uint3{x, y, z};
-          run.fibers[i].stack = fiber_stack(i);
-          ++i;
-        }
-      }
-    }
-  }
   BlockRun* outer = active_block;
-  active_block = plain ? nullptr : &run;
-  for (unsigned bz = 0; bz < grid.z; ++bz) {
-    for (unsigned by = 0; by < grid.y; ++by) {
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        blockIdx = uint3{bx, by, bz};
-        if (!plain) {
-          run_block_as_fibers(run, blank);
-          continue;
-        }
-        for (unsigned z = 0; z < block.z; ++z) {
-          for (unsigned y = 0; y < block.y; ++y) {
-            for (unsigned x = 0; x < block.x; ++x) {
-              threadIdx = uint3{x, y, z};
-              body();
-            }
-          }
-        }
-      }
+  if (plain) {
+    active_block = nullptr;
+    for_each_index(grid, [&](uint3 b) {
+      blockIdx = b;
+      for_each_index(block, [&](uint3 t) {
+        threadIdx = t;
+        body();
+      });
+    });
+  } else {
+    ucontext_t blank;  // one getcontext (a system call) per launch, copied into every fiber
+    getcontext(&blank);
+    make_fibers(run, grid, block, cooperative);
+    active_block = &run;
+    if (cooperative) {
+      run_fibers(run, blank);
+    } else {
+      for_each_index(grid, [&](uint3 b) {
+        for (Fiber& f : run.fibers) f.block = b;
+        run_fibers(run, blank);
+      });
+      barrier_free()[kernel] = !run.barrier_seen;
     }
   }
   active_block = outer;
-  if (!plain) barrier_free()[kernel] = !run.barrier_seen;
 }
 
 }  // namespace
 
 cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                   std::function<void()> body) {
+                   std::function<void()> body, bool cooperative) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
   if (inject_fault("cudaLaunchKernel")) return set_error(cudaErrorNotPermitted);
   if (!valid_config(grid, block, shared_bytes)) {
@@ -166,8 +187,13 @@ cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_byte
                  grid.y, grid.z, block.x, block.y, block.z);
     return set_error(cudaErrorInvalidConfiguration);
   }
-  return set_error(enqueue(stream, "kernel",
-                           [kernel, grid, block, body = std::move(body)] { run_grid(kernel, grid, block, body); }));
+  if (cooperative && 1ull * grid.x * grid.y * grid.z > 1ull * kMultiProcessors * kBlocksPerMultiprocessor) {
+    return set_error(cudaErrorCooperativeLaunchTooLarge);
+  }
+  return set_error(enqueue(stream, cooperative ? "cooperative kernel" : "kernel",
+                           [kernel, grid, block, cooperative, body = std::move(body)] {
+                             run_grid(kernel, grid, block, cooperative, body);
+                           }));
 }
 
 }  // namespace cuda_emulation

@@ -55,6 +55,7 @@ enum cudaError_t {
   cudaErrorNotReady = 600,
   cudaErrorIllegalAddress = 700,
   cudaErrorLaunchFailure = 719,
+  cudaErrorCooperativeLaunchTooLarge = 720,
   cudaErrorNotPermitted = 800,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
@@ -88,6 +89,7 @@ enum cudaStreamCaptureMode {
 
 enum cudaDeviceAttr {
   cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrCooperativeLaunch = 95,
   cudaDevAttrComputeCapabilityMajor = 75,
   cudaDevAttrComputeCapabilityMinor = 76,
 };
@@ -105,6 +107,16 @@ constexpr unsigned cudaStreamDefault = 0x00;
 constexpr unsigned cudaStreamNonBlocking = 0x01;
 constexpr unsigned cudaHostAllocDefault = 0x00;
 
+/// The fields dynrnn-bench reads.
+struct cudaDeviceProp {
+  char name[256];
+  int major;
+  int minor;
+  int multiProcessorCount;
+  int l2CacheSize;
+  size_t totalGlobalMem;
+};
+
 struct CUstream_st;
 struct CUevent_st;
 struct CUgraph_st;
@@ -120,6 +132,9 @@ cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaDriverGetVersion(int* version);
+cudaError_t cudaRuntimeGetVersion(int* version);
 cudaError_t cudaGetLastError();
 cudaError_t cudaPeekAtLastError();
 const char* cudaGetErrorName(cudaError_t error);
@@ -164,6 +179,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventQuery(cudaEvent_t event);
+/// Milliseconds of host time between the moments the device reached the two records.
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
@@ -173,9 +190,14 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 namespace cuda_emulation {
 
 /// Enqueues a kernel: `body` runs every thread of every block when the stream gets to it. `kernel`
-/// identifies the function (whether it uses __syncthreads is learnt on its first launch).
+/// identifies the function (whether it uses __syncthreads is learnt on its first launch). A
+/// cooperative launch runs the whole grid at once, and every barrier in it is grid-wide.
 cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                   std::function<void()> body);
+                   std::function<void()> body, bool cooperative = false);
+
+/// The emulated device's size: what cudaGetDeviceProperties and cudaDeviceGetAttribute report.
+constexpr int kMultiProcessors = 4;
+constexpr int kBlocksPerMultiprocessor = 2;  ///< what the occupancy query reports for any kernel
 
 template <typename... P, size_t... I>
 std::tuple<std::decay_t<P>...> unpack_arguments(void** args, std::index_sequence<I...>) {
@@ -192,4 +214,25 @@ cudaError_t cudaLaunchKernel(void (*kernel)(P...), dim3 grid, dim3 block, void**
       cuda_emulation::unpack_arguments<P...>(args, std::index_sequence_for<P...>{}));
   return cuda_emulation::launch(reinterpret_cast<const void*>(kernel), grid, block, shared_bytes, stream,
                                 [kernel, values] { std::apply(kernel, *values); });
+}
+
+/// A cooperative launch: the grid may not exceed what can be resident at once.
+template <typename... P>
+cudaError_t cudaLaunchCooperativeKernel(void (*kernel)(P...), dim3 grid, dim3 block, void** args,
+                                        size_t shared_bytes = 0, cudaStream_t stream = 0) {
+  auto values = std::make_shared<std::tuple<std::decay_t<P>...>>(
+      cuda_emulation::unpack_arguments<P...>(args, std::index_sequence_for<P...>{}));
+  return cuda_emulation::launch(
+      reinterpret_cast<const void*>(kernel), grid, block, shared_bytes, stream,
+      [kernel, values] { std::apply(kernel, *values); }, true);
+}
+
+template <typename... P>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void (*)(P...), int block_size,
+                                                          size_t shared_bytes) {
+  if (blocks == nullptr || block_size < 1 || block_size > 1024 || shared_bytes > (size_t(48) << 10)) {
+    return cudaErrorInvalidValue;
+  }
+  *blocks = cuda_emulation::kBlocksPerMultiprocessor;
+  return cudaSuccess;
 }
