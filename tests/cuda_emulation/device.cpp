@@ -107,6 +107,7 @@ struct Device {
   int64_t calls = 0;    ///< counted since fail_nth_call
   int64_t fail_at = 0;  ///< the counted call that fails (0: none)
   const char* failed_call = "";
+  std::map<std::string, int64_t> call_counts;
   CUstream_st legacy;
   std::set<CUstream_st*> streams{&legacy};
   std::set<CUevent_st*> events;
@@ -359,8 +360,24 @@ bool host_range(const void* p, size_t bytes) {
   return p != nullptr && !overlaps_device(p, bytes);
 }
 
+void note_call(const char* api) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  ++dev().call_counts[api];
+}
+
+std::map<std::string, int64_t> call_counts() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  return dev().call_counts;
+}
+
+void reset_call_counts() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  dev().call_counts.clear();
+}
+
 bool inject_fault(const char* api) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  note_call(api);
   Device& d = dev();
   ++d.calls;
   if (d.fail_at == 0 || d.calls != d.fail_at) return false;
@@ -493,6 +510,7 @@ cudaError_t cudaRuntimeGetVersion(int* version) {
 
 cudaError_t cudaDeviceSynchronize() {
   EMU_LOCK();
+  note_call(__func__);
   if (cudaError_t e = check_capture_safe("cudaDeviceSynchronize")) EMU_RETURN(e);
   run_until(all_idle);
   EMU_RETURN(sticky_error());
@@ -573,6 +591,7 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
 
 cudaError_t cudaFree(void* ptr) {
   EMU_LOCK();
+  note_call(__func__);
   if (ptr == nullptr) return cudaSuccess;
   if (cudaError_t e = check_capture_safe("cudaFree")) EMU_RETURN(e);
   Device& d = dev();
@@ -604,6 +623,7 @@ cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
 
 cudaError_t cudaFreeHost(void* ptr) {
   EMU_LOCK();
+  note_call(__func__);
   if (ptr == nullptr) return cudaSuccess;
   if (cudaError_t e = check_capture_safe("cudaFreeHost")) EMU_RETURN(e);
   Device& d = dev();
@@ -618,6 +638,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   EMU_LOCK();
+  note_call(__func__);
   if (free_bytes == nullptr || total_bytes == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *total_bytes = kTotalDeviceBytes;
   *free_bytes = kTotalDeviceBytes - dev().allocated;
@@ -634,6 +655,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   EMU_LOCK();
+  note_call(__func__);
   if (cudaError_t e = check_capture_safe("cudaMemcpy")) EMU_RETURN(e);
   if (cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr)) return e;
   run_until([] { return stream_idle(&dev().legacy); });
@@ -654,6 +676,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
 
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   EMU_LOCK();
+  note_call(__func__);
   if (cudaError_t e = check_capture_safe("cudaMemset")) EMU_RETURN(e);
   if (cudaError_t e = cudaMemsetAsync(dst, value, bytes, nullptr)) return e;
   run_until([] { return stream_idle(&dev().legacy); });
@@ -678,6 +701,7 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   EMU_LOCK();
+  note_call(__func__);
   if (stream == nullptr || dev().streams.count(stream) == 0) EMU_RETURN(cudaErrorInvalidResourceHandle);
   if (stream->capture != nullptr) EMU_RETURN(cudaErrorStreamCaptureUnsupported);
   // The stream's pending work still completes; running it now is one schedule the device may pick.
@@ -689,6 +713,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   EMU_LOCK();
+  note_call(__func__);
   if (cudaError_t e = check_stream(stream)) EMU_RETURN(e);
   if (resolve(stream)->capture != nullptr) {
     invalidate(resolve(stream)->capture);
@@ -739,6 +764,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
   EMU_LOCK();
+  note_call(__func__);
   if (cudaError_t e = check_stream(stream)) EMU_RETURN(e);
   if (stream == nullptr) EMU_RETURN(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot be captured
   if (stream->capture != nullptr) EMU_RETURN(cudaErrorInvalidValue);
@@ -755,6 +781,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
 
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   EMU_LOCK();
+  note_call(__func__);
   if (cudaError_t e = check_stream(stream)) EMU_RETURN(e);
   if (graph == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *graph = nullptr;
@@ -814,6 +841,7 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
   EMU_LOCK();
+  note_call(__func__);
   if (event == nullptr || dev().events.erase(event) == 0) EMU_RETURN(cudaErrorInvalidResourceHandle);
   delete event;  // waits already enqueued hold their own reference to the record
   return cudaSuccess;
@@ -847,6 +875,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   EMU_LOCK();
+  note_call(__func__);
   if (event == nullptr || dev().events.count(event) == 0) EMU_RETURN(cudaErrorInvalidResourceHandle);
   if (event->state == CUevent_st::State::kCaptured || event->state == CUevent_st::State::kCapturedEnded) {
     EMU_RETURN(cudaErrorCapturedEvent);
@@ -879,6 +908,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
 // ---- graphs --------------------------------------------------------------------------------------
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long /*flags*/) {
   EMU_LOCK();
+  note_call(__func__);
   if (exec == nullptr || graph == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *exec = new CUgraphExec_st{graph->nodes};
   return cudaSuccess;
@@ -886,6 +916,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   EMU_LOCK();
+  note_call(__func__);
   if (exec == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   auto nodes = std::make_shared<std::vector<Node>>(exec->nodes);  // the launch keeps what it runs
   EMU_RETURN(enqueue(stream, "cudaGraphLaunch", [nodes] { run_graph(*nodes); }));

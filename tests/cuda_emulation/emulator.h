@@ -39,7 +39,10 @@ void fault(const std::string& reason);
 /// invalidate the capture and fail with cudaErrorStreamCaptureUnsupported.
 cudaError_t check_capture_safe(const char* api);
 
-/// Counts one call of `api` for fault injection (hooks.h); true when this call is the one to fail.
+/// Counts one call of `api` (hooks.h call_counts).
+void note_call(const char* api);
+
+/// note_call, and counts the call for fault injection (hooks.h); true when it is the one to fail.
 bool inject_fault(const char* api);
 
 /// cuBLAS handles created and not destroyed (cublas.cpp).

@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 
 namespace cuda_emulation {
 
@@ -19,6 +21,11 @@ int64_t counted_calls();
 
 /// The name of the call that the last armed fail_nth_call made fail ("" while none has).
 const char* failed_call();
+
+/// How many times each runtime and cuBLAS function was called (by name) since reset_call_counts;
+/// kernel launches count as "cudaLaunchKernel" / "cudaLaunchCooperativeKernel".
+std::map<std::string, int64_t> call_counts();
+void reset_call_counts();
 
 /// What the device and the runtime hold right now.
 struct Resources {

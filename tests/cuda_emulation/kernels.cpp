@@ -181,7 +181,9 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, bool cooperative, const
 cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                    std::function<void()> body, bool cooperative) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  if (inject_fault("cudaLaunchKernel")) return set_error(cudaErrorNotPermitted);
+  if (inject_fault(cooperative ? "cudaLaunchCooperativeKernel" : "cudaLaunchKernel")) {
+    return set_error(cudaErrorNotPermitted);
+  }
   if (!valid_config(grid, block, shared_bytes)) {
     std::fprintf(stderr, "cuda emulation: invalid launch configuration grid (%u, %u, %u) block (%u, %u, %u)\n", grid.x,
                  grid.y, grid.z, block.x, block.y, block.z);
