@@ -5,6 +5,8 @@
 
 #include <cuda_runtime.h>
 
+#include <string>
+
 #include "cuda/cuda_check.h"
 #include "dynrnn/status.h"
 
@@ -30,7 +32,11 @@ cudaError_t launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, cudaStrea
 template <typename... P>
 Status launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream, const char* what,
               typename NotDeduced<P>::type... args) {
-  DYNRNN_CUDA_CHECK(launch_kernel(kernel, grid, block, stream, args...));
+  const cudaError_t e = launch_kernel(kernel, grid, block, stream, args...);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: later calls start clean
+    return cuda_error(e, (std::string("cudaLaunchKernel of ") + what).c_str(), __FILE__, __LINE__);
+  }
   DYNRNN_LAUNCH_CHECK(stream, what);
   return Status::ok();
 }

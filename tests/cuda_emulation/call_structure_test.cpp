@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "device_call.h"
 #include "fault_configurations.h"
 #include "hooks.h"
 #include "host/element_types.h"
@@ -24,6 +25,7 @@ using dynrnn::CellSpec;
 using dynrnn::Rnn;
 using dynrnn::RnnSpec;
 using testing_support::CallBuffers;
+using testing_support::DeviceCall;
 
 struct Counts {
   std::map<std::string, int64_t> forward, backward;
@@ -33,48 +35,14 @@ struct Counts {
 /// backward (the second of each: the first may size the handle's pools).
 template <typename E>
 Counts count_calls(const RnnSpec& spec, int64_t T, bool with_lengths) {
-  constexpr size_t kE = sizeof(E);
   std::unique_ptr<Rnn> rnn;
   EXPECT_TRUE(Rnn::create(spec, Backend::kCuda, &rnn).is_ok());
   CallBuffers<E> h(*rnn, T, /*B=*/3, spec.time_major);
   h.set_sine_problem(*rnn);
   if (!with_lengths) h.len.clear();  // every row runs T steps
-  std::vector<void*> allocations;
-  const auto device = [&](const void* src, size_t bytes) -> void* {
-    if (bytes == 0) return nullptr;
-    void* d = nullptr;
-    EXPECT_EQ(cudaMalloc(&d, bytes), cudaSuccess);
-    if (src != nullptr) EXPECT_EQ(cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice), cudaSuccess);
-    allocations.push_back(d);
-    return d;
-  };
-  dynrnn::ForwardArgs f = h.forward_args();
-  f.x = device(h.x.data(), h.x.size() * kE);
-  f.initial_state = device(h.init.data(), h.init.size() * kE);
-  f.weights = device(h.w.data(), h.w.size() * kE);
-  f.outputs = device(nullptr, h.out.size() * kE);
-  f.outputs_bw = device(nullptr, h.out_bw.size() * kE);
-  f.final_state = device(nullptr, h.fin.size() * kE);
-  f.workspace = device(nullptr, h.ws.size());
-  f.reserve = device(nullptr, h.rs.size());
-  f.sequence_length = static_cast<const int32_t*>(device(h.len.data(), h.len.size() * sizeof(int32_t)));
-  void* pinned = nullptr;
-  if (!h.hrs.empty()) EXPECT_EQ(cudaHostAlloc(&pinned, h.hrs.size(), cudaHostAllocDefault), cudaSuccess);
-  f.host_reserve = pinned;
-  dynrnn::BackwardArgs b = h.backward_args();
-  b.x = f.x;
-  b.initial_state = f.initial_state;
-  b.weights = f.weights;
-  b.grad_outputs = device(h.dout.data(), h.dout.size() * kE);
-  b.grad_outputs_bw = device(h.dout_bw.data(), h.dout_bw.size() * kE);
-  b.grad_final_state = device(h.dfin.data(), h.dfin.size() * kE);
-  b.grad_inputs = device(nullptr, h.dx.size() * kE);
-  b.grad_initial_state = device(nullptr, h.dinit.size() * kE);
-  b.grad_weights = device(nullptr, h.dw.size() * kE);
-  b.workspace = f.workspace;
-  b.reserve = f.reserve;
-  b.sequence_length = f.sequence_length;
-  b.host_reserve = f.host_reserve;
+  DeviceCall<E> d(h);
+  const dynrnn::ForwardArgs f = d.f;
+  const dynrnn::BackwardArgs b = d.b;
   Counts c;
   for (int call = 0; call < 2; ++call) {
     cuda_emulation::reset_call_counts();
@@ -85,8 +53,6 @@ Counts count_calls(const RnnSpec& spec, int64_t T, bool with_lengths) {
     c.backward = cuda_emulation::call_counts();
   }
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  for (void* p : allocations) EXPECT_EQ(cudaFree(p), cudaSuccess);
-  if (pinned) EXPECT_EQ(cudaFreeHost(pinned), cudaSuccess);
   return c;
 }
 

@@ -122,8 +122,10 @@ void for_each_index(dim3 extent, F&& f) {
   }
 }
 
-/// One fiber per thread of `blocks` (the current block, or the whole grid), stacks from the pool.
+/// One fiber per thread of one block (or of the whole grid), stacks from the pool.
 void make_fibers(BlockRun& run, dim3 grid, dim3 block, bool whole_grid) {
+  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
+  run.fibers.reserve(whole_grid ? threads * grid.x * grid.y * grid.z : threads);
   size_t i = 0;
   const auto add = [&](uint3 b) {
     for_each_index(block, [&](uint3 t) {
