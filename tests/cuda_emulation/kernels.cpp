@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "emulator.h"
@@ -46,6 +47,18 @@ struct BlockRun {
 };
 
 thread_local BlockRun* active_block = nullptr;  // set while a block runs as fibers
+
+/// DYNRNN_EMULATION_THREAD_ORDER=reverse runs blocks, and threads within each barrier interval, last
+/// to first: a kernel whose result depends on the order its threads run in (threads of one launch
+/// writing the same element, or reading one that another writes) then differs between the two
+/// orders.
+bool reversed() {
+  static const bool r = [] {
+    const char* env = std::getenv("DYNRNN_EMULATION_THREAD_ORDER");
+    return env != nullptr && std::string(env) == "reverse";
+  }();
+  return r;
+}
 
 /// The fiber stacks of this host thread, reused by every launch (untouched pages cost nothing).
 char* fiber_stack(size_t i) {
@@ -102,9 +115,11 @@ void run_fibers(BlockRun& run, const ucontext_t& blank) {
     f.context.uc_link = nullptr;  // fibers end by jumping back, never by returning
     makecontext(&f.context, fiber_main, 0);
   }
+  const size_t n = run.fibers.size();
   for (bool live = true; live;) {
     live = false;
-    for (Fiber& f : run.fibers) {
+    for (size_t i = 0; i < n; ++i) {
+      Fiber& f = run.fibers[reversed() ? n - 1 - i : i];
       if (f.finished) continue;
       switch_to(run, f);
       live = live || !f.finished;
@@ -112,13 +127,14 @@ void run_fibers(BlockRun& run, const ucontext_t& blank) {
   }
 }
 
-/// Calls f(index) for every index of the 3D extent, x fastest.
+/// Calls f(index) for every index of the 3D extent, x fastest (last to first when reversed()).
 template <typename F>
 void for_each_index(dim3 extent, F&& f) {
-  for (unsigned z = 0; z < extent.z; ++z) {
-    for (unsigned y = 0; y < extent.y; ++y) {
-      for (unsigned x = 0; x < extent.x; ++x) f(uint3{x, y, z});
-    }
+  const uint64_t n = 1ull * extent.x * extent.y * extent.z;
+  for (uint64_t k = 0; k < n; ++k) {
+    const uint64_t i = reversed() ? n - 1 - k : k;
+    f(uint3{static_cast<unsigned>(i % extent.x), static_cast<unsigned>(i / extent.x % extent.y),
+            static_cast<unsigned>(i / extent.x / extent.y)});
   }
 }
 
