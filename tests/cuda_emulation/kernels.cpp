@@ -19,8 +19,8 @@
 
 thread_local uint3 threadIdx;
 thread_local uint3 blockIdx;
-thread_local dim3 blockDim;
-thread_local dim3 gridDim;
+thread_local uint3 blockDim;
+thread_local uint3 gridDim;
 
 namespace cuda_emulation {
 namespace {
@@ -83,6 +83,12 @@ void fiber_main() {
   (*run->body)();
   run->current->finished = true;
   jump(run->scheduler);
+}
+
+/// getcontext, out of line: it returns twice as far as the compiler knows, which it would otherwise
+/// hold against every local of the caller. (The saved context is only ever copied, never resumed.)
+__attribute__((noinline)) void save_context(ucontext_t* c) {
+  getcontext(c);
 }
 
 /// Runs `f` until it reaches __syncthreads or finishes.
@@ -160,8 +166,8 @@ void make_fibers(BlockRun& run, dim3 grid, dim3 block, bool whole_grid) {
 }
 
 void run_grid(const void* kernel, dim3 grid, dim3 block, bool cooperative, const std::function<void()>& body) {
-  gridDim = grid;
-  blockDim = block;
+  gridDim = uint3{grid.x, grid.y, grid.z};
+  blockDim = uint3{block.x, block.y, block.z};
   auto known = barrier_free().find(kernel);
   const bool plain = !cooperative && known != barrier_free().end() && known->second;
   BlockRun run;
@@ -178,7 +184,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, bool cooperative, const
     });
   } else {
     ucontext_t blank;  // one getcontext (a system call) per launch, copied into every fiber
-    getcontext(&blank);
+    save_context(&blank);
     make_fibers(run, grid, block, cooperative);
     active_block = &run;
     if (cooperative) {

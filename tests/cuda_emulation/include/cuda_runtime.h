@@ -37,10 +37,12 @@ struct dim3 {
   constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
 };
 
+// uint3 (trivial) rather than dim3 for all four: a thread_local of a type with a constructor is
+// reached through a TLS wrapper function, which UBSan takes for a null pointer.
 extern thread_local uint3 threadIdx;
 extern thread_local uint3 blockIdx;
-extern thread_local dim3 blockDim;
-extern thread_local dim3 gridDim;
+extern thread_local uint3 blockDim;
+extern thread_local uint3 gridDim;
 void __syncthreads();
 
 // ---- types and constants ---------------------------------------------------------------------
