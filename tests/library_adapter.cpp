@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "call_buffers.h"
+#include "device_call.h"
 #include "dtype_support.h"
 #include "host/element_types.h"
 
@@ -93,19 +95,25 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   LibraryRun run;
   const dynrnn::DataType dtype = dtype_of<T>();
   std::unique_ptr<dynrnn::Rnn> rnn;
-  dynrnn::Status st = dynrnn::Rnn::create(spec_from_problem(p, dtype, opt), dynrnn::Backend::kCpu, &rnn);
+  dynrnn::Status st = dynrnn::Rnn::create(spec_from_problem(p, dtype, opt), opt.backend, &rnn);
   if (!st) {
     ADD_FAILURE() << st.to_string();
     return run;
   }
   if (prepare) prepare(*rnn);
   const int64_t B = p.B;
-  CallBuffers<T> c(*rnn, p.T, B, p.time_major, /*training=*/!opt.inference);
+  const bool training = !opt.inference;
+  CallBuffers<T> c(*rnn, p.T, B, p.time_major, training);
   EXPECT_TRUE(c.ok()) << c.error;
   c.set_problem(*rnn, p);
+  if (upstream && training) c.set_upstream(*rnn, *upstream);
   c.fill_results(T(NAN));
+  // kCuda: device copies of every buffer; results() brings the results back into c.
+  std::unique_ptr<DeviceCall<T>> device;
+  if (opt.backend == dynrnn::Backend::kCuda) device = std::make_unique<DeviceCall<T>>(c, training);
 
-  st = rnn->forward(c.forward_args(/*training=*/!opt.inference));
+  st = rnn->forward(device ? device->f : c.forward_args(training));
+  if (device) device->results();
   if (!st) {
     ADD_FAILURE() << "forward: " << st.to_string();
     return run;
@@ -113,10 +121,10 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   run.forward.out_fw = widen(c.out);
   if (c.bi) run.forward.out_bw = widen(c.out_bw);
   run.forward.final_state = unpack_state(*rnn, widen(c.fin), B);
-  if (!upstream || opt.inference) return run;
+  if (!upstream || !training) return run;
 
-  c.set_upstream(*rnn, *upstream);
-  st = rnn->backward(c.backward_args());
+  st = rnn->backward(device ? device->b : c.backward_args());
+  if (device) device->results();
   if (!st) {
     ADD_FAILURE() << "backward: " << st.to_string();
     return run;

@@ -1,4 +1,4 @@
-// Runs a ref::Problem through dynrnn's public API on the CPU backend, so that every test compares
+// Runs a ref::Problem through dynrnn's public API (CPU backend, or CUDA), so that every test compares
 // the library with the float64 reference (or TensorFlow's values) on the same problem.
 #pragma once
 
@@ -17,7 +17,8 @@ struct LibraryOptions {
   bool swap_memory = false;
   size_t activation_memory_budget = 0;
   bool recompute = false;
-  bool inference = false;  ///< forward without a reserve (and no backward)
+  bool inference = false;                           ///< forward without a reserve (and no backward)
+  dynrnn::Backend backend = dynrnn::Backend::kCpu;  ///< kCuda: the buffers are mirrored to the device
 };
 
 /// The RnnSpec that describes the problem's cells and layout.
@@ -31,7 +32,7 @@ struct LibraryRun {
   ref::Gradients gradients;  ///< empty unless backward ran
 };
 
-/// Forward (training) then, if `upstream` is given, backward, in dtype T on the CPU backend.
+/// Forward (training) then, if `upstream` is given, backward, in dtype T on opt.backend.
 /// `prepare`, if given, may adjust the handle first (tests swap in instrumented executors).
 /// Fails the current test (and returns what it has) on any non-OK status.
 template <typename T>

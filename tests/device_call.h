@@ -1,5 +1,5 @@
-// tests/cuda_emulation/device_call.h — a forward + backward call of CallBuffers (call_buffers.h),
-// mirrored into device memory for the CUDA backend.
+// tests/device_call.h — a forward + backward call of CallBuffers (call_buffers.h), mirrored into
+// device memory for the CUDA backend (on a GPU, or on the emulated device of tests/cuda_emulation).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -18,7 +18,8 @@ namespace testing_support {
 template <typename T>
 class DeviceCall {
  public:
-  explicit DeviceCall(CallBuffers<T>& h) : h_(h) {
+  /// Uploads the inputs as they are now (problem and upstream); `training` as forward_args().
+  explicit DeviceCall(CallBuffers<T>& h, bool training = true) : h_(h) {
     for (auto* v : {&h_.x, &h_.w, &h_.init, &h_.dout, &h_.dout_bw, &h_.dfin}) mirror(v->data(), bytes(*v), true);
     mirror(h_.len.data(), h_.len.size() * sizeof(int32_t), true);
     for (auto* v : {&h_.out, &h_.out_bw, &h_.fin, &h_.dx, &h_.dinit, &h_.dw}) mirror(v->data(), bytes(*v), false);
@@ -28,7 +29,7 @@ class DeviceCall {
       EXPECT_EQ(cudaHostAlloc(&pinned_, h_.hrs.size(), cudaHostAllocDefault), cudaSuccess);
       to_device_[h_.hrs.data()] = pinned_;
     }
-    f = h_.forward_args();
+    f = h_.forward_args(training);
     for (const void** p : {&f.x, &f.initial_state, &f.weights}) *p = device(*p);
     for (void** p : {&f.outputs, &f.outputs_bw, &f.final_state, &f.workspace, &f.reserve, &f.host_reserve}) {
       *p = const_cast<void*>(device(*p));
