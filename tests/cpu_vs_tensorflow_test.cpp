@@ -4,6 +4,7 @@
 
 #include "golden/fixture.h"
 #include "library_adapter.h"
+#include "library_vs_fixture.h"
 #include "reference/fixture_compare.h"
 #include "reference/from_fixture.h"
 
@@ -12,22 +13,12 @@ namespace {
 class CpuVsTensorFlow : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CpuVsTensorFlow, OutputsStatesGradientsAndNames) {
+  testing_support::expect_library_matches_fixture(GetParam(), dynrnn::Backend::kCpu);
+
   golden::Fixture fx;
   ASSERT_NO_THROW(fx = golden::load_fixture(GetParam()));
   ref::Problem p;
-  ref::Upstream u;
   ASSERT_NO_THROW(p = ref::problem_from_fixture(fx));
-  ASSERT_NO_THROW(u = ref::upstream_from_fixture(fx));
-  const std::string dtype = fx.meta_str("dtype");
-
-  const testing_support::LibraryRun run64 = testing_support::run_library<double>(p, &u);
-  ref::compare_with_fixture(fx, run64.forward, run64.gradients, p.has_initial_state, ref::fixture_tolerance(dtype),
-                            fx.name + " (dynrnn float64)", "CpuVsTensorFlow dynrnn-float64 vs TF-" + dtype);
-  const testing_support::LibraryRun run32 = testing_support::run_library<float>(p, &u);
-  ref::compare_with_fixture(fx, run32.forward, run32.gradients, p.has_initial_state,
-                            ref::fixture_tolerance(dtype, true), fx.name + " (dynrnn float32)",
-                            "CpuVsTensorFlow dynrnn-float32 vs TF-" + dtype);
-
   // Rnn::params() names every variable as TensorFlow does.
   std::unique_ptr<dynrnn::Rnn> rnn;
   ASSERT_TRUE(dynrnn::Rnn::create(testing_support::spec_from_problem(p, dynrnn::DataType::kFloat32),
