@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <variant>
@@ -170,6 +171,21 @@ class CudaExecutor final : public Executor<T> {
   Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, compute_t<T>* dst) override {
     DYNRNN_TRY(require_bound("column_sum_wide"));
     return cuda_detail::column_sum<T, compute_t<T>>(rows, cols, src, accumulate, dst, cur_);
+  }
+
+  Status check_host_buffer(const char* name, const void* p) override {
+    cudaPointerAttributes attr{};
+    DYNRNN_CUDA_CHECK(cudaPointerGetAttributes(&attr, p));
+    if (attr.type == cudaMemoryTypeHost) return Status::ok();
+    char where[32];
+    std::snprintf(where, sizeof where, "%p", p);
+    const std::string kind = attr.type == cudaMemoryTypeUnregistered ? "pageable host memory"
+                             : attr.type == cudaMemoryTypeDevice     ? "device memory"
+                                                                     : "managed memory";
+    return Status(StatusCode::kInvalidValue,
+                  std::string(name) + " is " + where + ", " + kind +
+                      "; swap_memory copies need pinned host memory (cudaHostAlloc or cudaHostRegister), which "
+                      "they use without synchronizing the host");
   }
 
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {

@@ -73,6 +73,11 @@ class Executor {
   virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
   /// column_sum into compute_t<T> (the 16-bit types' float32 bias-gradient accumulators).
   virtual Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, compute_t<T>* dst) = 0;
+  /// Whether the executor's host copies can use `p` (swap_memory's host_reserve) without synchronizing
+  /// the host: the CUDA executor requires pinned memory (cudaHostAlloc / cudaHostRegister), since a
+  /// copy to or from pageable memory waits for the device and is staged by the driver. Called before
+  /// begin(); `name` names the argument in the error.
+  virtual Status check_host_buffer(const char* /*name*/, const void* /*p*/) { return Status::ok(); }
   /// Copies count elements between backend memory and pinned host memory, asynchronously on the
   /// current queue (swap_memory).
   virtual Status copy_to_host(T* host_dst, const T* src, int64_t count) = 0;

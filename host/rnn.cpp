@@ -46,6 +46,7 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
   c.host = static_cast<T*>(a.host_reserve);
+  if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
   return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.forward(c); });
 }
 
@@ -67,6 +68,7 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
   c.host = static_cast<T*>(const_cast<void*>(a.host_reserve));  // backward only reads it
+  if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
   return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.backward(c); });
 }
 

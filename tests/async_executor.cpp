@@ -113,6 +113,7 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
     enqueue([=] { return inner_->column_sum_wide(rows, cols, src, accumulate, dst); });
     return Status::ok();
   }
+  Status check_host_buffer(const char* name, const void* p) override { return inner_->check_host_buffer(name, p); }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
     enqueue([=] { return inner_->copy_to_host(host_dst, src, count); });
     return Status::ok();

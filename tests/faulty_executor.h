@@ -62,6 +62,7 @@ class FaultyExecutor final : public Executor<T> {
                          dynrnn::compute_t<T>* dst) override {
     return step(false) ? fault() : inner_->column_sum_wide(rows, cols, src, accumulate, dst);
   }
+  Status check_host_buffer(const char* name, const void* p) override { return inner_->check_host_buffer(name, p); }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {
     return step(false) ? fault() : inner_->copy_to_host(host_dst, src, count);
   }

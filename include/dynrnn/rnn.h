@@ -74,8 +74,10 @@ struct ForwardArgs {
   void* reserve = nullptr;
   size_t reserve_bytes = 0;
   /// [out, host] training with swap_memory: get_host_reserve_size() bytes of pinned host memory
-  /// (cudaHostAlloc; any host memory for kCpu) that receives the activations that do not stay in the
-  /// reserve. It belongs with `reserve`: pass both, unchanged, to the backward. Null when that size is 0.
+  /// (cudaHostAlloc or cudaHostRegister; any host memory for kCpu) that receives the activations that
+  /// do not stay in the reserve. kCuda refuses pageable memory (kInvalidValue): copies to it would
+  /// synchronize the host. It belongs with `reserve`: pass both, unchanged, to the backward. Null
+  /// when that size is 0.
   void* host_reserve = nullptr;
   size_t host_reserve_bytes = 0;
 };

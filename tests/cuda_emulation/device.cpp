@@ -356,6 +356,15 @@ bool device_range(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) + bytes <= a->start + a->bytes;
 }
 
+bool pinned_range(const void* p, size_t bytes) {
+  const Device& d = dev();
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = d.pinned.upper_bound(a);
+  if (it == d.pinned.begin()) return false;
+  --it;
+  return a + bytes <= it->first + it->second;
+}
+
 bool host_range(const void* p, size_t bytes) {
   return p != nullptr && !overlaps_device(p, bytes);
 }
@@ -636,6 +645,19 @@ cudaError_t cudaFreeHost(void* ptr) {
   return cudaSuccess;
 }
 
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* ptr) {
+  EMU_LOCK();
+  EMU_INJECT(cudaErrorNotPermitted);
+  if (attributes == nullptr) EMU_RETURN(cudaErrorInvalidValue);
+  *attributes = cudaPointerAttributes{cudaMemoryTypeUnregistered, -1, nullptr, const_cast<void*>(ptr)};
+  if (device_range(ptr, 1)) {
+    *attributes = cudaPointerAttributes{cudaMemoryTypeDevice, 0, const_cast<void*>(ptr), nullptr};
+  } else if (pinned_range(ptr, 1)) {
+    *attributes = cudaPointerAttributes{cudaMemoryTypeHost, 0, const_cast<void*>(ptr), const_cast<void*>(ptr)};
+  }
+  return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   EMU_LOCK();
   note_call(__func__);
@@ -650,6 +672,11 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   EMU_INJECT(cudaErrorNotPermitted);
   if (bytes == 0) return cudaSuccess;
   if (cudaError_t e = copy_kind_error(dst, src, bytes, kind)) EMU_RETURN(e);
+  // The runtime stages a copy between the device and pageable memory and may wait for the device
+  // first: a hidden synchronization, counted so that tests can require that none happens.
+  const bool pageable = (host_range(dst, bytes) && !pinned_range(dst, bytes) && device_range(src, bytes)) ||
+                        (host_range(src, bytes) && !pinned_range(src, bytes) && device_range(dst, bytes));
+  if (pageable) note_call("cudaMemcpyAsync with pageable host memory");
   EMU_RETURN(enqueue(stream, "cudaMemcpyAsync", [dst, src, bytes] { std::memcpy(dst, src, bytes); }));
 }
 

@@ -28,6 +28,9 @@ cudaError_t enqueue(cudaStream_t stream, std::string what, std::function<void()>
 /// Whether [p, p + bytes) lies inside one live device allocation.
 bool device_range(const void* p, size_t bytes);
 
+/// Whether [p, p + bytes) lies inside one live pinned host allocation (cudaHostAlloc).
+bool pinned_range(const void* p, size_t bytes);
+
 /// Whether [p, p + bytes) is host memory (not inside or overlapping a device allocation).
 bool host_range(const void* p, size_t bytes);
 
