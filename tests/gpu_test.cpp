@@ -1139,6 +1139,36 @@ TEST(GpuRnn, ConcurrentHandlesOnThreadsAndStreams) {
   }
 }
 
+/// With two or more devices: a handle made on device 0 and called (with device-0 buffers and stream)
+/// while device 1 is current runs on device 0, gives the same bits as when device 0 is current, and
+/// leaves device 1 current. Skips with one device (CI runs it on two emulated devices).
+TEST(GpuMultiDevice, CallsWhileAnotherDeviceIsCurrent) {
+  REQUIRE_GPU();
+  int devices = 0;
+  CUDA_OK(cudaGetDeviceCount(&devices));
+  if (devices < 2) GTEST_SKIP() << "needs two CUDA devices; this machine has " << devices;
+  CUDA_OK(cudaSetDevice(0));
+  for (const char* name : {"bidi_mixed_tm", "swap_bidi_chunks"}) {
+    const Case c = coverage_case(name);
+    SCOPED_TRACE(describe(c));
+    const Problem<float> p = cast_problem<float>(make_problem(c));
+    const Outputs<float> want = run<float>(c, Backend::kCuda, p);
+    std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
+    StreamHolder stream;
+    Session<float> s(c, *rnn, p);
+    s.poison();
+    CUDA_OK(cudaSetDevice(1));
+    const Status st = s.enqueue(stream.get());
+    int current = -1;
+    CUDA_OK(cudaGetDevice(&current));
+    CUDA_OK(cudaSetDevice(0));
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    EXPECT_EQ(current, 1) << "the call did not restore the caller's current device";
+    CUDA_OK(cudaStreamSynchronize(stream.get()));
+    expect_bitwise(s.download(), want);
+  }
+}
+
 /// The handle's very first calls captured into a CUDA graph on a non-default stream (Rnn::create
 /// made every stream and event) and launched twice, then the same calls run eagerly: every result of
 /// the graph bit for bit equal to the eager one.

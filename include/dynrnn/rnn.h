@@ -140,8 +140,10 @@ struct BackwardArgs {
 /// \endcode
 class Rnn {
  public:
-  /// Validates `spec` and builds the handle. For kCuda, the current device is used, and the handle
-  /// creates its cuBLAS handle, streams and events here (never per call).
+  /// Validates `spec` and builds the handle. For kCuda, the handle belongs to the device current now
+  /// and creates its cuBLAS handle, streams and events here (never per call). Its calls may be made
+  /// while another device is current (each call switches to the handle's device and back); their
+  /// buffers and stream must be the handle's device's.
   static Status create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* out);
   ~Rnn();
   Rnn(const Rnn&) = delete;

@@ -8,6 +8,7 @@
 // each operand to 10 mantissa bits first.
 #include <cublas_v2.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "emulator.h"
 
 struct cublasContext {
+  int device = 0;  ///< current at cublasCreate: the handle works only while it is current
   cudaStream_t stream = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
@@ -121,12 +123,16 @@ struct Gemm {
   cudaDataType_t at, bt, ct;
   cublasComputeType_t compute;
   double alpha, beta;
+  int device;
 
   void check_operand(const char* name, const void* p, int64_t rows, int64_t cols, int64_t ld, cudaDataType_t t) const {
     const size_t bytes = span_bytes(rows, cols, ld, t);
     if (bytes > 0 && !device_range(p, bytes)) {
       fault(std::string("cublasGemmEx operand ") + name + " (" + std::to_string(rows) + " x " + std::to_string(cols) +
             ", ld " + std::to_string(ld) + ") is not inside one device allocation");
+    } else if (bytes > 0 && device_of(p) != device) {
+      fault(std::string("cublasGemmEx operand ") + name + " is memory of device " + std::to_string(device_of(p)) +
+            " but the GEMM runs on device " + std::to_string(device) + " (no peer access)");
     }
   }
 
@@ -188,7 +194,12 @@ cublasStatus_t gemm(const char* api, cublasHandle_t h, cublasOperation_t ta, cub
   }
   if (at != bt || !supported(compute, at, ct)) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (h->pointer_mode != CUBLAS_POINTER_MODE_HOST) return CUBLAS_STATUS_NOT_SUPPORTED;  // not emulated
-  Gemm g{ta, tb, m, n, k, lda, ldb, ldc, A, B, C, at, bt, ct, compute, 0, 0};
+  if (current_device_of_thread() != h->device || stream_device(h->stream) != h->device) {
+    std::fprintf(stderr, "cuda emulation: %s with a handle of device %d, its stream on device %d, device %d current\n",
+                 api, h->device, stream_device(h->stream), current_device_of_thread());
+    return CUBLAS_STATUS_EXECUTION_FAILED;
+  }
+  Gemm g{ta, tb, m, n, k, lda, ldb, ldc, A, B, C, at, bt, ct, compute, 0, 0, h->device};
   if (compute == CUBLAS_COMPUTE_64F) {
     g.alpha = *static_cast<const double*>(alpha);
     g.beta = *static_cast<const double*>(beta);
@@ -212,6 +223,7 @@ cublasStatus_t cublasCreate(cublasHandle_t* handle) {
   if (handle == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   if (check_capture_safe("cublasCreate") != cudaSuccess) return CUBLAS_STATUS_NOT_INITIALIZED;
   *handle = new cublasContext;
+  (*handle)->device = current_device_of_thread();
   ++blas_handles;
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -63,7 +63,9 @@ struct Capture {
 };
 
 struct CUstream_st {
-  bool blocking = true;  ///< synchronizes with the legacy default stream
+  int device = 0;        ///< the device current when it was created
+  bool legacy = false;   ///< a device's legacy default stream (cudaStream_t 0)
+  bool blocking = true;  ///< synchronizes with its device's legacy default stream
   std::deque<Op> queue;
   Token tail;  ///< the last work enqueued (outside capture)
   Capture* capture = nullptr;
@@ -71,6 +73,7 @@ struct CUstream_st {
 };
 
 struct CUevent_st {
+  int device = 0;  ///< the device current when it was created
   enum class State { kNever, kRecorded, kCaptured, kCapturedEnded } state = State::kNever;
   bool timing = true;  ///< not cudaEventDisableTiming
   Token token;         ///< kRecorded: done when the stream reaches the record
@@ -90,6 +93,7 @@ constexpr unsigned char kPoison = 0xff;  // fresh device memory reads as NaN in 
 constexpr size_t kPoisonBytes = size_t(1) << 20;
 
 struct Allocation {
+  int device = 0;       ///< the device current at cudaMalloc
   uintptr_t start = 0;  ///< what cudaMalloc returned
   size_t bytes = 0;
   char* map = nullptr;  ///< the mapping: data pages, then one guard page
@@ -108,8 +112,9 @@ struct Device {
   int64_t fail_at = 0;  ///< the counted call that fails (0: none)
   const char* failed_call = "";
   std::map<std::string, int64_t> call_counts;
-  CUstream_st legacy;
-  std::set<CUstream_st*> streams{&legacy};
+  int device_count = 1;  ///< DYNRNN_EMULATION_DEVICES (1 or 2)
+  CUstream_st legacy[kMaxDevices];
+  std::set<CUstream_st*> streams;
   std::set<CUevent_st*> events;
   std::vector<std::unique_ptr<Capture>> captures;
   uint64_t seq = 0;
@@ -119,6 +124,13 @@ struct Device {
   std::mt19937_64 rng{0};
 
   Device() {
+    for (int i = 0; i < kMaxDevices; ++i) {
+      legacy[i].device = i;
+      legacy[i].legacy = true;
+      streams.insert(&legacy[i]);
+    }
+    const char* devices = std::getenv("DYNRNN_EMULATION_DEVICES");
+    if (devices != nullptr && std::strcmp(devices, "2") == 0) device_count = 2;
     const char* env = std::getenv("DYNRNN_EMULATION_SCHEDULE");
     if (env != nullptr && std::strcmp(env, "fifo") == 0) policy = Policy::kFifo;
     if (env != nullptr && std::strncmp(env, "random:", 7) == 0) {
@@ -134,6 +146,7 @@ Device& dev() {
 }
 
 thread_local cudaError_t last_error = cudaSuccess;
+thread_local int current_device = 0;
 
 size_t page_size() {
   static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -141,7 +154,7 @@ size_t page_size() {
 }
 
 CUstream_st* resolve(cudaStream_t s) {
-  return s == nullptr ? &dev().legacy : s;
+  return s == nullptr ? &dev().legacy[current_device] : s;
 }
 
 void protect(const Allocation& a, bool accessible) {
@@ -238,12 +251,13 @@ void enqueue_op(CUstream_st* st, std::string what, std::function<void()> work, s
   op.what = std::move(what);
   op.work = std::move(work);
   op.deps = std::move(extra);
-  if (st == &d.legacy) {
+  const CUstream_st& legacy = d.legacy[st->device];
+  if (st->legacy) {
     for (CUstream_st* s : d.streams) {
-      if (s != st && s->blocking && s->tail && !s->tail->done) op.deps.push_back(s->tail);
+      if (s != st && s->device == st->device && s->blocking && s->tail && !s->tail->done) op.deps.push_back(s->tail);
     }
-  } else if (st->blocking && d.legacy.tail && !d.legacy.tail->done) {
-    op.deps.push_back(d.legacy.tail);
+  } else if (st->blocking && legacy.tail && !legacy.tail->done) {
+    op.deps.push_back(legacy.tail);
   }
   op.token = std::make_shared<Done>();
   op.seq = ++d.seq;
@@ -356,6 +370,19 @@ bool device_range(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) + bytes <= a->start + a->bytes;
 }
 
+int current_device_of_thread() {
+  return current_device;
+}
+
+int stream_device(cudaStream_t stream) {
+  return resolve(stream)->device;
+}
+
+int device_of(const void* p) {
+  const Allocation* a = find_allocation(p);
+  return a == nullptr ? -1 : a->device;
+}
+
 bool pinned_range(const void* p, size_t bytes) {
   const Device& d = dev();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -418,7 +445,7 @@ Resources resources() {
   Resources r;
   r.device_bytes = d.allocated;
   r.pinned_bytes = d.pinned_bytes;
-  r.streams = d.streams.size() - 1;
+  r.streams = d.streams.size() - kMaxDevices;
   r.events = d.events.size();
   r.blas_handles = live_blas_handles();
   return r;
@@ -443,7 +470,7 @@ cudaError_t enqueue(cudaStream_t stream, std::string what, std::function<void()>
     st->frontier = {c->graph->nodes.size() - 1};
     return cudaSuccess;
   }
-  if (st == &d.legacy && global_capture_active()) {
+  if (st->legacy && global_capture_active()) {
     for (const auto& c : d.captures) invalidate(c.get());
     return cudaErrorStreamCaptureImplicit;
   }
@@ -464,25 +491,27 @@ using namespace cuda_emulation;
 cudaError_t cudaGetDeviceCount(int* count) {
   EMU_INJECT(cudaErrorNotPermitted);
   if (count == nullptr) EMU_RETURN(cudaErrorInvalidValue);
-  *count = 1;
+  *count = dev().device_count;
   return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int* device) {
   EMU_INJECT(cudaErrorNotPermitted);
   if (device == nullptr) EMU_RETURN(cudaErrorInvalidValue);
-  *device = 0;
+  *device = current_device;
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
   EMU_INJECT(cudaErrorNotPermitted);
-  EMU_RETURN(device == 0 ? cudaSuccess : cudaErrorInvalidDevice);
+  if (device < 0 || device >= dev().device_count) EMU_RETURN(cudaErrorInvalidDevice);
+  current_device = device;
+  return cudaSuccess;
 }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   EMU_INJECT(cudaErrorNotPermitted);
-  if (value == nullptr || device != 0) EMU_RETURN(cudaErrorInvalidValue);
+  if (value == nullptr || device < 0 || device >= dev().device_count) EMU_RETURN(cudaErrorInvalidValue);
   switch (attr) {
     case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
     case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
@@ -494,7 +523,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   EMU_INJECT(cudaErrorNotPermitted);
-  if (prop == nullptr || device != 0) EMU_RETURN(cudaErrorInvalidValue);
+  if (prop == nullptr || device < 0 || device >= dev().device_count) EMU_RETURN(cudaErrorInvalidValue);
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "CUDA emulation on the CPU (not a GPU)");
   prop->major = 9;
@@ -584,6 +613,7 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   void* map = mmap(nullptr, data_len + page_size(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (map == MAP_FAILED) EMU_RETURN(cudaErrorMemoryAllocation);
   Allocation a;
+  a.device = current_device;
   a.bytes = bytes;
   a.map = static_cast<char*>(map);
   a.data_len = data_len;
@@ -685,7 +715,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   note_call(__func__);
   if (cudaError_t e = check_capture_safe("cudaMemcpy")) EMU_RETURN(e);
   if (cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr)) return e;
-  run_until([] { return stream_idle(&dev().legacy); });
+  run_until([] { return stream_idle(&dev().legacy[current_device]); });
   EMU_RETURN(sticky_error());
 }
 
@@ -706,7 +736,7 @@ cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   note_call(__func__);
   if (cudaError_t e = check_capture_safe("cudaMemset")) EMU_RETURN(e);
   if (cudaError_t e = cudaMemsetAsync(dst, value, bytes, nullptr)) return e;
-  run_until([] { return stream_idle(&dev().legacy); });
+  run_until([] { return stream_idle(&dev().legacy[current_device]); });
   EMU_RETURN(sticky_error());
 }
 
@@ -716,6 +746,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
   EMU_INJECT(cudaErrorMemoryAllocation);
   if (stream == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   auto* s = new CUstream_st;
+  s->device = current_device;
   s->blocking = (flags & cudaStreamNonBlocking) == 0;
   dev().streams.insert(s);
   *stream = s;
@@ -774,14 +805,14 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   }
   switch (event->state) {
     case State::kCaptured:  // the stream joins the capture, after the recorded nodes
-      if (st == &d.legacy) EMU_RETURN(cudaErrorStreamCaptureImplicit);
+      if (st->legacy) EMU_RETURN(cudaErrorStreamCaptureImplicit);
       st->capture = event->capture;
       st->frontier = event->nodes;
       event->capture->members.push_back(st);
       return cudaSuccess;
     case State::kCapturedEnded: EMU_RETURN(cudaErrorCapturedEvent);
     case State::kRecorded:
-      if (st == &d.legacy && global_capture_active()) EMU_RETURN(cudaErrorStreamCaptureImplicit);
+      if (st->legacy && global_capture_active()) EMU_RETURN(cudaErrorStreamCaptureImplicit);
       enqueue_op(st, "cudaStreamWaitEvent", nullptr, {event->token});
       return cudaSuccess;
     case State::kNever: break;
@@ -857,6 +888,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
   EMU_INJECT(cudaErrorMemoryAllocation);
   if (event == nullptr) EMU_RETURN(cudaErrorInvalidValue);
   *event = new CUevent_st;
+  (*event)->device = current_device;
   (*event)->timing = (flags & cudaEventDisableTiming) == 0;
   dev().events.insert(*event);
   return cudaSuccess;
@@ -882,6 +914,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr || d.events.count(event) == 0) EMU_RETURN(cudaErrorInvalidResourceHandle);
   if (d.sticky) EMU_RETURN(d.sticky);
   CUstream_st* st = resolve(stream);
+  if (st->device != event->device) EMU_RETURN(cudaErrorInvalidResourceHandle);  // as CUDA: same device
   if (st->capture != nullptr) {
     if (st->capture->invalidated) EMU_RETURN(cudaErrorStreamCaptureInvalidated);
     event->state = CUevent_st::State::kCaptured;
@@ -889,7 +922,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     event->nodes = st->frontier;
     return cudaSuccess;
   }
-  if (st == &d.legacy && global_capture_active()) EMU_RETURN(cudaErrorStreamCaptureImplicit);
+  if (st->legacy && global_capture_active()) EMU_RETURN(cudaErrorStreamCaptureImplicit);
   auto reached = std::make_shared<std::chrono::steady_clock::time_point>();
   enqueue_op(st, "cudaEventRecord", [reached] { *reached = std::chrono::steady_clock::now(); }, {});
   event->reached = reached;

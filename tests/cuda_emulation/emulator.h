@@ -25,6 +25,15 @@ cudaError_t sticky_error();
 /// to its capture graph. `what` names it in diagnostics.
 cudaError_t enqueue(cudaStream_t stream, std::string what, std::function<void()> work);
 
+/// The calling thread's current device (cudaSetDevice).
+int current_device_of_thread();
+
+/// The device of a stream (0 = the current device's legacy stream).
+int stream_device(cudaStream_t stream);
+
+/// The device of the allocation holding p (-1 if none).
+int device_of(const void* p);
+
 /// Whether [p, p + bytes) lies inside one live device allocation.
 bool device_range(const void* p, size_t bytes);
 

@@ -213,6 +213,11 @@ cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_byte
                  grid.y, grid.z, block.x, block.y, block.z);
     return set_error(cudaErrorInvalidConfiguration);
   }
+  if (stream_device(stream) != current_device_of_thread()) {
+    std::fprintf(stderr, "cuda emulation: kernel launched into a stream of device %d while device %d is current\n",
+                 stream_device(stream), current_device_of_thread());
+    return set_error(cudaErrorInvalidResourceHandle);
+  }
   if (cooperative && 1ull * grid.x * grid.y * grid.z > 1ull * kMultiProcessors * kBlocksPerMultiprocessor) {
     return set_error(cudaErrorCooperativeLaunchTooLarge);
   }

@@ -215,6 +215,10 @@ cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_byte
 /// The emulated device's size: what cudaGetDeviceProperties and cudaDeviceGetAttribute report.
 constexpr int kMultiProcessors = 4;
 constexpr int kBlocksPerMultiprocessor = 2;  ///< what the occupancy query reports for any kernel
+/// Devices: 1, or 2 with DYNRNN_EMULATION_DEVICES=2 (each with its own legacy stream; a kernel must be
+/// launched into a stream of the current device, an event recorded on a stream of its own device, a
+/// cuBLAS handle used while its device is current, on memory of that device).
+constexpr int kMaxDevices = 2;
 
 template <typename... P, size_t... I>
 std::tuple<std::decay_t<P>...> unpack_arguments(void** args, std::index_sequence<I...>) {
