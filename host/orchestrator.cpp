@@ -121,7 +121,9 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
         DYNRNN_TRY(ex_.set_queue(plan(l).queue));
         DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_h, entry(last.hs, n_last, l.out_width), B * l.out_width));
         if (l.is_lstm) {
-          DYNRNN_TRY(narrow(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), l.units));
+          const T* init_c = c.initial_state ? c.initial_state + B * l.state_col_c : nullptr;
+          DYNRNN_TRY(narrow_state(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), init_c, c.seq_len,
+                                  l.units));
         }
       }
     }
@@ -348,8 +350,13 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       if (l.layer == 0) DYNRNN_TRY(backward_layer0_inputs(c, l));
       DYNRNN_TRY(finish_grad_weights(c, l));
       if (c.grad_initial_state && B > 0) {
-        DYNRNN_TRY(narrow(c.grad_initial_state + B * l.state_col_h, wide(at(lp.dh, dh_cur_[d][l.layer])), l.out_width));
-        if (l.is_lstm) DYNRNN_TRY(narrow(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)), l.units));
+        const T* fin = c.grad_final_state;
+        DYNRNN_TRY(narrow_state(c.grad_initial_state + B * l.state_col_h, wide(at(lp.dh, dh_cur_[d][l.layer])),
+                                fin ? fin + B * l.state_col_h : nullptr, c.seq_len, l.out_width));
+        if (l.is_lstm) {
+          DYNRNN_TRY(narrow_state(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)),
+                                  fin ? fin + B * l.state_col_c : nullptr, c.seq_len, l.units));
+        }
       }
     }
   }
@@ -486,6 +493,23 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
   add.src = at(lp.dx_bw) + b.offset;
   add.dst = c.grad_inputs + b.offset;
   return ex_.pointwise(add);
+}
+
+template <typename T>
+Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width) {
+  DYNRNN_TRY(narrow(dst, src, width));
+  if constexpr (!std::is_same<A, T>::value) {
+    if (through != nullptr && seq_len != nullptr) {
+      cell::CopyUnrunRowsParams<T> k;
+      k.map = cell::StepMap{seq_len, 0, p_.max_time};
+      k.batch = p_.batch;
+      k.cols = width;
+      k.src = through;
+      k.dst = dst;
+      return ex_.pointwise(k);
+    }
+  }
+  return Status::ok();
 }
 
 template <typename T>

@@ -140,6 +140,9 @@ class Orchestrator {
   /// B x width states between the caller's element type and the compute type, and within the latter.
   Status widen(A* dst, const T* src, int64_t width) { return convert<cell::WidenParams<T>>(dst, src, width); }
   Status narrow(T* dst, const A* src, int64_t width) { return convert<cell::NarrowParams<T>>(dst, src, width); }
+  /// narrow() of a state or state gradient, then `through` (the value it started from, or null for
+  /// zeros) again on the rows that run no step: they pass it through bit for bit, NaN payloads too.
+  Status narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width);
   template <typename P, typename D, typename S>
   Status convert(D* dst, const S* src, int64_t H) {
     if constexpr (std::is_same<D, S>::value) {

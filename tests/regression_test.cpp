@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "call_buffers.h"
 #include "dynrnn/rnn.h"
 #include "faulty_executor.h"
 
@@ -270,3 +272,39 @@ TEST(Regression, ChunkCountOfHugeMaxTime) {
 }
 
 }  // namespace
+
+// Finding 7 (tests/fuzz/crashes/bf16-nan-state-through-length-0): with 16-bit storage an LSTM's
+// cell state runs in float32, and the final state was narrowed from it; a row of length 0 whose
+// initial c held a NaN with a sign or payload (0xffff) came back as the canonical NaN 0x7fff, not
+// its initial state bit for bit. The initial-state gradient, narrowed from float32 dh and dc, had
+// the same flaw. Both now copy such rows' bits through.
+TEST(Regression, ZeroLengthRowsPassSixteenBitNaNsThroughBitForBit) {
+  using dynrnn::bfloat16;
+  RnnSpec spec;
+  spec.cells_fw = {CellSpec::lstm(3), CellSpec::gru(2)};
+  spec.cells_fw[0].use_peepholes = true;
+  spec.input_size = 3;
+  spec.dtype = dynrnn::DataType::kBFloat16;
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  testing_support::CallBuffers<bfloat16> c(*rnn, /*T=*/3, /*B=*/3, false);
+  c.set_sine_problem(*rnn);
+  c.len = {2, 0, 3};
+  const uint16_t patterns[] = {0xffff, 0xffc1, 0x7fc5, 0x7f81};  // NaNs, none canonical
+  for (const dynrnn::StateLeaf& leaf : rnn->state_layout()) {
+    for (int64_t j = 0; j < leaf.width; ++j) {
+      const size_t at = static_cast<size_t>(3 * leaf.column_offset + 1 * leaf.width + j);  // row 1
+      std::memcpy(&c.init[at], &patterns[j % 4], 2);
+      std::memcpy(&c.dfin[at], &patterns[(j + 1) % 4], 2);
+    }
+  }
+  ASSERT_TRUE(rnn->forward(c.forward_args()).is_ok());
+  ASSERT_TRUE(rnn->backward(c.backward_args()).is_ok());
+  for (const dynrnn::StateLeaf& leaf : rnn->state_layout()) {
+    const size_t at = static_cast<size_t>(3 * leaf.column_offset + 1 * leaf.width);
+    const size_t bytes = static_cast<size_t>(leaf.width) * 2;
+    EXPECT_EQ(std::memcmp(&c.fin[at], &c.init[at], bytes), 0) << leaf.name << ": final state of the length-0 row";
+    EXPECT_EQ(std::memcmp(&c.dinit[at], &c.dfin[at], bytes), 0)
+        << leaf.name << ": initial-state gradient of the length-0 row";
+  }
+}

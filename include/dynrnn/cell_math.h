@@ -167,6 +167,21 @@ struct NarrowParams {
   }
 };
 
+/// Rows that run no step (length 0) get src's row bit for bit, the state TF copies through; other
+/// rows keep dst. Follows a NarrowParams of a state (or state gradient) that passed through a
+/// float32 running sum, since narrowing turns a 16-bit NaN's payload and sign into the canonical NaN.
+template <typename T>
+struct CopyUnrunRowsParams {
+  StepMap map;  ///< step 0 of the sequence
+  int64_t batch = 0, cols = 0;
+  const T* src = nullptr;  ///< [B, cols]
+  T* dst = nullptr;        ///< [B, cols]
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    if (!map.valid(b)) dst[b * cols + j] = src[b * cols + j];
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // BasicRNNCell: h' = act(x Kx + h Kh + b)
 
