@@ -18,7 +18,7 @@ using PointwiseOp =
                  cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
                  cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>, cell::SeqCopyParams<T>,
                  cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::LstmOutputParams<T>, cell::WidenParams<T>,
-                 cell::NarrowParams<T>, cell::AddParams<T>, cell::CopyUnrunRowsParams<T>>;
+                 cell::NarrowParams<T>, cell::AddParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>

@@ -497,19 +497,18 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
 
 template <typename T>
 Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width) {
-  DYNRNN_TRY(narrow(dst, src, width));
-  if constexpr (!std::is_same<A, T>::value) {
-    if (through != nullptr && seq_len != nullptr) {
-      cell::CopyUnrunRowsParams<T> k;
-      k.map = cell::StepMap{seq_len, 0, p_.max_time};
-      k.batch = p_.batch;
-      k.cols = width;
-      k.src = through;
-      k.dst = dst;
-      return ex_.pointwise(k);
-    }
+  if constexpr (std::is_same<A, T>::value) {
+    return ex_.copy(dst, src, p_.batch * width);  // a plain copy keeps every bit
+  } else {
+    cell::NarrowParams<T> n;
+    n.batch = p_.batch;
+    n.cols = width;
+    n.src = src;
+    n.dst = dst;
+    n.through = through;
+    n.map = cell::StepMap{seq_len, 0, p_.max_time};
+    return ex_.pointwise(n);
   }
-  return Status::ok();
 }
 
 template <typename T>

@@ -137,25 +137,23 @@ class Orchestrator {
   }
   /// A buffer of running sums (c, dh, dc: a slot field or region) viewed in the compute type it holds.
   static A* wide(T* p) { return reinterpret_cast<A*>(p); }
-  /// B x width states between the caller's element type and the compute type, and within the latter.
-  Status widen(A* dst, const T* src, int64_t width) { return convert<cell::WidenParams<T>>(dst, src, width); }
-  Status narrow(T* dst, const A* src, int64_t width) { return convert<cell::NarrowParams<T>>(dst, src, width); }
-  /// narrow() of a state or state gradient, then `through` (the value it started from, or null for
-  /// zeros) again on the rows that run no step: they pass it through bit for bit, NaN payloads too.
-  Status narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width);
-  template <typename P, typename D, typename S>
-  Status convert(D* dst, const S* src, int64_t H) {
-    if constexpr (std::is_same<D, S>::value) {
-      return ex_.copy(dst, src, p_.batch * H);
+  /// B x width states (or state gradients) from the caller's element type into the compute type.
+  Status widen(A* dst, const T* src, int64_t width) {
+    if constexpr (std::is_same<A, T>::value) {
+      return ex_.copy(dst, src, p_.batch * width);
     } else {
-      P p;
-      p.batch = p_.batch;
-      p.cols = H;
-      p.src = src;
-      p.dst = dst;
-      return ex_.pointwise(p);
+      cell::WidenParams<T> w;
+      w.batch = p_.batch;
+      w.cols = width;
+      w.src = src;
+      w.dst = dst;
+      return ex_.pointwise(w);
     }
   }
+  /// And back, except on the rows that run no step: they take `through` (the value the state started
+  /// from, or null for zeros) bit for bit, NaN payloads too.
+  Status narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width);
+  /// B x width running sums within the compute type.
   Status copy_wide(A* dst, const A* src, int64_t H) {
     return ex_.copy(reinterpret_cast<T*>(dst), reinterpret_cast<const T*>(src), p_.batch * H * m_.c_elems);
   }

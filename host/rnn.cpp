@@ -16,8 +16,9 @@
 namespace dynrnn {
 
 template <typename T, typename F>
-Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, F&& run) {
+Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, const void* host_reserve, F&& run) {
   Executor<T>& ex = *executor<T>();
+  if (plan.host_bytes > 0) DYNRNN_TRY(ex.check_host_buffer("host_reserve", host_reserve));
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
   Orchestrator<T> orchestrator(model, plan, ex);
   Status st;
@@ -46,8 +47,7 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
   c.host = static_cast<T*>(a.host_reserve);
-  if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
-  return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.forward(c); });
+  return bracketed<T>(plan, stream, a.host_reserve, [&](Orchestrator<T>& o) { return o.forward(c); });
 }
 
 template <typename T>
@@ -68,8 +68,7 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
   c.host = static_cast<T*>(const_cast<void*>(a.host_reserve));  // backward only reads it
-  if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
-  return bracketed<T>(plan, stream, [&](Orchestrator<T>& o) { return o.backward(c); });
+  return bracketed<T>(plan, stream, a.host_reserve, [&](Orchestrator<T>& o) { return o.backward(c); });
 }
 
 void Rnn::Impl::remember_forward(const void* reserve, int64_t steps) {

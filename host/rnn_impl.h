@@ -35,9 +35,10 @@ struct Rnn::Impl {
     return std::get<std::unique_ptr<Executor<T>>>(executors);
   }
 
-  /// Runs an orchestrator call between the executor's begin and end (end also when it throws).
+  /// Runs an orchestrator call between the executor's begin and end (end also when it throws), once
+  /// the executor accepts the call's host_reserve when the plan uses one.
   template <typename T, typename F>
-  Status bracketed(const Plan& plan, Stream stream, F&& run);
+  Status bracketed(const Plan& plan, Stream stream, const void* host_reserve, F&& run);
   template <typename T>
   Status run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
   template <typename T>

@@ -160,25 +160,19 @@ struct NarrowParams {
   const A* src = nullptr;
   T* dst = nullptr;
   bool accumulate = false;  ///< dst += src (rounded once), for accumulated weight gradients
+  /// A state (or state gradient) that passed through a running sum in A: rows that run no step
+  /// (invalid at `map`, step 0) take `through`'s bits instead, the value TF copies through, since
+  /// narrowing would turn a 16-bit NaN's sign and payload into the canonical NaN. Null: none.
+  const T* through = nullptr;
+  StepMap map;
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const int64_t i = r * cols + j;
+    if (through != nullptr && !map.valid(r)) {
+      dst[i] = through[i];
+      return;
+    }
     dst[i] = T(accumulate ? A(dst[i]) + src[i] : src[i]);
-  }
-};
-
-/// Rows that run no step (length 0) get src's row bit for bit, the state TF copies through; other
-/// rows keep dst. Follows a NarrowParams of a state (or state gradient) that passed through a
-/// float32 running sum, since narrowing turns a 16-bit NaN's payload and sign into the canonical NaN.
-template <typename T>
-struct CopyUnrunRowsParams {
-  StepMap map;  ///< step 0 of the sequence
-  int64_t batch = 0, cols = 0;
-  const T* src = nullptr;  ///< [B, cols]
-  T* dst = nullptr;        ///< [B, cols]
-
-  DYNRNN_HD void apply(int64_t b, int64_t j) const {
-    if (!map.valid(b)) dst[b * cols + j] = src[b * cols + j];
   }
 };
 
