@@ -198,10 +198,12 @@ class CudaExecutor final : public Executor<T> {
 
  private:
   Status start_call(cudaStream_t stream, int queues, int events) {
+    // Whether this call is being captured into a graph; it cannot change before the call returns.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    DYNRNN_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    captured_ = capture != cudaStreamCaptureStatusNone;
     if (workspaces_.empty() || queues > queue_capacity() || events > static_cast<int>(events_.size())) {
-      bool captured = false;
-      DYNRNN_TRY(capturing(stream, &captured));
-      if (captured) {
+      if (captured_) {
         return Status(StatusCode::kNotSupported, "this call needs " + std::to_string(queues) + " queues and " +
                                                      std::to_string(events) + " events but the handle was made with " +
                                                      std::to_string(queue_capacity()) + " and " +
@@ -297,32 +299,19 @@ class CudaExecutor final : public Executor<T> {
     return Status::ok();
   }
 
-  /// Whether `s` is being captured into a graph (a failed query is the call's error).
-  static Status capturing(cudaStream_t s, bool* captured) {
-    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    DYNRNN_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
-    *captured = cs != cudaStreamCaptureStatusNone;
-    return Status::ok();
-  }
-
   /// Queue 0's cuBLAS workspace is used by every call's caller stream. When consecutive calls use
   /// different streams, the new one waits for the previous call (end() joined all its queues into its
   /// stream) so that the two never use the workspaces at once. Skipped inside graph capture (a
   /// captured stream may not wait on an event recorded outside it); ordering a graph's launches
   /// against other calls of the same handle is the caller's job.
   Status fence_previous_stream() {
-    if (!fence_recorded_ || last_stream_ == stream_) return Status::ok();
-    bool captured = false;
-    DYNRNN_TRY(capturing(stream_, &captured));
-    if (captured) return Status::ok();
+    if (!fence_recorded_ || last_stream_ == stream_ || captured_) return Status::ok();
     DYNRNN_CUDA_CHECK(cudaStreamWaitEvent(stream_, fence_, 0));
     return Status::ok();
   }
 
   Status record_fence() {
-    bool captured = false;
-    DYNRNN_TRY(capturing(stream_, &captured));
-    if (captured) return Status::ok();
+    if (captured_) return Status::ok();
     DYNRNN_CUDA_CHECK(cudaEventRecord(fence_, stream_));
     fence_recorded_ = true;
     last_stream_ = stream_;
@@ -354,6 +343,7 @@ class CudaExecutor final : public Executor<T> {
   // state of the call between begin() and end()
   cudaStream_t stream_ = nullptr;  ///< the caller's stream (queue 0)
   cudaStream_t cur_ = nullptr;     ///< the current queue's stream
+  bool captured_ = false;          ///< the caller's stream is being captured into a graph
   int queue_ = 0;
   int active_queues_ = 0;
   int active_events_ = 0;
