@@ -16,11 +16,13 @@ template <typename T>
 class DynrnnRunner final : public Runner {
  public:
   DynrnnRunner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream,
-               bool training)
+               bool training, dynrnn::RecurrentAlgorithm algorithm)
       : p_(p), arena_(arena), stream_(stream), training_(training), b_(p, arena, training) {
     // MathMode only matters for float32 (16-bit GEMMs always run on tensor cores, accumulating in float32).
     const dynrnn::MathMode math = prec == Precision::kTf32 ? dynrnn::MathMode::kTF32 : dynrnn::MathMode::kDefault;
-    check(dynrnn::Rnn::create(make_spec(p.shape, data_type(prec), math), backend, &rnn_), "Rnn::create");
+    dynrnn::RnnSpec spec = make_spec(p.shape, data_type(prec), math);
+    spec.algorithm = algorithm;
+    check(dynrnn::Rnn::create(spec, backend, &rnn_), "Rnn::create");
     const int64_t T_ = p.shape.T, B = p.shape.B;
     check(rnn_->get_workspace_size(T_, B, false, &ws_inference_), "get_workspace_size(inference)");
     if (training) {
@@ -126,10 +128,10 @@ class DynrnnRunner final : public Runner {
 }  // namespace
 
 std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
-                                           dynrnn::Stream stream, bool training) {
+                                           dynrnn::Stream stream, bool training, dynrnn::RecurrentAlgorithm algorithm) {
   return with_storage_type(prec, [&](auto tag) -> std::unique_ptr<Runner> {
     using T = typename decltype(tag)::type;
-    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training);
+    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training, algorithm);
   });
 }
 

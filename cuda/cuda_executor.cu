@@ -15,6 +15,7 @@
 #include "cuda/blas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/matrix_ops.h"
+#include "cuda/persistent_steps.h"
 #include "cuda/pointwise_kernels.cuh"
 #include "cuda/reductions.h"
 #include "host/cuda_executor.h"
@@ -35,7 +36,8 @@ size_t blas_workspace_bytes(int cc_major) {
 template <typename T>
 class CudaExecutor final : public Executor<T> {
  public:
-  CudaExecutor(int device, MathMode math) : device_(device), math_(math) {}
+  CudaExecutor(int device, MathMode math, RecurrentAlgorithm algorithm)
+      : device_(device), math_(math), algorithm_(algorithm) {}
 
   ~CudaExecutor() override {
     (void)binding_.restore();
@@ -62,6 +64,13 @@ class CudaExecutor final : public Executor<T> {
     DYNRNN_CUBLAS_CHECK(cublasSetMathMode(handle_, cuda_detail::blas_math_mode(math_)));
     DYNRNN_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
     DYNRNN_CUDA_CHECK(cudaEventCreateWithFlags(&fence_, cudaEventDisableTiming));
+    if (algorithm_ == RecurrentAlgorithm::kPersistent) {
+      int sms = 0, coop = 0, shared = 0;
+      DYNRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_));
+      DYNRNN_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device_));
+      DYNRNN_CUDA_CHECK(cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
+      persistent_ = {sms, static_cast<size_t>(shared), coop != 0};
+    }
     return Status::ok();
   }
 
@@ -152,6 +161,16 @@ class CudaExecutor final : public Executor<T> {
     DYNRNN_TRY(require_bound("pointwise"));
     const cudaStream_t s = cur_;
     return std::visit([s](const auto& p) { return cuda_detail::launch_pointwise(p, s); }, op);
+  }
+
+  Status recurrent_steps(const RecurrentSteps<T>& r) override {
+    if (algorithm_ == RecurrentAlgorithm::kPersistent) {
+      DYNRNN_TRY(require_bound("recurrent_steps"));
+      bool ran = false;
+      DYNRNN_TRY(cuda_detail::persistent_steps(r, persistent_, cur_, &ran));
+      if (ran) return Status::ok();
+    }
+    return Executor<T>::recurrent_steps(r);
   }
 
   Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
@@ -328,6 +347,8 @@ class CudaExecutor final : public Executor<T> {
 
   int device_ = 0;
   MathMode math_ = MathMode::kDefault;
+  RecurrentAlgorithm algorithm_ = RecurrentAlgorithm::kStandard;
+  cuda_detail::PersistentLimits persistent_;  ///< kPersistent: the device's limits
   cublasHandle_t handle_ = nullptr;
   size_t queue_ws_bytes_ = 0;
   std::vector<void*> workspaces_;  ///< back() is current: queue q uses [q * queue_ws_bytes_, +queue_ws_bytes_)
@@ -354,7 +375,7 @@ class CudaExecutor final : public Executor<T> {
 }  // namespace
 
 template <typename T>
-Status make_cuda_executor(MathMode math, std::unique_ptr<Executor<T>>* out) {
+Status make_cuda_executor(MathMode math, RecurrentAlgorithm algorithm, std::unique_ptr<Executor<T>>* out) {
   if (out == nullptr) return Status(StatusCode::kInvalidValue, "make_cuda_executor: out is null");
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
@@ -368,13 +389,14 @@ Status make_cuda_executor(MathMode math, std::unique_ptr<Executor<T>>* out) {
   }
   int device = 0;
   DYNRNN_CUDA_CHECK(cudaGetDevice(&device));
-  auto ex = std::make_unique<CudaExecutor<T>>(device, math);
+  auto ex = std::make_unique<CudaExecutor<T>>(device, math, algorithm);
   DYNRNN_TRY(ex->init());
   *out = std::move(ex);
   return Status::ok();
 }
 
-#define DYNRNN_INSTANTIATE(T) template Status make_cuda_executor<T>(MathMode, std::unique_ptr<Executor<T>>*);
+#define DYNRNN_INSTANTIATE(T) \
+  template Status make_cuda_executor<T>(MathMode, RecurrentAlgorithm, std::unique_ptr<Executor<T>>*);
 DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
 #undef DYNRNN_INSTANTIATE
 

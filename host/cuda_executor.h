@@ -12,6 +12,6 @@ namespace dynrnn {
 /// are made here, once per handle. Fails with kCudaError/kCublasError (and a message) when there is
 /// no usable device.
 template <typename T>
-Status make_cuda_executor(MathMode math, std::unique_ptr<Executor<T>>* out);
+Status make_cuda_executor(MathMode math, RecurrentAlgorithm algorithm, std::unique_ptr<Executor<T>>* out);
 
 }  // namespace dynrnn

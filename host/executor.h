@@ -7,6 +7,7 @@
 #include "dynrnn/cell_math.h"
 #include "dynrnn/rnn.h"
 #include "dynrnn/status.h"
+#include "host/status_macros.h"
 
 namespace dynrnn {
 
@@ -26,6 +27,46 @@ struct MatRef {
   const T* data;
   int64_t ld;
   bool trans;
+};
+
+/// The pointwise stages that follow a recurrent GEMM in forward (cell_math.h; each has at_step).
+template <typename T>
+using StageOp = std::variant<cell::RnnForwardParams<T>, cell::LstmForwardParams<T>, cell::ProjForwardParams<T>,
+                             cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>>;
+
+/// One stage of a recurrent step e of a chunk: out_e[B, G*U] = in_e[B, K] * w[K, G*U] (rounded to T
+/// once), then the pointwise stage `op` at step e, whose column u reads out_e columns g*U + u (g < G).
+/// in_e = in + e * in_step and out_e = out + e * out_step (0: the same scratch every step).
+template <typename T>
+struct RecurrentStage {
+  const T* in = nullptr;
+  int64_t in_step = 0;
+  int64_t k = 0;
+  const T* w = nullptr;  ///< row-major [K, G*U], ld G*U
+  int64_t gates = 1;     ///< G
+  T* out = nullptr;
+  int64_t out_step = 0;
+  StageOp<T> op;  ///< at the chunk's first step (op.batch = B, op.cols = U)
+
+  int64_t units() const {
+    return std::visit([](const auto& p) { return p.cols; }, op);
+  }
+  /// The pointwise stage of step e.
+  PointwiseOp<T> op_at(int64_t e) const {
+    return std::visit([e](const auto& p) { return PointwiseOp<T>(p.at_step(e)); }, op);
+  }
+};
+
+/// The recurrent part of `steps` consecutive forward steps of one layer: per step, its stages in
+/// order, each reading what the previous stage and the previous step wrote. Stage 1 is the cell's
+/// recurrent GEMM and fused kernel; GRU (the candidate on r*h) and LSTM with num_proj (the
+/// projection) have a stage 2.
+template <typename T>
+struct RecurrentSteps {
+  RecurrentStage<T> stage[2];
+  int stages = 1;
+  int64_t batch = 0;
+  int64_t steps = 0;
 };
 
 /// Executors run verbs in the order they are called on one logical queue (the CUDA executor maps it to
@@ -64,6 +105,21 @@ class Executor {
                            compute_t<T> beta, compute_t<T>* c, int64_t ldc) = 0;
   /// Runs op.apply(b, j) for every b < op.batch, j < op.cols.
   virtual Status pointwise(const PointwiseOp<T>& op) = 0;
+  /// Runs the steps one stage at a time: a gemm and a pointwise verb per stage and step. The CUDA
+  /// executor may instead run them all in one persistent kernel (RnnSpec::algorithm).
+  virtual Status recurrent_steps(const RecurrentSteps<T>& r) {
+    using A = compute_t<T>;
+    for (int64_t e = 0; e < r.steps; ++e) {
+      for (int i = 0; i < r.stages; ++i) {
+        const RecurrentStage<T>& s = r.stage[i];
+        const int64_t n = s.gates * s.units();
+        DYNRNN_TRY(gemm(r.batch, n, s.k, A(1), {s.in + e * s.in_step, s.k, false}, {s.w, n, false}, A(0),
+                        s.out + e * s.out_step, n));
+        DYNRNN_TRY(pointwise(s.op_at(e)));
+      }
+    }
+    return Status::ok();
+  }
   /// dst[r * ld + c] = 0 for r < rows, c < cols.
   virtual Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) = 0;
   /// dst[i] = src[i] for i < count (non-overlapping).

@@ -114,6 +114,10 @@ Status build_model(const RnnSpec& spec, Model* model) {
   }
   m.elem_bytes = element_bytes(spec.dtype);
   m.c_elems = static_cast<int64_t>(compute_bytes(spec.dtype) / m.elem_bytes);
+  const int algorithm = static_cast<int>(spec.algorithm);
+  if (algorithm < 0 || algorithm > static_cast<int>(RecurrentAlgorithm::kPersistent)) {
+    return invalid("spec.algorithm is " + std::to_string(algorithm) + "; expected kStandard (0) or kPersistent (1)");
+  }
   const int math = static_cast<int>(spec.math);
   if (math < 0 || math > static_cast<int>(MathMode::kTF32)) {
     return invalid("spec.math is " + std::to_string(math) + "; expected kDefault (0) or kTF32 (1)");

@@ -173,7 +173,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     if (l.is_lstm) DYNRNN_TRY(copy_wide(S.cs, entry(prev.cs, K, H), H));
   }
   const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
-  for (int64_t s = s0; s < s1; ++s) DYNRNN_TRY(forward_step(c, l, S, s, s - s0, gx, gxc, y));
+  DYNRNN_TRY(ex_.recurrent_steps(recurrent_steps(c, l, S, s0, n, gx, gxc, y)));
   DYNRNN_TRY(ex_.record(lp.ev_fwd_done));
   if (!p_.resident(ch, n_chunks_)) {
     DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
@@ -185,45 +185,57 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
 }
 
 template <typename T>
-Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s,
-                                     int64_t e, cell::SeqView<const T> gx, cell::SeqView<const T> gxc,
-                                     cell::SeqView<T> y) {
+RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, const LayerModel& l, const Slot& slot,
+                                                   int64_t s0, int64_t n, cell::SeqView<const T> gx,
+                                                   cell::SeqView<const T> gxc, cell::SeqView<T> y) const {
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
-  cell::StepMap map{c.seq_len, s, p_.max_time};
-  T* hp = entry(slot.hs, e, O);
-  T* hn = entry(slot.hs, e + 1, O);
-  T* gh = at(lp.gh);
-  DYNRNN_TRY(ex_.gemm(B, GW, O, A(1), {hp, O, false}, {W + l.kernel + Din * GW, GW, false}, A(0), gh, GW));
+  const cell::StepMap map{c.seq_len, s0, p_.max_time};
+  RecurrentSteps<T> r;
+  r.batch = B;
+  r.steps = n;
+  RecurrentStage<T>& s1 = r.stage[0];
+  s1.in = slot.hs;
+  s1.in_step = B * O;
+  s1.k = O;
+  s1.w = W + l.kernel + Din * GW;
+  s1.out = at(lp.gh);
   if (l.is_gru) {
+    s1.gates = 2;
     cell::GruGatesForwardParams<T> g;
     g.map = map;
     g.batch = B;
     g.cols = H;
     g.gx = gx;
-    g.gh = gh;
+    g.gh = s1.out;
     g.bias = W + l.bias;
-    g.h_prev = hp;
-    g.zg = entry(slot.z, e, GW);
-    g.rh = entry(slot.rh, e, H);
-    DYNRNN_TRY(ex_.pointwise(g));
-    T* gc = at(lp.ghc);
-    DYNRNN_TRY(ex_.gemm(B, H, H, A(1), {g.rh, H, false}, {W + l.cand_kernel + Din * H, H, false}, A(0), gc, H));
+    g.h_prev = slot.hs;
+    g.zg = slot.z;
+    g.rh = slot.rh;
+    s1.op = g;
+    RecurrentStage<T>& s2 = r.stage[1];
+    r.stages = 2;
+    s2.in = slot.rh;
+    s2.in_step = B * H;
+    s2.k = H;
+    s2.w = W + l.cand_kernel + Din * H;
+    s2.out = at(lp.ghc);
     cell::GruCandidateForwardParams<T> k;
     k.map = map;
     k.batch = B;
     k.cols = H;
     k.act = l.cell.activation;
     k.gx = gxc;
-    k.gc = gc;
+    k.gc = s2.out;
     k.bias = W + l.cand_bias;
-    k.zg = g.zg;
-    k.h_prev = hp;
-    k.h_out = hn;
+    k.zg = slot.z;
+    k.h_prev = slot.hs;
+    k.h_out = entry(slot.hs, 1, O);
     k.y = y;
-    k.zc_save = entry(slot.zc, e, H);
-    return ex_.pointwise(k);
+    k.zc_save = slot.zc;
+    s2.op = k;
+    return r;
   }
   if (!l.is_lstm) {
     cell::RnnForwardParams<T> k;
@@ -232,14 +244,16 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
     k.cols = H;
     k.act = l.cell.activation;
     k.gx = gx;
-    k.gh = gh;
+    k.gh = s1.out;
     k.bias = W + l.bias;
-    k.h_prev = hp;
-    k.h_out = hn;
+    k.h_prev = slot.hs;
+    k.h_out = entry(slot.hs, 1, O);
     k.y = y;
-    k.z_save = entry(slot.z, e, GW);
-    return ex_.pointwise(k);
+    k.z_save = slot.z;
+    s1.op = k;
+    return r;
   }
+  s1.gates = 4;
   cell::LstmForwardParams<T> k;
   k.map = map;
   k.batch = B;
@@ -247,30 +261,40 @@ Status Orchestrator<T>::forward_step(const ForwardCall<T>& c, const LayerModel& 
   k.cfg = lstm_config(l, W);
   k.project = l.project;
   k.gx = gx;
-  k.gh = gh;
+  k.gh = s1.out;
   k.bias = W + l.bias;
-  k.c_prev = entry(slot.cs, e, H);
-  k.c_out = entry(slot.cs, e + 1, H);
-  k.h_prev = hp;
-  k.h_out = hn;
-  k.y = y;
-  k.m_raw = entry(slot.mraw, e, H);
-  k.z_save = entry(slot.z, e, GW);
-  DYNRNN_TRY(ex_.pointwise(k));
-  if (!l.project) return Status::ok();
-  T* mp = entry(slot.mp, e, O);
-  DYNRNN_TRY(ex_.gemm(B, O, H, A(1), {k.m_raw, H, false}, {W + l.projection, O, false}, A(0), mp, O));
+  k.c_prev = slot.cs;
+  k.c_out = entry(slot.cs, 1, H);
+  if (l.project) {
+    k.m_raw = slot.mraw;
+  } else {
+    k.h_prev = slot.hs;
+    k.h_out = entry(slot.hs, 1, O);
+    k.y = y;
+  }
+  k.z_save = slot.z;
+  s1.op = k;
+  if (!l.project) return r;
+  RecurrentStage<T>& s2 = r.stage[1];
+  r.stages = 2;
+  s2.in = slot.mraw;
+  s2.in_step = B * H;
+  s2.k = H;
+  s2.w = W + l.projection;
+  s2.out = slot.mp;
+  s2.out_step = B * O;
   cell::ProjForwardParams<T> pk;
   pk.map = map;
   pk.batch = B;
   pk.cols = O;
   pk.has_proj_clip = l.cell.proj_clip.has_value();
   pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
-  pk.m_p = mp;
-  pk.h_prev = hp;
-  pk.h_out = hn;
+  pk.m_p = slot.mp;
+  pk.h_prev = slot.hs;
+  pk.h_out = entry(slot.hs, 1, O);
   pk.y = y;
-  return ex_.pointwise(pk);
+  s2.op = pk;
+  return r;
 }
 
 template <typename T>

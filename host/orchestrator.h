@@ -78,8 +78,11 @@ class Orchestrator {
   };
 
   Status forward_chunk(const ForwardCall<T>& c, const LayerModel& l, int64_t chunk);
-  Status forward_step(const ForwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
-                      cell::SeqView<const T> gx, cell::SeqView<const T> gxc, cell::SeqView<T> y);
+  /// Steps s0 .. s0 + n - 1 of a layer's chunk (slot) after its input projection (gx, gxc): their
+  /// recurrent GEMMs and cell stages, writing the top layer's outputs to y.
+  RecurrentSteps<T> recurrent_steps(const ForwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s0,
+                                    int64_t n, cell::SeqView<const T> gx, cell::SeqView<const T> gxc,
+                                    cell::SeqView<T> y) const;
   Status backward_chunk(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk);
   Status backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
                        cell::SeqView<const T> dy, A* dh_next, A* dh_prev);

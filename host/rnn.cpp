@@ -132,7 +132,7 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
       if (backend == Backend::kCpu) {
         ex = make_cpu_executor<T>();
       } else {
-        DYNRNN_TRY(make_cuda_executor<T>(spec.math, &ex));
+        DYNRNN_TRY(make_cuda_executor<T>(spec.math, spec.algorithm, &ex));
       }
       return ex->prepare(pools.queues, pools.events);
     }));

@@ -79,12 +79,19 @@ inline std::vector<dynrnn::RnnSpec> configurations() {
   fp16.dtype = dynrnn::DataType::kFloat16;
   fp16.recompute = true;
   specs.push_back(fp16);
+  // The persistent forward kernel (kCuda; the CPU runs kStandard): one cooperative launch per chunk
+  // with its shared-memory opt-in and occupancy queries, for every cell's stage pair.
+  dynrnn::RnnSpec persistent = bi;
+  persistent.algorithm = dynrnn::RecurrentAlgorithm::kPersistent;
+  persistent.cells_fw.push_back(dynrnn::CellSpec::basic_rnn(2));
+  specs.push_back(persistent);
   return specs;
 }
 
 inline std::string describe(const dynrnn::RnnSpec& s) {
   return std::to_string(s.cells_fw.size()) + " fw + " + std::to_string(s.cells_bw.size()) + " bw cells, " +
-         dtype_name(s.dtype) + (s.swap_memory ? ", swap_memory" : "") + (s.recompute ? ", recompute" : "");
+         dtype_name(s.dtype) + (s.swap_memory ? ", swap_memory" : "") + (s.recompute ? ", recompute" : "") +
+         (s.algorithm == dynrnn::RecurrentAlgorithm::kPersistent ? ", persistent" : "");
 }
 
 }  // namespace testing_support

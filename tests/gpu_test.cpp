@@ -228,6 +228,7 @@ std::string describe(const Case& c) {
   }
   if (c.spec.parallel_iterations != 32) os << " chunk=" << c.spec.parallel_iterations;
   if (c.spec.swap_memory) os << " swap(budget=" << c.spec.activation_memory_budget << ")";
+  if (c.spec.algorithm == dynrnn::RecurrentAlgorithm::kPersistent) os << " persistent";
   if (c.has_len) {
     os << " len=[";
     for (int32_t l : c.len) os << l << " ";
@@ -814,6 +815,12 @@ std::vector<Case> all_cases(int randoms, uint64_t seed0) {
   return v;
 }
 
+/// The cases with RnnSpec::algorithm = kPersistent (which the CPU backend, their reference, ignores).
+std::vector<Case> persistent(std::vector<Case> cases) {
+  for (Case& c : cases) c.spec.algorithm = dynrnn::RecurrentAlgorithm::kPersistent;
+  return cases;
+}
+
 /// The CUDA backend in element type T against the CPU backend in T.
 template <typename T>
 void gpu_matches_cpu(const std::vector<Case>& cases, double tol, MathMode math) {
@@ -1034,6 +1041,16 @@ TEST(GpuRnn, MatchesCpuFloat16) {
   gpu_matches_cpu<dynrnn::float16>(all_cases(kRandomHalf, kSeedHalf), kTolFloat16, MathMode::kDefault);
 }
 
+// The persistent forward kernel: every coverage case and the random ones, each precision, against the
+// CPU backend with the per-step path's tolerances (its GEMMs sum in another order than cuBLAS's).
+TEST(GpuRnn, PersistentMatchesCpu) {
+  REQUIRE_GPU();
+  gpu_matches_cpu<float>(persistent(all_cases(kRandomFloat32, kSeedFloat32)), kTolFloat32, MathMode::kDefault);
+  gpu_matches_cpu<double>(persistent(all_cases(20, 3000)), kTolFloat64, MathMode::kDefault);
+  gpu_matches_cpu<dynrnn::bfloat16>(persistent(all_cases(kRandomHalf, kSeedHalf)), kTolBFloat16, MathMode::kDefault);
+  gpu_matches_cpu<dynrnn::float16>(persistent(all_cases(kRandomHalf, kSeedHalf)), kTolFloat16, MathMode::kDefault);
+}
+
 TEST(GpuRnn, Tf32WithinLooseTolerance) {
   REQUIRE_GPU();
   std::vector<Case> cases = {
@@ -1090,6 +1107,9 @@ TEST(GpuRnn, DeterministicAcrossRunsStreamsAndHandles) {
     check_deterministic<float>(coverage_case(name));
   }
   for (const char* name : {"stack_mixed", "big_lstm"}) check_deterministic<dynrnn::bfloat16>(coverage_case(name));
+  for (const Case& c : persistent({coverage_case("stack_mixed"), coverage_case("bidi_mixed_tm")})) {
+    check_deterministic<float>(c);
+  }
 }
 
 /// Several handles at once, each on its own host thread and its own stream (the README's thread rule:
@@ -1223,6 +1243,9 @@ TEST(GpuRnn, CudaGraphMatchesEager) {
   for (const char* name : {"stack_mixed", "bidi_mixed_tm", "chunked_wavefront", "swap_bidi_chunks"}) {
     check_graph_matches_eager<dynrnn::bfloat16>(coverage_case(name));
   }
+  for (const Case& c : persistent({coverage_case("stack_mixed"), coverage_case("chunked_wavefront")})) {
+    check_graph_matches_eager<float>(c);
+  }
 }
 
 TEST(GpuRnn, SwapMemoryIsBitwiseNeutral) {
@@ -1316,6 +1339,12 @@ TEST(GpuQuick, SanitizerSubset) {
   gpu_matches_cpu<dynrnn::bfloat16>({coverage_case("stack_mixed")}, kTolBFloat16, MathMode::kDefault);
   gpu_matches_cpu<dynrnn::float16>({coverage_case("bidi_mixed_tm")}, kTolFloat16, MathMode::kDefault);
   check_graph_matches_eager<dynrnn::bfloat16>(coverage_case("chunked_wavefront"));
+  // The persistent kernel for every cell's stage pair: LSTM with projection, GRU, RNN, BasicLSTM.
+  const std::vector<Case> persistent_cases =
+      persistent({coverage_case("lstm_all_options"), coverage_case("gru_relu_len"), coverage_case("stack_mixed"),
+                  coverage_case("bidi_mixed_tm")});
+  gpu_matches_cpu<float>(persistent_cases, kTolFloat32, MathMode::kDefault);
+  gpu_matches_cpu<dynrnn::bfloat16>(persistent_cases, kTolBFloat16, MathMode::kDefault);
 }
 
 }  // namespace

@@ -70,6 +70,13 @@ DYNRNN_HD compute_t<T> preactivation(compute_t<T> z) {
   return compute_t<T>(T(z));
 }
 
+/// Entry `e` after `p` of a per-step field (entries of rows x width elements, one per step of a
+/// chunk); null stays null. The forward stages' at_step() use it.
+template <typename U>
+DYNRNN_HD U* later_entry(U* p, int64_t e, int64_t rows, int64_t width) {
+  return p ? p + e * rows * width : p;
+}
+
 /// Which rows are still running at step `step`, and which time position each row reads and writes.
 /// reverse = the backward direction of a bidirectional RNN at its stack's input and output, where
 /// TF applies ReverseSequence: row b at step s uses time L_b - 1 - s while s < L_b, else s.
@@ -193,6 +200,17 @@ struct RnnForwardParams {
   SeqView<T> y;               ///< outputs, width H (null below the top layer)
   T* z_save = nullptr;        ///< [B, H] pre-activation (training) or null
 
+  /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
+  /// (the GEMM result it reads is the same buffer each step).
+  DYNRNN_HD RnnForwardParams at_step(int64_t e) const {
+    RnnForwardParams p = *this;
+    p.map.step += e;
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.h_out = later_entry(h_out, e, batch, cols);
+    p.z_save = later_entry(z_save, e, batch, cols);
+    return p;
+  }
+
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
     A z = preactivation<T>(gx.at(map, b)[j] + gh[i] + bias[j]);
@@ -291,6 +309,20 @@ struct LstmForwardParams {
   SeqView<T> y;               ///< outputs, width H (no projection)
   T* m_raw = nullptr;         ///< [B, H] projection input (projection only), unmasked
   T* z_save = nullptr;        ///< [B, 4H] pre-activations (training) or null
+
+  /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
+  /// (the GEMM result it reads is the same buffer each step).
+  DYNRNN_HD LstmForwardParams at_step(int64_t e) const {
+    LstmForwardParams p = *this;
+    p.map.step += e;
+    p.c_prev = later_entry(c_prev, e, batch, cols);
+    p.c_out = later_entry(c_out, e, batch, cols);
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.h_out = later_entry(h_out, e, batch, cols);
+    p.m_raw = later_entry(m_raw, e, batch, cols);
+    p.z_save = later_entry(z_save, e, batch, 4 * cols);
+    return p;
+  }
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
@@ -400,6 +432,16 @@ struct ProjForwardParams {
   T* h_out = nullptr;         ///< [B, P]
   SeqView<T> y;               ///< outputs, width P
 
+  /// The same stage e steps later in its chunk (the projection result m_p is a per-step field too).
+  DYNRNN_HD ProjForwardParams at_step(int64_t e) const {
+    ProjForwardParams p = *this;
+    p.map.step += e;
+    p.m_p = later_entry(m_p, e, batch, cols);
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.h_out = later_entry(h_out, e, batch, cols);
+    return p;
+  }
+
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
     const A mp = m_p[i];
@@ -453,6 +495,17 @@ struct GruGatesForwardParams {
   T* zg = nullptr;              ///< [B, 2H] out: gate pre-activations (kept for the candidate stage)
   T* rh = nullptr;              ///< [B, H] out: r * h
 
+  /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
+  /// (the GEMM result it reads is the same buffer each step).
+  DYNRNN_HD GruGatesForwardParams at_step(int64_t e) const {
+    GruGatesForwardParams p = *this;
+    p.map.step += e;
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.zg = later_entry(zg, e, batch, 2 * cols);
+    p.rh = later_entry(rh, e, batch, cols);
+    return p;
+  }
+
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const T* x2 = gx.at(map, b);
@@ -479,6 +532,18 @@ struct GruCandidateForwardParams {
   T* h_out = nullptr;         ///< [B, H]
   SeqView<T> y;               ///< outputs, width H
   T* zc_save = nullptr;       ///< [B, H] candidate pre-activation (training) or null
+
+  /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
+  /// (the GEMM result it reads is the same buffer each step).
+  DYNRNN_HD GruCandidateForwardParams at_step(int64_t e) const {
+    GruCandidateForwardParams p = *this;
+    p.map.step += e;
+    p.zg = later_entry(zg, e, batch, 2 * cols);
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.h_out = later_entry(h_out, e, batch, cols);
+    p.zc_save = later_entry(zc_save, e, batch, cols);
+    return p;
+  }
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;

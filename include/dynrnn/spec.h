@@ -34,6 +34,21 @@ enum class Backend : int { kCpu = 0, kCuda = 1 };
 /// Other element types ignore it (float64 is exact; 16-bit operands always use tensor cores).
 enum class MathMode : int { kDefault = 0, kTF32 = 1 };
 
+/// How kCuda runs the recurrent part of forward (kCpu always runs kStandard; results agree to rounding).
+enum class RecurrentAlgorithm : int {
+  /// Per step: a cuBLAS GEMM of h with the recurrent weights and one fused cell kernel (two of each
+  /// for GRU and for LSTM with num_proj). Any size; honours kTF32.
+  kStandard = 0,
+  /// Per chunk of parallel_iterations steps: one cooperative kernel that keeps the layer's recurrent
+  /// weights in shared memory, split over the multiprocessors, with a grid-wide barrier per step
+  /// (two for GRU and for LSTM with num_proj), like cuDNN's CUDNN_RNN_ALGO_PERSIST_STATIC. It
+  /// removes the per-step launches and weight reads that bind small batches. A layer whose weights
+  /// do not fit (about 28 MiB on an H100, less what other blocks use) runs kStandard. GEMMs are
+  /// exact FP32 FMA for float32 (kTF32 is not used) and float32 accumulation for 16-bit types.
+  /// Backward runs kStandard.
+  kPersistent = 1,
+};
+
 /// One layer of the stack: the constructor arguments of the TensorFlow cell.
 /// Options that the chosen kind does not have must keep their defaults (validated).
 struct CellSpec {
@@ -104,6 +119,7 @@ struct RnnSpec {
   /// efficient) GEMM work. Equal to the saving mode up to rounding of the regenerated GEMMs.
   bool recompute = false;
   MathMode math = MathMode::kDefault;
+  RecurrentAlgorithm algorithm = RecurrentAlgorithm::kStandard;
 
   bool bidirectional() const { return !cells_bw.empty(); }
 };

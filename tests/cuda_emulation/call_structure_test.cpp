@@ -112,6 +112,45 @@ TEST(CudaCallStructure, PerStepGemmsAndFusedKernels) {
   }
 }
 
+/// kPersistent: a forward chunk's steps are one cooperative kernel per layer (no recurrent GEMM or
+/// per-step kernel), while backward keeps its per-step structure; a layer whose recurrent weights
+/// do not fit in the (emulated H100's) shared memory runs the per-step path.
+TEST(CudaCallStructure, PersistentForwardIsOneCooperativeKernelPerChunk) {
+  CellSpec proj = CellSpec::lstm(6);
+  proj.num_proj = 4;
+  proj.use_peepholes = true;
+  for (const CellSpec& cell : {CellSpec::basic_rnn(6), CellSpec::basic_lstm(6), proj, CellSpec::gru(6)}) {
+    RnnSpec spec;
+    spec.cells_fw = {cell, CellSpec::basic_lstm(5)};
+    spec.input_size = 5;
+    spec.parallel_iterations = 4;
+    const Counts standard = count_calls<float>(spec, 10, false)[1];
+    spec.algorithm = dynrnn::RecurrentAlgorithm::kPersistent;
+    const std::vector<Counts> runs = count_calls<float>(spec, 10, false);
+    SCOPED_TRACE(testing_support::describe(spec) + ", first cell kind " + std::to_string(static_cast<int>(cell.kind)));
+    const int64_t stages = cell.kind == dynrnn::CellKind::kGRU || cell.num_proj > 0 ? 2 : 1;
+    for (const Counts& c : runs) {
+      expect_asynchronous(c.forward, "forward");
+      // 2 layers x 3 chunks of 4, 4 and 2 steps.
+      EXPECT_EQ(get(c.forward, "cudaLaunchCooperativeKernel"), 6);
+      EXPECT_EQ(get(c.forward, "cublasGemmEx"), get(standard.forward, "cublasGemmEx") - 10 * (stages + 1));
+      EXPECT_EQ(get(c.forward, "cudaLaunchKernel"), get(standard.forward, "cudaLaunchKernel") - 10 * (stages + 1));
+      EXPECT_EQ(c.backward, standard.backward);
+    }
+  }
+  RnnSpec big;  // float64 LSTM(400): 1.6 MiB of recurrent weights, more than 8 blocks can hold
+  big.cells_fw = {CellSpec::basic_lstm(400)};
+  big.input_size = 2;
+  big.dtype = dynrnn::DataType::kFloat64;
+  big.parallel_iterations = 64;
+  const Counts standard = count_calls<double>(big, 3, false)[1];
+  big.algorithm = dynrnn::RecurrentAlgorithm::kPersistent;
+  const Counts fallback = count_calls<double>(big, 3, false)[1];
+  EXPECT_EQ(get(fallback.forward, "cudaLaunchCooperativeKernel"), 0);
+  EXPECT_EQ(get(fallback.forward, "cublasGemmEx"), get(standard.forward, "cublasGemmEx"));
+  EXPECT_EQ(get(fallback.forward, "cudaLaunchKernel"), get(standard.forward, "cudaLaunchKernel"));
+}
+
 /// Every configuration of the fault-injection tests (stacks, bidirectional, swap_memory, recompute,
 /// float64, bfloat16, float16, ragged lengths), the handle's first calls included.
 TEST(CudaCallStructure, NoSynchronizationOrAllocationInsideCalls) {

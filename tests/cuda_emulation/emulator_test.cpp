@@ -2,7 +2,10 @@
 // that a GPU test passing under it means what it says: host code cannot touch device memory, work
 // past an allocation faults, a missing dependency between streams changes the result, the legacy
 // stream synchronizes with blocking streams only, capture enforces CUDA's rules, __syncthreads
-// orders a block, and cublasGemmEx computes the column-major product it documents.
+// orders a block, grid.sync() orders a cooperative grid (and __syncthreads does not), each block has
+// its own dynamic shared memory within the opt-in limits, and cublasGemmEx computes the column-major product it
+// documents.
+#include <cooperative_groups.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -30,6 +33,26 @@ __global__ void rotate_kernel(int* out) {
   values[t] = static_cast<int>(t);
   __syncthreads();
   out[blockIdx.x * blockDim.x + t] = values[(t + 1) % blockDim.x] + static_cast<int>(blockIdx.x) * 1000;
+}
+
+/// Each block publishes its index, passes a barrier (grid-wide or its own), then reads the next
+/// block's: right only with grid.sync(). It also keeps its own index in its dynamic shared memory,
+/// after checking that memory starts as 0xff bytes, to show that every block has its own.
+__global__ void neighbour_kernel(int* published, int* out, bool grid_barrier) {
+  int* shared = reinterpret_cast<int*>(cuda_emulation::dynamic_shared_memory());
+  const int b = static_cast<int>(blockIdx.x);
+  if (threadIdx.x == 0) {
+    const bool poisoned = shared[1] == -1;
+    shared[0] = b;
+    published[b] = b;
+    out[2 * b + 1] = poisoned;
+  }
+  if (grid_barrier) {
+    cooperative_groups::this_grid().sync();
+  } else {
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[2 * b] = published[(b + 1) % gridDim.x] + 1000 * shared[0];
 }
 
 cudaError_t fill(float* dst, int64_t n, float value, cudaStream_t stream) {
@@ -212,6 +235,50 @@ TEST(CudaEmulation, SyncthreadsOrdersABlock) {
       for (int t = 0; t < 64; ++t) ASSERT_EQ(h[b * 64 + t], (t + 1) % 64 + b * 1000);
     }
   }
+  EMU_OK(cudaFree(out));
+}
+
+TEST(CudaEmulation, CooperativeGridsAndDynamicSharedMemory) {
+  constexpr int kBlocks = 8;  // 4 multiprocessors x 2 blocks
+  int *published = nullptr, *out = nullptr;
+  EMU_OK(cudaMalloc(&published, kBlocks * sizeof(int)));
+  EMU_OK(cudaMalloc(&out, 2 * kBlocks * sizeof(int)));
+  const auto run = [&](bool grid_barrier, size_t shared) {
+    EXPECT_EQ(cudaMemset(published, 0xff, kBlocks * sizeof(int)), cudaSuccess);
+    void* args[] = {&published, &out, &grid_barrier};
+    EXPECT_EQ(cudaLaunchCooperativeKernel(neighbour_kernel, dim3(kBlocks), dim3(32), args, shared, nullptr),
+              cudaSuccess);
+    std::vector<int> h(2 * kBlocks);
+    EXPECT_EQ(cudaMemcpy(h.data(), out, h.size() * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  };
+  // grid.sync(): every block sees its neighbour's index, and its own shared memory (fresh: 0xff).
+  std::vector<int> h = run(true, 64);
+  for (int b = 0; b < kBlocks; ++b) {
+    EXPECT_EQ(h[2 * b], (b + 1) % kBlocks + 1000 * b) << "block " << b;
+    EXPECT_EQ(h[2 * b + 1], 1) << "block " << b << ": shared memory did not start as 0xff bytes";
+  }
+  // __syncthreads only: some block reads its neighbour before the neighbour ran (in either order).
+  h = run(false, 64);
+  int stale = 0;
+  for (int b = 0; b < kBlocks; ++b) stale += h[2 * b] == -1 + 1000 * b;
+  EXPECT_GT(stale, 0);
+  // Above 48 KiB a kernel must opt in; what one multiprocessor holds bounds a cooperative grid.
+  bool grid_barrier = true;
+  void* args[] = {&published, &out, &grid_barrier};
+  EXPECT_EQ(cudaLaunchCooperativeKernel(neighbour_kernel, dim3(4), dim3(32), args, size_t(64) << 10, nullptr),
+            cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EMU_OK(cudaFuncSetAttribute(neighbour_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 << 10));
+  int resident = 0;
+  EMU_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, neighbour_kernel, 32, size_t(160) << 10));
+  EXPECT_EQ(resident, 1);
+  EXPECT_EQ(cudaLaunchCooperativeKernel(neighbour_kernel, dim3(kBlocks), dim3(32), args, size_t(160) << 10, nullptr),
+            cudaErrorCooperativeLaunchTooLarge);
+  (void)cudaGetLastError();
+  EMU_OK(cudaLaunchCooperativeKernel(neighbour_kernel, dim3(4), dim3(32), args, size_t(160) << 10, nullptr));
+  EMU_OK(cudaDeviceSynchronize());
+  EMU_OK(cudaFree(published));
   EMU_OK(cudaFree(out));
 }
 

@@ -8,6 +8,7 @@
 // save and restore the signal mask), so a barrier costs a few instructions.
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -26,7 +27,6 @@ namespace cuda_emulation {
 namespace {
 
 constexpr size_t kFiberStackBytes = size_t(256) << 10;
-constexpr size_t kMaxSharedBytes = size_t(48) << 10;
 
 struct Fiber {
   ucontext_t context;
@@ -34,8 +34,10 @@ struct Fiber {
   char* stack = nullptr;
   uint3 block{};
   uint3 index{};
+  unsigned char* shared = nullptr;  ///< its block's dynamic shared memory
   bool started = false;
   bool finished = false;
+  bool at_grid_barrier = false;
 };
 
 struct BlockRun {
@@ -44,9 +46,30 @@ struct BlockRun {
   Fiber* current = nullptr;
   const std::function<void()>* body = nullptr;
   bool barrier_seen = false;
+  bool cooperative = false;
 };
 
-thread_local BlockRun* active_block = nullptr;  // set while a block runs as fibers
+thread_local BlockRun* active_block = nullptr;       // set while a block runs as fibers
+thread_local unsigned char* block_shared = nullptr;  // the running block's dynamic shared memory
+
+/// kernel -> the dynamic shared memory it opted in to (cudaFuncAttributeMaxDynamicSharedMemorySize)
+std::map<const void*, size_t>& shared_optin() {
+  static auto* m = new std::map<const void*, size_t>;
+  return *m;
+}
+
+/// The most dynamic shared memory a launch of `kernel` may use.
+size_t shared_limit(const void* kernel) {
+  const auto it = shared_optin().find(kernel);
+  return it == shared_optin().end() || it->second < kSharedBytesDefault ? kSharedBytesDefault : it->second;
+}
+
+/// Blocks per multiprocessor that the occupancy query reports and a cooperative launch may use.
+int resident_blocks(size_t shared_bytes) {
+  if (shared_bytes == 0) return kBlocksPerMultiprocessor;
+  const size_t fit = kSharedBytesPerMultiprocessor / shared_bytes;
+  return fit < size_t(kBlocksPerMultiprocessor) ? static_cast<int>(fit) : kBlocksPerMultiprocessor;
+}
 
 /// DYNRNN_EMULATION_THREAD_ORDER=reverse runs blocks, and threads within each barrier interval, last
 /// to first: a kernel whose result depends on the order its threads run in (threads of one launch
@@ -96,25 +119,29 @@ __attribute__((noinline)) void switch_to(BlockRun& run, Fiber& f) {
   run.current = &f;
   blockIdx = f.block;
   threadIdx = f.index;
+  block_shared = f.shared;
   if (__builtin_setjmp(run.scheduler) != 0) return;  // back from the fiber
   if (f.started) jump(f.resume);
   f.started = true;
   setcontext(&f.context);
 }
 
-bool valid_config(dim3 grid, dim3 block, size_t shared_bytes) {
+bool valid_config(dim3 grid, dim3 block) {
   const unsigned long long threads = 1ull * block.x * block.y * block.z;
   return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu && grid.y <= 65535 && grid.z <= 65535 &&
          block.x >= 1 && block.y >= 1 && block.z >= 1 && block.x <= 1024 && block.y <= 1024 && block.z <= 64 &&
-         threads <= 1024 && shared_bytes <= kMaxSharedBytes;
+         threads <= 1024;
 }
 
-/// One block: every thread runs until it reaches __syncthreads or returns, round after round.
-/// Runs the fibers of `run` (one block, or a whole cooperative grid) until all have returned, each
-/// round letting every live fiber run to its next barrier.
-void run_fibers(BlockRun& run, const ucontext_t& blank) {
+/// Runs the fibers of `run` (one block, or a whole cooperative grid) until all have returned. Within a
+/// block, each round lets every live fiber run to its next __syncthreads. A cooperative grid runs
+/// its blocks one after another, each until all its threads wait at grid.sync() (or returned), and
+/// then releases that barrier: a block that reads what another block writes between two grid
+/// barriers sees it in one block order and not in the other (DYNRNN_EMULATION_THREAD_ORDER).
+/// make_fibers already ordered blocks and threads (last to first when reversed()).
+void run_fibers(BlockRun& run, const ucontext_t& blank, size_t threads_per_block) {
   for (Fiber& f : run.fibers) {
-    f.started = f.finished = false;
+    f.started = f.finished = f.at_grid_barrier = false;
     f.context = blank;
     f.context.uc_stack.ss_sp = f.stack;
     f.context.uc_stack.ss_size = kFiberStackBytes;
@@ -123,11 +150,20 @@ void run_fibers(BlockRun& run, const ucontext_t& blank) {
   }
   const size_t n = run.fibers.size();
   for (bool live = true; live;) {
+    for (size_t b0 = 0; b0 < n; b0 += threads_per_block) {
+      for (bool runnable = true; runnable;) {
+        runnable = false;
+        for (size_t i = b0; i < b0 + threads_per_block; ++i) {
+          Fiber& f = run.fibers[i];
+          if (f.finished || f.at_grid_barrier) continue;
+          switch_to(run, f);
+          runnable = runnable || !(f.finished || f.at_grid_barrier);
+        }
+      }
+    }
     live = false;
-    for (size_t i = 0; i < n; ++i) {
-      Fiber& f = run.fibers[reversed() ? n - 1 - i : i];
-      if (f.finished) continue;
-      switch_to(run, f);
+    for (Fiber& f : run.fibers) {
+      f.at_grid_barrier = false;
       live = live || !f.finished;
     }
   }
@@ -165,18 +201,29 @@ void make_fibers(BlockRun& run, dim3 grid, dim3 block, bool whole_grid) {
   }
 }
 
-void run_grid(const void* kernel, dim3 grid, dim3 block, bool cooperative, const std::function<void()>& body) {
+void run_grid(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, bool cooperative,
+              const std::function<void()>& body) {
   gridDim = uint3{grid.x, grid.y, grid.z};
   blockDim = uint3{block.x, block.y, block.z};
+  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
+  const size_t blocks = cooperative ? static_cast<size_t>(grid.x) * grid.y * grid.z : 1;
+  // Every block that runs at once has its own shared memory; 0xff bytes (a NaN) until it writes.
+  std::vector<unsigned char> shared(blocks * shared_bytes);
+  const auto poison = [&] { std::fill(shared.begin(), shared.end(), static_cast<unsigned char>(0xff)); };
+  poison();
   auto known = barrier_free().find(kernel);
   const bool plain = !cooperative && known != barrier_free().end() && known->second;
   BlockRun run;
   run.body = &body;
+  run.cooperative = cooperative;
   BlockRun* outer = active_block;
+  unsigned char* outer_shared = block_shared;
   if (plain) {
     active_block = nullptr;
+    block_shared = shared.data();
     for_each_index(grid, [&](uint3 b) {
       blockIdx = b;
+      poison();
       for_each_index(block, [&](uint3 t) {
         threadIdx = t;
         body();
@@ -186,18 +233,21 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, bool cooperative, const
     ucontext_t blank;  // one getcontext (a system call) per launch, copied into every fiber
     save_context(&blank);
     make_fibers(run, grid, block, cooperative);
+    for (size_t i = 0; i < run.fibers.size(); ++i) run.fibers[i].shared = shared.data() + i / threads * shared_bytes;
     active_block = &run;
     if (cooperative) {
-      run_fibers(run, blank);
+      run_fibers(run, blank, threads);
     } else {
       for_each_index(grid, [&](uint3 b) {
         for (Fiber& f : run.fibers) f.block = b;
-        run_fibers(run, blank);
+        poison();
+        run_fibers(run, blank, threads);
       });
       barrier_free()[kernel] = !run.barrier_seen;
     }
   }
   active_block = outer;
+  block_shared = outer_shared;
 }
 
 }  // namespace
@@ -208,7 +258,7 @@ cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_byte
   if (inject_fault(cooperative ? "cudaLaunchCooperativeKernel" : "cudaLaunchKernel")) {
     return set_error(cudaErrorNotPermitted);
   }
-  if (!valid_config(grid, block, shared_bytes)) {
+  if (!valid_config(grid, block) || shared_bytes > shared_limit(kernel)) {
     std::fprintf(stderr, "cuda emulation: invalid launch configuration grid (%u, %u, %u) block (%u, %u, %u)\n", grid.x,
                  grid.y, grid.z, block.x, block.y, block.z);
     return set_error(cudaErrorInvalidConfiguration);
@@ -218,13 +268,48 @@ cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_byte
                  stream_device(stream), current_device_of_thread());
     return set_error(cudaErrorInvalidResourceHandle);
   }
-  if (cooperative && 1ull * grid.x * grid.y * grid.z > 1ull * kMultiProcessors * kBlocksPerMultiprocessor) {
+  if (cooperative && 1ull * grid.x * grid.y * grid.z > 1ull * kMultiProcessors * resident_blocks(shared_bytes)) {
     return set_error(cudaErrorCooperativeLaunchTooLarge);
   }
   return set_error(enqueue(stream, cooperative ? "cooperative kernel" : "kernel",
-                           [kernel, grid, block, cooperative, body = std::move(body)] {
-                             run_grid(kernel, grid, block, cooperative, body);
+                           [kernel, grid, block, shared_bytes, cooperative, body = std::move(body)] {
+                             run_grid(kernel, grid, block, shared_bytes, cooperative, body);
                            }));
+}
+
+unsigned char* dynamic_shared_memory() {
+  return block_shared;
+}
+
+void grid_sync() {
+  BlockRun* run = active_block;
+  if (run == nullptr || !run->cooperative) {
+    std::fprintf(stderr, "cuda emulation: grid.sync() in a kernel not launched with cudaLaunchCooperativeKernel\n");
+    std::abort();
+  }
+  run->current->at_grid_barrier = true;
+  if (__builtin_setjmp(run->current->resume) == 0) jump(run->scheduler);
+}
+
+cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attr, int value) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  if (inject_fault("cudaFuncSetAttribute")) return set_error(cudaErrorNotPermitted);
+  if (kernel == nullptr || attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      static_cast<size_t>(value) > kSharedBytesOptin) {
+    return set_error(cudaErrorInvalidValue);
+  }
+  shared_optin()[kernel] = static_cast<size_t>(value);
+  return cudaSuccess;
+}
+
+cudaError_t occupancy(int* blocks, const void* kernel, int block_size, size_t shared_bytes) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  if (inject_fault("cudaOccupancyMaxActiveBlocksPerMultiprocessor")) return set_error(cudaErrorNotPermitted);
+  if (blocks == nullptr || kernel == nullptr || block_size < 1 || block_size > 1024) {
+    return set_error(cudaErrorInvalidValue);
+  }
+  *blocks = shared_bytes > shared_limit(kernel) ? 0 : resident_blocks(shared_bytes);
+  return cudaSuccess;
 }
 
 }  // namespace cuda_emulation

@@ -60,6 +60,7 @@ using dynrnn::CellSpec;
 using dynrnn::DataType;
 using dynrnn::ForwardArgs;
 using dynrnn::MathMode;
+using dynrnn::RecurrentAlgorithm;
 using dynrnn::Rnn;
 using dynrnn::RnnSpec;
 using dynrnn::Status;
@@ -203,8 +204,11 @@ RnnSpec decode_spec(Reader& r) {
     case 2: s.parallel_iterations = 0; break;
     default: s.parallel_iterations = static_cast<int>(static_cast<int32_t>(r.u64())); break;
   }
-  const uint8_t more = r.u8();  // bit 0 recompute, bits 1-2 activation_memory_budget, 3 any dtype
+  // bit 0 recompute, bits 1-2 activation_memory_budget, 3 any dtype, 4 kPersistent (all four of
+  // bits 4-7: an invalid algorithm)
+  const uint8_t more = r.u8();
   s.recompute = (more & 1) != 0;
+  if (more & 16) s.algorithm = (more >> 4) == 15 ? static_cast<RecurrentAlgorithm>(2) : RecurrentAlgorithm::kPersistent;
   if (more & 8) s.dtype = static_cast<DataType>(static_cast<int8_t>(r.u8()));
   switch ((more >> 1) & 3) {
     case 0: break;  // 0: the smallest ring

@@ -5,9 +5,11 @@
 
 namespace cooperative_groups {
 
-/// grid.sync() waits for every thread of the grid (emulated: a barrier over the grid's fibers).
+/// grid.sync() waits for every thread of the grid; __syncthreads in a cooperative launch still waits
+/// only for the block, so a missing grid barrier shows up (kernels.cpp runs the blocks one after
+/// another between grid barriers).
 struct grid_group {
-  void sync() const { __syncthreads(); }
+  void sync() const { cuda_emulation::grid_sync(); }
   /// The thread's rank in the grid, blocks in x-y-z order, threads likewise within a block.
   unsigned long long thread_rank() const {
     const unsigned long long block = (1ull * blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;

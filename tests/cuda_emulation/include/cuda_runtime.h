@@ -94,6 +94,11 @@ enum cudaDeviceAttr {
   cudaDevAttrCooperativeLaunch = 95,
   cudaDevAttrComputeCapabilityMajor = 75,
   cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
+
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
 };
 
 enum cudaDataType_t {
@@ -214,7 +219,23 @@ cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t shared_byte
 
 /// The emulated device's size: what cudaGetDeviceProperties and cudaDeviceGetAttribute report.
 constexpr int kMultiProcessors = 4;
-constexpr int kBlocksPerMultiprocessor = 2;  ///< what the occupancy query reports for any kernel
+/// What the occupancy query reports for any kernel whose shared memory allows it.
+constexpr int kBlocksPerMultiprocessor = 2;
+/// Shared memory, as on an H100: 48 KiB per block unless the kernel opts in (cudaFuncSetAttribute)
+/// up to kSharedBytesOptin; a multiprocessor holds kSharedBytesPerMultiprocessor.
+constexpr size_t kSharedBytesDefault = size_t(48) << 10;
+constexpr size_t kSharedBytesOptin = size_t(227) << 10;
+constexpr size_t kSharedBytesPerMultiprocessor = size_t(228) << 10;
+
+/// The running block's dynamic shared memory (the launch's shared_bytes, its own buffer per block,
+/// filled with 0xff bytes, a NaN, at the block's start as real shared memory holds garbage).
+unsigned char* dynamic_shared_memory();
+
+/// cooperative_groups::grid_group::sync(): waits for every thread of the cooperative grid.
+void grid_sync();
+
+cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attr, int value);
+cudaError_t occupancy(int* blocks, const void* kernel, int block_size, size_t shared_bytes);
 /// Devices: 1, or 2 with DYNRNN_EMULATION_DEVICES=2 (each with its own legacy stream; a kernel must be
 /// launched into a stream of the current device, an event recorded on a stream of its own device, a
 /// cuBLAS handle used while its device is current, on memory of that device).
@@ -249,11 +270,12 @@ cudaError_t cudaLaunchCooperativeKernel(void (*kernel)(P...), dim3 grid, dim3 bl
 }
 
 template <typename... P>
-cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void (*)(P...), int block_size,
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void (*kernel)(P...), int block_size,
                                                           size_t shared_bytes) {
-  if (blocks == nullptr || block_size < 1 || block_size > 1024 || shared_bytes > (size_t(48) << 10)) {
-    return cudaErrorInvalidValue;
-  }
-  *blocks = cuda_emulation::kBlocksPerMultiprocessor;
-  return cudaSuccess;
+  return cuda_emulation::occupancy(blocks, reinterpret_cast<const void*>(kernel), block_size, shared_bytes);
+}
+
+template <typename... P>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value) {
+  return cuda_emulation::set_function_attribute(reinterpret_cast<const void*>(kernel), attr, value);
 }

@@ -1,0 +1,29 @@
+// cuda/persistent_steps.h — RnnSpec::algorithm = kPersistent: a chunk of a layer's forward steps in
+// one cooperative kernel that keeps the layer's recurrent weights in shared memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "dynrnn/status.h"
+#include "host/executor.h"
+
+namespace dynrnn {
+namespace cuda_detail {
+
+/// What decides whether a layer fits: queried once, when the executor is created.
+struct PersistentLimits {
+  int multiprocessors = 0;
+  size_t shared_bytes = 0;  ///< dynamic shared memory a block may opt in to
+  bool cooperative = false;
+};
+
+/// Enqueues r's steps as one cooperative kernel on `stream` when every block's slice of the recurrent
+/// weights fits in shared memory with all blocks resident; otherwise enqueues nothing and sets
+/// *ran = false (the caller runs the steps one GEMM and one kernel at a time).
+template <typename T>
+Status persistent_steps(const RecurrentSteps<T>& r, const PersistentLimits& limits, cudaStream_t stream, bool* ran);
+
+}  // namespace cuda_detail
+}  // namespace dynrnn
