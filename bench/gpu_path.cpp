@@ -421,8 +421,8 @@ int run_gpu_path(const Options& opt, Report& report) {
             // or allocates inside a call, so every call is capturable).
             const Factory g = [&](Arena* a) { return make_graph_runner(f(a), ctx.stream); };
             emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "graph", g, ref, true), &shape);
-            // RnnSpec::algorithm = kPersistent: forward steps in one cooperative kernel per chunk with
-            // the recurrent weights in shared memory (layers that do not fit run per step).
+            // RnnSpec::algorithm = kPersistent: forward and backward steps in one cooperative kernel
+            // per chunk with the recurrent weights in shared memory (layers that do not fit run per step).
             const Factory persistent = [&](Arena* a) {
               return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
                                         dynrnn::RecurrentAlgorithm::kPersistent);

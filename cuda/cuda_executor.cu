@@ -173,6 +173,16 @@ class CudaExecutor final : public Executor<T> {
     return Executor<T>::recurrent_steps(r);
   }
 
+  Status recurrent_backward_steps(const RecurrentBackwardSteps<T>& r) override {
+    if (algorithm_ == RecurrentAlgorithm::kPersistent) {
+      DYNRNN_TRY(require_bound("recurrent_backward_steps"));
+      bool ran = false;
+      DYNRNN_TRY(cuda_detail::persistent_backward_steps(r, persistent_, cur_, &ran));
+      if (ran) return Status::ok();
+    }
+    return Executor<T>::recurrent_backward_steps(r);
+  }
+
   Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) override {
     DYNRNN_TRY(require_bound("fill_zero"));
     return cuda_detail::fill_zero_2d<T>(dst, rows, cols, ld, cur_);

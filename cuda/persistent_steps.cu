@@ -1,15 +1,20 @@
-// cuda/persistent_steps.cu — the persistent forward kernel. One launch runs all steps of a chunk: the
-// grid splits the cell's U units (output columns of its pointwise stage) among its blocks, each block
-// copies the recurrent weight columns of its units (all G gates) into shared memory once, and then,
-// step after step, computes those GEMM columns for every batch row and applies the cell stage to its
-// units. A grid-wide barrier after each stage publishes what the next stage or step reads from every
-// block (h, GRU's r*h, LSTM's projection input). The cell math is cell_math.h's, as in the
-// per-step path; the GEMM accumulates in compute_t<T> in a fixed order, so results are deterministic
-// and differ from cuBLAS's only by summation order.
+// cuda/persistent_steps.cu — the persistent kernels (RnnSpec::algorithm = kPersistent). One launch
+// runs all steps of a layer's chunk. The grid splits every unit space of the layer (H, or O for a
+// projection) evenly among its blocks, the same way for spaces of the same size, so a block owns the
+// same units in every stage. Each block copies the recurrent-weight columns of its units into shared
+// memory once per launch; then, step after step, it computes those GEMM columns for every batch row
+// and applies the cell_math.h stage to its units, exactly the stages of the per-step path.
+//  * forward stage: GEMM (its units' columns of every gate) -> __syncthreads -> cell stage -> grid.sync
+//  * backward stage: cell stage -> grid.sync -> GEMM with the transposed weight (its units' columns)
+// A grid-wide barrier stands wherever a block reads what other blocks wrote (h, GRU's r*h, LSTM's
+// projection input; dz and its kind); everything else a block reads it wrote itself. The GEMMs
+// accumulate in compute_t<T> in a fixed order: results are deterministic and differ from cuBLAS's
+// only by summation order.
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <variant>
 
@@ -25,34 +30,58 @@ namespace {
 
 namespace cg = cooperative_groups;
 
+/// The block's share [first, first + count) of a space of `size` units split `per_block` a block.
+struct Share {
+  int64_t first, count;
+};
+__host__ __device__ inline Share share(int64_t size, int64_t per_block, unsigned block) {
+  const int64_t first = block * per_block, rest = size - first;
+  return {first, rest < 0 ? 0 : (rest < per_block ? rest : per_block)};
+}
+
+/// out(b, c) for the block's `width` columns and every row b: sum over k of in[b * k_len + k] times
+/// the shared-memory weight w[k * row + scol(c)], in compute_t<T>, k ascending. Thread t computes
+/// the elements i = t, t + blockDim.x, ... of the rows x width grid (b = i / width, c = i % width).
+template <typename T, typename Col, typename Store>
+__device__ void block_gemm(const T* in, int64_t k_len, int64_t batch, const T* w, int64_t row, int64_t width, Col scol,
+                           Store store) {
+  using A = compute_t<T>;
+  for (int64_t i = threadIdx.x; i < batch * width; i += blockDim.x) {
+    const int64_t b = i / width, c = i % width;
+    const T* x = in + b * k_len;
+    const T* wc = w + scol(c);
+    A acc = A(0);
+    for (int64_t k = 0; k < k_len; ++k) acc += A(x[k]) * A(wc[k * row]);
+    store(b, c, acc);
+  }
+}
+
 /// The absent second stage of a one-stage cell.
 struct NoStage {
   int64_t cols = 0;
 };
 
-/// One stage as the kernel sees it: RecurrentStage with its op's concrete type, and where this
-/// stage's weight slice sits in each block's shared memory.
+template <typename P>
+constexpr bool kPresent = !std::is_same<P, NoStage>::value;
+
+// ---- forward ----------------------------------------------------------------------------------
+
+/// RecurrentStage with its cell stage's concrete type and its place in shared memory.
 template <typename T, typename P>
 struct Stage {
   const T* in = nullptr;
   int64_t in_step = 0;
   int64_t k = 0;
-  const T* w = nullptr;
+  const T* w = nullptr;  ///< [K, G*U]
   int64_t gates = 1;
   T* out = nullptr;
   int64_t out_step = 0;
   P op;
-  int64_t per_block = 0;    ///< units each block owns (the last blocks may own fewer, or none)
+  int64_t per_block = 0;    ///< units of op.cols per block
   int64_t smem_offset = 0;  ///< elements of T
-
-  /// This block's units [first, first + count).
-  __host__ __device__ int64_t first(unsigned block) const { return block * per_block; }
-  __host__ __device__ int64_t count(unsigned block) const {
-    const int64_t rest = op.cols - first(block);
-    return rest < 0 ? 0 : (rest < per_block ? rest : per_block);
-  }
-  /// Shared-memory elements of one block's slice: [k][gate][unit], rows of gates * per_block.
+  /// A block's slice: [k][gate][unit], rows of gates * per_block.
   int64_t smem_elems() const { return k * gates * per_block; }
+  int64_t space() const { return op.cols; }
 };
 
 template <typename T, typename P1, typename P2>
@@ -63,46 +92,37 @@ struct Program {
   int64_t steps = 0;
 };
 
-template <typename P>
-constexpr bool kPresent = !std::is_same<P, NoStage>::value;
-
 /// Copies the block's weight columns g * U + u (its units u, every gate g) into shared memory.
 template <typename T, typename P>
 __device__ void load_weights(const Stage<T, P>& s, T* smem) {
-  const int64_t u0 = s.first(blockIdx.x), n = s.count(blockIdx.x);
-  const int64_t ld = s.gates * s.op.cols, row = s.gates * s.per_block, per_k = s.gates * n;
+  const Share my = share(s.op.cols, s.per_block, blockIdx.x);
+  const int64_t ld = s.gates * s.op.cols, row = s.gates * s.per_block, per_k = s.gates * my.count;
   T* dst = smem + s.smem_offset;
   for (int64_t i = threadIdx.x; i < s.k * per_k; i += blockDim.x) {
-    const int64_t k = i / per_k, g = i % per_k / n, u = i % n;
-    dst[k * row + g * s.per_block + u] = s.w[k * ld + g * s.op.cols + u0 + u];
+    const int64_t k = i / per_k, g = i % per_k / my.count, u = i % my.count;
+    dst[k * row + g * s.per_block + u] = s.w[k * ld + g * s.op.cols + my.first + u];
   }
 }
 
-/// Step e of one stage for the block's units: their GEMM columns for every row, then the cell stage.
+/// Forward step e of one stage for the block's units: their GEMM columns, then the cell stage.
 template <typename T, typename P>
 __device__ void run_stage(const Stage<T, P>& s, int64_t e, int64_t batch, const T* smem) {
   using A = compute_t<T>;
-  const int64_t u0 = s.first(blockIdx.x), n = s.count(blockIdx.x);
-  if (n == 0) return;  // the same for every thread of the block
-  const T* in = s.in + e * s.in_step;
+  const Share my = share(s.op.cols, s.per_block, blockIdx.x);
+  if (my.count == 0) return;  // the same for every thread of the block
   T* out = s.out + e * s.out_step;
-  const T* w = smem + s.smem_offset;
-  const int64_t ld = s.gates * s.op.cols, row = s.gates * s.per_block, width = s.gates * n;
-  for (int64_t i = threadIdx.x; i < batch * width; i += blockDim.x) {
-    const int64_t b = i / width, g = i % width / n, u = i % n;
-    const T* x = in + b * s.k;
-    const T* wc = w + g * s.per_block + u;
-    A acc = A(0);
-    for (int64_t k = 0; k < s.k; ++k) acc += A(x[k]) * A(wc[k * row]);
-    out[b * ld + g * s.op.cols + u0 + u] = T(acc);
-  }
+  const int64_t U = s.op.cols, n = my.count;
+  block_gemm(
+      s.in + e * s.in_step, s.k, batch, smem + s.smem_offset, s.gates * s.per_block, s.gates * n,
+      [&](int64_t c) { return c / n * s.per_block + c % n; },
+      [&](int64_t b, int64_t c, A acc) { out[b * s.gates * U + c / n * U + my.first + c % n] = T(acc); });
   __syncthreads();  // the cell stage reads the columns other threads of this block wrote
   const P op = s.op.at_step(e);
-  for (int64_t i = threadIdx.x; i < batch * n; i += blockDim.x) op.apply(i / n, u0 + i % n);
+  for (int64_t i = threadIdx.x; i < batch * n; i += blockDim.x) op.apply(i / n, my.first + i % n);
 }
 
 template <typename T, typename P1, typename P2>
-__global__ void __launch_bounds__(kThreadsPerBlock) persistent_steps_kernel(const Program<T, P1, P2> p) {
+__global__ void __launch_bounds__(kThreadsPerBlock) persistent_forward_kernel(const Program<T, P1, P2> p) {
   T* smem = reinterpret_cast<T*>(dynamic_shared_memory());
   load_weights(p.s1, smem);
   if constexpr (kPresent<P2>) load_weights(p.s2, smem);
@@ -116,6 +136,183 @@ __global__ void __launch_bounds__(kThreadsPerBlock) persistent_steps_kernel(cons
       grid.sync();
     }
   }
+}
+
+// ---- backward ---------------------------------------------------------------------------------
+
+/// RecurrentBackwardStage with its cell stage's concrete type, whether its GEMM adds to the step's
+/// running dh (in compute_t<T>) or sets `out` (drh, dm_raw), and its place in shared memory.
+template <typename T, typename P, bool Adds>
+struct BackStage {
+  static constexpr bool kAdds = Adds;
+  P op;
+  const T* in = nullptr;
+  int64_t in_step = 0;
+  int64_t m = 0;
+  const T* w = nullptr;  ///< [N, M]
+  int64_t n = 0;
+  T* out = nullptr;         ///< !Adds
+  int64_t per_block = 0;    ///< per block: units of op.cols, and output columns of n (spaces of one size
+  int64_t per_block_n = 0;  ///< split alike)
+  int64_t smem_offset = 0;
+  /// A block's slice: w^T's columns of its outputs, [m][per_block_n].
+  int64_t smem_elems() const { return m * per_block_n; }
+};
+
+struct NoBackStage {
+  NoStage op;
+  int64_t n = 0, m = 0, per_block = 0, per_block_n = 0, smem_offset = 0;
+  int64_t smem_elems() const { return 0; }
+};
+
+template <typename T, typename S1, typename S2>
+struct BackProgram {
+  S1 s1;
+  S2 s2;
+  int64_t batch = 0;
+  int64_t steps = 0;
+  compute_t<T>* dh[2] = {nullptr, nullptr};
+  int first = 0;
+};
+
+/// Copies w's rows of the block's output columns, transposed, into shared memory.
+template <typename T, typename S>
+__device__ void load_rows(const S& s, T* smem) {
+  const Share my = share(s.n, s.per_block_n, blockIdx.x);
+  T* dst = smem + s.smem_offset;
+  for (int64_t i = threadIdx.x; i < s.m * my.count; i += blockDim.x) {
+    const int64_t k = i / my.count, c = i % my.count;
+    dst[k * s.per_block_n + c] = s.w[(my.first + c) * s.m + k];
+  }
+}
+
+/// Backward step e of one stage: the cell stage on the block's units, then (after every block's)
+/// the block's output columns of in_e * w^T.
+template <typename T, typename S>
+__device__ void run_back_stage(const S& s, int64_t e, int64_t batch, const compute_t<T>* next, compute_t<T>* prev,
+                               const T* smem, cg::grid_group& grid) {
+  using A = compute_t<T>;
+  const Share units = share(s.op.cols, s.per_block, blockIdx.x);
+  const auto op = s.op.at_step(e, next, prev);
+  for (int64_t i = threadIdx.x; i < batch * units.count; i += blockDim.x) {
+    op.apply(i / units.count, units.first + i % units.count);
+  }
+  grid.sync();  // the GEMM reads every block's gradient columns
+  const Share my = share(s.n, s.per_block_n, blockIdx.x);
+  if (my.count > 0) {
+    const int64_t n = s.n;
+    block_gemm(
+        s.in + e * s.in_step, s.m, batch, smem + s.smem_offset, s.per_block_n, my.count, [](int64_t c) { return c; },
+        [&](int64_t b, int64_t c, A acc) {
+          if constexpr (S::kAdds) {
+            prev[b * n + my.first + c] += acc;
+          } else {
+            s.out[b * n + my.first + c] = T(acc);
+          }
+        });
+  }
+  // No block barrier before the next cell stage: it reads only its own units' columns of out (or
+  // dh), and the GEMM and the cell stage map thread i to the same (row, unit), so each thread reads
+  // what it wrote itself.
+}
+
+template <typename T, typename S1, typename S2>
+__global__ void __launch_bounds__(kThreadsPerBlock) persistent_backward_kernel(const BackProgram<T, S1, S2> p) {
+  T* smem = reinterpret_cast<T*>(dynamic_shared_memory());
+  load_rows<T>(p.s1, smem);
+  if constexpr (kPresent<decltype(p.s2.op)>) load_rows<T>(p.s2, smem);
+  __syncthreads();
+  cg::grid_group grid = cg::this_grid();
+  for (int64_t i = 0; i < p.steps; ++i) {
+    const compute_t<T>* next = p.dh[(p.first + i) % 2];
+    compute_t<T>* prev = p.dh[(p.first + i + 1) % 2];
+    const int64_t e = p.steps - 1 - i;
+    run_back_stage<T>(p.s1, e, p.batch, next, prev, smem, grid);
+    if constexpr (kPresent<decltype(p.s2.op)>) run_back_stage<T>(p.s2, e, p.batch, next, prev, smem, grid);
+  }
+}
+
+// ---- launch -----------------------------------------------------------------------------------
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+/// Whether rows x cols elements (each up to 2^40 and more than 0) fit in `capacity`.
+bool fits(int64_t rows, int64_t cols, int64_t capacity) {
+  return cols == 0 || (rows <= capacity && cols <= capacity / rows);
+}
+
+/// Tries the most blocks first (up to 4 per multiprocessor, at most one per unit of the largest
+/// space): `plan(blocks)` splits the program and returns the shared-memory elements a block needs,
+/// or -1 when a slice does not fit; the first split whose blocks can all be resident is launched.
+/// Nothing fits: *ran = false and nothing is enqueued.
+template <typename T, typename Args, typename Plan>
+Status launch(void (*kernel)(Args), Args& p, int64_t units, const PersistentLimits& limits, Plan plan,
+              cudaStream_t stream, const char* what, bool* ran) {
+  *ran = false;
+  const int64_t capacity = static_cast<int64_t>(limits.shared_bytes / sizeof(T));
+  for (int per_sm = 4; per_sm >= 1; --per_sm) {
+    const int64_t most = static_cast<int64_t>(limits.multiprocessors) * per_sm;
+    const int64_t blocks = units < most ? units : most;
+    const int64_t elems = plan(blocks, capacity);
+    if (elems < 0) continue;
+    const size_t bytes = static_cast<size_t>(elems) * sizeof(T);
+    // Above 48 KiB a kernel must opt in; setting it is a host-side attribute, allowed during capture.
+    DYNRNN_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    int resident = 0;
+    DYNRNN_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, static_cast<int>(kThreadsPerBlock), bytes));
+    if (resident < per_sm) continue;
+    void* args[] = {&p};
+    const cudaError_t e = cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(blocks)),
+                                                      dim3(kThreadsPerBlock), args, bytes, stream);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      return cuda_error(e, (std::string("cudaLaunchCooperativeKernel of ") + what).c_str(), __FILE__, __LINE__);
+    }
+    DYNRNN_LAUNCH_CHECK(stream, what);
+    *ran = true;
+    return Status::ok();
+  }
+  return Status::ok();
+}
+
+template <typename T, typename P1, typename P2>
+Status launch_forward(Program<T, P1, P2> p, const PersistentLimits& limits, cudaStream_t stream, bool* ran) {
+  const int64_t units = p.s1.space() > p.s2.space() ? p.s1.space() : p.s2.space();
+  const auto plan = [&p](int64_t blocks, int64_t capacity) -> int64_t {
+    p.s1.per_block = ceil_div(p.s1.space(), blocks);
+    p.s2.per_block = kPresent<P2> ? ceil_div(p.s2.space(), blocks) : 0;
+    if (!fits(p.s1.k, p.s1.gates * p.s1.per_block, capacity)) return -1;
+    p.s2.smem_offset = p.s1.smem_elems();
+    if (!fits(p.s2.k, p.s2.gates * p.s2.per_block, capacity - p.s2.smem_offset)) return -1;
+    return p.s2.smem_offset + p.s2.smem_elems();
+  };
+  return launch<T>(persistent_forward_kernel<T, P1, P2>, p, units, limits, plan, stream, "persistent_forward_kernel",
+                   ran);
+}
+
+template <typename T, typename S1, typename S2>
+Status launch_backward(BackProgram<T, S1, S2> p, const PersistentLimits& limits, cudaStream_t stream, bool* ran) {
+  const int64_t sizes[] = {p.s1.op.cols, p.s1.n, p.s2.op.cols, p.s2.n};
+  int64_t units = 0;
+  for (int64_t u : sizes) units = u > units ? u : units;
+  const auto plan = [&p](int64_t blocks, int64_t capacity) -> int64_t {
+    int64_t offset = 0;
+    const auto split = [&](auto& s) {
+      s.per_block = s.op.cols ? ceil_div(s.op.cols, blocks) : 0;
+      s.per_block_n = s.n ? ceil_div(s.n, blocks) : 0;
+      s.smem_offset = offset;
+      if (!fits(s.m, s.per_block_n, capacity - offset)) return false;
+      offset += s.smem_elems();
+      return true;
+    };
+    return split(p.s1) && split(p.s2) ? offset : -1;
+  };
+  return launch<T>(persistent_backward_kernel<T, S1, S2>, p, units, limits, plan, stream, "persistent_backward_kernel",
+                   ran);
 }
 
 template <typename T, typename P>
@@ -132,55 +329,18 @@ Stage<T, P> stage(const RecurrentStage<T>& r, const P& op) {
   return s;
 }
 
-/// Whether a stage's slice (k x gates x per_block elements; all three up to 2^40) fits in `capacity`.
-template <typename T, typename P>
-bool fits(const Stage<T, P>& s, int64_t capacity) {
-  if (s.per_block == 0) return true;
-  return s.k <= capacity / s.gates && s.k * s.gates <= capacity / s.per_block;
-}
-
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-
-/// Picks the most blocks (up to 4 per multiprocessor, at most one per unit) whose weight slices fit
-/// in shared memory with every block resident at once, and launches; *ran = false if none fits.
-template <typename T, typename P1, typename P2>
-Status launch_program(Program<T, P1, P2> p, const PersistentLimits& limits, cudaStream_t stream, bool* ran) {
-  *ran = false;
-  auto kernel = persistent_steps_kernel<T, P1, P2>;
-  const int64_t units = p.s1.op.cols > p.s2.op.cols ? p.s1.op.cols : p.s2.op.cols;
-  const int64_t capacity = static_cast<int64_t>(limits.shared_bytes / sizeof(T));
-  for (int per_sm = 4; per_sm >= 1; --per_sm) {
-    const int64_t sms = limits.multiprocessors;
-    const int64_t blocks = units < sms * per_sm ? units : sms * per_sm;
-    p.s1.per_block = ceil_div(p.s1.op.cols, blocks);
-    p.s2.per_block = kPresent<P2> ? ceil_div(p.s2.op.cols, blocks) : 0;
-    // Widths reach 2^40 (model.cpp), so test each slice by division before multiplying.
-    if (!fits(p.s1, capacity)) continue;
-    p.s2.smem_offset = p.s1.smem_elems();
-    if (!fits(p.s2, capacity - p.s2.smem_offset)) continue;
-    const int64_t elems = p.s2.smem_offset + p.s2.smem_elems();
-    const size_t bytes = static_cast<size_t>(elems) * sizeof(T);
-    // Above 48 KiB a kernel must opt in; setting it is a host-side attribute, allowed during capture.
-    DYNRNN_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-    int resident = 0;
-    DYNRNN_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, static_cast<int>(kThreadsPerBlock), bytes));
-    if (resident < per_sm) continue;
-    void* args[] = {&p};
-    const cudaError_t e = cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(blocks)),
-                                                      dim3(kThreadsPerBlock), args, bytes, stream);
-    if (e != cudaSuccess) {
-      (void)cudaGetLastError();
-      return cuda_error(e, "cudaLaunchCooperativeKernel of persistent_steps_kernel", __FILE__, __LINE__);
-    }
-    DYNRNN_LAUNCH_CHECK(stream, "persistent_steps_kernel");
-    *ran = true;
-    return Status::ok();
-  }
-  return Status::ok();
+/// A backward stage whose GEMM adds to the running dh (r.out null) or sets r.out.
+template <typename T, bool Adds, typename P>
+BackStage<T, P, Adds> back_stage(const RecurrentBackwardStage<T>& r, const P& op) {
+  BackStage<T, P, Adds> s;
+  s.op = op;
+  s.in = r.in;
+  s.in_step = r.in_step;
+  s.m = r.m;
+  s.w = r.w;
+  s.n = r.n;
+  s.out = r.out;
+  return s;
 }
 
 }  // namespace
@@ -195,7 +355,7 @@ Status persistent_steps(const RecurrentSteps<T>& r, const PersistentLimits& limi
   auto run = [&](auto p) {
     p.batch = r.batch;
     p.steps = r.steps;
-    return launch_program(p, limits, stream, ran);
+    return launch_forward(p, limits, stream, ran);
   };
   if (const auto* rnn = std::get_if<cell::RnnForwardParams<T>>(&a.op)) {
     return run(Program<T, cell::RnnForwardParams<T>, NoStage>{stage(a, *rnn), {}});
@@ -215,8 +375,53 @@ Status persistent_steps(const RecurrentSteps<T>& r, const PersistentLimits& limi
   return run(Program<T, cell::LstmForwardParams<T>, cell::ProjForwardParams<T>>{stage(a, *lstm), stage(b, *proj)});
 }
 
-#define DYNRNN_INSTANTIATE(T) \
-  template Status persistent_steps<T>(const RecurrentSteps<T>&, const PersistentLimits&, cudaStream_t, bool*);
+template <typename T>
+Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, const PersistentLimits& limits,
+                                 cudaStream_t stream, bool* ran) {
+  *ran = false;
+  if (!limits.cooperative || limits.multiprocessors < 1 || r.batch < 1 || r.steps < 1) return Status::ok();
+  const RecurrentBackwardStage<T>& a = r.stage[0];
+  const RecurrentBackwardStage<T>& b = r.stage[1];
+  // The cells' stage pairs (Orchestrator::recurrent_backward_steps): one kernel instantiation each.
+  auto run = [&](auto p) {
+    p.batch = r.batch;
+    p.steps = r.steps;
+    p.dh[0] = r.dh[0];
+    p.dh[1] = r.dh[1];
+    p.first = r.first;
+    return launch_backward(p, limits, stream, ran);
+  };
+  using RnnB = cell::RnnBackwardParams<T>;
+  using LstmB = cell::LstmBackwardParams<T>;
+  using ProjB = cell::ProjBackwardParams<T>;
+  using CandB = cell::GruCandidateBackwardParams<T>;
+  using GatesB = cell::GruGatesBackwardParams<T>;
+  if (r.stages == 1) {
+    if (const auto* rnn = std::get_if<RnnB>(&a.op)) {
+      return run(BackProgram<T, BackStage<T, RnnB, true>, NoBackStage>{back_stage<T, true>(a, *rnn), {}});
+    }
+    if (const auto* lstm = std::get_if<LstmB>(&a.op)) {
+      return run(BackProgram<T, BackStage<T, LstmB, true>, NoBackStage>{back_stage<T, true>(a, *lstm), {}});
+    }
+    return Status(StatusCode::kInternal, "persistent_backward_steps: unknown one-stage cell");
+  }
+  if (const auto* cand = std::get_if<CandB>(&a.op)) {
+    const auto* gates = std::get_if<GatesB>(&b.op);
+    if (!gates) return Status(StatusCode::kInternal, "persistent_backward_steps: a GRU's second stage is its gates");
+    return run(BackProgram<T, BackStage<T, CandB, false>, BackStage<T, GatesB, true>>{back_stage<T, false>(a, *cand),
+                                                                                      back_stage<T, true>(b, *gates)});
+  }
+  const auto* proj = std::get_if<ProjB>(&a.op);
+  const auto* lstm = std::get_if<LstmB>(&b.op);
+  if (!proj || !lstm) return Status(StatusCode::kInternal, "persistent_backward_steps: unknown two-stage cell");
+  return run(BackProgram<T, BackStage<T, ProjB, false>, BackStage<T, LstmB, true>>{back_stage<T, false>(a, *proj),
+                                                                                   back_stage<T, true>(b, *lstm)});
+}
+
+#define DYNRNN_INSTANTIATE(T)                                                                                  \
+  template Status persistent_steps<T>(const RecurrentSteps<T>&, const PersistentLimits&, cudaStream_t, bool*); \
+  template Status persistent_backward_steps<T>(const RecurrentBackwardSteps<T>&, const PersistentLimits&,      \
+                                               cudaStream_t, bool*);
 DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
 #undef DYNRNN_INSTANTIATE
 

@@ -1,5 +1,5 @@
-// cuda/persistent_steps.h — RnnSpec::algorithm = kPersistent: a chunk of a layer's forward steps in
-// one cooperative kernel that keeps the layer's recurrent weights in shared memory.
+// cuda/persistent_steps.h — RnnSpec::algorithm = kPersistent: a chunk of a layer's forward (or
+// backward) steps in one cooperative kernel that keeps the layer's recurrent weights in shared memory.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,6 +24,11 @@ struct PersistentLimits {
 /// *ran = false (the caller runs the steps one GEMM and one kernel at a time).
 template <typename T>
 Status persistent_steps(const RecurrentSteps<T>& r, const PersistentLimits& limits, cudaStream_t stream, bool* ran);
+
+/// The same for a backward chunk's steps.
+template <typename T>
+Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, const PersistentLimits& limits,
+                                 cudaStream_t stream, bool* ran);
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

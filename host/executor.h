@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <variant>
 
 #include "dynrnn/cell_math.h"
@@ -69,6 +70,48 @@ struct RecurrentSteps {
   int64_t steps = 0;
 };
 
+/// The pointwise stages of a backward step, each followed by a GEMM with a transposed weight.
+template <typename T>
+using BackwardStageOp =
+    std::variant<cell::RnnBackwardParams<T>, cell::LstmBackwardParams<T>, cell::ProjBackwardParams<T>,
+                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>>;
+
+/// One stage of backward step e: the pointwise stage `op` at step e, which writes the gradient
+/// in_e[B, M] (in + e * in_step), then out[B, N] = in_e * w^T with w row-major [N, M]; out null:
+/// the step's dh_prev (compute_t<T>) += in_e * w^T instead. Column n of out feeds the next
+/// stage's column n (the same unit), or the step before's.
+template <typename T>
+struct RecurrentBackwardStage {
+  BackwardStageOp<T> op;  ///< at the chunk's first step (op.batch = B)
+  const T* in = nullptr;
+  int64_t in_step = 0;
+  int64_t m = 0;
+  const T* w = nullptr;
+  int64_t n = 0;
+  T* out = nullptr;
+
+  /// The pointwise stage of step e, with that step's state-gradient buffers.
+  PointwiseOp<T> op_at(int64_t e, const compute_t<T>* dh_next, compute_t<T>* dh_prev) const {
+    return std::visit([&](const auto& p) { return PointwiseOp<T>(p.at_step(e, dh_next, dh_prev)); }, op);
+  }
+  int64_t units() const {
+    return std::visit([](const auto& p) { return p.cols; }, op);
+  }
+};
+
+/// The recurrent part of `steps` consecutive backward steps of one layer, run from the chunk's last
+/// step (e = steps - 1) down to its first. The running gradient of h ping-pongs between dh[0] and
+/// dh[1]: the i-th step run reads dh[(first + i) % 2] and writes the other.
+template <typename T>
+struct RecurrentBackwardSteps {
+  RecurrentBackwardStage<T> stage[2];
+  int stages = 1;
+  int64_t batch = 0;
+  int64_t steps = 0;
+  compute_t<T>* dh[2] = {nullptr, nullptr};
+  int first = 0;
+};
+
 /// Executors run verbs in the order they are called on one logical queue (the CUDA executor maps it to
 /// the caller's stream). Every verb validates nothing: the orchestrator passes planned, valid views.
 template <typename T>
@@ -116,6 +159,29 @@ class Executor {
         DYNRNN_TRY(gemm(r.batch, n, s.k, A(1), {s.in + e * s.in_step, s.k, false}, {s.w, n, false}, A(0),
                         s.out + e * s.out_step, n));
         DYNRNN_TRY(pointwise(s.op_at(e)));
+      }
+    }
+    return Status::ok();
+  }
+  /// Runs the backward steps one stage at a time: a pointwise and a gemm verb per stage and step.
+  /// The CUDA executor may instead run them all in one persistent kernel (RnnSpec::algorithm).
+  virtual Status recurrent_backward_steps(const RecurrentBackwardSteps<T>& r) {
+    using A = compute_t<T>;
+    for (int64_t i = 0; i < r.steps; ++i) {
+      const int64_t e = r.steps - 1 - i;
+      A* next = r.dh[(r.first + i) % 2];
+      A* prev = r.dh[(r.first + i + 1) % 2];
+      for (int k = 0; k < r.stages; ++k) {
+        const RecurrentBackwardStage<T>& s = r.stage[k];
+        DYNRNN_TRY(pointwise(s.op_at(e, next, prev)));
+        const MatRef<T> in{s.in + e * s.in_step, s.m, false}, w{s.w, s.m, true};
+        if (s.out) {
+          DYNRNN_TRY(gemm(r.batch, s.n, s.m, A(1), in, w, A(0), s.out, s.n));
+        } else if constexpr (std::is_same<A, T>::value) {
+          DYNRNN_TRY(gemm(r.batch, s.n, s.m, A(1), in, w, A(1), prev, s.n));
+        } else {
+          DYNRNN_TRY(gemm_wide(r.batch, s.n, s.m, A(1), in, w, A(1), prev, s.n));
+        }
       }
     }
     return Status::ok();

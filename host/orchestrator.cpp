@@ -25,6 +25,16 @@ cell::LstmConfig<T> lstm_config(const LayerModel& l, const T* weights) {
   return k;
 }
 
+/// A cell stage's parameters with its step map and extent set.
+template <typename P>
+P stage_params(const cell::StepMap& map, int64_t batch, int64_t cols) {
+  P p;
+  p.map = map;
+  p.batch = batch;
+  p.cols = cols;
+  return p;
+}
+
 }  // namespace
 
 template <typename T>
@@ -203,10 +213,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   s1.out = at(lp.gh);
   if (l.is_gru) {
     s1.gates = 2;
-    cell::GruGatesForwardParams<T> g;
-    g.map = map;
-    g.batch = B;
-    g.cols = H;
+    auto g = stage_params<cell::GruGatesForwardParams<T>>(map, B, H);
     g.gx = gx;
     g.gh = s1.out;
     g.bias = W + l.bias;
@@ -221,10 +228,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
     s2.k = H;
     s2.w = W + l.cand_kernel + Din * H;
     s2.out = at(lp.ghc);
-    cell::GruCandidateForwardParams<T> k;
-    k.map = map;
-    k.batch = B;
-    k.cols = H;
+    auto k = stage_params<cell::GruCandidateForwardParams<T>>(map, B, H);
     k.act = l.cell.activation;
     k.gx = gxc;
     k.gc = s2.out;
@@ -238,10 +242,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
     return r;
   }
   if (!l.is_lstm) {
-    cell::RnnForwardParams<T> k;
-    k.map = map;
-    k.batch = B;
-    k.cols = H;
+    auto k = stage_params<cell::RnnForwardParams<T>>(map, B, H);
     k.act = l.cell.activation;
     k.gx = gx;
     k.gh = s1.out;
@@ -254,10 +255,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
     return r;
   }
   s1.gates = 4;
-  cell::LstmForwardParams<T> k;
-  k.map = map;
-  k.batch = B;
-  k.cols = H;
+  auto k = stage_params<cell::LstmForwardParams<T>>(map, B, H);
   k.cfg = lstm_config(l, W);
   k.project = l.project;
   k.gx = gx;
@@ -283,10 +281,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   s2.w = W + l.projection;
   s2.out = slot.mp;
   s2.out_step = B * O;
-  cell::ProjForwardParams<T> pk;
-  pk.map = map;
-  pk.batch = B;
-  pk.cols = O;
+  auto pk = stage_params<cell::ProjForwardParams<T>>(map, B, O);
   pk.has_proj_clip = l.cell.proj_clip.has_value();
   pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
   pk.m_p = slot.mp;
@@ -416,11 +411,9 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     in = at(lp.bxg);
   }
   if (lp.rscratch.present()) DYNRNN_TRY(regenerate(c, l, ch, S, in));
+  DYNRNN_TRY(ex_.recurrent_backward_steps(recurrent_backward_steps(c, l, S, s0, n, dy)));
   int& cur = dh_cur_[l.direction][l.layer];
-  for (int64_t s = s1 - 1; s >= s0; --s) {
-    DYNRNN_TRY(backward_step(c, l, S, s, s - s0, dy, wide(at(lp.dh, cur)), wide(at(lp.dh, 1 - cur))));
-    cur = 1 - cur;
-  }
+  cur = static_cast<int>((cur + n) % 2);  // each step swapped the running gradient's buffers
   // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
   const T* dz = at(lp.dz);
   const T* dzc = at(lp.dzc);
@@ -551,91 +544,92 @@ Status Orchestrator<T>::finish_grad_weights(const BackwardCall<T>& c, const Laye
 }
 
 template <typename T>
-Status Orchestrator<T>::backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s,
-                                      int64_t e, cell::SeqView<const T> dy, A* dh_next, A* dh_prev) {
+RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const BackwardCall<T>& c, const LayerModel& l,
+                                                                    const Slot& slot, int64_t s0, int64_t n,
+                                                                    cell::SeqView<const T> dy) const {
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
-  cell::StepMap map{c.seq_len, s, p_.max_time};
-  const T* hp = entry(slot.hs, e, O);
-  T* dz = entry(at(lp.dz), e, GW);
-  const T* Kh = W + l.kernel + Din * GW;
+  const cell::StepMap map{c.seq_len, s0, p_.max_time};
+  T* dz = at(lp.dz);
+  RecurrentBackwardSteps<T> r;
+  r.batch = B;
+  r.steps = n;
+  r.dh[0] = wide(at(lp.dh, 0));
+  r.dh[1] = wide(at(lp.dh, 1));
+  r.first = dh_cur_[l.direction][l.layer];
+  // The last stage: dh_prev += dz Kh^T (GRU: the gates' share; its candidate share came through d(r*h)).
+  RecurrentBackwardStage<T>& last = r.stage[l.is_gru || l.project ? 1 : 0];
+  last.in = dz;
+  last.in_step = B * GW;
+  last.m = GW;
+  last.w = W + l.kernel + Din * GW;
+  last.n = O;
   if (l.is_gru) {
-    cell::GruCandidateBackwardParams<T> k;
-    k.map = map;
-    k.batch = B;
-    k.cols = H;
+    r.stages = 2;
+    auto k = stage_params<cell::GruCandidateBackwardParams<T>>(map, B, H);
     k.act = l.cell.activation;
-    k.zg = entry(slot.z, e, GW);
-    k.zc = entry(slot.zc, e, H);
-    k.h_prev = hp;
+    k.zg = slot.z;
+    k.zc = slot.zc;
+    k.h_prev = slot.hs;
     k.dy = dy;
-    k.dh_next = dh_next;
-    k.dh_prev = dh_prev;
-    k.dzc = entry(at(lp.dzc), e, H);
+    k.dzc = at(lp.dzc);
     k.dzg = dz;
-    DYNRNN_TRY(ex_.pointwise(k));
-    T* drh = at(lp.drh);
-    DYNRNN_TRY(ex_.gemm(B, H, H, A(1), {k.dzc, H, false}, {W + l.cand_kernel + Din * H, H, true}, A(0), drh, H));
-    cell::GruGatesBackwardParams<T> g;
-    g.map = map;
-    g.batch = B;
-    g.cols = H;
-    g.zg = k.zg;
-    g.h_prev = hp;
-    g.drh = drh;
-    g.dh_prev = dh_prev;
+    RecurrentBackwardStage<T>& s1 = r.stage[0];
+    s1.op = k;
+    s1.in = k.dzc;
+    s1.in_step = B * H;
+    s1.m = H;
+    s1.w = W + l.cand_kernel + Din * H;
+    s1.n = H;
+    s1.out = at(lp.drh);
+    auto g = stage_params<cell::GruGatesBackwardParams<T>>(map, B, H);
+    g.zg = slot.z;
+    g.h_prev = slot.hs;
+    g.drh = s1.out;
     g.dzg = dz;
-    DYNRNN_TRY(ex_.pointwise(g));
-  } else if (!l.is_lstm) {
-    cell::RnnBackwardParams<T> k;
-    k.map = map;
-    k.batch = B;
-    k.cols = H;
-    k.act = l.cell.activation;
-    k.z = entry(slot.z, e, GW);
-    k.dy = dy;
-    k.dh_next = dh_next;
-    k.dh_prev = dh_prev;
-    k.dz = dz;
-    DYNRNN_TRY(ex_.pointwise(k));
-  } else {
-    cell::LstmBackwardParams<T> k;
-    k.map = map;
-    k.batch = B;
-    k.cols = H;
-    k.cfg = lstm_config(l, W);
-    k.project = l.project;
-    k.z = entry(slot.z, e, GW);
-    k.c_prev = entry(slot.cs, e, H);
-    k.dc = wide(at(lp.dc));
-    k.dz = dz;
-    k.dpeep = entry(at(lp.dpeep), e, 3 * H);
-    if (l.project) {
-      cell::ProjBackwardParams<T> pk;
-      pk.map = map;
-      pk.batch = B;
-      pk.cols = O;
-      pk.has_proj_clip = l.cell.proj_clip.has_value();
-      pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
-      pk.m_p = entry(slot.mp, e, O);
-      pk.dy = dy;
-      pk.dh_next = dh_next;
-      pk.dh_prev = dh_prev;
-      pk.dm_p = entry(at(lp.dmp), e, O);
-      DYNRNN_TRY(ex_.pointwise(pk));
-      T* dmraw = at(lp.dmraw);
-      DYNRNN_TRY(ex_.gemm(B, H, O, A(1), {pk.dm_p, O, false}, {W + l.projection, O, true}, A(0), dmraw, H));
-      k.dm_raw = dmraw;
-    } else {
-      k.dy = dy;
-      k.dh_next = dh_next;
-      k.dh_prev = dh_prev;
-    }
-    DYNRNN_TRY(ex_.pointwise(k));
+    last.op = g;
+    return r;
   }
-  // dh_prev += dz Kh^T (GRU: the gates' share; its candidate share came through d(r*h)).
-  return gemm_to(B, O, GW, {dz, GW, false}, {Kh, GW, true}, A(1), dh_prev, O);
+  if (!l.is_lstm) {
+    auto k = stage_params<cell::RnnBackwardParams<T>>(map, B, H);
+    k.act = l.cell.activation;
+    k.z = slot.z;
+    k.dy = dy;
+    k.dz = dz;
+    last.op = k;
+    return r;
+  }
+  auto k = stage_params<cell::LstmBackwardParams<T>>(map, B, H);
+  k.cfg = lstm_config(l, W);
+  k.project = l.project;
+  k.z = slot.z;
+  k.c_prev = slot.cs;
+  k.dc = wide(at(lp.dc));
+  k.dz = dz;
+  k.dpeep = at(lp.dpeep);
+  if (l.project) {
+    r.stages = 2;
+    auto pk = stage_params<cell::ProjBackwardParams<T>>(map, B, O);
+    pk.has_proj_clip = l.cell.proj_clip.has_value();
+    pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
+    pk.m_p = slot.mp;
+    pk.dy = dy;
+    pk.dm_p = at(lp.dmp);
+    RecurrentBackwardStage<T>& s1 = r.stage[0];
+    s1.op = pk;
+    s1.in = pk.dm_p;
+    s1.in_step = B * O;
+    s1.m = O;
+    s1.w = W + l.projection;
+    s1.n = H;
+    s1.out = at(lp.dmraw);
+    k.dm_raw = s1.out;
+  } else {
+    k.dy = dy;
+  }
+  last.op = k;
+  return r;
 }
 
 #define DYNRNN_INSTANTIATE(T) template class Orchestrator<T>;

@@ -84,8 +84,10 @@ class Orchestrator {
                                     int64_t n, cell::SeqView<const T> gx, cell::SeqView<const T> gxc,
                                     cell::SeqView<T> y) const;
   Status backward_chunk(const BackwardCall<T>& c, const LayerModel& l, int64_t chunk);
-  Status backward_step(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot, int64_t s, int64_t k,
-                       cell::SeqView<const T> dy, A* dh_next, A* dh_prev);
+  /// Steps s0 + n - 1 down to s0 of a layer's backward chunk (slot), whose output gradients are dy:
+  /// their cell stages and recurrent-gradient GEMMs, leaving dz (and dzc, dmp, dpeep) per step.
+  RecurrentBackwardSteps<T> recurrent_backward_steps(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot,
+                                                     int64_t s0, int64_t n, cell::SeqView<const T> dy) const;
   Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
   /// Rounds a 16-bit layer's float32 weight-gradient sums into grad_weights (adding with accumulate).
   Status finish_grad_weights(const BackwardCall<T>& c, const LayerModel& l);

@@ -71,7 +71,7 @@ DYNRNN_HD compute_t<T> preactivation(compute_t<T> z) {
 }
 
 /// Entry `e` after `p` of a per-step field (entries of rows x width elements, one per step of a
-/// chunk); null stays null. The forward stages' at_step() use it.
+/// chunk); null stays null. The stages' at_step() use it.
 template <typename U>
 DYNRNN_HD U* later_entry(U* p, int64_t e, int64_t rows, int64_t width) {
   return p ? p + e * rows * width : p;
@@ -234,6 +234,18 @@ struct RnnBackwardParams {
   A* dh_prev = nullptr;        ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
   T* dz = nullptr;             ///< [B, H] out, step order
 
+  /// The stage of step map.step + e of the same chunk (backward walks e downwards): per-step fields
+  /// advance by e entries; the running state gradients are this step's ping-pong buffers.
+  DYNRNN_HD RnnBackwardParams at_step(int64_t e, const A* next, A* prev) const {
+    RnnBackwardParams p = *this;
+    p.map.step += e;
+    p.z = later_entry(z, e, batch, cols);
+    p.dz = later_entry(dz, e, batch, cols);
+    p.dh_next = next;
+    p.dh_prev = prev;
+    return p;
+  }
+
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
     A g = A(0);
@@ -371,6 +383,23 @@ struct LstmBackwardParams {
   T* dz = nullptr;             ///< [B, 4H] out, step order
   T* dpeep = nullptr;          ///< [B, 3H] out per-row peephole gradients (f, i, o) or null
 
+  /// The stage of step map.step + e of the same chunk (backward walks e downwards): per-step fields
+  /// advance by e entries; the running state gradients are this step's ping-pong buffers.
+  /// (With a projection the state gradient is the projection stage's, and dm_raw is its GEMM's.)
+  DYNRNN_HD LstmBackwardParams at_step(int64_t e, const A* next, A* prev) const {
+    LstmBackwardParams p = *this;
+    p.map.step += e;
+    p.z = later_entry(z, e, batch, 4 * cols);
+    p.c_prev = later_entry(c_prev, e, batch, cols);
+    p.dz = later_entry(dz, e, batch, 4 * cols);
+    p.dpeep = later_entry(dpeep, e, batch, 3 * cols);
+    if (!project) {
+      p.dh_next = next;
+      p.dh_prev = prev;
+    }
+    return p;
+  }
+
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
@@ -464,6 +493,18 @@ struct ProjBackwardParams {
   const A* dh_next = nullptr;  ///< [B, P]
   A* dh_prev = nullptr;        ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
   T* dm_p = nullptr;           ///< [B, P] out: gradient of m_p (0 on finished rows)
+
+  /// The stage of step map.step + e of the same chunk (backward walks e downwards): per-step fields
+  /// advance by e entries; the running state gradients are this step's ping-pong buffers.
+  DYNRNN_HD ProjBackwardParams at_step(int64_t e, const A* next, A* prev) const {
+    ProjBackwardParams p = *this;
+    p.map.step += e;
+    p.m_p = later_entry(m_p, e, batch, cols);
+    p.dm_p = later_entry(dm_p, e, batch, cols);
+    p.dh_next = next;
+    p.dh_prev = prev;
+    return p;
+  }
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
@@ -575,6 +616,21 @@ struct GruCandidateBackwardParams {
   T* dzc = nullptr;            ///< [B, H] out
   T* dzg = nullptr;            ///< [B, 2H] out: writes the u half
 
+  /// The stage of step map.step + e of the same chunk (backward walks e downwards): per-step fields
+  /// advance by e entries; the running state gradients are this step's ping-pong buffers.
+  DYNRNN_HD GruCandidateBackwardParams at_step(int64_t e, const A* next, A* prev) const {
+    GruCandidateBackwardParams p = *this;
+    p.map.step += e;
+    p.zg = later_entry(zg, e, batch, 2 * cols);
+    p.zc = later_entry(zc, e, batch, cols);
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.dzc = later_entry(dzc, e, batch, cols);
+    p.dzg = later_entry(dzg, e, batch, 2 * cols);
+    p.dh_next = next;
+    p.dh_prev = prev;
+    return p;
+  }
+
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
@@ -606,6 +662,18 @@ struct GruGatesBackwardParams {
   const T* drh = nullptr;     ///< [B, H] gradient of r*h (dzc Wc_h^T)
   A* dh_prev = nullptr;       ///< [B, H] in/out: adds d(r*h) * r
   T* dzg = nullptr;           ///< [B, 2H] out: writes the r half
+
+  /// The stage of step map.step + e of the same chunk (backward walks e downwards): per-step fields
+  /// advance by e entries; the running state gradients are this step's ping-pong buffers.
+  DYNRNN_HD GruGatesBackwardParams at_step(int64_t e, const A* /*next*/, A* prev) const {
+    GruGatesBackwardParams p = *this;
+    p.map.step += e;
+    p.zg = later_entry(zg, e, batch, 2 * cols);
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.dzg = later_entry(dzg, e, batch, 2 * cols);
+    p.dh_prev = prev;
+    return p;
+  }
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;

@@ -39,13 +39,13 @@ enum class RecurrentAlgorithm : int {
   /// Per step: a cuBLAS GEMM of h with the recurrent weights and one fused cell kernel (two of each
   /// for GRU and for LSTM with num_proj). Any size; honours kTF32.
   kStandard = 0,
-  /// Per chunk of parallel_iterations steps: one cooperative kernel that keeps the layer's recurrent
-  /// weights in shared memory, split over the multiprocessors, with a grid-wide barrier per step
-  /// (two for GRU and for LSTM with num_proj), like cuDNN's CUDNN_RNN_ALGO_PERSIST_STATIC. It
-  /// removes the per-step launches and weight reads that bind small batches. A layer whose weights
-  /// do not fit (about 28 MiB on an H100, less what other blocks use) runs kStandard. GEMMs are
-  /// exact FP32 FMA for float32 (kTF32 is not used) and float32 accumulation for 16-bit types.
-  /// Backward runs kStandard.
+  /// Per chunk of parallel_iterations steps, forward and backward: one cooperative kernel that keeps
+  /// the layer's recurrent weights in shared memory, split over the multiprocessors, with a
+  /// grid-wide barrier per step (two for GRU and for LSTM with num_proj), like cuDNN's
+  /// CUDNN_RNN_ALGO_PERSIST_STATIC. It removes the per-step launches and weight reads that bind
+  /// small batches. A layer whose weights do not fit (about 28 MiB on an H100) runs kStandard.
+  /// GEMMs are exact FP32 FMA for float32 (kTF32 is not used) and float32 accumulation for 16-bit
+  /// types. Deterministic.
   kPersistent = 1,
 };
 

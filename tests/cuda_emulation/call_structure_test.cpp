@@ -112,10 +112,10 @@ TEST(CudaCallStructure, PerStepGemmsAndFusedKernels) {
   }
 }
 
-/// kPersistent: a forward chunk's steps are one cooperative kernel per layer (no recurrent GEMM or
-/// per-step kernel), while backward keeps its per-step structure; a layer whose recurrent weights
-/// do not fit in the (emulated H100's) shared memory runs the per-step path.
-TEST(CudaCallStructure, PersistentForwardIsOneCooperativeKernelPerChunk) {
+/// kPersistent: a forward or backward chunk's steps are one cooperative kernel per layer, in place of
+/// every recurrent GEMM and per-step kernel; a layer whose recurrent weights do not fit in the
+/// (emulated H100's) shared memory runs the per-step path.
+TEST(CudaCallStructure, PersistentStepsAreOneCooperativeKernelPerChunk) {
   CellSpec proj = CellSpec::lstm(6);
   proj.num_proj = 4;
   proj.use_peepholes = true;
@@ -130,12 +130,14 @@ TEST(CudaCallStructure, PersistentForwardIsOneCooperativeKernelPerChunk) {
     SCOPED_TRACE(testing_support::describe(spec) + ", first cell kind " + std::to_string(static_cast<int>(cell.kind)));
     const int64_t stages = cell.kind == dynrnn::CellKind::kGRU || cell.num_proj > 0 ? 2 : 1;
     for (const Counts& c : runs) {
-      expect_asynchronous(c.forward, "forward");
-      // 2 layers x 3 chunks of 4, 4 and 2 steps.
-      EXPECT_EQ(get(c.forward, "cudaLaunchCooperativeKernel"), 6);
-      EXPECT_EQ(get(c.forward, "cublasGemmEx"), get(standard.forward, "cublasGemmEx") - 10 * (stages + 1));
-      EXPECT_EQ(get(c.forward, "cudaLaunchKernel"), get(standard.forward, "cudaLaunchKernel") - 10 * (stages + 1));
-      EXPECT_EQ(c.backward, standard.backward);
+      for (const auto* calls : {&c.forward, &c.backward}) {
+        const auto& want = calls == &c.forward ? standard.forward : standard.backward;
+        expect_asynchronous(*calls, calls == &c.forward ? "forward" : "backward");
+        // 2 layers x 3 chunks of 4, 4 and 2 steps; 10 steps x (stages + 1) GEMMs and kernels fewer.
+        EXPECT_EQ(get(*calls, "cudaLaunchCooperativeKernel"), 6);
+        EXPECT_EQ(get(*calls, "cublasGemmEx"), get(want, "cublasGemmEx") - 10 * (stages + 1));
+        EXPECT_EQ(get(*calls, "cudaLaunchKernel"), get(want, "cudaLaunchKernel") - 10 * (stages + 1));
+      }
     }
   }
   RnnSpec big;  // float64 LSTM(400): 1.6 MiB of recurrent weights, more than 8 blocks can hold
@@ -146,9 +148,10 @@ TEST(CudaCallStructure, PersistentForwardIsOneCooperativeKernelPerChunk) {
   const Counts standard = count_calls<double>(big, 3, false)[1];
   big.algorithm = dynrnn::RecurrentAlgorithm::kPersistent;
   const Counts fallback = count_calls<double>(big, 3, false)[1];
-  EXPECT_EQ(get(fallback.forward, "cudaLaunchCooperativeKernel"), 0);
-  EXPECT_EQ(get(fallback.forward, "cublasGemmEx"), get(standard.forward, "cublasGemmEx"));
-  EXPECT_EQ(get(fallback.forward, "cudaLaunchKernel"), get(standard.forward, "cudaLaunchKernel"));
+  for (const char* name : {"cudaLaunchCooperativeKernel", "cublasGemmEx", "cudaLaunchKernel"}) {
+    EXPECT_EQ(get(fallback.forward, name), get(standard.forward, name)) << name;
+    EXPECT_EQ(get(fallback.backward, name), get(standard.backward, name)) << name;
+  }
 }
 
 /// Every configuration of the fault-injection tests (stacks, bidirectional, swap_memory, recompute,
