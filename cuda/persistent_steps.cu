@@ -42,16 +42,21 @@ __host__ __device__ inline Share share(int64_t size, int64_t per_block, unsigned
 /// out(b, c) for the block's `width` columns and every row b: sum over k of in[b * k_len + k] times
 /// the shared-memory weight w[k * row + scol(c)], in compute_t<T>, k ascending. Thread t computes
 /// the elements i = t, t + blockDim.x, ... of the rows x width grid (b = i / width, c = i % width).
+/// Rows past their sequence's length (map.valid(b) false) skip the sum and store 0: the cell stages
+/// discard what such rows compute, and their gradients are exactly 0, so a ragged batch costs only
+/// its running rows.
 template <typename T, typename Col, typename Store>
 __device__ void block_gemm(const T* in, int64_t k_len, int64_t batch, const T* w, int64_t row, int64_t width, Col scol,
-                           Store store) {
+                           const cell::StepMap& map, Store store) {
   using A = compute_t<T>;
   for (int64_t i = threadIdx.x; i < batch * width; i += blockDim.x) {
     const int64_t b = i / width, c = i % width;
-    const T* x = in + b * k_len;
-    const T* wc = w + scol(c);
     A acc = A(0);
-    for (int64_t k = 0; k < k_len; ++k) acc += A(x[k]) * A(wc[k * row]);
+    if (map.valid(b)) {
+      const T* x = in + b * k_len;
+      const T* wc = w + scol(c);
+      for (int64_t k = 0; k < k_len; ++k) acc += A(x[k]) * A(wc[k * row]);
+    }
     store(b, c, acc);
   }
 }
@@ -112,12 +117,12 @@ __device__ void run_stage(const Stage<T, P>& s, int64_t e, int64_t batch, const 
   if (my.count == 0) return;  // the same for every thread of the block
   T* out = s.out + e * s.out_step;
   const int64_t U = s.op.cols, n = my.count;
+  const P op = s.op.at_step(e);
   block_gemm(
       s.in + e * s.in_step, s.k, batch, smem + s.smem_offset, s.gates * s.per_block, s.gates * n,
-      [&](int64_t c) { return c / n * s.per_block + c % n; },
+      [&](int64_t c) { return c / n * s.per_block + c % n; }, op.map,
       [&](int64_t b, int64_t c, A acc) { out[b * s.gates * U + c / n * U + my.first + c % n] = T(acc); });
   __syncthreads();  // the cell stage reads the columns other threads of this block wrote
-  const P op = s.op.at_step(e);
   for (int64_t i = threadIdx.x; i < batch * n; i += blockDim.x) op.apply(i / n, my.first + i % n);
 }
 
@@ -203,9 +208,11 @@ __device__ void run_back_stage(const S& s, int64_t e, int64_t batch, const compu
     const int64_t n = s.n;
     block_gemm(
         s.in + e * s.in_step, s.m, batch, smem + s.smem_offset, s.per_block_n, my.count, [](int64_t c) { return c; },
+        op.map,
         [&](int64_t b, int64_t c, A acc) {
           if constexpr (S::kAdds) {
-            prev[b * n + my.first + c] += acc;
+            // A finished row's dz is 0: its state gradient passes through untouched (not even -0 + 0).
+            if (op.map.valid(b)) prev[b * n + my.first + c] += acc;
           } else {
             s.out[b * n + my.first + c] = T(acc);
           }
