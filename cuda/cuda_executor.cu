@@ -69,7 +69,9 @@ class CudaExecutor final : public Executor<T> {
       DYNRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_));
       DYNRNN_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device_));
       DYNRNN_CUDA_CHECK(cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
-      persistent_ = {sms, static_cast<size_t>(shared), coop != 0};
+      persistent_.multiprocessors = sms;
+      persistent_.shared_bytes = static_cast<size_t>(shared);
+      persistent_.cooperative = coop != 0;
     }
     return Status::ok();
   }
@@ -358,7 +360,7 @@ class CudaExecutor final : public Executor<T> {
   int device_ = 0;
   MathMode math_ = MathMode::kDefault;
   RecurrentAlgorithm algorithm_ = RecurrentAlgorithm::kStandard;
-  cuda_detail::PersistentLimits persistent_;  ///< kPersistent: the device's limits
+  cuda_detail::PersistentDevice persistent_;  ///< kPersistent: the device's limits and what calls learnt
   cublasHandle_t handle_ = nullptr;
   size_t queue_ws_bytes_ = 0;
   std::vector<void*> workspaces_;  ///< back() is current: queue q uses [q * queue_ws_bytes_, +queue_ws_bytes_)

@@ -255,23 +255,32 @@ bool fits(int64_t rows, int64_t cols, int64_t capacity) {
 /// or -1 when a slice does not fit; the first split whose blocks can all be resident is launched.
 /// Nothing fits: *ran = false and nothing is enqueued.
 template <typename T, typename Args, typename Plan>
-Status launch(void (*kernel)(Args), Args& p, int64_t units, const PersistentLimits& limits, Plan plan,
-              cudaStream_t stream, const char* what, bool* ran) {
+Status launch(void (*kernel)(Args), Args& p, int64_t units, PersistentDevice& device, Plan plan, cudaStream_t stream,
+              const char* what, bool* ran) {
   *ran = false;
-  const int64_t capacity = static_cast<int64_t>(limits.shared_bytes / sizeof(T));
+  const int64_t capacity = static_cast<int64_t>(device.shared_bytes / sizeof(T));
   for (int per_sm = 4; per_sm >= 1; --per_sm) {
-    const int64_t most = static_cast<int64_t>(limits.multiprocessors) * per_sm;
+    const int64_t most = static_cast<int64_t>(device.multiprocessors) * per_sm;
     const int64_t blocks = units < most ? units : most;
     const int64_t elems = plan(blocks, capacity);
     if (elems < 0) continue;
     const size_t bytes = static_cast<size_t>(elems) * sizeof(T);
-    // Above 48 KiB a kernel must opt in; setting it is a host-side attribute, allowed during capture.
-    DYNRNN_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-    int resident = 0;
-    DYNRNN_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, static_cast<int>(kThreadsPerBlock), bytes));
-    if (resident < per_sm) continue;
+    const void* id = reinterpret_cast<const void*>(kernel);
+    if (!device.opted_in.count(id)) {
+      // Above 48 KiB a kernel must opt in, once, to the most any launch of it may use (a host-side
+      // attribute of the function, which capture allows).
+      DYNRNN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(device.shared_bytes)));
+      device.opted_in.insert(id);
+    }
+    const auto key = std::make_pair(id, bytes);
+    if (!device.resident.count(key)) {
+      int resident = 0;
+      DYNRNN_CUDA_CHECK(
+          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, static_cast<int>(kThreadsPerBlock), bytes));
+      device.resident[key] = resident;
+    }
+    if (device.resident[key] < per_sm) continue;
     void* args[] = {&p};
     const cudaError_t e = cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(blocks)),
                                                       dim3(kThreadsPerBlock), args, bytes, stream);
@@ -287,7 +296,7 @@ Status launch(void (*kernel)(Args), Args& p, int64_t units, const PersistentLimi
 }
 
 template <typename T, typename P1, typename P2>
-Status launch_forward(Program<T, P1, P2> p, const PersistentLimits& limits, cudaStream_t stream, bool* ran) {
+Status launch_forward(Program<T, P1, P2> p, PersistentDevice& device, cudaStream_t stream, bool* ran) {
   const int64_t units = p.s1.space() > p.s2.space() ? p.s1.space() : p.s2.space();
   const auto plan = [&p](int64_t blocks, int64_t capacity) -> int64_t {
     p.s1.per_block = ceil_div(p.s1.space(), blocks);
@@ -297,12 +306,12 @@ Status launch_forward(Program<T, P1, P2> p, const PersistentLimits& limits, cuda
     if (!fits(p.s2.k, p.s2.gates * p.s2.per_block, capacity - p.s2.smem_offset)) return -1;
     return p.s2.smem_offset + p.s2.smem_elems();
   };
-  return launch<T>(persistent_forward_kernel<T, P1, P2>, p, units, limits, plan, stream, "persistent_forward_kernel",
+  return launch<T>(persistent_forward_kernel<T, P1, P2>, p, units, device, plan, stream, "persistent_forward_kernel",
                    ran);
 }
 
 template <typename T, typename S1, typename S2>
-Status launch_backward(BackProgram<T, S1, S2> p, const PersistentLimits& limits, cudaStream_t stream, bool* ran) {
+Status launch_backward(BackProgram<T, S1, S2> p, PersistentDevice& device, cudaStream_t stream, bool* ran) {
   const int64_t sizes[] = {p.s1.op.cols, p.s1.n, p.s2.op.cols, p.s2.n};
   int64_t units = 0;
   for (int64_t u : sizes) units = u > units ? u : units;
@@ -318,7 +327,7 @@ Status launch_backward(BackProgram<T, S1, S2> p, const PersistentLimits& limits,
     };
     return split(p.s1) && split(p.s2) ? offset : -1;
   };
-  return launch<T>(persistent_backward_kernel<T, S1, S2>, p, units, limits, plan, stream, "persistent_backward_kernel",
+  return launch<T>(persistent_backward_kernel<T, S1, S2>, p, units, device, plan, stream, "persistent_backward_kernel",
                    ran);
 }
 
@@ -353,16 +362,16 @@ BackStage<T, P, Adds> back_stage(const RecurrentBackwardStage<T>& r, const P& op
 }  // namespace
 
 template <typename T>
-Status persistent_steps(const RecurrentSteps<T>& r, const PersistentLimits& limits, cudaStream_t stream, bool* ran) {
+Status persistent_steps(const RecurrentSteps<T>& r, PersistentDevice& device, cudaStream_t stream, bool* ran) {
   *ran = false;
-  if (!limits.cooperative || limits.multiprocessors < 1 || r.batch < 1 || r.steps < 1) return Status::ok();
+  if (!device.cooperative || device.multiprocessors < 1 || r.batch < 1 || r.steps < 1) return Status::ok();
   const RecurrentStage<T>& a = r.stage[0];
   const RecurrentStage<T>& b = r.stage[1];
   // The cells' stage pairs (Orchestrator::recurrent_steps): one kernel instantiation each.
   auto run = [&](auto p) {
     p.batch = r.batch;
     p.steps = r.steps;
-    return launch_forward(p, limits, stream, ran);
+    return launch_forward(p, device, stream, ran);
   };
   if (const auto* rnn = std::get_if<cell::RnnForwardParams<T>>(&a.op)) {
     return run(Program<T, cell::RnnForwardParams<T>, NoStage>{stage(a, *rnn), {}});
@@ -383,10 +392,10 @@ Status persistent_steps(const RecurrentSteps<T>& r, const PersistentLimits& limi
 }
 
 template <typename T>
-Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, const PersistentLimits& limits,
-                                 cudaStream_t stream, bool* ran) {
+Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, PersistentDevice& device, cudaStream_t stream,
+                                 bool* ran) {
   *ran = false;
-  if (!limits.cooperative || limits.multiprocessors < 1 || r.batch < 1 || r.steps < 1) return Status::ok();
+  if (!device.cooperative || device.multiprocessors < 1 || r.batch < 1 || r.steps < 1) return Status::ok();
   const RecurrentBackwardStage<T>& a = r.stage[0];
   const RecurrentBackwardStage<T>& b = r.stage[1];
   // The cells' stage pairs (Orchestrator::recurrent_backward_steps): one kernel instantiation each.
@@ -396,7 +405,7 @@ Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, const Persi
     p.dh[0] = r.dh[0];
     p.dh[1] = r.dh[1];
     p.first = r.first;
-    return launch_backward(p, limits, stream, ran);
+    return launch_backward(p, device, stream, ran);
   };
   using RnnB = cell::RnnBackwardParams<T>;
   using LstmB = cell::LstmBackwardParams<T>;
@@ -425,10 +434,10 @@ Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, const Persi
                                                                                    back_stage<T, true>(b, *lstm)});
 }
 
-#define DYNRNN_INSTANTIATE(T)                                                                                  \
-  template Status persistent_steps<T>(const RecurrentSteps<T>&, const PersistentLimits&, cudaStream_t, bool*); \
-  template Status persistent_backward_steps<T>(const RecurrentBackwardSteps<T>&, const PersistentLimits&,      \
-                                               cudaStream_t, bool*);
+#define DYNRNN_INSTANTIATE(T)                                                                                     \
+  template Status persistent_steps<T>(const RecurrentSteps<T>&, PersistentDevice&, cudaStream_t, bool*);          \
+  template Status persistent_backward_steps<T>(const RecurrentBackwardSteps<T>&, PersistentDevice&, cudaStream_t, \
+                                               bool*);
 DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
 #undef DYNRNN_INSTANTIATE
 

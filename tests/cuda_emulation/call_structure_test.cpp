@@ -137,6 +137,11 @@ TEST(CudaCallStructure, PersistentStepsAreOneCooperativeKernelPerChunk) {
         EXPECT_EQ(get(*calls, "cudaLaunchCooperativeKernel"), 6);
         EXPECT_EQ(get(*calls, "cublasGemmEx"), get(want, "cublasGemmEx") - 10 * (stages + 1));
         EXPECT_EQ(get(*calls, "cudaLaunchKernel"), get(want, "cudaLaunchKernel") - 10 * (stages + 1));
+        // The shared-memory opt-in and the occupancy queries are made once per handle and size.
+        if (&c == &runs[1]) {
+          EXPECT_EQ(get(*calls, "cudaFuncSetAttribute"), 0);
+          EXPECT_EQ(get(*calls, "cudaOccupancyMaxActiveBlocksPerMultiprocessor"), 0);
+        }
       }
     }
   }

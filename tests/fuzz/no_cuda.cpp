@@ -5,12 +5,13 @@
 namespace dynrnn {
 
 template <typename T>
-Status make_cuda_executor(MathMode, std::unique_ptr<Executor<T>>* out) {
+Status make_cuda_executor(MathMode, RecurrentAlgorithm, std::unique_ptr<Executor<T>>* out) {
   if (out) out->reset();
   return Status(StatusCode::kNotSupported, "this build of dynrnn has no CUDA backend (fuzzing build)");
 }
 
-#define DYNRNN_INSTANTIATE(T) template Status make_cuda_executor<T>(MathMode, std::unique_ptr<Executor<T>>*);
+#define DYNRNN_INSTANTIATE(T) \
+  template Status make_cuda_executor<T>(MathMode, RecurrentAlgorithm, std::unique_ptr<Executor<T>>*);
 DYNRNN_FOR_EACH_ELEMENT_TYPE(DYNRNN_INSTANTIATE)
 #undef DYNRNN_INSTANTIATE
 
