@@ -195,26 +195,13 @@ struct CallBuffers {
 
   /// The backward of the training forward_args() over these buffers.
   dynrnn::BackwardArgs backward_args() {
-    const dynrnn::ForwardArgs f = forward_args();
-    dynrnn::BackwardArgs b;
-    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-    b.x = f.x;
-    b.sequence_length = f.sequence_length;
-    b.sequence_length_size = f.sequence_length_size;
-    b.initial_state = f.initial_state;
-    b.weights = f.weights;
+    dynrnn::BackwardArgs b = dynrnn::BackwardArgs::of(forward_args());
     b.grad_outputs = dout.empty() ? nullptr : dout.data();
     b.grad_outputs_bw = dout_bw.empty() ? nullptr : dout_bw.data();
     b.grad_final_state = dfin.empty() ? nullptr : dfin.data();
     b.grad_inputs = dx.data();
     b.grad_initial_state = dinit.data();
     b.grad_weights = dw.data();
-    b.workspace = f.workspace;
-    b.workspace_bytes = f.workspace_bytes;
-    b.reserve = f.reserve;
-    b.reserve_bytes = f.reserve_bytes;
-    b.host_reserve = f.host_reserve;
-    b.host_reserve_bytes = f.host_reserve_bytes;
     return b;
   }
 };

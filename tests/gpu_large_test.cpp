@@ -131,17 +131,10 @@ dynrnn::Status train(dynrnn::Rnn& rnn, int64_t B, const StepBuffers& s) {
   f.reserve = s.reserve, f.reserve_bytes = s.rs;
   const dynrnn::Status st = rnn.forward(f);
   if (!st.is_ok()) return st;
-  dynrnn::BackwardArgs b;
-  std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-  b.x = f.x;
-  b.sequence_length = f.sequence_length;
-  b.sequence_length_size = B;
-  b.weights = f.weights;
+  dynrnn::BackwardArgs b = dynrnn::BackwardArgs::of(f);
   b.grad_outputs = s.dy;
   b.grad_inputs = s.dx;
   b.grad_weights = s.dw;
-  b.workspace = s.work, b.workspace_bytes = s.ws;
-  b.reserve = s.reserve, b.reserve_bytes = s.rs;
   return rnn.backward(b);
 }
 

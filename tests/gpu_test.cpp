@@ -390,14 +390,7 @@ class Session {
     st = rnn_.forward(f, stream);
     if (!st) return st;
 
-    BackwardArgs b;
-    std::copy(f.x_shape, f.x_shape + 3, b.x_shape);
-    b.x = f.x;
-    b.sequence_length = f.sequence_length;
-    b.sequence_length_size = f.sequence_length_size;
-    b.host_sequence_length = f.host_sequence_length;
-    b.initial_state = f.initial_state;
-    b.weights = f.weights;
+    BackwardArgs b = BackwardArgs::of(f);
     b.grad_outputs = c_.grad_outputs ? dout_.data() : nullptr;
     b.grad_outputs_bw = c_.spec.bidirectional() && c_.grad_outputs_bw ? dout_bw_.data() : nullptr;
     b.grad_final_state = c_.grad_final ? dfinal_.data() : nullptr;
@@ -405,12 +398,6 @@ class Session {
     b.grad_initial_state = c_.want_grad_init ? grad_init_.data() : nullptr;
     b.grad_weights = c_.want_grad_weights ? grad_w_.data() : nullptr;
     b.accumulate_grad_weights = c_.accumulate;
-    b.workspace = ws_.data();
-    b.workspace_bytes = ws_.bytes();
-    b.reserve = reserve_.data();
-    b.reserve_bytes = reserve_.bytes();
-    b.host_reserve = host_reserve_.data();
-    b.host_reserve_bytes = host_reserve_.bytes();
     return rnn_.backward(b, stream);
   }
 

@@ -223,6 +223,46 @@ TEST(Validation, BackwardArguments) {
 // GPU) decide how many steps run: min(T, max length), here 2 of 3. A backward that would run another
 // number of steps than the training forward that filled its reserve would read activations never
 // written, so it is rejected, both ways, before anything runs.
+// BackwardArgs::of carries every input, the workspace and the reserves of the forward, and nothing else.
+TEST(Validation, BackwardArgsOfAForward) {
+  char mem[16];
+  int32_t lengths[2];
+  dynrnn::ForwardArgs f;
+  f.x_shape[0] = 2, f.x_shape[1] = 7, f.x_shape[2] = 3;
+  f.x = mem;
+  f.sequence_length = lengths;
+  f.sequence_length_size = 2;
+  f.host_sequence_length = lengths + 1;
+  f.initial_state = mem + 1;
+  f.weights = mem + 2;
+  f.outputs = mem + 3;
+  f.outputs_bw = mem + 4;
+  f.final_state = mem + 5;
+  f.workspace = mem + 6, f.workspace_bytes = 11;
+  f.training = true;
+  f.reserve = mem + 7, f.reserve_bytes = 12;
+  f.host_reserve = mem + 8, f.host_reserve_bytes = 13;
+  const dynrnn::BackwardArgs b = dynrnn::BackwardArgs::of(f);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(b.x_shape[i], f.x_shape[i]);
+  EXPECT_EQ(b.x, f.x);
+  EXPECT_EQ(b.sequence_length, f.sequence_length);
+  EXPECT_EQ(b.sequence_length_size, 2);
+  EXPECT_EQ(b.host_sequence_length, f.host_sequence_length);
+  EXPECT_EQ(b.initial_state, f.initial_state);
+  EXPECT_EQ(b.weights, f.weights);
+  EXPECT_EQ(b.workspace, f.workspace);
+  EXPECT_EQ(b.workspace_bytes, 11u);
+  EXPECT_EQ(b.reserve, f.reserve);
+  EXPECT_EQ(b.reserve_bytes, 12u);
+  EXPECT_EQ(b.host_reserve, f.host_reserve);
+  EXPECT_EQ(b.host_reserve_bytes, 13u);
+  for (const void* p : {b.grad_outputs, b.grad_outputs_bw, b.grad_final_state, static_cast<const void*>(b.grad_inputs),
+                        static_cast<const void*>(b.grad_initial_state), static_cast<const void*>(b.grad_weights)}) {
+    EXPECT_EQ(p, nullptr);
+  }
+  EXPECT_FALSE(b.accumulate_grad_weights);
+}
+
 TEST(Validation, BackwardRunsTheStepsOfItsForward) {
   Call c(false);
   c.len = {2, 1};

@@ -109,6 +109,26 @@ struct BackwardArgs {
   size_t reserve_bytes = 0;
   const void* host_reserve = nullptr;  ///< [in, host] swap_memory: that forward's host_reserve
   size_t host_reserve_bytes = 0;
+
+  /// The backward of a training forward: its inputs (x, lengths, initial state, weights), its
+  /// workspace and its reserves, with no upstream gradients and no gradient outputs yet.
+  static BackwardArgs of(const ForwardArgs& f) {
+    BackwardArgs b;
+    for (int i = 0; i < 3; ++i) b.x_shape[i] = f.x_shape[i];
+    b.x = f.x;
+    b.sequence_length = f.sequence_length;
+    b.sequence_length_size = f.sequence_length_size;
+    b.host_sequence_length = f.host_sequence_length;
+    b.initial_state = f.initial_state;
+    b.weights = f.weights;
+    b.workspace = f.workspace;
+    b.workspace_bytes = f.workspace_bytes;
+    b.reserve = f.reserve;
+    b.reserve_bytes = f.reserve_bytes;
+    b.host_reserve = f.host_reserve;
+    b.host_reserve_bytes = f.host_reserve_bytes;
+    return b;
+  }
 };
 
 /// A planned `dynamic_rnn` / `bidirectional_dynamic_rnn`. Create once, reuse for many calls.

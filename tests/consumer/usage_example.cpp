@@ -37,17 +37,10 @@ int main() {
   if (!(st = rnn->forward(f))) return std::printf("%s\n", st.to_string().c_str()), 1;
 
   std::vector<float> grad_out(outputs.size(), 1.0f), grad_x(x.size()), grad_w(weights.size());
-  dynrnn::BackwardArgs b;
-  b.x_shape[0] = B, b.x_shape[1] = T, b.x_shape[2] = 5;
-  b.x = x.data();
-  b.sequence_length = lengths.data();
-  b.sequence_length_size = B;
-  b.weights = weights.data();
-  b.grad_outputs = grad_out.data();  // dL/d outputs for L = sum(outputs)
+  auto b = dynrnn::BackwardArgs::of(f);  // the forward's inputs, workspace and reserve
+  b.grad_outputs = grad_out.data();      // dL/d outputs for L = sum(outputs)
   b.grad_inputs = grad_x.data();
   b.grad_weights = grad_w.data();
-  b.workspace = workspace.data(), b.workspace_bytes = ws_bytes;
-  b.reserve = reserve.data(), b.reserve_bytes = rs_bytes;
   if (!(st = rnn->backward(b))) return std::printf("%s\n", st.to_string().c_str()), 1;
 
   // Row 1 has length 2: its outputs at t = 2, 3 are exactly zero, and so is dL/dx there.
