@@ -16,12 +16,12 @@ template <typename T>
 class DynrnnRunner final : public Runner {
  public:
   DynrnnRunner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream,
-               bool training, dynrnn::RecurrentAlgorithm algorithm)
+               bool training, const SpecEdit& edit)
       : p_(p), arena_(arena), stream_(stream), training_(training), b_(p, arena, training) {
     // MathMode only matters for float32 (16-bit GEMMs always run on tensor cores, accumulating in float32).
     const dynrnn::MathMode math = prec == Precision::kTf32 ? dynrnn::MathMode::kTF32 : dynrnn::MathMode::kDefault;
     dynrnn::RnnSpec spec = make_spec(p.shape, data_type(prec), math);
-    spec.algorithm = algorithm;
+    if (edit) edit(spec);
     check(dynrnn::Rnn::create(spec, backend, &rnn_), "Rnn::create");
     const int64_t T_ = p.shape.T, B = p.shape.B;
     check(rnn_->get_workspace_size(T_, B, false, &ws_inference_), "get_workspace_size(inference)");
@@ -55,6 +55,7 @@ class DynrnnRunner final : public Runner {
 
   size_t workspace_bytes() const override { return workspace_bytes_; }
   size_t reserve_bytes() const override { return reserve_bytes_; }
+  size_t host_reserve_bytes() const override { return host_reserve_bytes_; }
 
  private:
   using Set = typename RunnerBuffers<T>::Set;
@@ -128,10 +129,10 @@ class DynrnnRunner final : public Runner {
 }  // namespace
 
 std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
-                                           dynrnn::Stream stream, bool training, dynrnn::RecurrentAlgorithm algorithm) {
+                                           dynrnn::Stream stream, bool training, const SpecEdit& edit) {
   return with_storage_type(prec, [&](auto tag) -> std::unique_ptr<Runner> {
     using T = typename decltype(tag)::type;
-    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training, algorithm);
+    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training, edit);
   });
 }
 

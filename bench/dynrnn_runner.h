@@ -2,6 +2,7 @@
 // backward) on either backend, with buffers from an Arena.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "bench/arena.h"
@@ -13,9 +14,9 @@ namespace bench {
 /// Creates the handle and every buffer (outside any timed region). `stream` is the cudaStream_t
 /// for Backend::kCuda (ignored by kCpu). `training`: allocate the reserve and gradient buffers.
 /// Buffers hold the storage type of `prec` (bf16/fp16: 2-byte elements). Throws BenchError on any
-/// non-OK status. `algorithm`: RnnSpec::algorithm (kCuda's forward steps).
-std::unique_ptr<Runner> make_dynrnn_runner(
-    const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream, bool training,
-    dynrnn::RecurrentAlgorithm algorithm = dynrnn::RecurrentAlgorithm::kStandard);
+/// non-OK status. `edit` changes the spec that the shape and precision give (a variant's knobs).
+using SpecEdit = std::function<void(dynrnn::RnnSpec&)>;
+std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
+                                           dynrnn::Stream stream, bool training, const SpecEdit& edit = {});
 
 }  // namespace bench

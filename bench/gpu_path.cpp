@@ -119,6 +119,31 @@ struct Context {
 
 using Factory = std::function<std::unique_ptr<Runner>(Arena*)>;
 
+/// A byte count as "12.3 MiB" (KiB below 1 MiB), signed with `sign`.
+std::string mib(double bytes, bool sign = false) {
+  char buf[64];
+  const bool small = std::fabs(bytes) < (1 << 20);
+  std::snprintf(buf, sizeof buf, sign ? "%+.1f %s" : "%.1f %s", bytes / (small ? 1 << 10 : 1 << 20),
+                small ? "KiB" : "MiB");
+  return buf;
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+/// swap_memory: the activations a training forward copies to pinned host memory and its backward
+/// copies back, per timed call, and that traffic over the call's median time (a lower bound of the
+/// link's use: the copies overlap compute; compare with the calibrated pinned bandwidth).
+void note_host_traffic(Row& r, Mode mode, size_t host_bytes) {
+  if (host_bytes == 0 || mode == Mode::kInference || !(r.median_ms > 0)) return;
+  const double bytes = static_cast<double>(host_bytes) * (mode == Mode::kTraining ? 2 : 1);
+  r.note += std::string(r.note.empty() ? "" : "; ") + "swap: " + mib(bytes) + " to/from pinned host memory per call, " +
+            fixed(bytes / (r.median_ms * 1e-3) / 1e9, 2) + " GB/s";
+}
+
 /// Sets up one implementation, verifies it once, times it, and fills the row. Never throws.
 Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std::string& impl,
             const std::string& variant, const Factory& factory, Reference& ref, bool is_reference_impl,
@@ -170,6 +195,7 @@ Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std
     r.peak_mem_bytes = static_cast<double>(std::max(mem1, mem2) - std::min(mem0, std::max(mem1, mem2)));
     const WorkModel w = work_model(work_input(p, mode, prec, false), ctx.ceilings.flops_for(prec), ctx.ceilings);
     fill_timing(r, samples, w, p.shape.layers, true);
+    note_host_traffic(r, mode, runner->host_reserve_bytes());
   } catch (const BenchUnsupported& e) {
     r.status = "unsupported";
     r.note = e.what();
@@ -416,7 +442,26 @@ int run_gpu_path(const Options& opt, Report& report) {
             const Factory f = [&](Arena* a) {
               return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
             };
-            emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "", f, ref, true), &shape);
+            Row row = measure(ctx, p, prec, mode, "dynrnn", "", f, ref, true);
+            if (training && (shape.activation_budget > 0 || shape.swap_memory)) {
+              // The same without swap_memory, where it fits: what the budget costs in time and saves
+              // in device memory (issue: swap_memory done properly).
+              const Factory in_memory = [&](Arena* a) {
+                return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
+                                          [](dynrnn::RnnSpec& s) { s.swap_memory = false; });
+              };
+              const Row mem = measure(ctx, p, prec, mode, "dynrnn", "in-memory", in_memory, ref, true,
+                                      /*error_is_failure=*/false);
+              if (row.status == "ok" && mem.status == "ok") {
+                row.note += std::string(row.note.empty() ? "" : "; ") +
+                            "vs in-memory: " + fixed(row.median_ms / mem.median_ms, 2) + "x the time, " +
+                            mib(row.peak_mem_bytes - mem.peak_mem_bytes, true) + " of device memory";
+              }
+              emit(ctx, row, &shape);
+              emit(ctx, mem);
+            } else {
+              emit(ctx, row, &shape);
+            }
             // The same calls captured once and replayed as CUDA graphs (dynrnn never synchronizes
             // or allocates inside a call, so every call is capturable).
             const Factory g = [&](Arena* a) { return make_graph_runner(f(a), ctx.stream); };
@@ -424,8 +469,9 @@ int run_gpu_path(const Options& opt, Report& report) {
             // RnnSpec::algorithm = kPersistent: forward and backward steps in one cooperative kernel
             // per chunk with the recurrent weights in shared memory (layers that do not fit run per step).
             const Factory persistent = [&](Arena* a) {
-              return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
-                                        dynrnn::RecurrentAlgorithm::kPersistent);
+              return make_dynrnn_runner(
+                  p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
+                  [](dynrnn::RnnSpec& s) { s.algorithm = dynrnn::RecurrentAlgorithm::kPersistent; });
             };
             emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
           }

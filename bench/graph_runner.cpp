@@ -36,6 +36,7 @@ class GraphRunner final : public Runner {
   HostResult fetch(bool grads) override { return inner_->fetch(grads); }
   size_t workspace_bytes() const override { return inner_->workspace_bytes(); }
   size_t reserve_bytes() const override { return inner_->reserve_bytes(); }
+  size_t host_reserve_bytes() const override { return inner_->host_reserve_bytes(); }
   std::string unverifiable_reason() const override { return inner_->unverifiable_reason(); }
 
  private:

@@ -68,6 +68,8 @@ class Runner {
   virtual HostResult fetch(bool grads) = 0;
   virtual size_t workspace_bytes() const { return 0; }
   virtual size_t reserve_bytes() const { return 0; }
+  /// Pinned host bytes a training forward moves out (and its backward brings back): swap_memory.
+  virtual size_t host_reserve_bytes() const { return 0; }
   /// Non-empty when the implementation computes a different function than TF (verification
   /// is then NotVerified with this reason).
   virtual std::string unverifiable_reason() const { return {}; }
