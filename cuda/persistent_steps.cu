@@ -39,25 +39,89 @@ __host__ __device__ inline Share share(int64_t size, int64_t per_block, unsigned
   return {first, rest < 0 ? 0 : (rest < per_block ? rest : per_block)};
 }
 
-/// out(b, c) for the block's `width` columns and every row b: sum over k of in[b * k_len + k] times
-/// the shared-memory weight w[k * row + scol(c)], in compute_t<T>, k ascending. Thread t computes
-/// the elements i = t, t + blockDim.x, ... of the rows x width grid (b = i / width, c = i % width).
-/// Rows past their sequence's length (map.valid(b) false) skip the sum and store 0: the cell stages
-/// discard what such rows compute, and their gradients are exactly 0, so a ragged batch costs only
-/// its running rows.
+// The block GEMM's register tile and K split. A thread sums a 4 x 4 tile of outputs, so each weight
+// and input it loads feeds four products (one load per two FMAs, against two loads per FMA for an
+// output per thread). When the tiles are fewer than the threads, K is split into up to 16 slices
+// whose partial tiles meet in shared memory, in slice order.
+constexpr int kTileRows = 4, kTileCols = 4, kMaxSlices = 16;
+
+__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+/// K slices of a batch x width block GEMM (tiles x slices never exceeds the block's threads).
+__host__ __device__ inline int64_t gemm_slices(int64_t batch, int64_t width) {
+  const int64_t tiles = ceil_div(batch, kTileRows) * ceil_div(width, kTileCols);
+  if (tiles >= static_cast<int64_t>(kThreadsPerBlock)) return 1;
+  const int64_t s = static_cast<int64_t>(kThreadsPerBlock) / tiles;
+  return s < kMaxSlices ? s : kMaxSlices;
+}
+
+/// Shared memory for the partial tiles, ahead of the weights (a multiple of 16 bytes).
+template <typename T>
+constexpr size_t kScratchBytes = size_t(kThreadsPerBlock) * kTileRows* kTileCols * sizeof(compute_t<T>);
+
+/// out(b, c) for every row b and the block's `width` columns c: the sum over k of in[b * k_len + k]
+/// times the shared-memory weight w[k * row + scol(c)], in compute_t<T>, k ascending within a slice
+/// and slices in order. Rows past their sequence's length (map.valid(b) false) store 0, and a tile
+/// whose rows have all ended skips its sum: the cell stages discard those rows, and their gradients
+/// are exactly 0, so a ragged batch costs little more than its running rows. Callers place a block
+/// barrier between this and the next use of `scratch` or of what it stored.
 template <typename T, typename Col, typename Store>
 __device__ void block_gemm(const T* in, int64_t k_len, int64_t batch, const T* w, int64_t row, int64_t width, Col scol,
-                           const cell::StepMap& map, Store store) {
+                           const cell::StepMap& map, compute_t<T>* scratch, Store store) {
   using A = compute_t<T>;
-  for (int64_t i = threadIdx.x; i < batch * width; i += blockDim.x) {
-    const int64_t b = i / width, c = i % width;
-    A acc = A(0);
-    if (map.valid(b)) {
-      const T* x = in + b * k_len;
-      const T* wc = w + scol(c);
-      for (int64_t k = 0; k < k_len; ++k) acc += A(x[k]) * A(wc[k * row]);
+  constexpr int R = kTileRows, C = kTileCols;
+  const int64_t col_tiles = ceil_div(width, C), tiles = ceil_div(batch, R) * col_tiles;
+  const int64_t slices = gemm_slices(batch, width), k_step = ceil_div(k_len, slices);
+  const auto put = [&](int64_t b, int64_t c, A v) {
+    if (b < batch && c < width) store(b, c, map.valid(b) ? v : A(0));
+  };
+  for (int64_t job = threadIdx.x; job < tiles * slices; job += blockDim.x) {
+    const int64_t tile = job % tiles, slice = job / tiles;
+    const int64_t b0 = tile / col_tiles * R, c0 = tile % col_tiles * C;
+    A acc[R][C];
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) acc[r][c] = A(0);
     }
-    store(b, c, acc);
+    bool live = false;
+    for (int r = 0; r < R; ++r) live = live || (b0 + r < batch && map.valid(b0 + r));
+    if (live) {
+      // Rows and columns past the edge repeat the last one (their sums are never stored).
+      const T* x[R];
+      int64_t wc[C];
+      for (int r = 0; r < R; ++r) x[r] = in + (b0 + r < batch ? b0 + r : batch - 1) * k_len;
+      for (int c = 0; c < C; ++c) wc[c] = scol(c0 + c < width ? c0 + c : width - 1);
+      const int64_t k1 = (slice + 1) * k_step < k_len ? (slice + 1) * k_step : k_len;
+      for (int64_t k = slice * k_step; k < k1; ++k) {
+        A xv[R];
+        for (int r = 0; r < R; ++r) xv[r] = A(x[r][k]);
+        const T* wk = w + k * row;
+        for (int c = 0; c < C; ++c) {
+          const A wv = A(wk[wc[c]]);
+          for (int r = 0; r < R; ++r) acc[r][c] += xv[r] * wv;
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) {
+        if (slices == 1) {
+          put(b0 + r, c0 + c, acc[r][c]);
+        } else {
+          scratch[(slice * tiles + tile) * R * C + r * C + c] = acc[r][c];
+        }
+      }
+    }
+  }
+  if (slices == 1) return;  // the same for every thread of the block
+  __syncthreads();
+  for (int64_t tile = threadIdx.x; tile < tiles; tile += blockDim.x) {
+    const int64_t b0 = tile / col_tiles * R, c0 = tile % col_tiles * C;
+    for (int i = 0; i < R * C; ++i) {
+      A sum = scratch[tile * R * C + i];
+      for (int64_t slice = 1; slice < slices; ++slice) sum += scratch[(slice * tiles + tile) * R * C + i];
+      put(b0 + i / C, c0 + i % C, sum);
+    }
   }
 }
 
@@ -111,7 +175,7 @@ __device__ void load_weights(const Stage<T, P>& s, T* smem) {
 
 /// Forward step e of one stage for the block's units: their GEMM columns, then the cell stage.
 template <typename T, typename P>
-__device__ void run_stage(const Stage<T, P>& s, int64_t e, int64_t batch, const T* smem) {
+__device__ void run_stage(const Stage<T, P>& s, int64_t e, int64_t batch, const T* smem, compute_t<T>* scratch) {
   using A = compute_t<T>;
   const Share my = share(s.op.cols, s.per_block, blockIdx.x);
   if (my.count == 0) return;  // the same for every thread of the block
@@ -120,7 +184,7 @@ __device__ void run_stage(const Stage<T, P>& s, int64_t e, int64_t batch, const 
   const P op = s.op.at_step(e);
   block_gemm(
       s.in + e * s.in_step, s.k, batch, smem + s.smem_offset, s.gates * s.per_block, s.gates * n,
-      [&](int64_t c) { return c / n * s.per_block + c % n; }, op.map,
+      [&](int64_t c) { return c / n * s.per_block + c % n; }, op.map, scratch,
       [&](int64_t b, int64_t c, A acc) { out[b * s.gates * U + c / n * U + my.first + c % n] = T(acc); });
   __syncthreads();  // the cell stage reads the columns other threads of this block wrote
   for (int64_t i = threadIdx.x; i < batch * n; i += blockDim.x) op.apply(i / n, my.first + i % n);
@@ -128,16 +192,18 @@ __device__ void run_stage(const Stage<T, P>& s, int64_t e, int64_t batch, const 
 
 template <typename T, typename P1, typename P2>
 __global__ void __launch_bounds__(kThreadsPerBlock) persistent_forward_kernel(const Program<T, P1, P2> p) {
-  T* smem = reinterpret_cast<T*>(dynamic_shared_memory());
+  unsigned char* shared = dynamic_shared_memory();
+  compute_t<T>* scratch = reinterpret_cast<compute_t<T>*>(shared);
+  T* smem = reinterpret_cast<T*>(shared + kScratchBytes<T>);
   load_weights(p.s1, smem);
   if constexpr (kPresent<P2>) load_weights(p.s2, smem);
   __syncthreads();
   cg::grid_group grid = cg::this_grid();
   for (int64_t e = 0; e < p.steps; ++e) {
-    run_stage(p.s1, e, p.batch, smem);
+    run_stage(p.s1, e, p.batch, smem, scratch);
     grid.sync();  // every block's stage results (h, r*h, m_raw) are read by every block next
     if constexpr (kPresent<P2>) {
-      run_stage(p.s2, e, p.batch, smem);
+      run_stage(p.s2, e, p.batch, smem, scratch);
       grid.sync();
     }
   }
@@ -195,7 +261,7 @@ __device__ void load_rows(const S& s, T* smem) {
 /// the block's output columns of in_e * w^T.
 template <typename T, typename S>
 __device__ void run_back_stage(const S& s, int64_t e, int64_t batch, const compute_t<T>* next, compute_t<T>* prev,
-                               const T* smem, cg::grid_group& grid) {
+                               const T* smem, compute_t<T>* scratch, cg::grid_group& grid) {
   using A = compute_t<T>;
   const Share units = share(s.op.cols, s.per_block, blockIdx.x);
   const auto op = s.op.at_step(e, next, prev);
@@ -208,7 +274,7 @@ __device__ void run_back_stage(const S& s, int64_t e, int64_t batch, const compu
     const int64_t n = s.n;
     block_gemm(
         s.in + e * s.in_step, s.m, batch, smem + s.smem_offset, s.per_block_n, my.count, [](int64_t c) { return c; },
-        op.map,
+        op.map, scratch,
         [&](int64_t b, int64_t c, A acc) {
           if constexpr (S::kAdds) {
             // A finished row's dz is 0: its state gradient passes through untouched (not even -0 + 0).
@@ -218,14 +284,14 @@ __device__ void run_back_stage(const S& s, int64_t e, int64_t batch, const compu
           }
         });
   }
-  // No block barrier before the next cell stage: it reads only its own units' columns of out (or
-  // dh), and the GEMM and the cell stage map thread i to the same (row, unit), so each thread reads
-  // what it wrote itself.
+  __syncthreads();  // the next cell stage reads the columns other threads of this block wrote
 }
 
 template <typename T, typename S1, typename S2>
 __global__ void __launch_bounds__(kThreadsPerBlock) persistent_backward_kernel(const BackProgram<T, S1, S2> p) {
-  T* smem = reinterpret_cast<T*>(dynamic_shared_memory());
+  unsigned char* shared = dynamic_shared_memory();
+  compute_t<T>* scratch = reinterpret_cast<compute_t<T>*>(shared);
+  T* smem = reinterpret_cast<T*>(shared + kScratchBytes<T>);
   load_rows<T>(p.s1, smem);
   if constexpr (kPresent<decltype(p.s2.op)>) load_rows<T>(p.s2, smem);
   __syncthreads();
@@ -234,16 +300,12 @@ __global__ void __launch_bounds__(kThreadsPerBlock) persistent_backward_kernel(c
     const compute_t<T>* next = p.dh[(p.first + i) % 2];
     compute_t<T>* prev = p.dh[(p.first + i + 1) % 2];
     const int64_t e = p.steps - 1 - i;
-    run_back_stage<T>(p.s1, e, p.batch, next, prev, smem, grid);
-    if constexpr (kPresent<decltype(p.s2.op)>) run_back_stage<T>(p.s2, e, p.batch, next, prev, smem, grid);
+    run_back_stage<T>(p.s1, e, p.batch, next, prev, smem, scratch, grid);
+    if constexpr (kPresent<decltype(p.s2.op)>) run_back_stage<T>(p.s2, e, p.batch, next, prev, smem, scratch, grid);
   }
 }
 
 // ---- launch -----------------------------------------------------------------------------------
-
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
 
 /// Whether rows x cols elements (each up to 2^40 and more than 0) fit in `capacity`.
 bool fits(int64_t rows, int64_t cols, int64_t capacity) {
@@ -251,20 +313,21 @@ bool fits(int64_t rows, int64_t cols, int64_t capacity) {
 }
 
 /// Tries the most blocks first (up to 4 per multiprocessor, at most one per unit of the largest
-/// space): `plan(blocks)` splits the program and returns the shared-memory elements a block needs,
-/// or -1 when a slice does not fit; the first split whose blocks can all be resident is launched.
-/// Nothing fits: *ran = false and nothing is enqueued.
+/// space): `plan(blocks)` splits the program and returns the weight elements a block holds in shared
+/// memory (after the GEMM scratch), or -1 when a slice does not fit; the first split whose blocks can all be resident
+/// is launched. Nothing fits: *ran = false and nothing is enqueued.
 template <typename T, typename Args, typename Plan>
 Status launch(void (*kernel)(Args), Args& p, int64_t units, PersistentDevice& device, Plan plan, cudaStream_t stream,
               const char* what, bool* ran) {
   *ran = false;
-  const int64_t capacity = static_cast<int64_t>(device.shared_bytes / sizeof(T));
+  if (device.shared_bytes < kScratchBytes<T>) return Status::ok();
+  const int64_t capacity = static_cast<int64_t>((device.shared_bytes - kScratchBytes<T>) / sizeof(T));
   for (int per_sm = 4; per_sm >= 1; --per_sm) {
     const int64_t most = static_cast<int64_t>(device.multiprocessors) * per_sm;
     const int64_t blocks = units < most ? units : most;
     const int64_t elems = plan(blocks, capacity);
     if (elems < 0) continue;
-    const size_t bytes = static_cast<size_t>(elems) * sizeof(T);
+    const size_t bytes = kScratchBytes<T> + static_cast<size_t>(elems) * sizeof(T);
     const void* id = reinterpret_cast<const void*>(kernel);
     if (!device.opted_in.count(id)) {
       // Above 48 KiB a kernel must opt in, once, to the most any launch of it may use (a host-side

@@ -1032,6 +1032,13 @@ TEST(GpuRnn, MatchesCpuFloat16) {
 // CPU backend with the per-step path's tolerances (its GEMMs sum in another order than cuBLAS's).
 TEST(GpuRnn, PersistentMatchesCpu) {
   REQUIRE_GPU();
+  // Also enough rows that the block GEMMs' 4 x 4 tiles occupy every thread without splitting K,
+  // with edge tiles (130 rows) and some rows ended (whole tiles skip their sums).
+  std::vector<int32_t> len(130, 3);
+  for (size_t b = 0; b < 8; ++b) len[b] = 1;
+  const Case wide = with_len(
+      make_case("persistent_wide", {CellSpec::basic_lstm(64), CellSpec::gru(40)}, {}, 16, 3, 130, false, 77), len);
+  gpu_matches_cpu<float>(persistent({wide}), kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<float>(persistent(all_cases(kRandomFloat32, kSeedFloat32)), kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<double>(persistent(all_cases(20, 3000)), kTolFloat64, MathMode::kDefault);
   gpu_matches_cpu<dynrnn::bfloat16>(persistent(all_cases(kRandomHalf, kSeedHalf)), kTolBFloat16, MathMode::kDefault);
