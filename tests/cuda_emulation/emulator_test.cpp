@@ -55,6 +55,11 @@ __global__ void neighbour_kernel(int* published, int* out, bool grid_barrier) {
   if (threadIdx.x == 0) out[2 * b] = published[(b + 1) % gridDim.x] + 1000 * shared[0];
 }
 
+/// Reads element `index` of its dynamic shared memory (ints).
+__global__ void shared_read_kernel(int64_t index, int* out) {
+  *out = reinterpret_cast<const int*>(cuda_emulation::dynamic_shared_memory())[index];
+}
+
 cudaError_t fill(float* dst, int64_t n, float value, cudaStream_t stream) {
   void* args[] = {&dst, &n, &value};
   return cudaLaunchKernel(fill_kernel, dim3(static_cast<unsigned>((n + 63) / 64)), dim3(64), args, 0, stream);
@@ -279,6 +284,20 @@ TEST(CudaEmulation, CooperativeGridsAndDynamicSharedMemory) {
   EMU_OK(cudaLaunchCooperativeKernel(neighbour_kernel, dim3(4), dim3(32), args, size_t(160) << 10, nullptr));
   EMU_OK(cudaDeviceSynchronize());
   EMU_OK(cudaFree(published));
+  EMU_OK(cudaFree(out));
+}
+
+TEST(CudaEmulation, SharedMemoryEndsAtAGuardPage) {
+  int* out = nullptr;
+  EMU_OK(cudaMalloc(&out, sizeof(int)));
+  int64_t last = 1023;  // 4 KiB of ints: the last one is readable, the next one is not
+  void* args[] = {&last, &out};
+  EMU_OK(cudaLaunchKernel(shared_read_kernel, dim3(1), dim3(1), args, 4096, nullptr));
+  EMU_OK(cudaDeviceSynchronize());
+  int64_t past = 1024;
+  void* past_args[] = {&past, &out};
+  EXPECT_DEATH(
+      (cudaLaunchKernel(shared_read_kernel, dim3(1), dim3(1), past_args, 4096, nullptr), cudaDeviceSynchronize()), "");
   EMU_OK(cudaFree(out));
 }
 

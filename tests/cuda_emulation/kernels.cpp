@@ -6,11 +6,13 @@
 // Fibers: makecontext gives each its stack and setcontext enters it once; every later switch is a
 // __builtin_setjmp / __builtin_longjmp pair, which, unlike swapcontext, makes no system call (to
 // save and restore the signal mask), so a barrier costs a few instructions.
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -201,6 +203,46 @@ void make_fibers(BlockRun& run, dim3 grid, dim3 block, bool whole_grid) {
   }
 }
 
+/// The dynamic shared memory of the blocks that run at once: each block's buffer ends where a
+/// PROT_NONE guard page starts, so reading or writing past the launch's shared bytes faults (the
+/// test dies), as compute-sanitizer memcheck would report it on a GPU.
+class SharedMemory {
+ public:
+  SharedMemory(size_t blocks, size_t bytes) : bytes_(bytes) {
+    if (bytes == 0) return;
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    stride_ = (bytes + page - 1) / page * page + page;
+    len_ = blocks * stride_;
+    void* m = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      std::fprintf(stderr, "cuda emulation: cannot map %zu bytes of shared memory\n", len_);
+      std::abort();
+    }
+    map_ = static_cast<unsigned char*>(m);
+    for (size_t b = 0; b < blocks; ++b) (void)mprotect(map_ + (b + 1) * stride_ - page, page, PROT_NONE);
+  }
+  ~SharedMemory() {
+    if (map_) munmap(map_, len_);
+  }
+  SharedMemory(const SharedMemory&) = delete;
+  SharedMemory& operator=(const SharedMemory&) = delete;
+
+  /// Block b's buffer (16-byte aligned, its end at most 15 bytes before the guard page).
+  unsigned char* block(size_t b) const {
+    if (!map_) return nullptr;
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return map_ + ((b + 1) * stride_ - page - bytes_) / 16 * 16;
+  }
+  /// 0xff bytes (a NaN) everywhere, as a block starts with garbage.
+  void poison(size_t blocks) const {
+    for (size_t b = 0; b < blocks; ++b) std::memset(block(b), 0xff, bytes_);
+  }
+
+ private:
+  size_t bytes_ = 0, stride_ = 0, len_ = 0;
+  unsigned char* map_ = nullptr;
+};
+
 void run_grid(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, bool cooperative,
               const std::function<void()>& body) {
   gridDim = uint3{grid.x, grid.y, grid.z};
@@ -208,8 +250,8 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, bo
   const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
   const size_t blocks = cooperative ? static_cast<size_t>(grid.x) * grid.y * grid.z : 1;
   // Every block that runs at once has its own shared memory; 0xff bytes (a NaN) until it writes.
-  std::vector<unsigned char> shared(blocks * shared_bytes);
-  const auto poison = [&] { std::fill(shared.begin(), shared.end(), static_cast<unsigned char>(0xff)); };
+  const SharedMemory shared(blocks, shared_bytes);
+  const auto poison = [&] { shared.poison(blocks); };
   poison();
   auto known = barrier_free().find(kernel);
   const bool plain = !cooperative && known != barrier_free().end() && known->second;
@@ -220,7 +262,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, bo
   unsigned char* outer_shared = block_shared;
   if (plain) {
     active_block = nullptr;
-    block_shared = shared.data();
+    block_shared = shared.block(0);
     for_each_index(grid, [&](uint3 b) {
       blockIdx = b;
       poison();
@@ -233,7 +275,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, bo
     ucontext_t blank;  // one getcontext (a system call) per launch, copied into every fiber
     save_context(&blank);
     make_fibers(run, grid, block, cooperative);
-    for (size_t i = 0; i < run.fibers.size(); ++i) run.fibers[i].shared = shared.data() + i / threads * shared_bytes;
+    for (size_t i = 0; i < run.fibers.size(); ++i) run.fibers[i].shared = shared.block(i / threads);
     active_block = &run;
     if (cooperative) {
       run_fibers(run, blank, threads);
