@@ -70,6 +70,7 @@ dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype,
   spec.swap_memory = opt.swap_memory;
   spec.activation_memory_budget = opt.activation_memory_budget;
   spec.recompute = opt.recompute;
+  spec.algorithm = opt.algorithm;
   return spec;
 }
 

@@ -19,6 +19,7 @@ struct LibraryOptions {
   bool recompute = false;
   bool inference = false;                           ///< forward without a reserve (and no backward)
   dynrnn::Backend backend = dynrnn::Backend::kCpu;  ///< kCuda: the buffers are mirrored to the device
+  dynrnn::RecurrentAlgorithm algorithm = dynrnn::RecurrentAlgorithm::kStandard;
 };
 
 /// The RnnSpec that describes the problem's cells and layout.

@@ -9,7 +9,8 @@
 
 namespace testing_support {
 
-void expect_library_matches_fixture(const std::string& path, dynrnn::Backend backend) {
+void expect_library_matches_fixture(const std::string& path, dynrnn::Backend backend,
+                                    dynrnn::RecurrentAlgorithm algorithm) {
   golden::Fixture fx;
   ASSERT_NO_THROW(fx = golden::load_fixture(path));
   ref::Problem p;
@@ -17,9 +18,11 @@ void expect_library_matches_fixture(const std::string& path, dynrnn::Backend bac
   ASSERT_NO_THROW(p = ref::problem_from_fixture(fx));
   ASSERT_NO_THROW(u = ref::upstream_from_fixture(fx));
   const std::string dtype = fx.meta_str("dtype");
-  const std::string where = backend == dynrnn::Backend::kCuda ? "CUDA" : "CPU";
+  const bool persistent = algorithm == dynrnn::RecurrentAlgorithm::kPersistent;
+  const std::string where = backend == dynrnn::Backend::kCuda ? (persistent ? "CUDA persistent" : "CUDA") : "CPU";
   LibraryOptions opt;
   opt.backend = backend;
+  opt.algorithm = algorithm;
 
   const LibraryRun run64 = run_library<double>(p, &u, opt);
   ref::compare_with_fixture(fx, run64.forward, run64.gradients, p.has_initial_state, ref::fixture_tolerance(dtype),

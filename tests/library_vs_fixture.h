@@ -10,6 +10,7 @@
 namespace testing_support {
 
 /// Fails the current test where the library and TensorFlow disagree.
-void expect_library_matches_fixture(const std::string& path, dynrnn::Backend backend);
+void expect_library_matches_fixture(const std::string& path, dynrnn::Backend backend,
+                                    dynrnn::RecurrentAlgorithm algorithm = dynrnn::RecurrentAlgorithm::kStandard);
 
 }  // namespace testing_support
