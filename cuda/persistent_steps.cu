@@ -6,6 +6,7 @@
 // and applies the cell_math.h stage to its units, exactly the stages of the per-step path.
 //  * forward stage: GEMM (its units' columns of every gate) -> __syncthreads -> cell stage -> grid.sync
 //  * backward stage: cell stage -> grid.sync -> GEMM with the transposed weight (its units' columns)
+//    -> __syncthreads
 // A grid-wide barrier stands wherever a block reads what other blocks wrote (h, GRU's r*h, LSTM's
 // projection input; dz and its kind); everything else a block reads it wrote itself. The GEMMs
 // accumulate in compute_t<T> in a fixed order: results are deterministic and differ from cuBLAS's
