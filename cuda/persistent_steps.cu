@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) persistent_backward_kernel(c
   T* smem = reinterpret_cast<T*>(shared + kScratchBytes<T>);
   load_rows<T>(p.s1, smem);
   if constexpr (kPresent<decltype(p.s2.op)>) load_rows<T>(p.s2, smem);
-  __syncthreads();
+  // No barrier here: the weights are first read after the first cell stage's grid.sync().
   cg::grid_group grid = cg::this_grid();
   for (int64_t i = 0; i < p.steps; ++i) {
     const compute_t<T>* next = p.dh[(p.first + i) % 2];
