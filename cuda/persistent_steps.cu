@@ -337,14 +337,14 @@ Status launch(void (*kernel)(Args), Args& p, int64_t units, PersistentDevice& de
                                              static_cast<int>(device.shared_bytes)));
       device.opted_in.insert(id);
     }
-    const auto key = std::make_pair(id, bytes);
-    if (!device.resident.count(key)) {
+    auto known = device.resident.find(std::make_pair(id, bytes));
+    if (known == device.resident.end()) {
       int resident = 0;
       DYNRNN_CUDA_CHECK(
           cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, static_cast<int>(kThreadsPerBlock), bytes));
-      device.resident[key] = resident;
+      known = device.resident.emplace(std::make_pair(id, bytes), resident).first;
     }
-    if (device.resident[key] < per_sm) continue;
+    if (known->second < per_sm) continue;
     void* args[] = {&p};
     const cudaError_t e = cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(blocks)),
                                                       dim3(kThreadsPerBlock), args, bytes, stream);

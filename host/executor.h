@@ -94,9 +94,6 @@ struct RecurrentBackwardStage {
   PointwiseOp<T> op_at(int64_t e, const compute_t<T>* dh_next, compute_t<T>* dh_prev) const {
     return std::visit([&](const auto& p) { return PointwiseOp<T>(p.at_step(e, dh_next, dh_prev)); }, op);
   }
-  int64_t units() const {
-    return std::visit([](const auto& p) { return p.cols; }, op);
-  }
 };
 
 /// The recurrent part of `steps` consecutive backward steps of one layer, run from the chunk's last
@@ -176,15 +173,31 @@ class Executor {
         DYNRNN_TRY(pointwise(s.op_at(e, next, prev)));
         const MatRef<T> in{s.in + e * s.in_step, s.m, false}, w{s.w, s.m, true};
         if (s.out) {
-          DYNRNN_TRY(gemm(r.batch, s.n, s.m, A(1), in, w, A(0), s.out, s.n));
-        } else if constexpr (std::is_same<A, T>::value) {
-          DYNRNN_TRY(gemm(r.batch, s.n, s.m, A(1), in, w, A(1), prev, s.n));
+          DYNRNN_TRY(gemm_to(r.batch, s.n, s.m, in, w, A(0), s.out, s.n));
         } else {
-          DYNRNN_TRY(gemm_wide(r.batch, s.n, s.m, A(1), in, w, A(1), prev, s.n));
+          DYNRNN_TRY(gemm_to(r.batch, s.n, s.m, in, w, A(1), prev, s.n));
         }
       }
     }
     return Status::ok();
+  }
+  /// gemm (alpha 1) or column_sum into a T or a compute_t<T> buffer: gemm_wide and column_sum_wide
+  /// for the 16-bit types' float32 accumulators.
+  template <typename G>
+  Status gemm_to(int64_t m, int64_t n, int64_t k, MatRef<T> a, MatRef<T> b, compute_t<T> beta, G* c, int64_t ldc) {
+    if constexpr (std::is_same<G, T>::value) {
+      return gemm(m, n, k, compute_t<T>(1), a, b, beta, c, ldc);
+    } else {
+      return gemm_wide(m, n, k, compute_t<T>(1), a, b, beta, c, ldc);
+    }
+  }
+  template <typename G>
+  Status sum_to(int64_t rows, int64_t cols, const T* src, bool accumulate, G* dst) {
+    if constexpr (std::is_same<G, T>::value) {
+      return column_sum(rows, cols, src, accumulate, dst);
+    } else {
+      return column_sum_wide(rows, cols, src, accumulate, dst);
+    }
   }
   /// dst[r * ld + c] = 0 for r < rows, c < cols.
   virtual Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) = 0;

@@ -421,19 +421,20 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     const bool acc = accumulate || ch != n_chunks_ - 1;
     const A beta = acc ? 1 : 0;
     const int64_t rows = n * B, p0 = l.param_begin;
-    DYNRNN_TRY(gemm_to(Din, GW, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
+    DYNRNN_TRY(ex_.gemm_to(Din, GW, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
     if (l.is_gru) {
-      DYNRNN_TRY(gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0), H));
+      DYNRNN_TRY(ex_.gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0), H));
     }
-    DYNRNN_TRY(gemm_to(O, GW, rows, {S.hs, O, true}, {dz, GW, false}, beta, g + (l.kernel - p0 + Din * GW), GW));
-    DYNRNN_TRY(sum_to(rows, GW, dz, acc, g + (l.bias - p0)));
+    DYNRNN_TRY(ex_.gemm_to(O, GW, rows, {S.hs, O, true}, {dz, GW, false}, beta, g + (l.kernel - p0 + Din * GW), GW));
+    DYNRNN_TRY(ex_.sum_to(rows, GW, dz, acc, g + (l.bias - p0)));
     if (l.project) {
-      DYNRNN_TRY(gemm_to(H, O, rows, {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, g + (l.projection - p0), O));
+      DYNRNN_TRY(ex_.gemm_to(H, O, rows, {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, g + (l.projection - p0), O));
     }
-    if (l.peepholes) DYNRNN_TRY(sum_to(rows, 3 * H, at(lp.dpeep), acc, g + (l.peephole - p0)));
+    if (l.peepholes) DYNRNN_TRY(ex_.sum_to(rows, 3 * H, at(lp.dpeep), acc, g + (l.peephole - p0)));
     if (l.is_gru) {
-      DYNRNN_TRY(gemm_to(H, H, rows, {S.rh, H, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0 + Din * H), H));
-      DYNRNN_TRY(sum_to(rows, H, dzc, acc, g + (l.cand_bias - p0)));
+      DYNRNN_TRY(
+          ex_.gemm_to(H, H, rows, {S.rh, H, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0 + Din * H), H));
+      DYNRNN_TRY(ex_.sum_to(rows, H, dzc, acc, g + (l.cand_bias - p0)));
     }
     return Status::ok();
   }));

@@ -99,23 +99,6 @@ class Orchestrator {
     if (plan(l).dw.present()) return f(wide(at(plan(l).dw)), false);
     return f(c.grad_weights + l.param_begin, c.accumulate_grad_weights);
   }
-  /// gemm or column_sum into a T or a compute_t<T> buffer.
-  template <typename G>
-  Status gemm_to(int64_t m, int64_t n, int64_t k, MatRef<T> a, MatRef<T> b, A beta, G* c, int64_t ldc) {
-    if constexpr (std::is_same<G, T>::value) {
-      return ex_.gemm(m, n, k, A(1), a, b, beta, c, ldc);
-    } else {
-      return ex_.gemm_wide(m, n, k, A(1), a, b, beta, c, ldc);
-    }
-  }
-  template <typename G>
-  Status sum_to(int64_t rows, int64_t cols, const T* src, bool accumulate, G* dst) {
-    if constexpr (std::is_same<G, T>::value) {
-      return ex_.column_sum(rows, cols, src, accumulate, dst);
-    } else {
-      return ex_.column_sum_wide(rows, cols, src, accumulate, dst);
-    }
-  }
 
   /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
   /// backward, recompute) scratch.

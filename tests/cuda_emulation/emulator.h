@@ -51,6 +51,9 @@ void fault(const std::string& reason);
 /// invalidate the capture and fail with cudaErrorStreamCaptureUnsupported.
 cudaError_t check_capture_safe(const char* api);
 
+/// The host's page size (the granule of guard pages).
+size_t page_size();
+
 /// Counts one call of `api` (hooks.h call_counts).
 void note_call(const char* api);
 

@@ -8,7 +8,6 @@
 // save and restore the signal mask), so a barrier costs a few instructions.
 #include <sys/mman.h>
 #include <ucontext.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -210,7 +209,7 @@ class SharedMemory {
  public:
   SharedMemory(size_t blocks, size_t bytes) : bytes_(bytes) {
     if (bytes == 0) return;
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t page = page_size();
     stride_ = (bytes + page - 1) / page * page + page;
     len_ = blocks * stride_;
     void* m = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -230,8 +229,7 @@ class SharedMemory {
   /// Block b's buffer (16-byte aligned, its end at most 15 bytes before the guard page).
   unsigned char* block(size_t b) const {
     if (!map_) return nullptr;
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    return map_ + ((b + 1) * stride_ - page - bytes_) / 16 * 16;
+    return map_ + ((b + 1) * stride_ - page_size() - bytes_) / 16 * 16;
   }
   /// 0xff bytes (a NaN) everywhere, as a block starts with garbage.
   void poison(size_t blocks) const {

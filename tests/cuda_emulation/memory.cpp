@@ -10,13 +10,14 @@
 #include "device_state.h"
 
 namespace cuda_emulation {
-namespace detail {
-namespace {
 
 size_t page_size() {
   static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return p;
 }
+
+namespace detail {
+namespace {
 
 void protect(const Allocation& a, bool accessible) {
   if (a.data_len == 0) return;
