@@ -25,6 +25,7 @@
 #include "bench/precision_types.h"
 #include "bench/progress.h"
 #include "bench/rows.h"
+#include "bench/sorted_batch.h"
 #if defined(DYNRNN_BENCH_HAVE_CUDNN)
 #include "bench/cudnn_baseline.h"
 #endif
@@ -474,6 +475,19 @@ int run_gpu_path(const Options& opt, Report& report) {
                   [](dynrnn::RnnSpec& s) { s.algorithm = dynrnn::RecurrentAlgorithm::kPersistent; });
             };
             emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
+            if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken) {
+              // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: the
+              // rows still running at each step are then a prefix, and the recurrent GEMMs shrink
+              // to them (host_sequence_length tells dynrnn where that prefix ends).
+              const Factory sorted = [&](Arena* a) {
+                return make_sorted_batch_runner(p, [&](const Problem& q) {
+                  return make_dynrnn_runner(q, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
+                });
+              };
+              Row row = measure(ctx, p, prec, mode, "dynrnn", "sorted", sorted, ref, true);
+              row.note += std::string(row.note.empty() ? "" : "; ") + "batch sorted by length once, untimed";
+              emit(ctx, row, &shape);
+            }
           }
         }
 

@@ -68,6 +68,11 @@ struct RecurrentSteps {
   int stages = 1;
   int64_t batch = 0;
   int64_t steps = 0;
+  /// Host [steps] or null: step e's GEMMs need only rows [0, running_rows[e]), since every later row
+  /// has ended (its GEMM rows are never read, cell_math.h's running_row_value); null: all B rows.
+  const int64_t* running_rows = nullptr;
+
+  int64_t gemm_rows(int64_t e) const { return running_rows ? running_rows[e] : batch; }
 };
 
 /// The pointwise stages of a backward step, each followed by a GEMM with a transposed weight.
@@ -107,6 +112,10 @@ struct RecurrentBackwardSteps {
   int64_t steps = 0;
   compute_t<T>* dh[2] = {nullptr, nullptr};
   int first = 0;
+  /// As RecurrentSteps::running_rows: the GEMM rows of an ended row would add or store exact zeros.
+  const int64_t* running_rows = nullptr;
+
+  int64_t gemm_rows(int64_t e) const { return running_rows ? running_rows[e] : batch; }
 };
 
 /// Executors run verbs in the order they are called on one logical queue (the CUDA executor maps it to
@@ -153,7 +162,7 @@ class Executor {
       for (int i = 0; i < r.stages; ++i) {
         const RecurrentStage<T>& s = r.stage[i];
         const int64_t n = s.gates * s.units();
-        DYNRNN_TRY(gemm(r.batch, n, s.k, A(1), {s.in + e * s.in_step, s.k, false}, {s.w, n, false}, A(0),
+        DYNRNN_TRY(gemm(r.gemm_rows(e), n, s.k, A(1), {s.in + e * s.in_step, s.k, false}, {s.w, n, false}, A(0),
                         s.out + e * s.out_step, n));
         DYNRNN_TRY(pointwise(s.op_at(e)));
       }
@@ -173,9 +182,9 @@ class Executor {
         DYNRNN_TRY(pointwise(s.op_at(e, next, prev)));
         const MatRef<T> in{s.in + e * s.in_step, s.m, false}, w{s.w, s.m, true};
         if (s.out) {
-          DYNRNN_TRY(gemm_to(r.batch, s.n, s.m, in, w, A(0), s.out, s.n));
+          DYNRNN_TRY(gemm_to(r.gemm_rows(e), s.n, s.m, in, w, A(0), s.out, s.n));
         } else {
-          DYNRNN_TRY(gemm_to(r.batch, s.n, s.m, in, w, A(1), prev, s.n));
+          DYNRNN_TRY(gemm_to(r.gemm_rows(e), s.n, s.m, in, w, A(1), prev, s.n));
         }
       }
     }

@@ -25,6 +25,9 @@ struct ForwardCall {
   bool time_major = false;
   const T* x = nullptr;
   const int32_t* seq_len = nullptr;
+  /// The same lengths where the host can read them (kCpu's seq_len, or host_sequence_length), else
+  /// null. With them, each step's recurrent GEMMs stop after its last running row.
+  const int32_t* host_seq_len = nullptr;
   const T* initial_state = nullptr;
   const T* weights = nullptr;
   T* outputs[2] = {nullptr, nullptr};
@@ -40,6 +43,7 @@ struct BackwardCall {
   bool time_major = false;
   const T* x = nullptr;
   const int32_t* seq_len = nullptr;
+  const int32_t* host_seq_len = nullptr;
   const T* weights = nullptr;
   const T* grad_outputs[2] = {nullptr, nullptr};
   const T* grad_final_state = nullptr;
@@ -186,7 +190,10 @@ class Orchestrator {
   char* reserve_ = nullptr;
   bool time_major_ = false;
   int64_t loop_bound_ = 0;
-  int64_t n_chunks_ = 0;        ///< chunks this call runs
+  int64_t n_chunks_ = 0;  ///< chunks this call runs
+  /// Per step of this call, one past its last running row (running_rows()); empty: lengths unknown
+  /// on the host.
+  std::vector<int64_t> running_;
   std::vector<int> dh_cur_[2];  ///< backward: which dh slot holds the running gradient, per layer
 };
 

@@ -39,6 +39,7 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.time_major = model.spec.time_major;
   c.x = static_cast<const T*>(a.x);
   c.seq_len = a.sequence_length;
+  c.host_seq_len = host_visible_lengths(backend, a.sequence_length, a.host_sequence_length);
   c.initial_state = static_cast<const T*>(a.initial_state);
   c.weights = static_cast<const T*>(a.weights);
   c.outputs[0] = static_cast<T*>(a.outputs);
@@ -57,6 +58,7 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.time_major = model.spec.time_major;
   c.x = static_cast<const T*>(a.x);
   c.seq_len = a.sequence_length;
+  c.host_seq_len = host_visible_lengths(backend, a.sequence_length, a.host_sequence_length);
   c.weights = static_cast<const T*>(a.weights);
   c.grad_outputs[0] = static_cast<const T*>(a.grad_outputs);
   c.grad_outputs[1] = static_cast<const T*>(a.grad_outputs_bw);

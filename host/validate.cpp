@@ -87,7 +87,7 @@ Status check_common(const Model& m, Backend backend, const Common& a, const Plan
                    (a.host_seq_len ? " and host_sequence_length is set" : ""));
   }
   // Lengths visible on the host: range-check (bidirectional) and find the loop bound.
-  const int32_t* lengths = backend == Backend::kCpu ? a.seq_len : a.host_seq_len;
+  const int32_t* lengths = host_visible_lengths(backend, a.seq_len, a.host_seq_len);
   *loop_bound = T;
   if (lengths && B > 0) {
     int64_t max_len = INT64_MIN;

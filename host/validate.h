@@ -17,6 +17,12 @@ struct CallShape {
 
 Status call_shape(const Model& model, const int64_t x_shape[3], CallShape* shape);
 
+/// The lengths of a call where the host can read them: kCpu's sequence_length, kCuda's optional
+/// host_sequence_length; null when there are none.
+inline const int32_t* host_visible_lengths(Backend backend, const int32_t* seq_len, const int32_t* host_seq_len) {
+  return backend == Backend::kCpu ? seq_len : host_seq_len;
+}
+
 /// Checks pointers, sizes, lengths and aliasing of a forward call whose plan is `plan`; on success
 /// sets *loop_bound (the number of steps to run).
 Status validate_forward(const Model& model, Backend backend, const ForwardArgs& a, const Plan& plan,

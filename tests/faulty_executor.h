@@ -1,10 +1,12 @@
 // tests/faulty_executor.h — wraps a handle's executor (through RnnTestAccess) to count the verbs a
-// call issues and, optionally, to fail the n-th one. Used by the fault-injection and regression tests.
+// call issues, record its GEMMs' shapes and, optionally, to fail the n-th verb. Used by the
+// fault-injection, regression and length-aware tests.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dynrnn/rnn.h"
 #include "host/executor.h"
@@ -20,6 +22,12 @@ using dynrnn::Status;
 using dynrnn::StatusCode;
 using dynrnn::Stream;
 
+/// A gemm or gemm_wide verb as issued: its extents and its B operand.
+struct GemmCall {
+  int64_t m, n, k;
+  const void* b;
+};
+
 /// Forwards every verb to the real executor, except the fail_at-th call (none when fail_at <= 0),
 /// which returns kCudaError "injected fault at call N" without running.
 template <typename T>
@@ -32,6 +40,8 @@ class FaultyExecutor final : public Executor<T> {
   /// Verbs other than end() issued after the injected failure.
   int64_t issued_after_fault() const { return after_fault_; }
   static std::string message(int64_t n) { return "injected fault at call " + std::to_string(n); }
+  /// Every gemm and gemm_wide issued, in order.
+  const std::vector<GemmCall>& gemms() const { return gemms_; }
 
   Status begin(Stream stream, int queues, int events) override {
     return step(false) ? fault() : inner_->begin(stream, queues, events);
@@ -42,10 +52,12 @@ class FaultyExecutor final : public Executor<T> {
   Status wait(int event) override { return step(false) ? fault() : inner_->wait(event); }
   Status gemm(int64_t m, int64_t n, int64_t k, dynrnn::compute_t<T> alpha, MatRef<T> a, MatRef<T> b,
               dynrnn::compute_t<T> beta, T* c, int64_t ldc) override {
+    gemms_.push_back({m, n, k, b.data});
     return step(false) ? fault() : inner_->gemm(m, n, k, alpha, a, b, beta, c, ldc);
   }
   Status gemm_wide(int64_t m, int64_t n, int64_t k, dynrnn::compute_t<T> alpha, MatRef<T> a, MatRef<T> b,
                    dynrnn::compute_t<T> beta, dynrnn::compute_t<T>* c, int64_t ldc) override {
+    gemms_.push_back({m, n, k, b.data});
     return step(false) ? fault() : inner_->gemm_wide(m, n, k, alpha, a, b, beta, c, ldc);
   }
   Status pointwise(const PointwiseOp<T>& op) override { return step(false) ? fault() : inner_->pointwise(op); }
@@ -87,6 +99,7 @@ class FaultyExecutor final : public Executor<T> {
   int64_t calls_ = 0;
   int64_t after_fault_ = 0;
   bool faulted_ = false;
+  std::vector<GemmCall> gemms_;
 };
 
 template <typename T>

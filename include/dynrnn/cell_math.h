@@ -70,6 +70,14 @@ DYNRNN_HD compute_t<T> preactivation(compute_t<T> z) {
   return compute_t<T>(T(z));
 }
 
+/// A recurrent GEMM result as a stage reads it: only rows still running read it, ended rows read 0.
+/// Executors may leave the GEMM rows of ended rows unwritten (Executor::recurrent_steps' running
+/// rows, the persistent kernels' ended tiles); what an ended row computes from it is discarded.
+template <typename T>
+DYNRNN_HD compute_t<T> running_row_value(bool running, const T& v) {
+  return running ? compute_t<T>(v) : compute_t<T>(0);
+}
+
 /// Entry `e` after `p` of a per-step field (entries of rows x width elements, one per step of a
 /// chunk); null stays null. The stages' at_step() use it.
 template <typename U>
@@ -213,10 +221,10 @@ struct RnnForwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t i = b * cols + j;
-    A z = preactivation<T>(gx.at(map, b)[j] + gh[i] + bias[j]);
+    const bool v = map.valid(b);
+    A z = preactivation<T>(gx.at(map, b)[j] + running_row_value(v, gh[i]) + bias[j]);
     if (z_save) z_save[i] = z;
     A h = activate(act, z);
-    bool v = map.valid(b);
     h_out[i] = v ? T(h) : h_prev[i];
     if (y.data) y.at(map, b)[j] = v ? h : A(0);
   }
@@ -340,10 +348,11 @@ struct LstmForwardParams {
     const int64_t H = cols;
     const T* x4 = gx.at(map, b);
     const T* h4 = gh + b * 4 * H;
-    A zi = preactivation<T>(x4[j] + h4[j] + bias[j]);
-    A zj = preactivation<T>(x4[H + j] + h4[H + j] + bias[H + j]);
-    A zf = preactivation<T>(x4[2 * H + j] + h4[2 * H + j] + bias[2 * H + j]);
-    A zo = preactivation<T>(x4[3 * H + j] + h4[3 * H + j] + bias[3 * H + j]);
+    const bool v = map.valid(b);
+    A zi = preactivation<T>(x4[j] + running_row_value(v, h4[j]) + bias[j]);
+    A zj = preactivation<T>(x4[H + j] + running_row_value(v, h4[H + j]) + bias[H + j]);
+    A zf = preactivation<T>(x4[2 * H + j] + running_row_value(v, h4[2 * H + j]) + bias[2 * H + j]);
+    A zo = preactivation<T>(x4[3 * H + j] + running_row_value(v, h4[3 * H + j]) + bias[3 * H + j]);
     if (z_save) {
       T* zs = z_save + b * 4 * H;
       zs[j] = zi;
@@ -355,7 +364,6 @@ struct LstmForwardParams {
     A cp = c_prev[i];
     LstmGates<A> s = lstm_gates(cfg, zi, zj, zf, zo, cp, j);
     A m = s.so * s.a;
-    bool v = map.valid(b);
     c_out[i] = v ? s.c : cp;
     if (project) {
       m_raw[i] = m;
@@ -473,9 +481,9 @@ struct ProjForwardParams {
 
   DYNRNN_HD void apply(int64_t b, int64_t k) const {
     const int64_t i = b * cols + k;
-    const A mp = m_p[i];
+    const bool v = map.valid(b);
+    const A mp = running_row_value(v, m_p[i]);
     A m = has_proj_clip ? clip(mp, proj_clip) : mp;
-    bool v = map.valid(b);
     h_out[i] = v ? T(m) : h_prev[i];
     if (y.data) y.at(map, b)[k] = v ? m : A(0);
   }
@@ -551,8 +559,9 @@ struct GruGatesForwardParams {
     const int64_t H = cols;
     const T* x2 = gx.at(map, b);
     const T* h2 = gh + b * 2 * H;
-    A zr = preactivation<T>(x2[j] + h2[j] + bias[j]);
-    A zu = preactivation<T>(x2[H + j] + h2[H + j] + bias[H + j]);
+    const bool v = map.valid(b);
+    A zr = preactivation<T>(x2[j] + running_row_value(v, h2[j]) + bias[j]);
+    A zu = preactivation<T>(x2[H + j] + running_row_value(v, h2[H + j]) + bias[H + j]);
     zg[b * 2 * H + j] = zr;
     zg[b * 2 * H + H + j] = zu;
     rh[b * H + j] = sigmoid(zr) * h_prev[b * H + j];
@@ -589,13 +598,13 @@ struct GruCandidateForwardParams {
   DYNRNN_HD void apply(int64_t b, int64_t j) const {
     const int64_t H = cols;
     const int64_t i = b * H + j;
-    A zc = preactivation<T>(gx.at(map, b)[j] + gc[i] + bias[j]);
+    const bool v = map.valid(b);
+    A zc = preactivation<T>(gx.at(map, b)[j] + running_row_value(v, gc[i]) + bias[j]);
     if (zc_save) zc_save[i] = zc;
     A c = activate(act, zc);
     A u = sigmoid(A(zg[b * 2 * H + H + j]));
     A hp = h_prev[i];
     A h = u * hp + (A(1) - u) * c;
-    bool v = map.valid(b);
     h_out[i] = v ? T(h) : h_prev[i];
     if (y.data) y.at(map, b)[j] = v ? h : A(0);
   }

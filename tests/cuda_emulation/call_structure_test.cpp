@@ -15,6 +15,7 @@
 
 #include "device_call.h"
 #include "fault_configurations.h"
+#include "faulty_executor.h"
 #include "hooks.h"
 #include "host/element_types.h"
 
@@ -172,6 +173,39 @@ TEST(CudaCallStructure, NoSynchronizationOrAllocationInsideCalls) {
       }
     });
   }
+}
+
+/// With host_sequence_length, a step's recurrent GEMMs stop after its last running row (the CPU
+/// path's LengthAware test checks the rows for every cell); without it, kCuda cannot know the
+/// lengths on the host, and every step's GEMMs cover the whole batch.
+TEST(CudaCallStructure, RecurrentGemmRowsFollowHostLengths) {
+  RnnSpec spec;
+  spec.cells_fw = {CellSpec::basic_lstm(4)};
+  spec.input_size = 3;
+  std::unique_ptr<Rnn> rnn;
+  ASSERT_TRUE(Rnn::create(spec, Backend::kCuda, &rnn).is_ok());
+  CallBuffers<float> h(*rnn, /*T=*/6, /*B=*/3, /*time_major=*/false);
+  h.set_sine_problem(*rnn);
+  h.len = {6, 2, 4};
+  DeviceCall<float> d(h);
+  const float* recurrent = static_cast<const float*>(d.f.weights) + rnn->params()[0].offset + 3 * 16;
+  for (const bool host_lengths : {true, false}) {
+    SCOPED_TRACE(host_lengths ? "host_sequence_length" : "device lengths only");
+    dynrnn::ForwardArgs f = d.f;
+    dynrnn::BackwardArgs b = d.b;
+    f.host_sequence_length = b.host_sequence_length = host_lengths ? h.len.data() : nullptr;
+    testing_support::Injection<float> spy(*rnn, 0);
+    ASSERT_TRUE(rnn->forward(f).is_ok());
+    ASSERT_TRUE(rnn->backward(b).is_ok());
+    std::vector<int64_t> rows;
+    for (const testing_support::GemmCall& g : spy.faulty().gemms()) {
+      if (g.b == recurrent) rows.push_back(g.m);
+    }
+    const std::vector<int64_t> want =
+        host_lengths ? std::vector<int64_t>{3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3} : std::vector<int64_t>(12, 3);
+    EXPECT_EQ(rows, want);
+  }
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
 }  // namespace

@@ -1,0 +1,31 @@
+// bench/sorted_batch.h — a runner for a ragged batch sorted by decreasing length, as a caller sorts
+// it for cuDNN's packed layout or PyTorch's pack_padded_sequence. dynrnn then knows, from
+// host_sequence_length, that the rows still running at a step are a prefix of the batch, and its
+// recurrent GEMMs shrink to them. The sort happens once, untimed; results come back in batch order,
+// so they verify against the unsorted problem's reference.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "bench/problem.h"
+#include "bench/types.h"
+
+namespace bench {
+
+/// `p` with its batch rows in the order `order` (order[k]: the row of p that becomes row k):
+/// lengths, inputs and upstream gradients move with their rows; weights are unchanged.
+Problem reorder_batch(const Problem& p, const std::vector<int32_t>& order);
+
+/// A result of the reordered problem with its batch rows put back where `order` took them from:
+/// outputs and input gradients [T, B, width], states and their gradients leaf by leaf (p.state).
+HostResult restore_batch_order(const Problem& p, const std::vector<int32_t>& order, const HostResult& r);
+
+/// Sorts p's batch by decreasing length (ties keep their order), builds the runner with `make` on
+/// that problem, and restores batch order in fetch().
+std::unique_ptr<Runner> make_sorted_batch_runner(const Problem& p,
+                                                 const std::function<std::unique_ptr<Runner>(const Problem&)>& make);
+
+}  // namespace bench
