@@ -11,6 +11,7 @@
 #include "bench/precision_types.h"
 #include "bench/progress.h"
 #include "bench/rows.h"
+#include "bench/sorted_batch.h"
 
 namespace bench {
 namespace {
@@ -41,9 +42,21 @@ int run_cpu_path(const Options& opt, Report& report) {
   if (opt.impl_cudnn) std::printf("# cudnn          skipped: the cuDNN baseline needs a GPU\n");
   report.print_header();
 
+  // dynrnn's rows, and on a ragged batch also dynrnn on the batch sorted by length (bench/sorted_batch.h).
+  struct Impl {
+    const char* name;
+    const char* variant;
+  };
+  auto impls_of = [&](const Shape& shape) {
+    std::vector<Impl> v;
+    if (opt.impl_dynrnn) v.push_back({"dynrnn", ""});
+    if (opt.impl_dynrnn && shape.lengths != Lengths::kFixed) v.push_back({"dynrnn", "sorted"});
+    if (opt.impl_naive) v.push_back({"naive", ""});
+    return v;
+  };
   Progress progress(!opt.quiet);
-  const size_t total =
-      shapes.size() * precisions.size() * opt.modes.size() * ((opt.impl_dynrnn ? 1 : 0) + (opt.impl_naive ? 1 : 0));
+  size_t total = 0;
+  for (const Shape& shape : shapes) total += precisions.size() * opt.modes.size() * impls_of(shape).size();
   size_t done = 0;
   int status = 0;
   for (const Shape& shape : shapes) {
@@ -66,15 +79,19 @@ int run_cpu_path(const Options& opt, Report& report) {
       if (problem && is_16bit(prec)) rounded.emplace(rounded_problem(*problem, prec));
       Reference& ref = refs[reference_key(prec)];
       for (Mode mode : opt.modes) {
-        for (const char* impl : {"dynrnn", "naive"}) {
+        for (const Impl& impl_variant : impls_of(shape)) {
+          const char* impl = impl_variant.name;
+          const std::string variant = impl_variant.variant;
           const bool is_dynrnn = std::string(impl) == "dynrnn";
-          if ((is_dynrnn && !opt.impl_dynrnn) || (!is_dynrnn && !opt.impl_naive)) continue;
           ++done;
-          progress.update(done, total, shape.id + " " + precision_name(prec) + " " + mode_name(mode) + " " + impl);
+          progress.update(done, total,
+                          shape.id + " " + precision_name(prec) + " " + mode_name(mode) + " " + impl +
+                              (variant.empty() ? "" : ":" + variant));
           if (!problem) {
             Row r;
             r.shape_id = shape.id;
             r.impl = impl;
+            r.variant = variant;
             r.status = "error";
             r.note = problem_error;
             progress.clear();
@@ -83,7 +100,7 @@ int run_cpu_path(const Options& opt, Report& report) {
             continue;
           }
           const Problem& p = rounded ? *rounded : *problem;
-          Row r = base_row(p, prec, mode, impl, "", false);
+          Row r = base_row(p, prec, mode, impl, variant, false);
           if (prec == Precision::kTf32) {
             r.status = "unsupported";
             r.note = "tf32 is a tensor-core GEMM mode: GPU only";
@@ -95,7 +112,11 @@ int run_cpu_path(const Options& opt, Report& report) {
             const bool training = mode != Mode::kInference;
             auto arena = make_host_arena();
             std::unique_ptr<Runner> runner;
-            if (is_dynrnn) {
+            if (is_dynrnn && variant == "sorted") {
+              runner = make_sorted_batch_runner(p, [&](const Problem& q) {
+                return make_dynrnn_runner(q, prec, dynrnn::Backend::kCpu, arena.get(), nullptr, training);
+              });
+            } else if (is_dynrnn) {
               runner = make_dynrnn_runner(p, prec, dynrnn::Backend::kCpu, arena.get(), nullptr, training);
             } else {
               runner = with_storage_type(prec, [&](auto tag) {
@@ -110,7 +131,7 @@ int run_cpu_path(const Options& opt, Report& report) {
               const Mode vm = verification_mode(mode);
               runner->run(vm, 0);
               const HostResult got = runner->fetch(mode_has_backward(mode));
-              if (is_dynrnn && prec == Precision::kFp64) {
+              if (is_dynrnn && variant.empty() && prec == Precision::kFp64) {
                 r.verify = "NotVerified";
                 r.verify_ref = "is the reference";
               } else {
@@ -139,6 +160,8 @@ int run_cpu_path(const Options& opt, Report& report) {
             const WorkModel w = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
             fill_timing(r, samples, w, shape.layers, false);
             if (!is_dynrnn) r.note = r.note.empty() ? "naive op graph on the host" : r.note;
+            if (variant == "sorted")
+              r.note += std::string(r.note.empty() ? "" : "; ") + "batch sorted by length once, untimed";
           } catch (const BenchError& e) {
             r.status = "error";
             r.note = e.what();
