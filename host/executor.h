@@ -8,6 +8,7 @@
 #include "dynrnn/cell_math.h"
 #include "dynrnn/rnn.h"
 #include "dynrnn/status.h"
+#include "host/running_rows.h"
 #include "host/status_macros.h"
 
 namespace dynrnn {
@@ -68,11 +69,13 @@ struct RecurrentSteps {
   int stages = 1;
   int64_t batch = 0;
   int64_t steps = 0;
-  /// Host [steps] or null: step e's GEMMs need only rows [0, running_rows[e]), since every later row
-  /// has ended (its GEMM rows are never read, cell_math.h's running_row_value); null: all B rows.
-  const int64_t* running_rows = nullptr;
+  /// The rows still running at each step, for first_step + e: step e's GEMMs need only those rows,
+  /// since every later row has ended (its GEMM rows are never read, cell_math.h's
+  /// running_row_value). Null: all B rows.
+  const RunningRows* running = nullptr;
+  int64_t first_step = 0;
 
-  int64_t gemm_rows(int64_t e) const { return running_rows ? running_rows[e] : batch; }
+  int64_t gemm_rows(int64_t e) const { return running ? running->at(first_step + e) : batch; }
 };
 
 /// The pointwise stages of a backward step, each followed by a GEMM with a transposed weight.
@@ -112,10 +115,11 @@ struct RecurrentBackwardSteps {
   int64_t steps = 0;
   compute_t<T>* dh[2] = {nullptr, nullptr};
   int first = 0;
-  /// As RecurrentSteps::running_rows: the GEMM rows of an ended row would add or store exact zeros.
-  const int64_t* running_rows = nullptr;
+  /// As RecurrentSteps::running: the GEMM rows of an ended row would add or store exact zeros.
+  const RunningRows* running = nullptr;
+  int64_t first_step = 0;
 
-  int64_t gemm_rows(int64_t e) const { return running_rows ? running_rows[e] : batch; }
+  int64_t gemm_rows(int64_t e) const { return running ? running->at(first_step + e) : batch; }
 };
 
 /// Executors run verbs in the order they are called on one logical queue (the CUDA executor maps it to

@@ -35,24 +35,6 @@ P stage_params(const cell::StepMap& map, int64_t batch, int64_t cols) {
   return p;
 }
 
-/// For each step s < steps, one past the last row still running at step s (0 when none is): every
-/// row past it has ended, so the step's recurrent GEMMs can stop there. For a batch sorted by
-/// decreasing length, as cuDNN's packed layout and PyTorch's pack_padded_sequence order it, that is
-/// exactly the number of running rows. Empty when the lengths are not on the host.
-std::vector<int64_t> running_rows(const int32_t* lengths, int64_t batch, int64_t max_time, int64_t steps) {
-  if (!lengths) return {};
-  std::vector<int64_t> rows(static_cast<size_t>(steps), 0);
-  const cell::StepMap map{lengths, 0, max_time};
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t last = std::min(map.length(b), steps) - 1;  // the last step row b runs
-    if (last >= 0) rows[static_cast<size_t>(last)] = b + 1;
-  }
-  for (int64_t s = steps - 1; s > 0; --s) {
-    rows[static_cast<size_t>(s - 1)] = std::max(rows[static_cast<size_t>(s - 1)], rows[static_cast<size_t>(s)]);
-  }
-  return rows;
-}
-
 }  // namespace
 
 template <typename T>
@@ -111,7 +93,7 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
-  running_ = running_rows(c.host_seq_len, p_.batch, p_.max_time, c.loop_bound);
+  running_ = RunningRows(c.host_seq_len, p_.batch, p_.max_time);
   const int64_t T_ = p_.max_time, B = p_.batch, lb = c.loop_bound;
   if (B == 0) return Status::ok();
   for (int d = 0; d < m_.num_directions(); ++d) {
@@ -224,7 +206,8 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   RecurrentSteps<T> r;
   r.batch = B;
   r.steps = n;
-  r.running_rows = running_.empty() ? nullptr : running_.data() + s0;
+  r.running = &running_;
+  r.first_step = s0;
   RecurrentStage<T>& s1 = r.stage[0];
   s1.in = slot.hs;
   s1.in_step = B * O;
@@ -319,7 +302,7 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
-  running_ = running_rows(c.host_seq_len, p_.batch, p_.max_time, c.loop_bound);
+  running_ = RunningRows(c.host_seq_len, p_.batch, p_.max_time);
   const int64_t T_ = p_.max_time, B = p_.batch;
   if (B == 0 || n_chunks_ == 0) {
     // Nothing to walk (an empty batch costs O(1) whatever T is): the weight gradients are zero, and
@@ -577,7 +560,8 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
   RecurrentBackwardSteps<T> r;
   r.batch = B;
   r.steps = n;
-  r.running_rows = running_.empty() ? nullptr : running_.data() + s0;
+  r.running = &running_;
+  r.first_step = s0;
   r.dh[0] = wide(at(lp.dh, 0));
   r.dh[1] = wide(at(lp.dh, 1));
   r.first = dh_cur_[l.direction][l.layer];

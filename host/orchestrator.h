@@ -190,10 +190,8 @@ class Orchestrator {
   char* reserve_ = nullptr;
   bool time_major_ = false;
   int64_t loop_bound_ = 0;
-  int64_t n_chunks_ = 0;  ///< chunks this call runs
-  /// Per step of this call, one past its last running row (running_rows()); empty: lengths unknown
-  /// on the host.
-  std::vector<int64_t> running_;
+  int64_t n_chunks_ = 0;        ///< chunks this call runs
+  RunningRows running_;         ///< this call's, from its lengths on the host (if any)
   std::vector<int> dh_cur_[2];  ///< backward: which dh slot holds the running gradient, per layer
 };
 

@@ -271,6 +271,48 @@ TEST(Regression, ChunkCountOfHugeMaxTime) {
   }
 }
 
+// Finding 8 (tests/fuzz/crashes/host-lengths-of-an-empty-batch-over-huge-max-time): the first
+// version of length-aware steps tabulated the running rows of every step the call could run, T of
+// them for an empty batch, and x_shape {T = 2^63 - 2, B = 0} with sequence_length set made a valid
+// forward fail with "cannot create std::vector larger than max_size()" (it was never landed: the
+// CI fuzz run of its commit found it). The running rows now take O(B) memory whatever T is.
+TEST(Regression, HostLengthsOfAnEmptyBatchOverHugeMaxTime) {
+  RnnSpec spec;
+  spec.cells_fw = {CellSpec::lstm(2), CellSpec::lstm(2)};
+  spec.input_size = 2;
+  spec.time_major = true;
+  spec.parallel_iterations = 65536;
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
+  const int64_t T = INT64_MAX - 1;
+  size_t ws_bytes = 0, rs_bytes = 0;
+  ASSERT_TRUE(rnn->get_workspace_size(T, 0, true, &ws_bytes).is_ok());
+  ASSERT_TRUE(rnn->get_reserve_size(T, 0, &rs_bytes).is_ok());
+  std::vector<char> ws(ws_bytes + 1), rs(rs_bytes + 1);
+  std::vector<float> w(rnn->param_count(), 0.5f), dw(rnn->param_count(), NAN);
+  float dummy[1] = {0.f};
+  int32_t no_lengths[1] = {0};
+  dynrnn::ForwardArgs f;
+  f.x_shape[0] = T;
+  f.x_shape[1] = 0;
+  f.x_shape[2] = 2;
+  f.x = dummy;
+  f.sequence_length = no_lengths;  // B = 0 entries
+  f.weights = w.data();
+  f.workspace = ws.data();
+  f.workspace_bytes = ws_bytes;
+  f.training = true;
+  f.reserve = rs.data();
+  f.reserve_bytes = rs_bytes;
+  const dynrnn::Status st = rnn->forward(f);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  dynrnn::BackwardArgs b = dynrnn::BackwardArgs::of(f);
+  b.grad_weights = dw.data();
+  const dynrnn::Status bst = rnn->backward(b);
+  ASSERT_TRUE(bst.is_ok()) << bst.to_string();
+  for (float g : dw) ASSERT_EQ(g, 0.f);
+}
+
 }  // namespace
 
 // Finding 7 (tests/fuzz/crashes/bf16-nan-state-through-length-0): with 16-bit storage an LSTM's
