@@ -160,8 +160,7 @@ int run_cpu_path(const Options& opt, Report& report) {
             const WorkModel w = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
             fill_timing(r, samples, w, shape.layers, false);
             if (!is_dynrnn) r.note = r.note.empty() ? "naive op graph on the host" : r.note;
-            if (variant == "sorted")
-              r.note += std::string(r.note.empty() ? "" : "; ") + "batch sorted by length once, untimed";
+            if (variant == "sorted") add_note(r, kSortedBatchNote);
           } catch (const BenchError& e) {
             r.status = "error";
             r.note = e.what();

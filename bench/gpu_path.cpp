@@ -141,8 +141,8 @@ std::string fixed(double v, int digits) {
 void note_host_traffic(Row& r, Mode mode, size_t host_bytes) {
   if (host_bytes == 0 || mode == Mode::kInference || !(r.median_ms > 0)) return;
   const double bytes = static_cast<double>(host_bytes) * (mode == Mode::kTraining ? 2 : 1);
-  r.note += std::string(r.note.empty() ? "" : "; ") + "swap: " + mib(bytes) + " to/from pinned host memory per call, " +
-            fixed(bytes / (r.median_ms * 1e-3) / 1e9, 2) + " GB/s";
+  add_note(r, "swap: " + mib(bytes) + " to/from pinned host memory per call, " +
+                  fixed(bytes / (r.median_ms * 1e-3) / 1e9, 2) + " GB/s");
 }
 
 /// Sets up one implementation, verifies it once, times it, and fills the row. Never throws.
@@ -229,7 +229,7 @@ void emit(Context& ctx, Row r, const Shape* shape = nullptr) {
       knobs += (knobs.empty() ? "" : ", ") + std::string("parallel_iterations ") +
                std::to_string(shape->parallel_iterations);
     }
-    if (!knobs.empty()) r.note += (r.note.empty() ? "" : "; ") + knobs;
+    if (!knobs.empty()) add_note(r, knobs);
   }
   ctx.progress.clear();
   ctx.report.add(r);
@@ -454,9 +454,8 @@ int run_gpu_path(const Options& opt, Report& report) {
               const Row mem = measure(ctx, p, prec, mode, "dynrnn", "in-memory", in_memory, ref, true,
                                       /*error_is_failure=*/false);
               if (row.status == "ok" && mem.status == "ok") {
-                row.note += std::string(row.note.empty() ? "" : "; ") +
-                            "vs in-memory: " + fixed(row.median_ms / mem.median_ms, 2) + "x the time, " +
-                            mib(row.peak_mem_bytes - mem.peak_mem_bytes, true) + " of device memory";
+                add_note(row, "vs in-memory: " + fixed(row.median_ms / mem.median_ms, 2) + "x the time, " +
+                                  mib(row.peak_mem_bytes - mem.peak_mem_bytes, true) + " of device memory");
               }
               emit(ctx, row, &shape);
               emit(ctx, mem);
@@ -485,7 +484,7 @@ int run_gpu_path(const Options& opt, Report& report) {
                 });
               };
               Row row = measure(ctx, p, prec, mode, "dynrnn", "sorted", sorted, ref, true);
-              row.note += std::string(row.note.empty() ? "" : "; ") + "batch sorted by length once, untimed";
+              add_note(row, kSortedBatchNote);
               emit(ctx, row, &shape);
             }
           }

@@ -98,4 +98,8 @@ std::string reference_label(const std::string& reference, Precision p) {
   return is_16bit(p) ? reference + " of the " + precision_name(p) + "-rounded data" : reference;
 }
 
+void add_note(Row& r, const std::string& note) {
+  r.note += (r.note.empty() ? "" : "; ") + note;
+}
+
 }  // namespace bench

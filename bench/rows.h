@@ -17,6 +17,9 @@ namespace bench {
 Row base_row(const Problem& p, Precision prec, Mode mode, const std::string& impl, const std::string& variant,
              bool gpu);
 
+/// Adds `note` to the row's note column, after a "; " when it already says something.
+void add_note(Row& r, const std::string& note);
+
 /// The work-model input of a problem (concat_layers: cuDNN-style stacks).
 WorkInput work_input(const Problem& p, Mode mode, Precision prec, bool concat_layers);
 

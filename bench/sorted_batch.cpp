@@ -7,10 +7,10 @@
 namespace bench {
 namespace {
 
-/// [groups, B, width] blocks of v: dst row k of each group is src row order[k] (gather), or the
-/// inverse (scatter: dst row order[k] is src row k).
-std::vector<double> permute_rows(const std::vector<double>& v, int64_t offset, int64_t groups, int64_t width,
-                                 const std::vector<int32_t>& order, bool scatter, std::vector<double> dst) {
+/// The [groups, B, width] block of v at `offset`, into the same place of dst: dst row k of each
+/// group is v's row order[k] (gather), or the inverse (scatter: dst row order[k] is v's row k).
+void permute_rows(const std::vector<double>& v, int64_t offset, int64_t groups, int64_t width,
+                  const std::vector<int32_t>& order, bool scatter, std::vector<double>& dst) {
   const int64_t B = static_cast<int64_t>(order.size());
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t k = 0; k < B; ++k) {
@@ -20,7 +20,6 @@ std::vector<double> permute_rows(const std::vector<double>& v, int64_t offset, i
       std::copy(src, src + width, dst.begin() + offset + (g * B + to) * width);
     }
   }
-  return dst;
 }
 
 /// A [T, B, width] sequence tensor (empty stays empty).
@@ -30,7 +29,9 @@ std::vector<double> permute_sequence(const std::vector<double>& v, int64_t T, co
   const int64_t B = static_cast<int64_t>(order.size());
   const int64_t width = static_cast<int64_t>(v.size()) / (T * B);
   if (width * T * B != static_cast<int64_t>(v.size())) throw BenchError("permute_sequence: size mismatch");
-  return permute_rows(v, 0, T, width, order, scatter, std::vector<double>(v.size()));
+  std::vector<double> out(v.size());
+  permute_rows(v, 0, T, width, order, scatter, out);
+  return out;
 }
 
 /// A flat state [state_width leaves of B rows] (empty stays empty): each leaf's rows move.
@@ -40,7 +41,7 @@ std::vector<double> permute_state(const Problem& p, const std::vector<double>& v
   if (static_cast<int64_t>(v.size()) != p.state_elems()) throw BenchError("permute_state: size mismatch");
   std::vector<double> out(v.size());
   for (const dynrnn::StateLeaf& leaf : p.state) {
-    out = permute_rows(v, p.shape.B * leaf.column_offset, 1, leaf.width, order, scatter, std::move(out));
+    permute_rows(v, p.shape.B * leaf.column_offset, 1, leaf.width, order, scatter, out);
   }
   return out;
 }

@@ -23,6 +23,9 @@ Problem reorder_batch(const Problem& p, const std::vector<int32_t>& order);
 /// outputs and input gradients [T, B, width], states and their gradients leaf by leaf (p.state).
 HostResult restore_batch_order(const Problem& p, const std::vector<int32_t>& order, const HostResult& r);
 
+/// The note of a row that ran on the sorted batch.
+constexpr const char* kSortedBatchNote = "batch sorted by length once, untimed";
+
 /// Sorts p's batch by decreasing length (ties keep their order), builds the runner with `make` on
 /// that problem, and restores batch order in fetch().
 std::unique_ptr<Runner> make_sorted_batch_runner(const Problem& p,

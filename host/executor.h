@@ -59,23 +59,28 @@ struct RecurrentStage {
   }
 };
 
+/// The steps of a chunk's recurrent program, and the rows each step's GEMMs cover.
+struct ChunkSteps {
+  int64_t batch = 0;
+  int64_t steps = 0;
+  int64_t first_step = 0;  ///< the call's step that the chunk's step 0 is
+  /// The rows still running at each step of the call, or null (all B rows): step e's GEMMs need
+  /// only those, since every later row has ended. Its GEMM rows are never read in forward
+  /// (cell_math.h's running_row_value) and would add or store exact zeros in backward.
+  const RunningRows* running = nullptr;
+
+  int64_t gemm_rows(int64_t e) const { return running ? running->at(first_step + e) : batch; }
+};
+
 /// The recurrent part of `steps` consecutive forward steps of one layer: per step, its stages in
 /// order, each reading what the previous stage and the previous step wrote. Stage 1 is the cell's
 /// recurrent GEMM and fused kernel; GRU (the candidate on r*h) and LSTM with num_proj (the
 /// projection) have a stage 2.
 template <typename T>
-struct RecurrentSteps {
+struct RecurrentSteps : ChunkSteps {
+  explicit RecurrentSteps(const ChunkSteps& chunk) : ChunkSteps(chunk) {}
   RecurrentStage<T> stage[2];
   int stages = 1;
-  int64_t batch = 0;
-  int64_t steps = 0;
-  /// The rows still running at each step, for first_step + e: step e's GEMMs need only those rows,
-  /// since every later row has ended (its GEMM rows are never read, cell_math.h's
-  /// running_row_value). Null: all B rows.
-  const RunningRows* running = nullptr;
-  int64_t first_step = 0;
-
-  int64_t gemm_rows(int64_t e) const { return running ? running->at(first_step + e) : batch; }
 };
 
 /// The pointwise stages of a backward step, each followed by a GEMM with a transposed weight.
@@ -108,18 +113,12 @@ struct RecurrentBackwardStage {
 /// step (e = steps - 1) down to its first. The running gradient of h ping-pongs between dh[0] and
 /// dh[1]: the i-th step run reads dh[(first + i) % 2] and writes the other.
 template <typename T>
-struct RecurrentBackwardSteps {
+struct RecurrentBackwardSteps : ChunkSteps {
+  explicit RecurrentBackwardSteps(const ChunkSteps& chunk) : ChunkSteps(chunk) {}
   RecurrentBackwardStage<T> stage[2];
   int stages = 1;
-  int64_t batch = 0;
-  int64_t steps = 0;
   compute_t<T>* dh[2] = {nullptr, nullptr};
   int first = 0;
-  /// As RecurrentSteps::running: the GEMM rows of an ended row would add or store exact zeros.
-  const RunningRows* running = nullptr;
-  int64_t first_step = 0;
-
-  int64_t gemm_rows(int64_t e) const { return running ? running->at(first_step + e) : batch; }
 };
 
 /// Executors run verbs in the order they are called on one logical queue (the CUDA executor maps it to

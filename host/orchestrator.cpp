@@ -203,11 +203,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
   const cell::StepMap map{c.seq_len, s0, p_.max_time};
-  RecurrentSteps<T> r;
-  r.batch = B;
-  r.steps = n;
-  r.running = &running_;
-  r.first_step = s0;
+  RecurrentSteps<T> r(chunk_steps(s0, n));
   RecurrentStage<T>& s1 = r.stage[0];
   s1.in = slot.hs;
   s1.in_step = B * O;
@@ -557,11 +553,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
   const T* W = c.weights;
   const cell::StepMap map{c.seq_len, s0, p_.max_time};
   T* dz = at(lp.dz);
-  RecurrentBackwardSteps<T> r;
-  r.batch = B;
-  r.steps = n;
-  r.running = &running_;
-  r.first_step = s0;
+  RecurrentBackwardSteps<T> r(chunk_steps(s0, n));
   r.dh[0] = wide(at(lp.dh, 0));
   r.dh[1] = wide(at(lp.dh, 1));
   r.first = dh_cur_[l.direction][l.layer];

@@ -92,6 +92,8 @@ class Orchestrator {
   /// their cell stages and recurrent-gradient GEMMs, leaving dz (and dzc, dmp, dpeep) per step.
   RecurrentBackwardSteps<T> recurrent_backward_steps(const BackwardCall<T>& c, const LayerModel& l, const Slot& slot,
                                                      int64_t s0, int64_t n, cell::SeqView<const T> dy) const;
+  /// Steps s0 .. s0 + n - 1 of this call, with its running rows.
+  ChunkSteps chunk_steps(int64_t s0, int64_t n) const { return {p_.batch, n, s0, &running_}; }
   Status backward_layer0_inputs(const BackwardCall<T>& c, const LayerModel& l);
   /// Rounds a 16-bit layer's float32 weight-gradient sums into grad_weights (adding with accumulate).
   Status finish_grad_weights(const BackwardCall<T>& c, const LayerModel& l);

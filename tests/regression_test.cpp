@@ -284,33 +284,20 @@ TEST(Regression, HostLengthsOfAnEmptyBatchOverHugeMaxTime) {
   spec.parallel_iterations = 65536;
   std::unique_ptr<dynrnn::Rnn> rnn;
   ASSERT_TRUE(dynrnn::Rnn::create(spec, Backend::kCpu, &rnn).is_ok());
-  const int64_t T = INT64_MAX - 1;
-  size_t ws_bytes = 0, rs_bytes = 0;
-  ASSERT_TRUE(rnn->get_workspace_size(T, 0, true, &ws_bytes).is_ok());
-  ASSERT_TRUE(rnn->get_reserve_size(T, 0, &rs_bytes).is_ok());
-  std::vector<char> ws(ws_bytes + 1), rs(rs_bytes + 1);
-  std::vector<float> w(rnn->param_count(), 0.5f), dw(rnn->param_count(), NAN);
-  float dummy[1] = {0.f};
-  int32_t no_lengths[1] = {0};
-  dynrnn::ForwardArgs f;
-  f.x_shape[0] = T;
-  f.x_shape[1] = 0;
-  f.x_shape[2] = 2;
-  f.x = dummy;
-  f.sequence_length = no_lengths;  // B = 0 entries
-  f.weights = w.data();
-  f.workspace = ws.data();
-  f.workspace_bytes = ws_bytes;
-  f.training = true;
-  f.reserve = rs.data();
-  f.reserve_bytes = rs_bytes;
+  testing_support::CallBuffers<float> c(*rnn, /*T=*/INT64_MAX - 1, /*B=*/0, /*time_major=*/true);
+  ASSERT_EQ(c.error, "");
+  c.w.assign(static_cast<size_t>(rnn->param_count()), 0.5f);
+  c.fill_results(NAN);
+  int32_t no_lengths[1] = {0};  // sequence_length set, with B = 0 entries
+  dynrnn::ForwardArgs f = c.forward_args();
+  f.sequence_length = no_lengths;
   const dynrnn::Status st = rnn->forward(f);
   ASSERT_TRUE(st.is_ok()) << st.to_string();
-  dynrnn::BackwardArgs b = dynrnn::BackwardArgs::of(f);
-  b.grad_weights = dw.data();
+  dynrnn::BackwardArgs b = c.backward_args();
+  b.sequence_length = no_lengths;
   const dynrnn::Status bst = rnn->backward(b);
   ASSERT_TRUE(bst.is_ok()) << bst.to_string();
-  for (float g : dw) ASSERT_EQ(g, 0.f);
+  for (float g : c.dw) ASSERT_EQ(g, 0.f);
 }
 
 }  // namespace
