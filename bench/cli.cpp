@@ -63,7 +63,11 @@ std::string help_text(const char* prog) {
      << "  --list-shapes            print the selected shapes and exit\n"
      << "  Ad-hoc shape (any of the following replaces the named set; T/B/I/H/layers take lists\n"
      << "  a,b,c and the bench runs their cartesian product):\n"
-     << "  --cell lstm|gru|rnn_tanh|rnn_relu   (default lstm; TF LSTMCell/GRUCell/BasicRNNCell)\n"
+     << "  --cell lstm|gru|gru_ra|rnn_tanh|rnn_relu\n"
+     << "                                      lstm: TF LSTMCell (default); gru: TF GRUCell (reset gate\n"
+     << "                                      before the candidate matmul: cuDNN has no such cell);\n"
+     << "                                      gru_ra: Keras GRUCell(reset_after=True), the GRU of cuDNN\n"
+     << "                                      and PyTorch; rnn_tanh, rnn_relu: BasicRNNCell\n"
      << "  --T N   --B N   --I N   --H N       (defaults 100, 64, I = H, 512)\n"
      << "  --layers N                          stack depth (default 1)\n"
      << "  --bidirectional                     TF bidirectional_dynamic_rnn (independent stacks)\n"
@@ -184,7 +188,7 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       o.list_shapes = true;
     } else if (arg == "--cell") {
       if (!need(&v)) return ParseResult::kError;
-      if (!parse_cell(v, &o.cell)) return bad(v, "lstm, gru, rnn_tanh or rnn_relu");
+      if (!parse_cell(v, &o.cell)) return bad(v, "lstm, gru, gru_ra, rnn_tanh or rnn_relu");
       o.adhoc = true;
     } else if (arg == "--T") {
       if (!need(&v)) return ParseResult::kError;

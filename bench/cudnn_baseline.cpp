@@ -138,7 +138,10 @@ class CudnnRunner final : public Runner {
     cudnnRNNMode_t cell = CUDNN_LSTM;
     switch (s.cell) {
       case Cell::kLstm: cell = CUDNN_LSTM; break;
-      case Cell::kGru: cell = CUDNN_GRU; break;
+      case Cell::kGru:
+        throw BenchUnsupported("cuDNN has no reset-before (TF GRUCell) GRU; its GRU is the reset-after cell gru_ra");
+      // Keras GRUCell(reset_after=True) is CUDNN_GRU with both biases (CUDNN_RNN_DOUBLE_BIAS).
+      case Cell::kGruResetAfter: cell = CUDNN_GRU; break;
       case Cell::kRnnTanh: cell = CUDNN_RNN_TANH; break;
       case Cell::kRnnRelu: cell = CUDNN_RNN_RELU; break;
     }
@@ -261,12 +264,6 @@ class CudnnRunner final : public Runner {
 
   size_t workspace_bytes() const override { return work_bytes_; }
   size_t reserve_bytes() const override { return reserve_bytes_; }
-  std::string unverifiable_reason() const override {
-    if (p_.shape.cell == Cell::kGru) {
-      return "cuDNN GRU is the reset-after form (r * (R h + b_R)); TF GRUCell applies r before the matmul";
-    }
-    return {};
-  }
 
  private:
   struct Set {

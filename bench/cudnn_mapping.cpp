@@ -29,6 +29,10 @@ struct Source {
     D = p.directions();
     layer = m.pseudo_layer / D;
     dir = m.pseudo_layer % D;
+    if (p.shape.cell == Cell::kGru) {
+      throw BenchUnsupported(
+          "cuDNN has no reset-before (TF GRUCell) GRU: its GRU is the reset-after form (--cell gru_ra)");
+    }
     G = cell_gates(p.shape.cell);
     recurrent = m.lin >= G;
     gate = recurrent ? m.lin - G : m.lin;
@@ -43,7 +47,8 @@ struct Source {
     }
   }
 
-  /// TF kernel row of cuDNN column k, or -1 for the other direction's (zero) block.
+  /// TF kernel row of cuDNN column k, or -1 for the other direction's (zero) block. Rows [0, in)
+  /// multiply the layer's input, rows [in, in + H) the recurrent state.
   int64_t tf_row(int64_t k) const {
     if (recurrent) return L.in + k;
     if (layer == 0 || D == 1) return k;
@@ -57,24 +62,33 @@ struct Source {
         static const int tf_gate[4] = {0, 2, 1, 3};  // cuDNN i, f, g, o -> TF i, j, f, o
         return L.kernel + r * 4 * H + tf_gate[gate] * H + u;
       }
-      case Cell::kGru:
-        if (gate < 2) return L.kernel + r * 2 * H + gate * H + u;  // r, z (= TF u)
-        return L.cand_kernel + r * H + u;
+      case Cell::kGruResetAfter: {
+        // `kernel` [in, 3H] for the input rows, `recurrent_kernel` [H, 3H] for the state rows.
+        const int64_t col = kKerasGruGate[gate] * H + u;
+        return r < L.in ? L.kernel + r * 3 * H + col : L.rec_kernel + (r - L.in) * 3 * H + col;
+      }
       default: return L.kernel + r * H + u;
     }
   }
 
-  /// Flat TF index of the bias of unit u (only for the input-side bias; recurrent biases are 0).
+  /// Two separate biases: cuDNN's b_R is a TF weight of its own (reset-after GRU's bias row 1).
+  bool two_biases() const { return p.shape.cell == Cell::kGruResetAfter; }
+
+  /// Flat TF index of the bias of unit u: the input-side bias, or with two_biases() the one of this
+  /// side (otherwise recurrent biases are 0).
   int64_t bias_index(int64_t u) const {
     switch (p.shape.cell) {
       case Cell::kLstm: {
         static const int tf_gate[4] = {0, 2, 1, 3};
         return L.bias + tf_gate[gate] * H + u;
       }
-      case Cell::kGru: return gate < 2 ? L.bias + gate * H + u : L.cand_bias + u;
+      case Cell::kGruResetAfter: return L.bias + (recurrent ? 3 * H : 0) + kKerasGruGate[gate] * H + u;
       default: return L.bias + u;
     }
   }
+
+  /// cuDNN GRU gate g (r, z, n) is Keras column block kKerasGruGate[g] (Keras order z, r, h).
+  static constexpr int kKerasGruGate[3] = {1, 0, 2};
 };
 
 }  // namespace
@@ -84,7 +98,7 @@ void tf_to_cudnn(const Problem& p, const CudnnParam& m, double* space) {
   double* dst = space + m.offset;
   if (m.bias) {
     for (int64_t u = 0; u < m.rows; ++u) {
-      if (s.recurrent) {
+      if (s.recurrent && !s.two_biases()) {
         dst[u] = 0.0;
       } else {
         dst[u] = p.weights[static_cast<size_t>(s.bias_index(u))];
@@ -107,8 +121,9 @@ void cudnn_grad_to_tf(const Problem& p, const CudnnParam& m, const double* space
   std::vector<double>& dw = *dw_tf;
   if (m.bias) {
     // b_W and b_R enter the same pre-activation, so each receives the full dL/db: TF's single bias
-    // gets the input-side one (adding both would count it twice).
-    if (s.recurrent) return;
+    // gets the input-side one (adding both would count it twice). The reset-after GRU's b_Rn sits
+    // inside r * (R_n h + b_Rn), so its two biases differ in gradient and each is a TF weight.
+    if (s.recurrent && !s.two_biases()) return;
     for (int64_t u = 0; u < m.rows; ++u) dw[static_cast<size_t>(s.bias_index(u))] += src[u];
     return;
   }

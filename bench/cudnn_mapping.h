@@ -2,9 +2,12 @@
 //
 // cuDNN's LSTM gate order is i, f, g, o; TF's kernel columns are i, j, f, o (j = g). A TF kernel
 // [in + H, G*H] becomes, per gate, W [H, in] (input rows transposed) and R [H, H] (recurrent rows
-// transposed); cuDNN's bias pair is (b_W = TF bias + forget_bias on f, b_R = 0). GRU: r, z(=TF u),
-// h from gates/kernel and candidate/kernel (cuDNN's GRU is the reset-after form, so it computes a
-// different function; the mapping only gives it TF-sized weights). Vanilla: W, R, b_W = b.
+// transposed); cuDNN's bias pair is (b_W = TF bias + forget_bias on f, b_R = 0). Reset-after GRU
+// (Keras GRUCell(reset_after=True), dynrnn's kGRUResetAfter): cuDNN's gates r, z, n are Keras'
+// columns r, z, h (Keras order z, r, h), W from `kernel` [in, 3H] and R from `recurrent_kernel`
+// [H, 3H], each transposed; b_W = bias row 0 and b_R = bias row 1, one to one (cuDNN's GRU is the
+// same function: n = tanh(W_n x + b_Wn + r * (R_n h + b_Rn)), h' = (1 - z) n + z h). TF's GRUCell
+// (reset before the matmul) has no cuDNN equivalent and is not mapped. Vanilla: W, R, b_W = b.
 //
 // Stacks: cuDNN's layer l > 0 reads D*H inputs (both directions concatenated); TF's two stacks are
 // independent. Direction d's columns [d*H, (d+1)*H) take TF's weights and the other direction's
@@ -33,10 +36,11 @@ int cudnn_lin_count(Cell c);
 int64_t cudnn_layer_input(const Problem& p, int layer);
 
 /// Writes the TF weights of `p` into `space` (a host image of the cuDNN weight space) at `m`.
-/// Throws BenchError if m's shape is not what the mapping expects.
+/// Throws BenchError if m's shape is not what the mapping expects, BenchUnsupported for TF's GRU.
 void tf_to_cudnn(const Problem& p, const CudnnParam& m, double* space);
 /// Adds the gradient held at `m` in a host image of the cuDNN dweight space into dw_tf (TF layout).
-/// Recurrent-side bias gradients are skipped (they duplicate the input-side ones).
+/// Recurrent-side bias gradients are skipped (they duplicate the input-side ones), except for the
+/// reset-after GRU, whose recurrent bias is a weight of its own (TF's bias row 1).
 void cudnn_grad_to_tf(const Problem& p, const CudnnParam& m, const double* space, std::vector<double>* dw_tf);
 
 /// cuDNN hy/cy [L*D, B, H] (pseudo layer = layer * D + direction) -> dynrnn's flat state [B * S].

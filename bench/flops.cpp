@@ -65,7 +65,10 @@ WorkModel work_model(const WorkInput& in, double P, const Ceilings& c) {
     return in.concat_layers ? D * H : H;
   };
 
-  // §2.2 FLOPs per layer and direction, over the useful row-steps.
+  // §2.2 FLOPs per layer and direction, over the useful row-steps. G gate blocks of H columns: the
+  // GEMMs of x (in x GH) and h (H x GH). GRUs have G = 3 in both forms: the reset-after GRU (gru_ra,
+  // cuDNN's) runs one recurrent GEMM of 3H columns per step; TF's GRU the same 3H columns split over
+  // two dependent GEMMs (2H gates, then H candidate on r * h), so equal FLOPs and weight bytes.
   double f_fwd = 0, f_rec = 0;
   for (int d = 0; d < D; ++d) {
     for (int l = 0; l < L; ++l) {

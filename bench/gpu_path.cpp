@@ -153,8 +153,7 @@ Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std
   try {
     // The reference first, so that a float64 GPU reference never shares the device with this row's
     // buffers (and its allocations stay out of the memory column).
-    const bool may_verify = !(impl == "cudnn" && p.shape.cell == Cell::kGru);
-    if (ctx.opt.verify && may_verify) compute_reference(ref, p, ctx.opt, ctx.stream);
+    if (ctx.opt.verify) compute_reference(ref, p, ctx.opt, ctx.stream);
     const size_t mem0 = device_bytes_in_use();
     std::unique_ptr<Arena> arena = make_device_arena(ctx.stream);
     std::unique_ptr<Runner> runner = factory(arena.get());
@@ -434,59 +433,52 @@ int run_gpu_path(const Options& opt, Report& report) {
 
         if (opt.impl_dynrnn) {
           progress.update(++done, total, what + " dynrnn");
-          if (shape.cudnn_gru_form) {
-            Row r = base_row(p, prec, mode, "dynrnn", "", true);
-            r.status = "skipped";
-            r.note = "G1 is the cuDNN-form GRU shape; dynrnn runs the TF form as G2";
-            emit(ctx, r);
+          const Factory f = [&](Arena* a) {
+            return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
+          };
+          Row row = measure(ctx, p, prec, mode, "dynrnn", "", f, ref, true);
+          if (training && (shape.activation_budget > 0 || shape.swap_memory)) {
+            // The same without swap_memory, where it fits: what the budget costs in time and saves
+            // in device memory (issue: swap_memory done properly).
+            const Factory in_memory = [&](Arena* a) {
+              return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
+                                        [](dynrnn::RnnSpec& s) { s.swap_memory = false; });
+            };
+            const Row mem = measure(ctx, p, prec, mode, "dynrnn", "in-memory", in_memory, ref, true,
+                                    /*error_is_failure=*/false);
+            if (row.status == "ok" && mem.status == "ok") {
+              add_note(row, "vs in-memory: " + fixed(row.median_ms / mem.median_ms, 2) + "x the time, " +
+                                mib(row.peak_mem_bytes - mem.peak_mem_bytes, true) + " of device memory");
+            }
+            emit(ctx, row, &shape);
+            emit(ctx, mem);
           } else {
-            const Factory f = [&](Arena* a) {
-              return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
+            emit(ctx, row, &shape);
+          }
+          // The same calls captured once and replayed as CUDA graphs (dynrnn never synchronizes
+          // or allocates inside a call, so every call is capturable).
+          const Factory g = [&](Arena* a) { return make_graph_runner(f(a), ctx.stream); };
+          emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "graph", g, ref, true), &shape);
+          // RnnSpec::algorithm = kPersistent: forward and backward steps in one cooperative kernel
+          // per chunk with the recurrent weights in shared memory (layers that do not fit run per step).
+          const Factory persistent = [&](Arena* a) {
+            return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training, [](dynrnn::RnnSpec& s) {
+              s.algorithm = dynrnn::RecurrentAlgorithm::kPersistent;
+            });
+          };
+          emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
+          if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken) {
+            // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: the
+            // rows still running at each step are then a prefix, and the recurrent GEMMs shrink
+            // to them (host_sequence_length tells dynrnn where that prefix ends).
+            const Factory sorted = [&](Arena* a) {
+              return make_sorted_batch_runner(p, [&](const Problem& q) {
+                return make_dynrnn_runner(q, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
+              });
             };
-            Row row = measure(ctx, p, prec, mode, "dynrnn", "", f, ref, true);
-            if (training && (shape.activation_budget > 0 || shape.swap_memory)) {
-              // The same without swap_memory, where it fits: what the budget costs in time and saves
-              // in device memory (issue: swap_memory done properly).
-              const Factory in_memory = [&](Arena* a) {
-                return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
-                                          [](dynrnn::RnnSpec& s) { s.swap_memory = false; });
-              };
-              const Row mem = measure(ctx, p, prec, mode, "dynrnn", "in-memory", in_memory, ref, true,
-                                      /*error_is_failure=*/false);
-              if (row.status == "ok" && mem.status == "ok") {
-                add_note(row, "vs in-memory: " + fixed(row.median_ms / mem.median_ms, 2) + "x the time, " +
-                                  mib(row.peak_mem_bytes - mem.peak_mem_bytes, true) + " of device memory");
-              }
-              emit(ctx, row, &shape);
-              emit(ctx, mem);
-            } else {
-              emit(ctx, row, &shape);
-            }
-            // The same calls captured once and replayed as CUDA graphs (dynrnn never synchronizes
-            // or allocates inside a call, so every call is capturable).
-            const Factory g = [&](Arena* a) { return make_graph_runner(f(a), ctx.stream); };
-            emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "graph", g, ref, true), &shape);
-            // RnnSpec::algorithm = kPersistent: forward and backward steps in one cooperative kernel
-            // per chunk with the recurrent weights in shared memory (layers that do not fit run per step).
-            const Factory persistent = [&](Arena* a) {
-              return make_dynrnn_runner(
-                  p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
-                  [](dynrnn::RnnSpec& s) { s.algorithm = dynrnn::RecurrentAlgorithm::kPersistent; });
-            };
-            emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
-            if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken) {
-              // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: the
-              // rows still running at each step are then a prefix, and the recurrent GEMMs shrink
-              // to them (host_sequence_length tells dynrnn where that prefix ends).
-              const Factory sorted = [&](Arena* a) {
-                return make_sorted_batch_runner(p, [&](const Problem& q) {
-                  return make_dynrnn_runner(q, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);
-                });
-              };
-              Row row = measure(ctx, p, prec, mode, "dynrnn", "sorted", sorted, ref, true);
-              add_note(row, kSortedBatchNote);
-              emit(ctx, row, &shape);
-            }
+            Row row = measure(ctx, p, prec, mode, "dynrnn", "sorted", sorted, ref, true);
+            add_note(row, kSortedBatchNote);
+            emit(ctx, row, &shape);
           }
         }
 
@@ -498,8 +490,11 @@ int run_gpu_path(const Options& opt, Report& report) {
           if (!cudnn) {
             skipped.note = "cuDNN " + cudnn_state;
             emit(ctx, skipped);
-          } else if (shape.tf_gru_form) {
-            skipped.note = "cuDNN has no reset-before (TF) GRU; its GRU runs as G1";
+          } else if (shape.cell == Cell::kGru) {
+            // TF's GRUCell applies the reset gate before the candidate matmul; cuDNN's GRU after it.
+            const bool g2 = shape.id == "G2" || shape.id.rfind("G2-", 0) == 0;
+            skipped.note = std::string("cuDNN has no reset-before (TF GRUCell) GRU; its GRU is the reset-after cell ") +
+                           (g2 ? "G1 runs (gru_ra, same dimensions)" : "gru_ra (--cell gru_ra)");
             emit(ctx, skipped);
           } else {
             emit_cudnn_rows(ctx, p, prec, mode, shape, *cudnn, CudnnLayout::kPadded, ref);
@@ -526,21 +521,14 @@ int run_gpu_path(const Options& opt, Report& report) {
 
         if (opt.impl_naive && !ctx.broken) {
           progress.update(++done, total, what + " naive");
-          if (shape.cudnn_gru_form) {
-            Row r = base_row(p, prec, mode, "naive", "", true);
-            r.status = "skipped";
-            r.note = "G1 is the cuDNN-form GRU shape; the naive baseline runs the TF form as G2";
-            emit(ctx, r);
-          } else {
-            const bool tf32 = prec == Precision::kTf32;
-            const Factory f = [&](Arena* a) {
-              return with_storage_type(prec, [&](auto tag) {
-                using T = typename decltype(tag)::type;
-                return make_naive_runner<T>(p, a, training, make_cuda_naive_ops<T>(ctx.stream, tf32));
-              });
-            };
-            emit(ctx, measure(ctx, p, prec, mode, "naive", "", f, ref, false), &shape);
-          }
+          const bool tf32 = prec == Precision::kTf32;
+          const Factory f = [&](Arena* a) {
+            return with_storage_type(prec, [&](auto tag) {
+              using T = typename decltype(tag)::type;
+              return make_naive_runner<T>(p, a, training, make_cuda_naive_ops<T>(ctx.stream, tf32));
+            });
+          };
+          emit(ctx, measure(ctx, p, prec, mode, "naive", "", f, ref, false), &shape);
         }
       }
     }

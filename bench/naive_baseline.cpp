@@ -22,6 +22,8 @@ std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
     NaiveLayer& L = layers.at(static_cast<size_t>(info.layer));
     if (info.local_name == "kernel" || info.local_name == "gates/kernel")
       L.kernel = info.offset;
+    else if (info.local_name == "recurrent_kernel")
+      L.rec_kernel = info.offset;
     else if (info.local_name == "bias" || info.local_name == "gates/bias")
       L.bias = info.offset;
     else if (info.local_name == "candidate/kernel")
@@ -41,7 +43,7 @@ std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
   }
   for (const NaiveLayer& L : layers) {
     if (L.kernel < 0 || L.bias < 0 || (L.cell == Cell::kGru && (L.cand_kernel < 0 || L.cand_bias < 0)) ||
-        (L.cell == Cell::kLstm && L.col_c < 0)) {
+        (L.cell == Cell::kGruResetAfter && L.rec_kernel < 0) || (L.cell == Cell::kLstm && L.col_c < 0)) {
       throw BenchError("naive baseline: incomplete weight table or state layout");
     }
   }
@@ -52,7 +54,13 @@ namespace {
 
 int64_t gate_cols(Cell c, int64_t H) {
   return cell_gates(c) * H;
-}  // act columns (GRU: r, u, c)
+}  // act columns (GRU: r, u, c; reset-after GRU: z, r, hh)
+
+/// Width of a saved xh row: [x_t, h], or x_t alone for the reset-after GRU (its GEMMs read x_t and h
+/// separately, and h is kept in h_state anyway).
+int64_t xh_cols(const NaiveLayer& L) {
+  return L.cell == Cell::kGruResetAfter ? L.in : L.in + L.H;
+}
 
 UnaryOp act_op(Cell c) {
   return c == Cell::kRnnRelu ? UnaryOp::kRelu : UnaryOp::kTanh;
@@ -82,10 +90,12 @@ NaiveRnn<T>::NaiveRnn(const Problem& p, bool training, NaiveOps<T>* ops, Arena* 
     dir.layers = naive_layers(p, d);
     for (const NaiveLayer& L : dir.layers) {
       LayerBuffers b;
-      const int64_t W = L.in + H, GH = gate_cols(L.cell, H);
-      const bool lstm = L.cell == Cell::kLstm, gru = L.cell == Cell::kGru;
-      b.xh = arena->alloc<T>(steps * B * W);
+      const int64_t W = xh_cols(L), GH = gate_cols(L.cell, H);
+      const bool lstm = L.cell == Cell::kLstm, gru = L.cell == Cell::kGru, gru_ra = L.cell == Cell::kGruResetAfter;
+      // The reset-after GRU keeps x_t only for backward's dW (inference reads the input in place).
+      if (!gru_ra || training) b.xh = arena->alloc<T>(steps * B * W);
       if (gru) b.xrh = arena->alloc<T>(steps * B * W);
+      if (gru_ra) b.gh = arena->alloc<T>(steps * B * GH);
       b.act = arena->alloc<T>(steps * B * GH);
       if (lstm) b.tc = arena->alloc<T>(steps * B * H);
       if (lstm) b.c_state = arena->alloc<T>(states * B * H);
@@ -105,7 +115,11 @@ NaiveRnn<T>::NaiveRnn(const Problem& p, bool training, NaiveOps<T>* ops, Arena* 
           *q = arena->alloc<T>(B * H);
         }
         b.dz = arena->alloc<T>(B * GH);
-        b.dxh = arena->alloc<T>(B * W);
+        if (!gru_ra) b.dxh = arena->alloc<T>(B * W);
+        if (gru_ra) {
+          b.dgh = arena->alloc<T>(B * GH);
+          b.din = arena->alloc<T>(B * L.in);
+        }
         if (gru) {
           b.dzc = arena->alloc<T>(B * H);
           b.dxrh = arena->alloc<T>(B * W);
@@ -171,13 +185,16 @@ template <typename T>
 const T* NaiveRnn<T>::forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* in, int64_t ld_in,
                                    const T* w, T* y_t, bool top) {
   NaiveOps<T>& o = *ops_;
-  const int64_t B = B_, H = L.H, W = L.in + H, GH = gate_cols(L.cell, H);
+  const int64_t B = B_, H = L.H, W = xh_cols(L), GH = gate_cols(L.cell, H);
   const bool masked = len_ != nullptr;
   T* xh = step_ptr(b.xh, t, B * W);
   T* act = step_ptr(b.act, t, B * GH);
   const T* hp = b.h_state + state_off(t);
   T* hs = b.h_state + state_off(t + 1);
-  o.concat(B, in, ld_in, L.in, hp, H, H, xh);
+  if (L.cell != Cell::kGruResetAfter)
+    o.concat(B, in, ld_in, L.in, hp, H, H, xh);
+  else if (training_)
+    o.copy(B, L.in, in, ld_in, xh, L.in);  // x_t for backward's dW (TF's while loop saves it too)
   T* h_new = masked ? b.h_new : hs;
 
   if (L.cell == Cell::kLstm) {
@@ -218,6 +235,26 @@ const T* NaiveRnn<T>::forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t
     o.binary(BinaryOp::kMul, B, H, u, 3 * H, hp, H, b.t1, H);
     o.unary(UnaryOp::kOneMinus, B, H, u, 3 * H, b.t2, H);
     o.binary(BinaryOp::kMul, B, H, b.t2, H, c, 3 * H, b.t3, H);
+    o.binary(BinaryOp::kAdd, B, H, b.t1, H, b.t3, H, h_new, H);
+  } else if (L.cell == Cell::kGruResetAfter) {
+    // Keras GRUCell(reset_after=True): gx = x K + b[0], gh = h R + b[1] (columns z, r, h);
+    // z, r = sigmoid(gx + gh); hh = act(gx_h + r * gh_h); h' = z * h + (1 - z) * hh.
+    T* z = act;
+    T* r = act + H;
+    T* hh = act + 2 * H;
+    T* gh = step_ptr(b.gh, t, B * 3 * H);
+    o.gemm(false, false, B, 3 * H, L.in, in, ld_in, w + L.kernel, 3 * H, T(0), b.z, 3 * H);
+    o.bias_add(B, 3 * H, b.z, 3 * H, w + L.bias, b.z, 3 * H);
+    o.gemm(false, false, B, 3 * H, H, hp, H, w + L.rec_kernel, 3 * H, T(0), gh, 3 * H);
+    o.bias_add(B, 3 * H, gh, 3 * H, w + L.bias + 3 * H, gh, 3 * H);
+    o.binary(BinaryOp::kAdd, B, 2 * H, b.z, 3 * H, gh, 3 * H, b.z, 3 * H);
+    o.unary(UnaryOp::kSigmoid, B, 2 * H, b.z, 3 * H, z, 3 * H);  // z and r
+    o.binary(BinaryOp::kMul, B, H, r, 3 * H, gh + 2 * H, 3 * H, b.t1, H);
+    o.binary(BinaryOp::kAdd, B, H, b.z + 2 * H, 3 * H, b.t1, H, b.t2, H);
+    o.unary(act_op(L.cell), B, H, b.t2, H, hh, 3 * H);
+    o.binary(BinaryOp::kMul, B, H, z, 3 * H, hp, H, b.t1, H);
+    o.unary(UnaryOp::kOneMinus, B, H, z, 3 * H, b.t2, H);
+    o.binary(BinaryOp::kMul, B, H, b.t2, H, hh, 3 * H, b.t3, H);
     o.binary(BinaryOp::kAdd, B, H, b.t1, H, b.t3, H, h_new, H);
   } else {
     o.gemm(false, false, B, H, W, xh, W, w + L.kernel, H, T(0), b.z, H);
@@ -283,7 +320,7 @@ template <typename T>
 void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above, int64_t ld_above,
                                 bool top, const T* w, T* dw, T* dx_t, const T** d_in, int64_t* ld_d_in) {
   NaiveOps<T>& o = *ops_;
-  const int64_t B = B_, H = L.H, W = L.in + H, GH = gate_cols(L.cell, H);
+  const int64_t B = B_, H = L.H, W = xh_cols(L), GH = gate_cols(L.cell, H);
   const bool masked = len_ != nullptr;
   const T* xh = step_ptr(b.xh, t, B * W);
   const T* act = step_ptr(b.act, t, B * GH);
@@ -371,6 +408,39 @@ void NaiveRnn<T>::backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t,
       o.binary(BinaryOp::kAdd, B, H, b.g4, H, b.pass_h, H, b.dh, H);
     } else {
       o.binary(BinaryOp::kAdd, B, H, b.g2, H, b.g3, H, b.dh, H);
+    }
+    *d_in = in_grad;
+    *ld_d_in = L.in;
+  } else if (L.cell == Cell::kGruResetAfter) {
+    const T* z = act;
+    const T* r = act + H;
+    const T* hh = act + 2 * H;
+    const T* gh = step_ptr(b.gh, t, B * 3 * H);
+    T* dgx = b.dz;  // [B, 3H] d(x K + b[0]) = d(pre-activations), columns z, r, h
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, z, 3 * H, b.g1, H);  // d h_prev through z * h
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, hp, H, b.g2, H);
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, hh, 3 * H, b.g3, H);
+    o.binary(BinaryOp::kSub, B, H, b.g2, H, b.g3, H, b.g4, H);  // d z
+    o.binary(BinaryOp::kSigmoidGrad, B, H, z, 3 * H, b.g4, H, dgx, 3 * H);
+    o.unary(UnaryOp::kOneMinus, B, H, z, 3 * H, b.g2, H);
+    o.binary(BinaryOp::kMul, B, H, b.dhn, H, b.g2, H, b.g3, H);  // d hh
+    o.binary(act_grad(L.cell), B, H, hh, 3 * H, b.g3, H, dgx + 2 * H, 3 * H);
+    o.binary(BinaryOp::kMul, B, H, dgx + 2 * H, 3 * H, gh + 2 * H, 3 * H, b.g2, H);  // d r
+    o.binary(BinaryOp::kSigmoidGrad, B, H, r, 3 * H, b.g2, H, dgx + H, 3 * H);
+    o.binary(BinaryOp::kMul, B, H, dgx + 2 * H, 3 * H, r, 3 * H, b.dgh + 2 * H, 3 * H);  // d gh_h
+    o.copy(B, 2 * H, dgx, 3 * H, b.dgh, 3 * H);  // d gh_z, d gh_r (TF: the concat of split's gradients)
+    o.column_sum_add(B, 3 * H, dgx, 3 * H, dw + L.bias);
+    o.column_sum_add(B, 3 * H, b.dgh, 3 * H, dw + L.bias + 3 * H);
+    o.gemm(true, false, L.in, 3 * H, B, xh, L.in, dgx, 3 * H, T(1), dw + L.kernel, 3 * H);
+    o.gemm(true, false, H, 3 * H, B, hp, H, b.dgh, 3 * H, T(1), dw + L.rec_kernel, 3 * H);
+    T* in_grad = dx_t ? dx_t : b.din;
+    o.gemm(false, true, B, L.in, 3 * H, dgx, 3 * H, w + L.kernel, 3 * H, T(0), in_grad, L.in);
+    o.gemm(false, true, B, H, 3 * H, b.dgh, 3 * H, w + L.rec_kernel, 3 * H, T(0), b.g2, H);
+    if (masked) {
+      o.binary(BinaryOp::kAdd, B, H, b.g2, H, b.g1, H, b.g3, H);
+      o.binary(BinaryOp::kAdd, B, H, b.g3, H, b.pass_h, H, b.dh, H);
+    } else {
+      o.binary(BinaryOp::kAdd, B, H, b.g2, H, b.g1, H, b.dh, H);
     }
     *d_in = in_grad;
     *ld_d_in = L.in;

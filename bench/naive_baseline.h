@@ -2,9 +2,11 @@
 // one small op at a time. Per step and layer: concat([x_t, h]) -> one GEMM with the full TF kernel
 // -> BiasAdd -> a separate kernel for every activation, sum and product (TF's BasicLSTMCell /
 // GRUCell / BasicRNNCell graphs) -> select-based masking of outputs and state when sequence_length
-// is given (TF's _rnn_step). Backward walks the steps in reverse with the unfused gradient ops and
-// accumulates dW and db per step, as TF's while-loop gradient does. No input-GEMM hoisting, no
-// fusion, no graphs: the Appleyard starting point.
+// is given (TF's _rnn_step). Keras' GRUCell(reset_after=True) cannot use one GEMM on [x, h] (the
+// reset gate multiplies the recurrent candidate term alone): as Keras' graph, x_t @ kernel + bias[0]
+// and h @ recurrent_kernel + bias[1], then the unfused gate ops. Backward walks the steps in reverse with the unfused
+// gradient ops and accumulates dW and db per step, as TF's while-loop gradient does. No input-GEMM hoisting, no fusion,
+// no graphs: the Appleyard starting point.
 //
 // The step logic is written once against NaiveOps; naive_ops_cpu.cpp runs it on the host (so the
 // CPU path verifies the logic against dynrnn) and naive_kernels.cu runs it with CUDA kernels and
@@ -62,8 +64,9 @@ class NaiveOps {
 struct NaiveLayer {
   Cell cell = Cell::kLstm;
   int64_t in = 0, H = 0;
-  int64_t kernel = 0, bias = 0;              ///< LSTM/RNN kernel, bias; GRU gates/kernel, gates/bias
+  int64_t kernel = 0, bias = 0;              ///< LSTM/RNN/reset-after GRU kernel, bias; GRU gates/kernel, gates/bias
   int64_t cand_kernel = -1, cand_bias = -1;  ///< GRU candidate/kernel, candidate/bias
+  int64_t rec_kernel = -1;                   ///< reset-after GRU recurrent_kernel [H, 3H] (bias is [2, 3H])
   int64_t col_c = -1, col_h = 0;             ///< state leaf column offsets (c: LSTM only)
 };
 
@@ -86,9 +89,11 @@ class NaiveRnn {
  private:
   struct LayerBuffers {
     // Saved per step in training (stride one step), single buffers in inference.
-    T* xh = nullptr;       ///< [B, in + H] concat([x_t, h])
+    T* xh = nullptr;       ///< [B, in + H] concat([x_t, h]); reset-after GRU: [B, in] x_t (training only)
     T* xrh = nullptr;      ///< GRU: [B, in + H] concat([x_t, r * h])
-    T* act = nullptr;      ///< LSTM [B, 4H] (sig i, act j, sig f, sig o); GRU [B, 3H] (r, u, c); RNN [B, H] (h)
+    T* gh = nullptr;       ///< reset-after GRU: [B, 3H] h @ recurrent_kernel + bias[1]
+    T* act = nullptr;      ///< LSTM [B, 4H] (sig i, act j, sig f, sig o); GRU [B, 3H] (r, u, c); reset-after
+                           ///< GRU [B, 3H] (z, r, hh); RNN [B, H] (h)
     T* tc = nullptr;       ///< LSTM: [B, H] act(c_new)
     T* c_state = nullptr;  ///< LSTM: state c, [T+1, B, H] in training, 2 ping-pong buffers otherwise
     T* h_state = nullptr;  ///< state h, same
@@ -112,7 +117,8 @@ class NaiveRnn {
     T* g2 = nullptr;
     T* g3 = nullptr;
     T* g4 = nullptr;
-    T* dz = nullptr;    ///< [B, G*H] (GRU: gates [B, 2H])
+    T* dz = nullptr;    ///< [B, G*H] (GRU: gates [B, 2H]; reset-after GRU: d(x @ kernel + bias[0]))
+    T* dgh = nullptr;   ///< reset-after GRU [B, 3H]: d(h @ recurrent_kernel + bias[1])
     T* dzc = nullptr;   ///< GRU [B, H]
     T* dxh = nullptr;   ///< [B, in + H]
     T* dxrh = nullptr;  ///< GRU [B, in + H]

@@ -19,6 +19,7 @@ dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMo
       cell.forget_bias = kForgetBias;
       break;
     case Cell::kGru: cell = dynrnn::CellSpec::gru(s.H); break;
+    case Cell::kGruResetAfter: cell = dynrnn::CellSpec::gru_reset_after(s.H); break;
     case Cell::kRnnTanh: cell = dynrnn::CellSpec::basic_rnn(s.H, dynrnn::Activation::kTanh); break;
     case Cell::kRnnRelu: cell = dynrnn::CellSpec::basic_rnn(s.H, dynrnn::Activation::kRelu); break;
   }
@@ -68,13 +69,19 @@ Problem make_problem(const Shape& s, int num_sets, uint64_t seed) {
   p.weights.assign(static_cast<size_t>(p.param_count), 0.0);
   for (const dynrnn::ParamInfo& info : p.params) {
     std::vector<double> v;
-    if (info.shape.size() == 2) {
-      // glorot_uniform, TF's default kernel initializer.
+    // Kernels are 2-D; so is the reset-after GRU's bias [2, 3H] (input row, recurrent row).
+    const bool is_bias =
+        info.local_name == "bias" ||
+        (info.local_name.size() > 5 && info.local_name.compare(info.local_name.size() - 5, 5, "/bias") == 0);
+    if (info.shape.size() == 2 && !is_bias) {
+      // glorot_uniform, TF's default kernel initializer (Keras' recurrent_kernel is orthogonal by
+      // default; glorot gives it the same scale).
       const double a = std::sqrt(6.0 / static_cast<double>(info.shape[0] + info.shape[1]));
       fill_uniform(v, static_cast<size_t>(info.count), a, rng);
     } else {
       // TF initializes biases with zeros (GRU gates with ones); small random values make the
-      // bias mapping of the baselines visible to verification.
+      // bias mapping of the baselines visible to verification (for the reset-after GRU, both rows:
+      // cuDNN's b_W and b_R).
       fill_uniform(v, static_cast<size_t>(info.count), 0.1, rng);
     }
     std::copy(v.begin(), v.end(), p.weights.begin() + info.offset);

@@ -16,7 +16,7 @@ namespace bench {
 /// function with the plain weight mapping (the mapping still adds forget_bias to cuDNN's f bias).
 constexpr double kForgetBias = 0.0;
 
-/// The dynrnn spec of a shape: time-major, kLSTM / kGRU / kBasicRNN cells, independent stacks
+/// The dynrnn spec of a shape: time-major, kLSTM / kGRU / kGRUResetAfter / kBasicRNN cells, independent stacks
 /// per direction (TF bidirectional_dynamic_rnn); shapes with an activation budget (M1) use
 /// swap_memory with that device budget.
 dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMode math);

@@ -9,8 +9,10 @@ Three variants per shape, precision and mode (performance.md §3.1 item 2):
                 and replayed; capture + instantiate time goes in the note
 
 PyTorch runs cuDNN underneath, so these rows measure framework overhead and PyTorch's algorithm choice.
-Its multi-layer bidirectional stacks concatenate directions between layers (cuDNN's model), and nn.GRU is
-the reset-after form: neither is TF's function, so every row is NotVerified. FLOP columns use the same
+nn.GRU is the reset-after GRU, dynrnn-bench's cell gru_ra (Keras GRUCell(reset_after=True), dynrnn's
+kGRUResetAfter) that G1 runs; TF's GRUCell (gru, shape G2) has no PyTorch module. Multi-layer
+bidirectional stacks concatenate directions between layers (cuDNN's model), not TF's independent stacks.
+The script compares no values (its weights are PyTorch's own), so every row is NotVerified. FLOP columns use the same
 formulas as dynrnn-bench (TF's independent stacks, useful row-steps = sum of lengths), so TF/s is
 comparable across files; the roofline columns are left empty.
 
@@ -56,7 +58,7 @@ CORE = [
     ("D5", "DeepBench", "lstm", 25, 64, 2048, 2048, 1, False, "fixed"),
     ("D6", "DeepBench", "lstm", 25, 128, 4096, 4096, 1, False, "fixed"),
     ("D7", "DeepBench", "lstm", 150, 32, 256, 256, 1, False, "fixed"),
-    ("G1", "DeepBench GRU (cuDNN reset-after form)", "gru", 375, 32, 1536, 1536, 1, False, "fixed"),
+    ("G1", "DeepBench GRU (reset-after form: cuDNN, PyTorch, Keras)", "gru_ra", 375, 32, 1536, 1536, 1, False, "fixed"),
     ("S1", "SMALL_H PR", "lstm", 2560, 3, 368, 40, 4, False, "fixed"),
     ("S2", "SMALL_H PR", "lstm", 1314, 20, 344, 32, 3, False, "fixed"),
     ("H1-B1", "haste grid", "lstm", 50, 1, 128, 512, 1, False, "fixed"),
@@ -66,7 +68,7 @@ CORE = [
     ("V2", "variable length, skewed (90% <= 100)", "lstm", 500, 64, 256, 1024, 1, False, "skewed"),
     ("M1", "swap / long sequence", "lstm", 5000, 32, 1024, 1024, 4, False, "fixed"),
 ]
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+GATES = {"lstm": 4, "gru": 3, "gru_ra": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
 def make_lengths(T, B, kind, seed):
@@ -220,8 +222,10 @@ def run_one(torch, dev, row, cell, T, B, I, H, L, bi, lengths, prec, mode, varia
     torch.manual_seed(0)
     if cell == "lstm":
         net = torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi)
-    elif cell == "gru":
+    elif cell == "gru_ra":  # nn.GRU is the reset-after GRU
         net = torch.nn.GRU(I, H, num_layers=L, bidirectional=bi)
+    elif cell == "gru":
+        raise ValueError("TF's GRUCell (reset before the candidate matmul) has no PyTorch module; use gru_ra")
     else:
         net = torch.nn.RNN(I, H, num_layers=L, bidirectional=bi, nonlinearity=cell.split("_")[1])
     dtype = getattr(torch, DTYPES[prec])
@@ -229,7 +233,7 @@ def run_one(torch, dev, row, cell, T, B, I, H, L, bi, lengths, prec, mode, varia
     training = mode != "inference"
     net.train(training)
     dirs = 2 if bi else 1
-    notes = ["PyTorch (cuDNN-style stacks%s)" % ("; nn.GRU is reset-after" if cell == "gru" else "")]
+    notes = ["PyTorch (cuDNN-style stacks%s)" % ("; nn.GRU = gru_ra, the reset-after GRU" if cell == "gru_ra" else "")]
 
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()

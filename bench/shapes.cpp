@@ -10,6 +10,7 @@ const char* cell_name(Cell c) {
   switch (c) {
     case Cell::kLstm: return "lstm";
     case Cell::kGru: return "gru";
+    case Cell::kGruResetAfter: return "gru_ra";
     case Cell::kRnnTanh: return "rnn_tanh";
     case Cell::kRnnRelu: return "rnn_relu";
   }
@@ -21,6 +22,8 @@ bool parse_cell(const std::string& s, Cell* c) {
     *c = Cell::kLstm;
   else if (s == "gru")
     *c = Cell::kGru;
+  else if (s == "gru_ra")
+    *c = Cell::kGruResetAfter;
   else if (s == "rnn_tanh")
     *c = Cell::kRnnTanh;
   else if (s == "rnn_relu")
@@ -54,7 +57,8 @@ bool parse_lengths(const std::string& s, Lengths* l) {
 int cell_gates(Cell c) {
   switch (c) {
     case Cell::kLstm: return 4;
-    case Cell::kGru: return 3;
+    case Cell::kGru:
+    case Cell::kGruResetAfter: return 3;
     default: return 1;
   }
 }
@@ -92,12 +96,12 @@ std::vector<Shape> core_shapes() {
   v.push_back(make("D5", "DeepBench", L, 25, 64, 2048, 2048));
   v.push_back(make("D6", "DeepBench", L, 25, 128, 4096, 4096));
   v.push_back(make("D7", "DeepBench", L, 150, 32, 256, 256));
-  Shape g1 = make("G1", "DeepBench GRU (cuDNN reset-after form)", Cell::kGru, 375, 32, 1536, 1536);
-  g1.cudnn_gru_form = true;
-  v.push_back(g1);
-  Shape g2 = make("G2", "TF-GRU form of G1 (reset before the candidate matmul)", Cell::kGru, 375, 32, 1536, 1536);
-  g2.tf_gru_form = true;
-  v.push_back(g2);
+  // G1 is DeepBench's GRU, cuDNN's reset-after form (Keras GRUCell(reset_after=True)): dynrnn, cuDNN
+  // and the naive baseline all run it. G2 is TF's GRUCell on the same dimensions, which cuDNN has no
+  // cell for.
+  v.push_back(
+      make("G1", "DeepBench GRU (reset-after form: cuDNN, PyTorch, Keras)", Cell::kGruResetAfter, 375, 32, 1536, 1536));
+  v.push_back(make("G2", "TF-GRU form of G1 (reset before the candidate matmul)", Cell::kGru, 375, 32, 1536, 1536));
   v.push_back(make("S1", "SMALL_H PR", L, 2560, 3, 368, 40, 4));
   v.push_back(make("S2", "SMALL_H PR", L, 1314, 20, 344, 32, 3));
   for (int64_t b : {1, 32, 128}) {
@@ -118,7 +122,8 @@ std::vector<Shape> extended_shapes() {
     int h, b, t;
     Cell cell;
   };
-  const Cell V = Cell::kRnnRelu, L = Cell::kLstm, G = Cell::kGru;
+  // DeepBench's GRU is cuDNN's (reset after the recurrent matmul), so its shapes run gru_ra.
+  const Cell V = Cell::kRnnRelu, L = Cell::kLstm, G = Cell::kGruResetAfter;
   const Db db[] = {
       {1760, 16, 50, V},   {1760, 32, 50, V},   {1760, 64, 50, V},   {1760, 128, 50, V}, {2048, 16, 50, V},
       {2048, 32, 50, V},   {2048, 64, 50, V},   {2048, 128, 50, V},  {2560, 16, 50, V},  {2560, 32, 50, V},
@@ -149,9 +154,10 @@ std::vector<Shape> extended_shapes() {
       }
     }
   }
-  // Inference shapes with B in {1, 2, 4}, derived from the core set (A1, D2, D5, D7, G2, H1).
+  // Inference shapes with B in {1, 2, 4}, derived from the core set (A1, D2, D5, D7, G1, G2, H1).
   for (const Shape& c : core_shapes()) {
-    if (c.id != "A1" && c.id != "D2" && c.id != "D5" && c.id != "D7" && c.id != "G2" && c.id != "H1-B1") continue;
+    if (c.id != "A1" && c.id != "D2" && c.id != "D5" && c.id != "D7" && c.id != "G1" && c.id != "G2" && c.id != "H1-B1")
+      continue;
     for (int64_t b : {1, 2, 4}) {
       if (c.id == "H1-B1" && b == 1) continue;
       Shape s = c;
@@ -170,6 +176,7 @@ std::vector<Shape> cpu_shapes() {
   v.push_back(make("A1-cpu", "A1 at T=20 B=4 H=32", L, 20, 4, 32, 32));
   v.push_back(make("A2-cpu", "A2 at T=20 B=4 H=32, 2 layers", L, 20, 4, 32, 32, 2));
   v.push_back(make("A3-cpu", "A3 at T=20 B=4 H=32, 2 layers, bidirectional", L, 20, 4, 32, 32, 2, true));
+  v.push_back(make("G1-cpu", "G1 (reset-after GRU) at T=20 B=4 H=32", Cell::kGruResetAfter, 20, 4, 32, 32));
   v.push_back(make("G2-cpu", "G2 (TF GRU) at T=20 B=4 H=32", G, 20, 4, 32, 32));
   v.push_back(
       make("V1-cpu", "V1 at T=20 B=4 H=32, 2 layers, uniform lengths", L, 20, 4, 32, 32, 2, false, Lengths::kUniform));

@@ -8,14 +8,18 @@
 
 namespace bench {
 
-enum class Cell { kLstm, kGru, kRnnTanh, kRnnRelu };
+/// kGru: TF's GRUCell (reset gate applied before the candidate matmul; cuDNN cannot run it).
+/// kGruResetAfter ("gru_ra"): Keras' GRUCell(reset_after=True), dynrnn's kGRUResetAfter, the GRU of
+/// cuDNN and PyTorch (the same function: all three implementations run and verify it).
+enum class Cell { kLstm, kGru, kGruResetAfter, kRnnTanh, kRnnRelu };
 enum class Lengths { kFixed, kUniform, kSkewed };
 
 const char* cell_name(Cell c);
 bool parse_cell(const std::string& s, Cell* c);
 const char* lengths_name(Lengths l);
 bool parse_lengths(const std::string& s, Lengths* l);
-/// Gates per cell: LSTM 4, GRU 3 (2 gate columns + 1 candidate), vanilla 1.
+/// Gates per cell: LSTM 4, GRU 3 (TF: 2 gate columns + 1 candidate; reset-after: z, r, h, one
+/// recurrent GEMM of 3H columns per step as cuDNN's), vanilla 1.
 int cell_gates(Cell c);
 
 struct Shape {
@@ -26,10 +30,6 @@ struct Shape {
   int layers = 1;
   bool bidirectional = false;
   Lengths lengths = Lengths::kFixed;
-  /// G1: the shape exists to time cuDNN's reset-after GRU; dynrnn and naive (TF form) run it as G2.
-  bool cudnn_gru_form = false;
-  /// G2: the TF (reset-before) GRU; cuDNN has no such cell, so it does not run this shape.
-  bool tf_gru_form = false;
   /// M1: performance.md's imposed activation budget (bytes): dynrnn runs with swap_memory and this
   /// device budget (RnnSpec::activation_memory_budget); cuDNN and naive have no such knob.
   int64_t activation_budget = 0;

@@ -194,14 +194,15 @@ class CudaExecutor final : public Executor<T> {
     return memcpy_async("copy", dst, src, count, cudaMemcpyDeviceToDevice);
   }
 
-  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
+  Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
     DYNRNN_TRY(require_bound("column_sum"));
-    return cuda_detail::column_sum<T, T>(rows, cols, src, accumulate, dst, cur_);
+    return cuda_detail::column_sum<T, T>(rows, cols, src, ld, accumulate, dst, cur_);
   }
 
-  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, compute_t<T>* dst) override {
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate,
+                         compute_t<T>* dst) override {
     DYNRNN_TRY(require_bound("column_sum_wide"));
-    return cuda_detail::column_sum<T, compute_t<T>>(rows, cols, src, accumulate, dst, cur_);
+    return cuda_detail::column_sum<T, compute_t<T>>(rows, cols, src, ld, accumulate, dst, cur_);
   }
 
   Status check_host_buffer(const char* name, const void* p) override {

@@ -440,6 +440,9 @@ Status persistent_steps(const RecurrentSteps<T>& r, PersistentDevice& device, cu
   if (const auto* rnn = std::get_if<cell::RnnForwardParams<T>>(&a.op)) {
     return run(Program<T, cell::RnnForwardParams<T>, NoStage>{stage(a, *rnn), {}});
   }
+  if (const auto* gru = std::get_if<cell::GruResetAfterForwardParams<T>>(&a.op)) {
+    return run(Program<T, cell::GruResetAfterForwardParams<T>, NoStage>{stage(a, *gru), {}});
+  }
   if (const auto* gates = std::get_if<cell::GruGatesForwardParams<T>>(&a.op)) {
     const auto* cand = std::get_if<cell::GruCandidateForwardParams<T>>(&b.op);
     if (r.stages != 2 || !cand)
@@ -476,12 +479,16 @@ Status persistent_backward_steps(const RecurrentBackwardSteps<T>& r, PersistentD
   using ProjB = cell::ProjBackwardParams<T>;
   using CandB = cell::GruCandidateBackwardParams<T>;
   using GatesB = cell::GruGatesBackwardParams<T>;
+  using ResetAfterB = cell::GruResetAfterBackwardParams<T>;
   if (r.stages == 1) {
     if (const auto* rnn = std::get_if<RnnB>(&a.op)) {
       return run(BackProgram<T, BackStage<T, RnnB, true>, NoBackStage>{back_stage<T, true>(a, *rnn), {}});
     }
     if (const auto* lstm = std::get_if<LstmB>(&a.op)) {
       return run(BackProgram<T, BackStage<T, LstmB, true>, NoBackStage>{back_stage<T, true>(a, *lstm), {}});
+    }
+    if (const auto* gru = std::get_if<ResetAfterB>(&a.op)) {
+      return run(BackProgram<T, BackStage<T, ResetAfterB, true>, NoBackStage>{back_stage<T, true>(a, *gru), {}});
     }
     return Status(StatusCode::kInternal, "persistent_backward_steps: unknown one-stage cell");
   }

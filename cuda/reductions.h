@@ -11,10 +11,10 @@
 namespace dynrnn {
 namespace cuda_detail {
 
-/// dst[c] = sum_r src[r * cols + c] (+ dst[c] when accumulate), enqueued on `stream`.
-/// dst[c] (of type C: T, or compute_t<T>) = sum_r src[r * cols + c] (+ dst[c]), in compute_t<T>.
+/// dst[c] (of type C: T, or compute_t<T>) = sum_r src[r * ld + c] (+ dst[c] when accumulate) for
+/// c < cols, summed in compute_t<T>, enqueued on `stream`.
 template <typename T, typename C>
-Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, C* dst, cudaStream_t stream);
+Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, C* dst, cudaStream_t stream);
 
 }  // namespace cuda_detail
 }  // namespace dynrnn

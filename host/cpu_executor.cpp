@@ -76,18 +76,18 @@ class CpuExecutor final : public Executor<T> {
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override { return copy(host_dst, src, count); }
   Status copy_to_device(T* dst, const T* host_src, int64_t count) override { return copy(dst, host_src, count); }
 
-  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
-    return column_sum_into(rows, cols, src, accumulate, dst);
+  Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
+    return column_sum_into(rows, cols, src, ld, accumulate, dst);
   }
-  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, A* dst) override {
-    return column_sum_into(rows, cols, src, accumulate, dst);
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, A* dst) override {
+    return column_sum_into(rows, cols, src, ld, accumulate, dst);
   }
 
   template <typename C>
-  static Status column_sum_into(int64_t rows, int64_t cols, const T* src, bool accumulate, C* dst) {
+  static Status column_sum_into(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, C* dst) {
     for (int64_t c = 0; c < cols; ++c) {
       A s = A(0);
-      for (int64_t r = 0; r < rows; ++r) s += A(src[r * cols + c]);
+      for (int64_t r = 0; r < rows; ++r) s += A(src[r * ld + c]);
       dst[c] = accumulate ? A(dst[c]) + s : s;
     }
     return Status::ok();

@@ -19,9 +19,10 @@ using PointwiseOp =
     std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
                  cell::LstmBackwardParams<T>, cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>,
                  cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
-                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>, cell::SeqCopyParams<T>,
-                 cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::LstmOutputParams<T>, cell::WidenParams<T>,
-                 cell::NarrowParams<T>, cell::AddParams<T>>;
+                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
+                 cell::GruResetAfterForwardParams<T>, cell::GruResetAfterBackwardParams<T>, cell::SeqCopyParams<T>,
+                 cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::GruResetAfterRegenParams<T>,
+                 cell::LstmOutputParams<T>, cell::WidenParams<T>, cell::NarrowParams<T>, cell::AddParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>
@@ -34,7 +35,8 @@ struct MatRef {
 /// The pointwise stages that follow a recurrent GEMM in forward (cell_math.h; each has at_step).
 template <typename T>
 using StageOp = std::variant<cell::RnnForwardParams<T>, cell::LstmForwardParams<T>, cell::ProjForwardParams<T>,
-                             cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>>;
+                             cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
+                             cell::GruResetAfterForwardParams<T>>;
 
 /// One stage of a recurrent step e of a chunk: out_e[B, G*U] = in_e[B, K] * w[K, G*U] (rounded to T
 /// once), then the pointwise stage `op` at step e, whose column u reads out_e columns g*U + u (g < G).
@@ -85,9 +87,9 @@ struct RecurrentSteps : ChunkSteps {
 
 /// The pointwise stages of a backward step, each followed by a GEMM with a transposed weight.
 template <typename T>
-using BackwardStageOp =
-    std::variant<cell::RnnBackwardParams<T>, cell::LstmBackwardParams<T>, cell::ProjBackwardParams<T>,
-                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>>;
+using BackwardStageOp = std::variant<cell::RnnBackwardParams<T>, cell::LstmBackwardParams<T>,
+                                     cell::ProjBackwardParams<T>, cell::GruCandidateBackwardParams<T>,
+                                     cell::GruGatesBackwardParams<T>, cell::GruResetAfterBackwardParams<T>>;
 
 /// One stage of backward step e: the pointwise stage `op` at step e, which writes the gradient
 /// in_e[B, M] (in + e * in_step), then out[B, N] = in_e * w^T with w row-major [N, M]; out null:
@@ -204,22 +206,23 @@ class Executor {
     }
   }
   template <typename G>
-  Status sum_to(int64_t rows, int64_t cols, const T* src, bool accumulate, G* dst) {
+  Status sum_to(int64_t rows, int64_t cols, MatRef<T> src, bool accumulate, G* dst) {
     if constexpr (std::is_same<G, T>::value) {
-      return column_sum(rows, cols, src, accumulate, dst);
+      return column_sum(rows, cols, src.data, src.ld, accumulate, dst);
     } else {
-      return column_sum_wide(rows, cols, src, accumulate, dst);
+      return column_sum_wide(rows, cols, src.data, src.ld, accumulate, dst);
     }
   }
   /// dst[r * ld + c] = 0 for r < rows, c < cols.
   virtual Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) = 0;
   /// dst[i] = src[i] for i < count (non-overlapping).
   virtual Status copy(T* dst, const T* src, int64_t count) = 0;
-  /// dst[c] = sum_r src[r * cols + c] + (accumulate ? dst[c] : 0), summed in a fixed order in
-  /// compute_t<T>.
-  virtual Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) = 0;
+  /// dst[c] = sum_r src[r * ld + c] + (accumulate ? dst[c] : 0) for c < cols, summed in a fixed
+  /// order in compute_t<T>.
+  virtual Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) = 0;
   /// column_sum into compute_t<T> (the 16-bit types' float32 bias-gradient accumulators).
-  virtual Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate, compute_t<T>* dst) = 0;
+  virtual Status column_sum_wide(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate,
+                                 compute_t<T>* dst) = 0;
   /// Whether the executor's host copies can use `p` (swap_memory's host_reserve) without synchronizing
   /// the host: the CUDA executor requires pinned memory (cudaHostAlloc / cudaHostRegister), since a
   /// copy to or from pageable memory waits for the device and is staged by the driver. Called before

@@ -14,7 +14,8 @@ const char* cell_scope_name(CellKind kind) {
     case CellKind::kBasicRNN: return "basic_rnn_cell";
     case CellKind::kBasicLSTM: return "basic_lstm_cell";
     case CellKind::kLSTM: return "lstm_cell";
-    case CellKind::kGRU: return "gru_cell";
+    case CellKind::kGRU:
+    case CellKind::kGRUResetAfter: return "gru_cell";  // TF's and Keras' GRUCell scopes
   }
   return "?";
 }
@@ -34,8 +35,8 @@ std::string num(double v) {
 
 Status validate_cell(const CellSpec& c, const std::string& where) {
   const int kind = static_cast<int>(c.kind);
-  if (kind < 0 || kind > static_cast<int>(CellKind::kGRU)) {
-    return invalid(where + ".kind is " + std::to_string(kind) + "; expected a CellKind (0..3)");
+  if (kind < 0 || kind > static_cast<int>(CellKind::kGRUResetAfter)) {
+    return invalid(where + ".kind is " + std::to_string(kind) + "; expected a CellKind (0..4)");
   }
   if (c.num_units <= 0) {
     return invalid(where + ".num_units is " + std::to_string(c.num_units) + "; expected > 0");
@@ -153,10 +154,11 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.units = c.num_units;
       l.is_lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
       l.is_gru = c.kind == CellKind::kGRU;
+      l.reset_after = c.kind == CellKind::kGRUResetAfter;
       l.project = c.num_proj > 0;
       l.peepholes = c.use_peepholes;
       l.out_width = l.project ? c.num_proj : c.num_units;
-      l.gate_width = (l.is_lstm ? 4 : (l.is_gru ? 2 : 1)) * c.num_units;  // bounded by kMaxWidth
+      l.gate_width = (l.is_lstm ? 4 : (l.is_gru ? 2 : (l.reset_after ? 3 : 1))) * c.num_units;  // bounded by kMaxWidth
       // TF variable names: rnn/<cell>/..., rnn/multi_rnn_cell/cell_i/<cell>/..., bidirectional_rnn/fw/...
       std::string prefix = bi ? std::string("bidirectional_rnn/") + dir_name[d] + "/" : std::string("rnn/");
       if (cells.size() > 1) prefix += "multi_rnn_cell/cell_" + std::to_string(i) + "/";
@@ -169,6 +171,12 @@ Status build_model(const RnnSpec& spec, Model* model) {
              add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias) &&
              add_param(&m, prefix, l, "candidate/kernel", {rows, l.units}, &l.cand_kernel) &&
              add_param(&m, prefix, l, "candidate/bias", {l.units}, &l.cand_bias);
+      } else if (l.reset_after) {
+        // kernel then recurrent_kernel: together the [Din + H, 3H] main kernel the other cells have.
+        int64_t recurrent = 0;
+        ok = add_param(&m, prefix, l, "kernel", {in_width, l.gate_width}, &l.kernel) &&
+             add_param(&m, prefix, l, "recurrent_kernel", {l.units, l.gate_width}, &recurrent) &&
+             add_param(&m, prefix, l, "bias", {2, l.gate_width}, &l.bias);
       } else {
         int64_t unused = 0;
         ok = add_param(&m, prefix, l, "kernel", {rows, l.gate_width}, &l.kernel) &&

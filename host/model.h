@@ -18,15 +18,17 @@ struct LayerModel {
   int64_t in_width = 0;    ///< Din: spec.input_size for layer 0, else the width of the layer below
   int64_t units = 0;       ///< H
   int64_t out_width = 0;   ///< width of h (and of the output): num_proj or H
-  int64_t gate_width = 0;  ///< columns of the main kernel: H (RNN), 4H (LSTM), 2H (GRU gates)
+  int64_t gate_width = 0;  ///< columns of the main kernel: H (RNN), 4H (LSTM), 2H (GRU gates), 3H (reset-after GRU)
   bool is_lstm = false;
-  bool is_gru = false;
+  bool is_gru = false;       ///< kGRU (TF's GRUCell: two stages per step)
+  bool reset_after = false;  ///< kGRUResetAfter (one stage per step; bias is [2, 3H])
   bool project = false;
   bool peepholes = false;
   int64_t state_col_c = -1;  ///< column offset of c in the flat state (LSTM)
   int64_t state_col_h = 0;   ///< column offset of h
   // Weight offsets (elements) in the flat weight buffer. "kernel" is the main kernel:
-  // RNN/LSTM `kernel` [Din + Hs, gate_width]; GRU `gates/kernel` [Din + H, 2H].
+  // RNN/LSTM `kernel` [Din + Hs, gate_width]; GRU `gates/kernel` [Din + H, 2H]; reset-after GRU
+  // `kernel` [Din, 3H] directly followed by `recurrent_kernel` [H, 3H], and `bias` [2, 3H].
   int64_t kernel = kNoParam, bias = kNoParam;
   int64_t peephole = kNoParam;     ///< w_f_diag, then w_i_diag and w_o_diag right after it (3H contiguous)
   int64_t projection = kNoParam;   ///< [H, P]

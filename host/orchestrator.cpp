@@ -241,16 +241,26 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
     return r;
   }
   if (!l.is_lstm) {
-    auto k = stage_params<cell::RnnForwardParams<T>>(map, B, H);
-    k.act = l.cell.activation;
-    k.gx = gx;
-    k.gh = s1.out;
-    k.bias = W + l.bias;
-    k.h_prev = slot.hs;
-    k.h_out = entry(slot.hs, 1, O);
-    k.y = y;
-    k.z_save = slot.z;
-    s1.op = k;
+    // One stage from h to h: BasicRNNCell, or the reset-after GRU (three gates, and it saves n).
+    auto set = [&](auto k) {
+      k.act = l.cell.activation;
+      k.gx = gx;
+      k.gh = s1.out;
+      k.bias = W + l.bias;
+      k.h_prev = slot.hs;
+      k.h_out = entry(slot.hs, 1, O);
+      k.y = y;
+      k.z_save = slot.z;
+      return k;
+    };
+    if (l.reset_after) {
+      s1.gates = 3;
+      auto k = set(stage_params<cell::GruResetAfterForwardParams<T>>(map, B, H));
+      k.n_save = slot.zc;
+      s1.op = k;
+    } else {
+      s1.op = set(stage_params<cell::RnnForwardParams<T>>(map, B, H));
+    }
     return r;
   }
   s1.gates = 4;
@@ -417,24 +427,32 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
   const T* dz = at(lp.dz);
   const T* dzc = at(lp.dzc);
+  // dz feeds the input side too, except a reset-after GRU's third gate: its input side's is h~^ (dzc),
+  // its recurrent side's n.
+  const int64_t dz_x_cols = l.reset_after ? 2 * H : GW;
   DYNRNN_TRY(with_grad_weights(c, l, [&](auto* g, bool accumulate) -> Status {
     const bool acc = accumulate || ch != n_chunks_ - 1;
     const A beta = acc ? 1 : 0;
     const int64_t rows = n * B, p0 = l.param_begin;
-    DYNRNN_TRY(ex_.gemm_to(Din, GW, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
+    DYNRNN_TRY(ex_.gemm_to(Din, dz_x_cols, rows, {in, Din, true}, {dz, GW, false}, beta, g + (l.kernel - p0), GW));
+    DYNRNN_TRY(ex_.sum_to(rows, dz_x_cols, {dz, GW, false}, acc, g + (l.bias - p0)));
+    if (l.reset_after) {
+      DYNRNN_TRY(ex_.gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.kernel - p0 + 2 * H), GW));
+      DYNRNN_TRY(ex_.sum_to(rows, H, {dzc, H, false}, acc, g + (l.bias - p0 + 2 * H)));
+      DYNRNN_TRY(ex_.sum_to(rows, GW, {dz, GW, false}, acc, g + (l.bias - p0 + GW)));
+    }
     if (l.is_gru) {
       DYNRNN_TRY(ex_.gemm_to(Din, H, rows, {in, Din, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0), H));
     }
     DYNRNN_TRY(ex_.gemm_to(O, GW, rows, {S.hs, O, true}, {dz, GW, false}, beta, g + (l.kernel - p0 + Din * GW), GW));
-    DYNRNN_TRY(ex_.sum_to(rows, GW, dz, acc, g + (l.bias - p0)));
     if (l.project) {
       DYNRNN_TRY(ex_.gemm_to(H, O, rows, {S.mraw, H, true}, {at(lp.dmp), O, false}, beta, g + (l.projection - p0), O));
     }
-    if (l.peepholes) DYNRNN_TRY(ex_.sum_to(rows, 3 * H, at(lp.dpeep), acc, g + (l.peephole - p0)));
+    if (l.peepholes) DYNRNN_TRY(ex_.sum_to(rows, 3 * H, {at(lp.dpeep), 3 * H, false}, acc, g + (l.peephole - p0)));
     if (l.is_gru) {
       DYNRNN_TRY(
           ex_.gemm_to(H, H, rows, {S.rh, H, true}, {dzc, H, false}, beta, g + (l.cand_kernel - p0 + Din * H), H));
-      DYNRNN_TRY(ex_.sum_to(rows, H, dzc, acc, g + (l.cand_bias - p0)));
+      DYNRNN_TRY(ex_.sum_to(rows, H, {dzc, H, false}, acc, g + (l.cand_bias - p0)));
     }
     return Status::ok();
   }));
@@ -449,9 +467,13 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     din = lp.dxg.present() ? at(lp.dxg) : c.grad_inputs + s0 * B * Din;
   }
   if (din) {
-    DYNRNN_TRY(ex_.gemm(n * B, Din, GW, A(1), {dz, GW, false}, {c.weights + l.kernel, GW, true}, A(0), din, Din));
+    const T* W = c.weights;
+    DYNRNN_TRY(ex_.gemm(n * B, Din, dz_x_cols, A(1), {dz, GW, false}, {W + l.kernel, GW, true}, A(0), din, Din));
     if (l.is_gru) {
-      DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {c.weights + l.cand_kernel, H, true}, A(1), din, Din));
+      DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {W + l.cand_kernel, H, true}, A(1), din, Din));
+    }
+    if (l.reset_after) {
+      DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {W + l.kernel + 2 * H, GW, true}, A(1), din, Din));
     }
   }
   if (!lo && c.grad_inputs && lp.dxg.present()) {
@@ -473,6 +495,11 @@ Status Orchestrator<T>::regenerate(const BackwardCall<T>& c, const LayerModel& l
   // The chunk's pre-activations: one GEMM for its inputs and one for the states before each step.
   DYNRNN_TRY(ex_.gemm(rows, GW, Din, A(1), {in, Din, false}, {W + l.kernel, GW, false}, A(0), at(lp.rgx), GW));
   DYNRNN_TRY(ex_.gemm(rows, GW, O, A(1), {S.hs, O, false}, {W + l.kernel + Din * GW, GW, false}, A(0), at(lp.rgh), GW));
+  if (l.reset_after) {
+    DYNRNN_TRY(
+        ex_.pointwise(cell::GruResetAfterRegenParams<T>{rows, H, at(lp.rgx), at(lp.rgh), W + l.bias, S.z, S.zc}));
+    return Status::ok();
+  }
   DYNRNN_TRY(ex_.pointwise(cell::PreactivationParams<T>{rows, GW, at(lp.rgx), at(lp.rgh), W + l.bias, S.z}));
   if (l.is_gru) {
     DYNRNN_TRY(ex_.pointwise(cell::GruResetParams<T>{rows, H, S.z, S.hs, S.rh}));
@@ -588,6 +615,18 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
     g.drh = s1.out;
     g.dzg = dz;
     last.op = g;
+    return r;
+  }
+  if (l.reset_after) {
+    auto k = stage_params<cell::GruResetAfterBackwardParams<T>>(map, B, H);
+    k.act = l.cell.activation;
+    k.z = slot.z;
+    k.n = slot.zc;
+    k.h_prev = slot.hs;
+    k.dy = dy;
+    k.dz = dz;
+    k.dzh = at(lp.dzc);
+    last.op = k;
     return r;
   }
   if (!l.is_lstm) {

@@ -51,7 +51,8 @@ enum Field : unsigned { kHs = 1, kCs = 2, kZ = 4, kZc = 8, kRh = 16, kMraw = 32,
 
 /// The fields a layer's cell has at all, and those a forward step writes for the next stage.
 unsigned cell_fields(const LayerModel& l) {
-  return kHs | kZ | (l.is_lstm ? kCs : 0u) | (l.is_gru ? kZc | kRh : 0u) | (l.project ? kMraw | kMp : 0u);
+  return kHs | kZ | (l.is_lstm ? kCs : 0u) | (l.is_gru ? kZc | kRh : 0u) | (l.reset_after ? kZc : 0u) |
+         (l.project ? kMraw | kMp : 0u);
 }
 unsigned forward_fields(const LayerModel& l) {
   return kHs | (l.is_lstm ? kCs : 0u) | (l.is_gru ? kZ | kRh : 0u) | (l.project ? kMraw | kMp : 0u);
@@ -194,7 +195,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       }
       if (!training) continue;
       lp.dz = bwd_ws.take(1, {K, B, GW});
-      if (l.is_gru) lp.dzc = bwd_ws.take(1, {K, B, H});
+      if (l.is_gru || l.reset_after) lp.dzc = bwd_ws.take(1, {K, B, H});
       if (caller_order) {
         lp.bxg = bwd_ws.take(1, {K, B, l.in_width});
         lp.dxg = bwd_ws.take(1, {K, B, l.in_width});

@@ -32,8 +32,9 @@ struct Region {
 struct ChunkSlot {
   int64_t hs = -1;    ///< K + 1 entries [B, O]: h before the chunk's first step, then after each step
   int64_t cs = -1;    ///< K + 1 entries [B, H] of compute_t<T>: LSTM c, likewise (Model::c_elems)
-  int64_t z = -1;     ///< K entries [B, gate_width]: pre-activations (LSTM 4H, RNN H, GRU gates 2H)
-  int64_t zc = -1;    ///< K entries [B, H]: GRU candidate pre-activation (training)
+  int64_t z = -1;     ///< K entries [B, gate_width]: pre-activations (LSTM 4H, RNN H, GRU gates 2H,
+                      ///< reset-after GRU 3H)
+  int64_t zc = -1;    ///< K entries [B, H]: GRU candidate pre-activation, reset-after GRU n (training)
   int64_t rh = -1;    ///< K entries [B, H]: GRU r * h
   int64_t mraw = -1;  ///< K entries [B, H]: LSTM projection input
   int64_t mp = -1;    ///< K entries [B, P]: LSTM projection output before proj_clip
@@ -63,7 +64,8 @@ struct LayerPlan {
   Region gx, gxc;  ///< input projections of one chunk (gates; GRU candidate)
   Region gh, ghc;  ///< recurrent GEMM results of one step
   // Backward scratch (workspace).
-  Region dz, dzc;  ///< pre-activation gradients of one chunk, step order
+  Region dz, dzc;  ///< pre-activation gradients of one chunk, step order (dzc: GRU candidate,
+                   ///< reset-after GRU h~^)
   // Layer 0 when its input positions differ from step order (batch-major or reversed): a chunk's
   // inputs are gathered into step order for dW_x (and recompute), and its input gradient is formed
   // in step order and scattered to the caller's positions.

@@ -7,17 +7,20 @@
 namespace dynrnn {
 namespace {
 
-// cuDNN gate g (i, f, g, o) is TF gate kTfGate[g] (i, j, f, o).
-constexpr int kTfGate[4] = {0, 2, 1, 3};
+// cuDNN LSTM gate g (i, f, g, o) is TF gate kTfLstmGate[g] (i, j, f, o); cuDNN GRU gate g (r, z, n)
+// is Keras gate kKerasGruGate[g] (z, r, h).
+constexpr int kTfLstmGate[4] = {0, 2, 1, 3};
+constexpr int kKerasGruGate[3] = {1, 0, 2};
 
 struct Layout {
   int64_t gates, H, D, Hs, P;
+  bool two_biases;  ///< reset-after GRU: TF's bias [2, 3H] is cuDNN's b_ih and b_hh
 };
 
 Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* bias, Layout* l) {
   const int kind = static_cast<int>(c.kind);
-  if (kind < 0 || kind > static_cast<int>(CellKind::kGRU)) {
-    return Status(StatusCode::kInvalidValue, "cell.kind is " + std::to_string(kind) + "; expected a CellKind (0..3)");
+  if (kind < 0 || kind > static_cast<int>(CellKind::kGRUResetAfter)) {
+    return Status(StatusCode::kInvalidValue, "cell.kind is " + std::to_string(kind) + "; expected a CellKind (0..4)");
   }
   const int act = static_cast<int>(c.activation);
   if (act < 0 || act > static_cast<int>(Activation::kRelu)) {
@@ -27,7 +30,7 @@ Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* 
   if (c.kind == CellKind::kGRU) {
     return Status(StatusCode::kNotSupported,
                   "cell.kind is kGRU: TF's GRUCell applies the reset gate before the candidate matmul, which "
-                  "cuDNN/PyTorch GRUs (reset after) cannot express");
+                  "cuDNN/PyTorch GRUs (reset after) cannot express; kGRUResetAfter (Keras' GRUCell) converts");
   }
   if (c.num_units <= 0 || D <= 0) {
     return Status(StatusCode::kInvalidValue, "cell.num_units is " + std::to_string(c.num_units) +
@@ -38,9 +41,10 @@ Status check_cell(const CellSpec& c, int64_t D, const void* kernel, const void* 
   if (c.cell_clip) return Status(StatusCode::kNotSupported, "cell.cell_clip is " + std::to_string(*c.cell_clip) + none);
   if (c.proj_clip) return Status(StatusCode::kNotSupported, "cell.proj_clip is " + std::to_string(*c.proj_clip) + none);
   if (!kernel) return Status(StatusCode::kInvalidValue, "tf_kernel is null; expected the TF kernel [D + Hs, G*H]");
-  if (!bias) return Status(StatusCode::kInvalidValue, "tf_bias is null; expected the TF bias [G*H]");
+  if (!bias) return Status(StatusCode::kInvalidValue, "tf_bias is null; expected the TF bias [G*H] ([2, 3H] for GRU)");
   const bool lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
-  l->gates = lstm ? 4 : 1;
+  l->two_biases = c.kind == CellKind::kGRUResetAfter;
+  l->gates = lstm ? 4 : (l->two_biases ? 3 : 1);
   l->H = c.num_units;
   l->D = D;
   l->P = c.kind == CellKind::kLSTM ? c.num_proj : 0;
@@ -69,7 +73,7 @@ Status check_cudnn_pointers(const Layout& l, const void* w_ih, const void* w_hh,
 /// TF column of cuDNN row r (gate-major rows).
 int64_t tf_column(const Layout& l, int64_t r) {
   const int64_t g = r / l.H, h = r % l.H;
-  return (l.gates == 4 ? kTfGate[g] : 0) * l.H + h;
+  return (l.gates == 4 ? kTfLstmGate[g] : (l.gates == 3 ? kKerasGruGate[g] : 0)) * l.H + h;
 }
 
 bool is_forget_row(const Layout& l, int64_t r) {
@@ -92,7 +96,7 @@ Status tf_to_cudnn(const CellSpec& cell, int64_t D, const T* K, const T* b, cons
     for (int64_t k = 0; k < l.Hs; ++k) out.w_hh[r * l.Hs + k] = K[(l.D + k) * GW + col];
     using A = compute_t<T>;
     out.b_ih[r] = is_forget_row(l, r) ? T(A(b[col]) + static_cast<A>(cell.forget_bias)) : b[col];
-    out.b_hh[r] = T(A(0));
+    out.b_hh[r] = l.two_biases ? b[GW + col] : T(A(0));
   }
   for (int64_t p = 0; p < l.P; ++p) {
     for (int64_t h = 0; h < l.H; ++h) out.w_hr[p * l.H + h] = proj[h * l.P + p];
@@ -111,6 +115,11 @@ Status cudnn_to_tf(const CellSpec& cell, int64_t D, const CudnnLayerWeights<cons
     const int64_t col = tf_column(l, r);
     for (int64_t d = 0; d < l.D; ++d) K[d * GW + col] = in.w_ih[r * l.D + d];
     for (int64_t k = 0; k < l.Hs; ++k) K[(l.D + k) * GW + col] = in.w_hh[r * l.Hs + k];
+    if (l.two_biases) {
+      b[col] = in.b_ih[r];
+      b[GW + col] = in.b_hh[r];
+      continue;
+    }
     using A = compute_t<T>;
     const A sum = A(in.b_ih[r]) + A(in.b_hh[r]);
     b[col] = is_forget_row(l, r) ? sum - static_cast<A>(cell.forget_bias) : sum;

@@ -104,13 +104,13 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
     enqueue([=] { return inner_->copy(dst, src, count); });
     return Status::ok();
   }
-  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
-    enqueue([=] { return inner_->column_sum(rows, cols, src, accumulate, dst); });
+  Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
+    enqueue([=] { return inner_->column_sum(rows, cols, src, ld, accumulate, dst); });
     return Status::ok();
   }
-  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate,
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate,
                          dynrnn::compute_t<T>* dst) override {
-    enqueue([=] { return inner_->column_sum_wide(rows, cols, src, accumulate, dst); });
+    enqueue([=] { return inner_->column_sum_wide(rows, cols, src, ld, accumulate, dst); });
     return Status::ok();
   }
   Status check_host_buffer(const char* name, const void* p) override { return inner_->check_host_buffer(name, p); }

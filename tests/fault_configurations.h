@@ -58,7 +58,7 @@ inline std::vector<dynrnn::RnnSpec> configurations() {
   specs.push_back(g);
   dynrnn::RnnSpec bi;  // bidirectional stacks of mixed cells
   bi.cells_fw = {dynrnn::CellSpec::basic_lstm(3), dynrnn::CellSpec::gru(2)};
-  bi.cells_bw = {dynrnn::CellSpec::gru(2), lstm};
+  bi.cells_bw = {dynrnn::CellSpec::gru(2), lstm, dynrnn::CellSpec::gru_reset_after(2)};
   bi.input_size = 3;
   bi.parallel_iterations = 3;
   specs.push_back(bi);

@@ -67,12 +67,12 @@ class FaultyExecutor final : public Executor<T> {
   Status copy(T* dst, const T* src, int64_t count) override {
     return step(false) ? fault() : inner_->copy(dst, src, count);
   }
-  Status column_sum(int64_t rows, int64_t cols, const T* src, bool accumulate, T* dst) override {
-    return step(false) ? fault() : inner_->column_sum(rows, cols, src, accumulate, dst);
+  Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
+    return step(false) ? fault() : inner_->column_sum(rows, cols, src, ld, accumulate, dst);
   }
-  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, bool accumulate,
+  Status column_sum_wide(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate,
                          dynrnn::compute_t<T>* dst) override {
-    return step(false) ? fault() : inner_->column_sum_wide(rows, cols, src, accumulate, dst);
+    return step(false) ? fault() : inner_->column_sum_wide(rows, cols, src, ld, accumulate, dst);
   }
   Status check_host_buffer(const char* name, const void* p) override { return inner_->check_host_buffer(name, p); }
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override {

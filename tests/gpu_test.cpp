@@ -656,6 +656,10 @@ std::vector<Case> coverage_cases() {
   v.push_back(make_case("gru_tanh", {CellSpec::gru(50)}, {}, 12, 7, 6, false, 9));
   v.push_back(with_len(make_case("gru_relu_len", {CellSpec::gru(27, Activation::kRelu)}, {}, 7, 5, 5, true, 10),
                        {5, 0, 2, 7, -4}));
+  v.push_back(make_case("gru_ra_tanh", {CellSpec::gru_reset_after(44)}, {}, 11, 7, 6, false, 26));
+  v.push_back(with_len(make_case("gru_ra_relu_len_bidi", {CellSpec::gru_reset_after(23, Activation::kRelu)},
+                                 {CellSpec::gru_reset_after(17), CellSpec::gru(9)}, 7, 5, 5, true, 27),
+                       {5, 0, 2, 4, 1}));
   v.push_back(
       with_len(make_case("stack_mixed", {lstm_full(24, 15, 1.5, 0.9), CellSpec::gru(19), CellSpec::basic_rnn(33)}, {},
                          9, 6, 5, false, 11),
@@ -727,7 +731,7 @@ std::vector<Case> coverage_cases() {
 CellSpec random_cell(std::mt19937_64& rng) {
   static const int64_t units[] = {1, 3, 8, 17, 31, 33, 50};
   const int64_t h = units[rng() % 7];
-  const int kind = static_cast<int>(rng() % 4);
+  const int kind = static_cast<int>(rng() % 5);
   CellSpec c;
   switch (kind) {
     case 0: c = CellSpec::basic_rnn(h, rng() % 2 ? Activation::kRelu : Activation::kTanh); break;
@@ -746,7 +750,8 @@ CellSpec random_cell(std::mt19937_64& rng) {
         if (rng() % 2) c.proj_clip = uniform(rng, 0.1, 1.0);
       }
       break;
-    default: c = CellSpec::gru(h, rng() % 3 == 0 ? Activation::kRelu : Activation::kTanh); break;
+    case 3: c = CellSpec::gru(h, rng() % 3 == 0 ? Activation::kRelu : Activation::kTanh); break;
+    default: c = CellSpec::gru_reset_after(h, rng() % 3 == 0 ? Activation::kRelu : Activation::kTanh); break;
   }
   return c;
 }
@@ -1037,7 +1042,9 @@ TEST(GpuRnn, PersistentMatchesCpu) {
   std::vector<int32_t> len(130, 3);
   for (size_t b = 0; b < 8; ++b) len[b] = 1;
   const Case wide = with_len(
-      make_case("persistent_wide", {CellSpec::basic_lstm(64), CellSpec::gru(40)}, {}, 16, 3, 130, false, 77), len);
+      make_case("persistent_wide", {CellSpec::basic_lstm(64), CellSpec::gru(40), CellSpec::gru_reset_after(36)}, {}, 16,
+                3, 130, false, 77),
+      len);
   gpu_matches_cpu<float>(persistent({wide}), kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<float>(persistent(all_cases(kRandomFloat32, kSeedFloat32)), kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<double>(persistent(all_cases(20, 3000)), kTolFloat64, MathMode::kDefault);
@@ -1051,7 +1058,8 @@ TEST(GpuRnn, Tf32WithinLooseTolerance) {
       make_case("tf32_lstm", {lstm_full(96, 40, 3.0, 2.0)}, {}, 64, 6, 33, false, 31),
       with_len(make_case("tf32_gru_bidi", {CellSpec::gru(80)}, {CellSpec::basic_lstm(70)}, 48, 5, 19, true, 32),
                {5, 0, 3, 4, 5, 1, 2, 5, 5, 3, 4, 0, 5, 2, 1, 5, 4, 3, 5}),
-      make_case("tf32_rnn_stack", {CellSpec::basic_rnn(64), CellSpec::gru(40)}, {}, 32, 6, 9, false, 33),
+      make_case("tf32_rnn_stack", {CellSpec::basic_rnn(64), CellSpec::gru(40), CellSpec::gru_reset_after(48)}, {}, 32,
+                6, 9, false, 33),
   };
   gpu_matches_cpu<float>(cases, kTolTf32, MathMode::kTF32);
 }

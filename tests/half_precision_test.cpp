@@ -523,6 +523,10 @@ std::vector<Coverage> coverage() {
                    true, 12, swapped));
   v.push_back(make("bidirectional_recompute", {cell(K::GRU, 4)}, {lstm(4, true, 0, 3, 0), cell(K::BasicRNN, 3)}, 3, 7,
                    3, false, {}, false, 13, regen));
+  v.push_back(make("gru_reset_after", {cell(K::GRUResetAfter, 6), cell(K::GRUResetAfter, 4, true)}, {}, 5, 8, 4, true,
+                   {8, 0, 3, 6}, true, 15));
+  v.push_back(make("gru_reset_after_bidi_recompute", {cell(K::GRUResetAfter, 5)}, {cell(K::GRUResetAfter, 4)}, 4, 7, 3,
+                   false, {7, 2, 5}, true, 16, regen));
   v.push_back(make("all_lengths_zero", {cell(K::BasicLSTM, 4), cell(K::BasicRNN, 3)}, {}, 3, 5, 3, false, {0, 0, -2},
                    true, 14));
   return v;

@@ -117,7 +117,7 @@ TEST(LargeSizes, EveryCellKindAndDirectionScalesLinearly) {
   lstm.use_peepholes = true;
   lstm.num_proj = 256;
   s.cells_fw = {lstm, CellSpec::gru(768)};
-  s.cells_bw = {CellSpec::basic_rnn(1024), CellSpec::basic_lstm(256)};
+  s.cells_bw = {CellSpec::basic_rnn(1024), CellSpec::basic_lstm(256), CellSpec::gru_reset_after(512)};
   s.input_size = 640;
   s.time_major = true;
   for (bool swap : {false, true}) {
@@ -130,8 +130,8 @@ TEST(LargeSizes, EveryCellKindAndDirectionScalesLinearly) {
       const int64_t T = 1 << 15, B = 1 << 17;  // 2^32 rows
       const size_t rs = reserve(*rnn, T, B);
       if (!swap) {
-        // Every step's h of every layer (4 layers, widths 256, 768, 1024, 256) is kept at least.
-        const unsigned __int128 lower = static_cast<unsigned __int128>(T) * B * (256 + 768 + 1024 + 256) * 4;
+        // Every step's h of every layer (5 layers, widths 256, 768, 1024, 256, 512) is kept at least.
+        const unsigned __int128 lower = static_cast<unsigned __int128>(T) * B * (256 + 768 + 1024 + 256 + 512) * 4;
         EXPECT_GE(static_cast<unsigned __int128>(rs), lower);
         EXPECT_EQ(reserve(*rnn, 2 * T, B), 2 * rs);
       } else {

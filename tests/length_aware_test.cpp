@@ -59,7 +59,8 @@ TEST(LengthAware, RecurrentGemmsStopAfterTheLastRunningRow) {
       {0, 0, 0, 0, 0},   // no row runs: one step (TF's loop bound), no GEMM row
       {},                // no sequence_length: every row runs every step
   };
-  for (const CellSpec& cell : {CellSpec::basic_rnn(4), CellSpec::basic_lstm(4), proj, CellSpec::gru(4)}) {
+  for (const CellSpec& cell :
+       {CellSpec::basic_rnn(4), CellSpec::basic_lstm(4), proj, CellSpec::gru(4), CellSpec::gru_reset_after(4)}) {
     for (const std::vector<int32_t>& len : lengths) {
       RnnSpec spec;
       spec.cells_fw = {cell};

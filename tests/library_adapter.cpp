@@ -34,6 +34,7 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
     case ref::CellKind::BasicLSTM: s.kind = dynrnn::CellKind::kBasicLSTM; break;
     case ref::CellKind::LSTM: s.kind = dynrnn::CellKind::kLSTM; break;
     case ref::CellKind::GRU: s.kind = dynrnn::CellKind::kGRU; break;
+    case ref::CellKind::GRUResetAfter: s.kind = dynrnn::CellKind::kGRUResetAfter; break;
   }
   s.num_units = c.units;
   s.activation = c.relu ? dynrnn::Activation::kRelu : dynrnn::Activation::kTanh;

@@ -149,6 +149,7 @@ std::vector<Problem> configurations() {
   add({lstm, CellSpec::gru(2)}, {}, false);
   add({CellSpec::gru(3)}, {CellSpec::basic_lstm(2), CellSpec::basic_rnn(2)}, true);
   add({CellSpec::basic_rnn(4)}, {CellSpec::gru(2)}, false);
+  add({CellSpec::gru_reset_after(3)}, {CellSpec::gru_reset_after(2)}, true);
   add({CellSpec::basic_lstm(2), CellSpec::lstm(3)}, {}, true);
   return ps;
 }

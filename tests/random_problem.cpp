@@ -23,7 +23,7 @@ std::vector<double> random_vector(std::mt19937_64& rng, size_t n, double scale) 
 
 ref::Cell random_cell(std::mt19937_64& rng, const ProblemOptions& opt) {
   ref::Cell c;
-  c.kind = static_cast<ref::CellKind>(uniform_int(rng, 0, 3));
+  c.kind = static_cast<ref::CellKind>(uniform_int(rng, 0, 4));
   c.units = uniform_int(rng, 1, opt.max_units);
   c.relu = opt.allow_relu && coin(rng, 0.2);
   if (c.kind == ref::CellKind::BasicLSTM || c.kind == ref::CellKind::LSTM) {
@@ -109,7 +109,7 @@ std::string describe(const ref::Problem& p) {
   std::ostringstream os;
   auto stack = [&](const std::vector<ref::Cell>& cells) {
     for (const ref::Cell& c : cells) {
-      const char* kinds[] = {"basic_rnn", "basic_lstm", "lstm", "gru"};
+      const char* kinds[] = {"basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra"};
       os << " " << kinds[static_cast<int>(c.kind)] << "(H=" << c.units << (c.relu ? ",relu" : "")
          << ",fb=" << c.forget_bias << (c.peepholes ? ",peep" : "") << (c.has_cell_clip ? ",cclip" : "")
          << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << ")";

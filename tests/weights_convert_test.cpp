@@ -58,18 +58,24 @@ std::vector<double> cudnn_forward(bool lstm, bool relu, int64_t T, int64_t B, in
   return out;
 }
 
-void check_equivalence(const ref::Cell& rc, const dynrnn::CellSpec& spec) {
-  const int64_t T = 3, B = 2, D = 4, H = rc.units, P = rc.num_proj, Hs = P > 0 ? P : H;
-  const bool lstm = rc.kind != ref::CellKind::BasicRNN;
-  std::mt19937_64 rng(5);
+/// One cell over T = 3 steps of B = 2 rows of depth D = 4, random weights and inputs.
+ref::Problem one_cell_problem(const ref::Cell& rc, uint64_t seed) {
+  std::mt19937_64 rng(seed);
   ref::Problem p;
-  p.T = T;
-  p.B = B;
-  p.D = D;
+  p.T = 3;
+  p.B = 2;
+  p.D = 4;
   p.fw = {rc};
-  p.w_fw = {ref::random_params(rc, D, rng, 0.6)};
+  p.w_fw = {ref::random_params(rc, p.D, rng, 0.6)};
   std::uniform_real_distribution<double> u(-1, 1);
-  for (int64_t i = 0; i < T * B * D; ++i) p.x.push_back(u(rng));
+  for (int64_t i = 0; i < p.T * p.B * p.D; ++i) p.x.push_back(u(rng));
+  return p;
+}
+
+void check_equivalence(const ref::Cell& rc, const dynrnn::CellSpec& spec) {
+  const ref::Problem p = one_cell_problem(rc, 5);
+  const int64_t T = p.T, B = p.B, D = p.D, H = rc.units, P = rc.num_proj, Hs = P > 0 ? P : H;
+  const bool lstm = rc.kind != ref::CellKind::BasicRNN;
   const ref::Forward want = ref::forward(p);
 
   const int64_t GH = (lstm ? 4 : 1) * H;
@@ -121,6 +127,64 @@ TEST(WeightConversion, BasicRnnReluMatchesRnnRelu) {
   c.units = 5;
   c.relu = true;
   check_equivalence(c, dynrnn::CellSpec::basic_rnn(5, dynrnn::Activation::kRelu));
+}
+
+/// cuDNN's GRU (PyTorch nn.GRU's documented equations, gate rows r, z, n) over T steps from zero
+/// states: returns outputs [B, T, H].
+std::vector<double> cudnn_gru_forward(int64_t T, int64_t B, int64_t D, int64_t H, const std::vector<double>& x,
+                                      const std::vector<double>& w_ih, const std::vector<double>& w_hh,
+                                      const std::vector<double>& b_ih, const std::vector<double>& b_hh) {
+  std::vector<double> out;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<double> h(H, 0.0);
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<double> gi(3 * H), gh(3 * H);
+      for (int64_t r = 0; r < 3 * H; ++r) {
+        gi[r] = b_ih[r];
+        gh[r] = b_hh[r];
+        for (int64_t d = 0; d < D; ++d) gi[r] += w_ih[r * D + d] * x[(b * T + t) * D + d];  // batch-major x
+        for (int64_t k = 0; k < H; ++k) gh[r] += w_hh[r * H + k] * h[k];
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        const double r = sigm(gi[j] + gh[j]), z = sigm(gi[H + j] + gh[H + j]);
+        const double n = std::tanh(gi[2 * H + j] + r * gh[2 * H + j]);
+        h[j] = (1 - z) * n + z * h[j];
+      }
+      out.insert(out.end(), h.begin(), h.end());
+    }
+  }
+  return out;
+}
+
+TEST(WeightConversion, ResetAfterGruMatchesCudnnGruExactlyBothWays) {
+  ref::Cell rc;
+  rc.kind = ref::CellKind::GRUResetAfter;
+  rc.units = 3;
+  const ref::Problem p = one_cell_problem(rc, 7);
+  const int64_t T = p.T, B = p.B, D = p.D, H = rc.units;
+  const ref::Forward want = ref::forward(p);
+
+  // The converter reads kernel and recurrent_kernel as one [D + H, 3H] block, as dynrnn stores them.
+  const ref::Params& tf = p.w_fw[0];
+  std::vector<double> K = tf.at("kernel");
+  K.insert(K.end(), tf.at("recurrent_kernel").begin(), tf.at("recurrent_kernel").end());
+  const std::vector<double>& bias = tf.at("bias");
+  ASSERT_EQ(bias.size(), static_cast<size_t>(6 * H));
+  std::vector<double> w_ih(3 * H * D), w_hh(3 * H * H), b_ih(3 * H), b_hh(3 * H);
+  const dynrnn::CellSpec spec = dynrnn::CellSpec::gru_reset_after(H);
+  ASSERT_TRUE(dynrnn::tf_to_cudnn<double>(spec, D, K.data(), bias.data(), nullptr,
+                                          {w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), nullptr})
+                  .is_ok());
+  const std::vector<double> got = cudnn_gru_forward(T, B, D, H, p.x, w_ih, w_hh, b_ih, b_hh);
+  ASSERT_EQ(got.size(), want.out_fw.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want.out_fw[i], 1e-12) << i;
+
+  std::vector<double> K2(K.size()), bias2(bias.size());
+  ASSERT_TRUE(dynrnn::cudnn_to_tf<double>(spec, D, {w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), nullptr},
+                                          K2.data(), bias2.data(), nullptr)
+                  .is_ok());
+  EXPECT_EQ(K2, K);
+  EXPECT_EQ(bias2, bias);  // the two biases map one to one: nothing is summed
 }
 
 /// tf_to_cudnn / cudnn_to_tf in T (bfloat16, float16) on TF weights already rounded to T: every
@@ -207,6 +271,7 @@ TEST(WeightConversion, RejectsWhatCudnnCannotExpress) {
   dynrnn::Status st = dynrnn::tf_to_cudnn<float>(dynrnn::CellSpec::gru(2), 2, k.data(), b.data(), nullptr, cw);
   EXPECT_EQ(st.code(), dynrnn::StatusCode::kNotSupported);
   EXPECT_NE(st.message().find("reset gate before"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("kGRUResetAfter"), std::string::npos) << st.message();
   dynrnn::CellSpec peep = dynrnn::CellSpec::lstm(2);
   peep.use_peepholes = true;
   EXPECT_EQ(dynrnn::tf_to_cudnn<float>(peep, 2, k.data(), b.data(), nullptr, cw).code(),

@@ -699,6 +699,137 @@ struct GruGatesBackwardParams {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Reset-after GRU (Keras GRUCell(reset_after=True), cuDNN's and PyTorch's GRU), gate columns z, r, h:
+//   z = sigma(x Wz + b_iz + h Rz + b_rz), r = sigma(x Wr + b_ir + h Rr + b_rr),
+//   n = h Rh + b_rh, h~ = act(x Wh + b_ih + r * n), h' = z h + (1 - z) h~.
+// One recurrent GEMM [B, 3H] per step and one stage. Saved per step: the pre-activations
+// (z^, r^, h~^) and n, the recurrent term that the reset gate scales.
+
+/// The pre-activations of one unit from its input and recurrent GEMM results (without biases):
+/// forward and recompute share this arithmetic, so recompute regenerates forward's values.
+template <typename T>
+struct GruResetAfterPreacts {
+  using A = compute_t<T>;
+  A z, r, h, n;  ///< z^, r^, h~^ (as stored: preactivation<T>), and n (likewise)
+
+  /// x3, h3: the unit's gate columns (z, r, h) of the two GEMM results at j, j + H, j + 2H; bias [2, 3H].
+  DYNRNN_HD GruResetAfterPreacts(const T* x3, A hz, A hr, A hn, const T* bias, int64_t H, int64_t j) {
+    const T* bi = bias;
+    const T* br = bias + 3 * H;
+    z = preactivation<T>((A(x3[j]) + A(bi[j])) + (hz + A(br[j])));
+    r = preactivation<T>((A(x3[H + j]) + A(bi[H + j])) + (hr + A(br[H + j])));
+    n = preactivation<T>(hn + A(br[2 * H + j]));
+    h = preactivation<T>((A(x3[2 * H + j]) + A(bi[2 * H + j])) + sigmoid(r) * n);
+  }
+};
+
+template <typename T>
+struct GruResetAfterForwardParams {
+  using A = compute_t<T>;
+  StepMap map;
+  int64_t batch = 0, cols = 0;  ///< B, H
+  Activation act = Activation::kTanh;
+  SeqView<const T> gx;        ///< input projection x [Wz Wr Wh], width 3H
+  const T* gh = nullptr;      ///< [B, 3H] recurrent GEMM result h [Rz Rr Rh]
+  const T* bias = nullptr;    ///< [2, 3H]: input row, recurrent row
+  const T* h_prev = nullptr;  ///< [B, H]
+  T* h_out = nullptr;         ///< [B, H]
+  SeqView<T> y;               ///< outputs, width H
+  T* z_save = nullptr;        ///< [B, 3H] pre-activations z^, r^, h~^ (training) or null
+  T* n_save = nullptr;        ///< [B, H] n = h Rh + b_rh (training) or null
+
+  /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
+  /// (the GEMM result it reads is the same buffer each step).
+  DYNRNN_HD GruResetAfterForwardParams at_step(int64_t e) const {
+    GruResetAfterForwardParams p = *this;
+    p.map.step += e;
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.h_out = later_entry(h_out, e, batch, cols);
+    p.z_save = later_entry(z_save, e, batch, 3 * cols);
+    p.n_save = later_entry(n_save, e, batch, cols);
+    return p;
+  }
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const int64_t i = b * H + j;
+    const T* h3 = gh + b * 3 * H;
+    const bool v = map.valid(b);
+    const GruResetAfterPreacts<T> s(gx.at(map, b), running_row_value(v, h3[j]), running_row_value(v, h3[H + j]),
+                                    running_row_value(v, h3[2 * H + j]), bias, H, j);
+    if (z_save) {
+      T* z3 = z_save + b * 3 * H;
+      z3[j] = s.z;
+      z3[H + j] = s.r;
+      z3[2 * H + j] = s.h;
+      n_save[i] = s.n;
+    }
+    const A u = sigmoid(s.z);
+    const A hp = h_prev[i];
+    const A h = u * hp + (A(1) - u) * activate(act, s.h);
+    h_out[i] = v ? T(h) : h_prev[i];
+    if (y.data) y.at(map, b)[j] = v ? h : A(0);
+  }
+};
+
+template <typename T>
+struct GruResetAfterBackwardParams {
+  using A = compute_t<T>;
+  StepMap map;
+  int64_t batch = 0, cols = 0;
+  Activation act = Activation::kTanh;
+  const T* z = nullptr;       ///< [B, 3H] saved z^, r^, h~^
+  const T* n = nullptr;       ///< [B, H] saved n
+  const T* h_prev = nullptr;  ///< [B, H]
+  SeqView<const T> dy;
+  const A* dh_next = nullptr;  ///< [B, H]
+  A* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * z (the GEMM adds dz R^T)
+  T* dz = nullptr;             ///< [B, 3H] out: gradients of z^, r^ and n (the recurrent GEMM's result)
+  T* dzh = nullptr;            ///< [B, H] out: gradient of h~^ (the input side's third gate)
+
+  /// The stage of step map.step + e of the same chunk (backward walks e downwards): per-step fields
+  /// advance by e entries; the running state gradients are this step's ping-pong buffers.
+  DYNRNN_HD GruResetAfterBackwardParams at_step(int64_t e, const A* next, A* prev) const {
+    GruResetAfterBackwardParams p = *this;
+    p.map.step += e;
+    p.z = later_entry(z, e, batch, 3 * cols);
+    p.n = later_entry(n, e, batch, cols);
+    p.h_prev = later_entry(h_prev, e, batch, cols);
+    p.dz = later_entry(dz, e, batch, 3 * cols);
+    p.dzh = later_entry(dzh, e, batch, cols);
+    p.dh_next = next;
+    p.dh_prev = prev;
+    return p;
+  }
+
+  DYNRNN_HD void apply(int64_t b, int64_t j) const {
+    const int64_t H = cols;
+    const int64_t i = b * H + j;
+    A gz = A(0), gr = A(0), gn = A(0), gh = A(0);
+    if (map.valid(b)) {
+      const T* z3 = z + b * 3 * H;
+      const A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+      const A u = sigmoid(A(z3[j]));
+      const A r = sigmoid(A(z3[H + j]));
+      const A c = activate(act, A(z3[2 * H + j]));
+      const A hp = h_prev[i];
+      dh_prev[i] = dh * u;
+      gh = dh * (A(1) - u) * activate_grad(act, c);
+      gz = (dh * hp - dh * c) * (u * (A(1) - u));
+      gn = gh * r;
+      gr = (gh * A(n[i])) * (r * (A(1) - r));
+    } else {
+      dh_prev[i] = dh_next[i];
+    }
+    T* d3 = dz + b * 3 * H;
+    d3[j] = gz;
+    d3[H + j] = gr;
+    d3[2 * H + j] = gn;
+    dzh[i] = gh;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // Recompute (RnnSpec::recompute): backward regenerates a chunk's saved fields from its states with
 // the very arithmetic of the forward stages, rows = steps * B at once.
 
@@ -715,6 +846,29 @@ struct PreactivationParams {
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const int64_t i = r * cols + j;
     z[i] = gx[i] + gh[i] + bias[j];
+  }
+};
+
+/// Reset-after GRU: the saved pre-activations and n from a chunk's two GEMM results [rows, 3H].
+template <typename T>
+struct GruResetAfterRegenParams {
+  using A = compute_t<T>;
+  int64_t batch = 0, cols = 0;  ///< rows, H
+  const T* gx = nullptr;        ///< [rows, 3H] x W
+  const T* gh = nullptr;        ///< [rows, 3H] h R
+  const T* bias = nullptr;      ///< [2, 3H]
+  T* z = nullptr;               ///< [rows, 3H]
+  T* n = nullptr;               ///< [rows, H]
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const int64_t H = cols;
+    const T* h3 = gh + r * 3 * H;
+    const GruResetAfterPreacts<T> s(gx + r * 3 * H, A(h3[j]), A(h3[H + j]), A(h3[2 * H + j]), bias, H, j);
+    T* z3 = z + r * 3 * H;
+    z3[j] = s.z;
+    z3[H + j] = s.r;
+    z3[2 * H + j] = s.h;
+    n[r * H + j] = s.n;
   }
 };
 

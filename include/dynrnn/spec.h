@@ -19,6 +19,12 @@ enum class CellKind : int {
   kBasicLSTM = 1,  ///< tf.compat.v1.nn.rnn_cell.BasicLSTMCell (state_is_tuple=True)
   kLSTM = 2,       ///< tf.compat.v1.nn.rnn_cell.LSTMCell (state_is_tuple=True)
   kGRU = 3,        ///< tf.compat.v1.nn.rnn_cell.GRUCell (reset applied before the candidate matmul)
+  /// tf.keras.layers.GRUCell(reset_after=True), TF2's default GRU, run by dynamic_rnn: the reset gate
+  /// applied after the recurrent matmul, h~ = act(x Wh + b_ih + r * (h Rh + b_hh)), as in cuDNN's GRU
+  /// and PyTorch's nn.GRU (weights_convert.h maps them exactly). Weights `kernel` [D, 3H],
+  /// `recurrent_kernel` [H, 3H] (gate columns z, r, h) and `bias` [2, 3H] (input row, recurrent
+  /// row). One recurrent GEMM per step instead of kGRU's two dependent ones.
+  kGRUResetAfter = 4,
 };
 
 /// The cell's `activation` (gates always use the logistic sigmoid).
@@ -86,6 +92,11 @@ struct CellSpec {
     c.kind = CellKind::kGRU;
     c.num_units = units;
     c.activation = act;
+    return c;
+  }
+  static CellSpec gru_reset_after(int64_t units, Activation act = Activation::kTanh) {
+    CellSpec c = gru(units, act);
+    c.kind = CellKind::kGRUResetAfter;
     return c;
   }
 };

@@ -88,6 +88,7 @@ TEST(CudaCallStructure, PerStepGemmsAndFusedKernels) {
       {"BasicLSTMCell", CellSpec::basic_lstm(6), 1, 1, 1, 1},
       {"LSTMCell with num_proj", proj, 2, 2, 2, 2},
       {"GRUCell", CellSpec::gru(6), 2, 2, 2, 2},
+      {"GRUCell(reset_after=True)", CellSpec::gru_reset_after(6), 1, 1, 1, 1},
   };
   for (const PerStep& want : cells) {
     SCOPED_TRACE(want.name);
@@ -120,7 +121,8 @@ TEST(CudaCallStructure, PersistentStepsAreOneCooperativeKernelPerChunk) {
   CellSpec proj = CellSpec::lstm(6);
   proj.num_proj = 4;
   proj.use_peepholes = true;
-  for (const CellSpec& cell : {CellSpec::basic_rnn(6), CellSpec::basic_lstm(6), proj, CellSpec::gru(6)}) {
+  for (const CellSpec& cell :
+       {CellSpec::basic_rnn(6), CellSpec::basic_lstm(6), proj, CellSpec::gru(6), CellSpec::gru_reset_after(6)}) {
     RnnSpec spec;
     spec.cells_fw = {cell, CellSpec::basic_lstm(5)};
     spec.input_size = 5;

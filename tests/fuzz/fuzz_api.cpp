@@ -168,10 +168,11 @@ class Reader {
 };
 
 CellSpec decode_cell(Reader& r) {
-  static const CellKind kKinds[4] = {CellKind::kLSTM, CellKind::kGRU, CellKind::kBasicLSTM, CellKind::kBasicRNN};
+  static const CellKind kKinds[5] = {CellKind::kLSTM, CellKind::kGRU, CellKind::kBasicLSTM, CellKind::kBasicRNN,
+                                     CellKind::kGRUResetAfter};
   CellSpec c;
   const uint8_t k = r.u8();
-  c.kind = k < 240 ? kKinds[k % 4] : static_cast<CellKind>(static_cast<int8_t>(r.u8()));
+  c.kind = k < 240 ? kKinds[k % 5] : static_cast<CellKind>(static_cast<int8_t>(r.u8()));
   c.num_units = r.size(1, 8);
   const uint8_t a = r.u8();
   c.activation = a < 240 ? static_cast<Activation>(a % 2) : static_cast<Activation>(static_cast<int8_t>(r.u8()));
@@ -237,7 +238,7 @@ i128 sat(std::initializer_list<i128> factors) {
 
 struct LayerFacts {
   i128 in = 0, units = 0, out = 0, gates = 0;
-  bool lstm = false, gru = false, project = false, peep = false;
+  bool lstm = false, gru = false, reset_after = false, project = false, peep = false;
 };
 
 struct Facts {
@@ -257,16 +258,18 @@ Facts facts_of(const RnnSpec& s) {
       l.units = c.num_units;
       l.lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
       l.gru = c.kind == CellKind::kGRU;
+      l.reset_after = c.kind == CellKind::kGRUResetAfter;
       l.project = c.num_proj > 0;
       l.peep = c.use_peepholes;
       l.out = l.project ? c.num_proj : c.num_units;
-      l.gates = l.lstm ? 4 : (l.gru ? 2 : 1);
+      l.gates = l.lstm ? 4 : (l.gru ? 2 : (l.reset_after ? 3 : 1));
       const i128 H = l.units;
       // Saturated: meaningful for valid specs (positive widths), never overflowing for any spec.
       if (l.gru) {
         f.params += sat({l.in + H, 2, H}) + sat({2, H}) + sat({l.in + H, H}) + H;
       } else {
-        f.params += sat({l.in + l.out, l.gates, H}) + sat({l.gates, H});
+        // A reset-after GRU's bias has two rows (input and recurrent).
+        f.params += sat({l.in + l.out, l.gates, H}) + sat({l.reset_after ? 2 : 1, l.gates, H});
         if (l.peep) f.params += sat({3, H});
         if (l.project) f.params += sat({H, l.out});
       }
@@ -989,12 +992,14 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
 template <typename T>
 void fuzz_conversion(Reader& r, const CellSpec& cell, int64_t D) {
   const bool lstm = cell.kind == CellKind::kLSTM || cell.kind == CellKind::kBasicLSTM;
-  const i128 G = lstm ? 4 : 1, H = cell.num_units, P = cell.kind == CellKind::kLSTM ? cell.num_proj : 0;
+  const bool reset_after = cell.kind == CellKind::kGRUResetAfter;  // 3 gates, bias [2, 3H]
+  const i128 G = lstm ? 4 : (reset_after ? 3 : 1), H = cell.num_units,
+             P = cell.kind == CellKind::kLSTM ? cell.num_proj : 0;
   const i128 Hs = P > 0 ? P : H;
   const bool dims_ok = H > 0 && D > 0;
   // Saturated products (any of these may be huge or negative; only dims_ok shapes are backed).
   const i128 sizes[8] = {sat({i128(D) + Hs, G, H}),
-                         sat({G, H}),
+                         sat({reset_after ? 2 : 1, G, H}),
                          P > 0 ? sat({H, P}) : 0,
                          sat({G, H, D}),
                          sat({G, H, Hs}),

@@ -30,6 +30,30 @@ Notes
   gradients both work, so the t0_* cases are built with control flow v2 and
   resource variables (case flag cf2=True). Gradients there are: grad/x empty,
   grad/init = dfinal, weight gradients all zero.
+* Cell kinds: basic_rnn, basic_lstm, lstm, gru (tf.compat.v1.nn.rnn_cell's
+  BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell) and gru_ra:
+  tf_keras.layers.GRUCell(units, activation=..., reset_after=True) (sigmoid
+  recurrent activation, biases), run by the same dynamic_rnn. Its weights are
+  kernel [D, 3H], recurrent_kernel [H, 3H] (gate columns z, r, h) and bias
+  [2, 3H] (input row, recurrent row). Keras quirks handled here:
+  - a Keras layer builds its variables lazily on its first call, i.e. inside
+    the while loop, and names them by the name scope there, not the variable
+    scope: left alone, they would be rnn/while/gru_cell/kernel,
+    rnn/while/rnn/multi_rnn_cell/cell_1/gru_cell_1/bias (Keras numbers the
+    layer names per graph), bidirectional_rnn/bw/bw/while/gru_cell_2/kernel,
+    or, under control flow v2, gru_cell/kernel. The cell's build() is
+    therefore wrapped to run in the name scope <variable scope>/gru_cell/,
+    the variable scope being the one dynamic_rnn / MultiRNNCell call the cell
+    in: the names follow the tf.compat.v1 cells' rule (rnn/gru_cell/kernel,
+    rnn/multi_rnn_cell/cell_1/gru_cell/bias, bidirectional_rnn/bw/gru_cell/
+    recurrent_kernel), which is what the tfname lines record. Values are not
+    affected. The variables are mapped to the fixture's <dir>/<layer>/<local>
+    names through the cell objects;
+  - MultiRNNCell's zero_state asks every cell for zero_state(), which Keras
+    cells lack: each gets one returning zeros (what dynamic_rnn's
+    get_initial_state gives a lone Keras cell);
+  - a Keras layer casts its inputs to its own dtype (float32 by default), so
+    the cell is created with the case's dtype.
 
 File format (one file per case, see tests/golden/fixture.h for the loader):
     # comment line
@@ -52,6 +76,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 tf.compat.v1.disable_v2_behavior()
 tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
@@ -68,7 +93,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
       cell_clip=None, num_proj=None, proj_clip=None):
     """A cell spec."""
-    assert kind in ("basic_rnn", "basic_lstm", "lstm", "gru")
+    assert kind in ("basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra")
     if forget_bias is None and kind in ("basic_lstm", "lstm"):
         forget_bias = 1.0
     return dict(kind=kind, units=units, activation=activation,
@@ -181,6 +206,27 @@ CASES = [
     # (built with control flow v2, see the module docstring)
     case("t0_lstm_init", C("lstm", 4, num_proj=3), T=0, B=2, D=3, init=True, cf2=True),
     case("t0_gru_noinit_time_major", C("gru", 4), T=0, B=2, D=3, time_major=True, cf2=True),
+    # --- gru_ra: tf_keras GRUCell(reset_after=True) ---------------------------
+    case("gru_ra_tanh", C("gru_ra", 6)),
+    case("gru_ra_relu_init", C("gru_ra", 5, activation="relu"), init=True),
+    case("gru_ra_seqlen_edges_init", C("gru_ra", 5), B=5, seq_len=[3, 0, -2, 9, 5], init=True),
+    case("gru_ra_time_major_seqlen", C("gru_ra", 4), T=6, B=3, D=3, time_major=True, seq_len=[6, 2, 4]),
+    case("gru_ra_t1_seqlen", C("gru_ra", 4), T=1, B=3, seq_len=[1, 0, 1], init=True),
+    case("gru_ra_b1_init", C("gru_ra", 6), B=1, init=True),
+    case("big_gru_ra_seqlen_init", C("gru_ra", 33), T=3, B=2, D=37, seq_len=[3, 2], init=True),
+    case("stack_lstmproj_gru_ra_rnn_seqlen_init",
+         [C("lstm", 7, num_proj=3, proj_clip=0.1, use_peepholes=True), C("gru_ra", 5), C("basic_rnn", 4)],
+         B=4, seq_len=[5, 3, 0, 2], init=True),
+    case("stack_gru_ra_gru_time_major", [C("gru_ra", 4), C("gru", 6)], time_major=True),
+    case("stack_gru_ra_relu_gru_ra_seqlen", [C("gru_ra", 5, activation="relu"), C("gru_ra", 3)], T=4,
+         seq_len=[4, 1, 3]),
+    case("bidi_gru_ra_gru_seqlen_init", C("gru_ra", 5), bw=C("gru", 4), B=4, seq_len=[5, 2, 4, 0], init=True),
+    case("bidi_gru_ra_stacks_time_major_seqlen", [C("gru_ra", 4), C("lstm", 5, num_proj=3)],
+         bw=[C("gru", 3), C("gru_ra", 4, activation="relu")], time_major=True, seq_len=[5, 5, 1]),
+    case("f64_gru_ra_seqlen_init", C("gru_ra", 5), seq_len=[5, 0, 3], init=True, dtype="float64"),
+    case("f64_bidi_stack_gru_ra", [C("basic_lstm", 4), C("gru_ra", 5)], bw=C("gru_ra", 3), seq_len=[4, 5, 2],
+         dtype="float64"),
+    case("t0_gru_ra_init", C("gru_ra", 4), T=0, B=2, D=3, init=True, cf2=True),
 ]
 
 
@@ -198,9 +244,29 @@ def h_width(spec):
     return spec["units"]
 
 
-def make_cell(spec):
+def make_keras_gru_ra(spec, act, dtype):
+    cell = tf_keras.layers.GRUCell(spec["units"], activation=act, recurrent_activation="sigmoid",
+                                   use_bias=True, reset_after=True, dtype=dtype)
+    units = spec["units"]
+    # For MultiRNNCell.zero_state (see the module docstring).
+    cell.zero_state = lambda batch_size, dt: tf.zeros([batch_size, units], dtype=dt)
+    # Variable names by the calling variable scope (see the module docstring).
+    keras_build = cell.build
+
+    def build(input_shape):
+        scope = tf.compat.v1.get_variable_scope().name
+        with tf.name_scope((scope + "/" if scope else "") + "gru_cell/"):
+            keras_build(input_shape)
+
+    cell.build = build
+    return cell
+
+
+def make_cell(spec, dtype):
     act = {"tanh": tf.math.tanh, "relu": tf.nn.relu}[spec["activation"]]
     k = spec["kind"]
+    if k == "gru_ra":
+        return make_keras_gru_ra(spec, act, dtype)
     if k == "basic_rnn":
         return rnn_cell.BasicRNNCell(spec["units"], activation=act)
     if k == "basic_lstm":
@@ -216,8 +282,12 @@ def make_cell(spec):
     raise ValueError(k)
 
 
-def make_stack(specs):
-    cells = [make_cell(s) for s in specs]
+def make_stack(specs, d, dtype, keras_cells):
+    """The cell (or MultiRNNCell) of direction d; appends (d, layer, cell) of Keras cells to keras_cells."""
+    cells = [make_cell(s, dtype) for s in specs]
+    for layer, (s, cell) in enumerate(zip(specs, cells)):
+        if s["kind"] == "gru_ra":
+            keras_cells.append((d, layer, cell))
     if len(cells) == 1:
         return cells[0]
     return rnn_cell.MultiRNNCell(cells, state_is_tuple=True)
@@ -250,7 +320,23 @@ EXPECTED_WEIGHTS = {
     "basic_rnn": ["kernel", "bias"],
     "basic_lstm": ["kernel", "bias"],
     "gru": ["gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"],
+    "gru_ra": ["kernel", "recurrent_kernel", "bias"],
 }
+# A Keras GRUCell's variable, built by make_keras_gru_ra: <variable scope>/gru_cell/<local>.
+KERAS_GRU_RE = re.compile(r"(?:^|/)gru_cell/(kernel|recurrent_kernel|bias)$")
+
+
+def keras_weight_names(keras_cells):
+    """TF variable name (without :0) -> fixture name d/l/<local> for the Keras cells, by identity."""
+    out = {}
+    for d, layer, cell in keras_cells:
+        for local, v in (("kernel", cell.kernel), ("recurrent_kernel", cell.recurrent_kernel), ("bias", cell.bias)):
+            name = v.name.split(":")[0]
+            m = KERAS_GRU_RE.search(name)
+            if not m or m.group(1) != local:
+                raise RuntimeError("unexpected Keras variable name %s for %s" % (name, local))
+            out[name] = "%s/%d/%s" % (d, layer, local)
+    return out
 
 
 def expected_weights(spec):
@@ -264,9 +350,11 @@ def expected_weights(spec):
     return w
 
 
-def fixture_weight_name(var_name, c):
+def fixture_weight_name(var_name, c, keras_names):
     """TF variable name -> fixture name d/l/<suffix>."""
     name = var_name.split(":")[0]
+    if name in keras_names:
+        return keras_names[name], name
     d = "bw" if "bidirectional_rnn/bw/" in name else "fw"
     m = re.search(r"/cell_(\d+)/", name)
     layer = int(m.group(1)) if m else 0
@@ -359,16 +447,19 @@ def run_case(c):
                 init_states[d] = pack_state(specs, leaves)
             else:
                 init_states[d] = None
+        keras_cells = []  # (dir, layer, cell) of the gru_ra cells
         if bidi:
             (out_fw, out_bw), (st_fw, st_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
-                make_stack(c["fw"]), make_stack(c["bw"]), x, sequence_length=seq,
+                make_stack(c["fw"], "fw", tf_dtype, keras_cells), make_stack(c["bw"], "bw", tf_dtype, keras_cells),
+                x, sequence_length=seq,
                 initial_state_fw=init_states["fw"], initial_state_bw=init_states["bw"],
                 dtype=tf_dtype, time_major=tm)
             outs = {"fw": out_fw, "bw": out_bw}
             finals = {"fw": st_fw, "bw": st_bw}
         else:
             out_fw, st_fw = tf.compat.v1.nn.dynamic_rnn(
-                make_stack(c["fw"]), x, sequence_length=seq, initial_state=init_states["fw"],
+                make_stack(c["fw"], "fw", tf_dtype, keras_cells), x, sequence_length=seq,
+                initial_state=init_states["fw"],
                 dtype=tf_dtype, time_major=tm)
             outs = {"fw": out_fw}
             finals = {"fw": st_fw}
@@ -380,10 +471,11 @@ def run_case(c):
 
         # Trainable variables -> fixture names.
         tvars = tf.compat.v1.trainable_variables()
+        keras_names = keras_weight_names(keras_cells)
         wnames = []
         tfnames = []
         for v in tvars:
-            fname, tname = fixture_weight_name(v.name, c)
+            fname, tname = fixture_weight_name(v.name, c, keras_names)
             wnames.append(fname)
             tfnames.append(tname)
         expect = sorted("%s/%d/%s" % (d, l, w) for d, specs in dirs for l, s in enumerate(specs)

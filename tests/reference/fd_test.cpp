@@ -56,6 +56,13 @@ Cell gru(int units, bool relu = false) {
   c.relu = relu;
   return c;
 }
+Cell gru_ra(int units, bool relu = false) {
+  Cell c;
+  c.kind = CellKind::GRUResetAfter;
+  c.units = units;
+  c.relu = relu;
+  return c;
+}
 
 struct Options {
   int T = 4, B = 3, D = 3;
@@ -368,6 +375,23 @@ TEST(ReferenceFiniteDifference, GRURelu) {
   EXPECT_TRUE(st.relu_on && st.relu_off);
 }
 
+TEST(ReferenceFiniteDifference, GRUResetAfterTanh) {
+  check_stack({gru_ra(3)});
+}
+
+TEST(ReferenceFiniteDifference, GRUResetAfterRelu) {
+  const FdStats st = check_stack({gru_ra(4, true)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+}
+
+// Larger weights: gates near saturation, r * (h Rh + b_r) far from zero.
+TEST(ReferenceFiniteDifference, GRUResetAfterLargeWeights) {
+  Options o;
+  o.wscale = 1.2;
+  o.D = 4;
+  check_stack({gru_ra(3)}, {}, o);
+}
+
 // ------------------------------------------------------------------ stacks
 TEST(ReferenceFiniteDifference, MixedMultiRNNCell) {
   Cell p = lstm(3);
@@ -376,6 +400,14 @@ TEST(ReferenceFiniteDifference, MixedMultiRNNCell) {
   p.has_cell_clip = true;
   p.cell_clip = 0.5;
   check_stack({gru(2), p, rnn(3), basic_lstm(2, 0.8)});
+}
+
+TEST(ReferenceFiniteDifference, MixedMultiRNNCellWithGRUResetAfter) {
+  Cell p = lstm(3);
+  p.num_proj = 2;
+  check_stack({p, gru_ra(3), rnn(2)});
+  const FdStats st = check_stack({gru_ra(2), gru(3), gru_ra(2, true)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
 }
 
 TEST(ReferenceFiniteDifference, BidirectionalSingleLayer) {
@@ -390,12 +422,19 @@ TEST(ReferenceFiniteDifference, BidirectionalMixedStacks) {
   check_stack({basic_lstm(2), rnn(3, true)}, {gru(3), p});
 }
 
+TEST(ReferenceFiniteDifference, BidirectionalGRUResetAfter) {
+  check_stack({gru_ra(3)}, {gru(2)});
+  Cell p = lstm(3);
+  p.num_proj = 2;
+  const FdStats st = check_stack({gru_ra(2), p}, {gru_ra(3, true), basic_lstm(2)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+}
+
 // ------------------------------------------------------------------ sequence_length edge cases
-TEST(ReferenceFiniteDifference, SequenceLengthEdgeCases) {
-  const std::vector<std::vector<int>> lens = {{0, 0, 0}, {-1, -5, 0}, {9, 5, 4}, {1, 1, 1}, {4, 0, -3}, {2, 3, 100}};
-  Cell c = lstm(3);
-  c.num_proj = 2;
-  int seed = 0;
+// Finite differences of the stacks (fw, bw) for every length vector, batch- and time-major.
+void check_lengths(const std::vector<std::vector<int>>& lens, const std::vector<Cell>& fw, const std::vector<Cell>& bw,
+                   int first_seed) {
+  int seed = first_seed;
   for (const auto& l : lens)
     for (bool tm : {false, true}) {
       SCOPED_TRACE("seq_len " + std::to_string(l[0]) + "," + std::to_string(l[1]) + "," + std::to_string(l[2]) +
@@ -404,27 +443,33 @@ TEST(ReferenceFiniteDifference, SequenceLengthEdgeCases) {
       o.time_major = tm;
       o.has_seq_len = true;
       o.seq_len = l;
-      o.seed = 500 + seed++;
-      const ref::Problem p = make_problem({gru(2), c}, {}, o);
+      o.seed = seed++;
+      const ref::Problem p = make_problem(fw, bw, o);
       run_fd(p, make_upstream(p, o.seed));
     }
 }
 
+const std::vector<std::vector<int>> kLengthEdgeCases = {{0, 0, 0}, {-1, -5, 0}, {9, 5, 4},
+                                                        {1, 1, 1}, {4, 0, -3},  {2, 3, 100}};
+// Bidirectional: ReverseSequence requires 0 <= length <= T.
+const std::vector<std::vector<int>> kBidirectionalLengthEdgeCases = {{0, 0, 0}, {4, 4, 4}, {1, 0, 3}, {2, 4, 1}};
+
+TEST(ReferenceFiniteDifference, SequenceLengthEdgeCases) {
+  Cell c = lstm(3);
+  c.num_proj = 2;
+  check_lengths(kLengthEdgeCases, {gru(2), c}, {}, 500);
+}
+
+TEST(ReferenceFiniteDifference, GRUResetAfterSequenceLengthEdgeCases) {
+  check_lengths(kLengthEdgeCases, {gru_ra(3), gru_ra(2)}, {}, 700);
+}
+
 TEST(ReferenceFiniteDifference, BidirectionalSequenceLengthEdgeCases) {
-  const std::vector<std::vector<int>> lens = {{0, 0, 0}, {4, 4, 4}, {1, 0, 3}, {2, 4, 1}};
-  int seed = 0;
-  for (const auto& l : lens)
-    for (bool tm : {false, true}) {
-      SCOPED_TRACE("seq_len " + std::to_string(l[0]) + "," + std::to_string(l[1]) + "," + std::to_string(l[2]) +
-                   (tm ? " time-major" : " batch-major"));
-      Options o;
-      o.time_major = tm;
-      o.has_seq_len = true;
-      o.seq_len = l;
-      o.seed = 900 + seed++;
-      const ref::Problem p = make_problem({basic_lstm(2)}, {lstm(2), rnn(2)}, o);
-      run_fd(p, make_upstream(p, o.seed));
-    }
+  check_lengths(kBidirectionalLengthEdgeCases, {basic_lstm(2)}, {lstm(2), rnn(2)}, 900);
+}
+
+TEST(ReferenceFiniteDifference, BidirectionalGRUResetAfterSequenceLengthEdgeCases) {
+  check_lengths(kBidirectionalLengthEdgeCases, {gru_ra(2)}, {gru_ra(2), rnn(2)}, 950);
 }
 
 TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
@@ -440,17 +485,20 @@ TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
       o.seq_len[0] = T - 1;
       const ref::Problem p = make_problem({lstm(2), gru(2)}, {rnn(2)}, o);
       run_fd(p, make_upstream(p, o.seed));
+      const ref::Problem q = make_problem({gru_ra(2)}, {gru_ra(3), lstm(2)}, o);
+      run_fd(q, make_upstream(q, o.seed));
     }
 }
 
 // ------------------------------------------------------------------ forward semantics
-TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
+// `top`: the upper layer of an {lstm, top} stack.
+void check_masked_outputs_and_final_state(const Cell& top) {
   Options o;
   o.T = 5;
   o.B = 4;
   o.has_seq_len = true;
   o.seq_len = {0, 2, 5, -1};
-  ref::Problem p = make_problem({lstm(3), gru(2)}, {}, o);
+  ref::Problem p = make_problem({lstm(3), top}, {}, o);
   const ref::Forward f = ref::forward(p);
   const int O = 2;
   for (int b = 0; b < o.B; ++b)
@@ -494,10 +542,19 @@ TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
   EXPECT_EQ(f3.final_state, f4.final_state);
 }
 
-TEST(ReferenceSemantics, EmptyTimeAndBatch) {
+TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
+  check_masked_outputs_and_final_state(gru(2));
+}
+
+TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLengthGRUResetAfter) {
+  check_masked_outputs_and_final_state(gru_ra(2));
+}
+
+// `bw`: the backward cell of a bidirectional {lstm} / {bw} problem.
+void check_empty_time_and_batch(const Cell& bw) {
   Options o;
   o.T = 0;
-  ref::Problem p = make_problem({lstm(3)}, {gru(2)}, o);
+  ref::Problem p = make_problem({lstm(3)}, {bw}, o);
   const ref::Forward f = ref::forward(p);
   EXPECT_TRUE(f.out_fw.empty());
   EXPECT_TRUE(f.out_bw.empty());
@@ -512,12 +569,20 @@ TEST(ReferenceSemantics, EmptyTimeAndBatch) {
   Options ob;
   ob.B = 0;
   ob.has_seq_len = true;
-  ref::Problem pb = make_problem({lstm(3)}, {gru(2)}, ob);
+  ref::Problem pb = make_problem({lstm(3)}, {bw}, ob);
   const ref::Forward fb = ref::forward(pb);
   EXPECT_TRUE(fb.out_fw.empty());
   for (const auto& [k, v] : fb.final_state) EXPECT_TRUE(v.empty()) << k;
   const ref::Gradients gb = ref::backward(pb, ref::Upstream{});
   EXPECT_TRUE(gb.dx.empty());
+}
+
+TEST(ReferenceSemantics, EmptyTimeAndBatch) {
+  check_empty_time_and_batch(gru(2));
+}
+
+TEST(ReferenceSemantics, EmptyTimeAndBatchGRUResetAfter) {
+  check_empty_time_and_batch(gru_ra(2));
 }
 
 TEST(ReferenceSemantics, LSTMWithoutOptionsEqualsBasicLSTM) {
@@ -540,7 +605,8 @@ TEST(ReferenceSemantics, CellClipZeroGivesZeroOutputs) {
 
 // spec 1.9: identical cells and weights, the same input at every step:
 // out_fw[t] == out_bw[L-1-t] exactly and equal final states.
-TEST(ReferenceSemantics, BidirectionalMirrorsForward) {
+// `top`: the upper layer of both {lstm, top} stacks.
+void check_bidirectional_mirrors_forward(const Cell& top) {
   for (bool tm : {false, true}) {
     Options o;
     o.T = 5;
@@ -548,7 +614,7 @@ TEST(ReferenceSemantics, BidirectionalMirrorsForward) {
     o.has_seq_len = true;
     o.seq_len = {5, 3, 0};
     o.has_initial_state = false;
-    ref::Problem p = make_problem({lstm(3), gru(2)}, {lstm(3), gru(2)}, o);
+    ref::Problem p = make_problem({lstm(3), top}, {lstm(3), top}, o);
     p.w_bw = p.w_fw;
     for (int t = 0; t < o.T; ++t)
       for (int b = 0; b < o.B; ++b)
@@ -576,6 +642,14 @@ TEST(ReferenceSemantics, BidirectionalMirrorsForward) {
   }
 }
 
+TEST(ReferenceSemantics, BidirectionalMirrorsForward) {
+  check_bidirectional_mirrors_forward(gru(2));
+}
+
+TEST(ReferenceSemantics, BidirectionalMirrorsForwardGRUResetAfter) {
+  check_bidirectional_mirrors_forward(gru_ra(2));
+}
+
 TEST(ReferenceSemantics, CheckRejectsBadProblems) {
   Options o;
   o.has_seq_len = true;
@@ -596,6 +670,16 @@ TEST(ReferenceSemantics, CheckRejectsBadProblems) {
   EXPECT_NE(ref::check(p), "");
   p = make_problem({lstm(2)}, {}, Options{});
   p.init.erase("fw/0/c");
+  EXPECT_NE(ref::check(p), "");
+  p = make_problem({gru_ra(2)}, {}, Options{});
+  EXPECT_EQ(ref::check(p), "");
+  p.w_fw[0].erase("recurrent_kernel");
+  EXPECT_NE(ref::check(p), "");
+  p = make_problem({gru_ra(2)}, {}, Options{});
+  p.w_fw[0].at("bias").resize(3 * 2);  // one row of [2, 3H]
+  EXPECT_NE(ref::check(p), "");
+  p = make_problem({gru_ra(2)}, {}, Options{});
+  p.fw[0].num_proj = 1;
   EXPECT_NE(ref::check(p), "");
 }
 

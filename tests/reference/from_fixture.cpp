@@ -114,6 +114,8 @@ Cell cell_from_fixture(const golden::CellLine& line) {
     c.kind = CellKind::LSTM;
   else if (kind == "gru")
     c.kind = CellKind::GRU;
+  else if (kind == "gru_ra")
+    c.kind = CellKind::GRUResetAfter;
   else
     throw std::runtime_error("unknown cell kind '" + kind + "'");
   if (absent(a, "units")) throw std::runtime_error("cell has no units");

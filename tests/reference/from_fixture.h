@@ -10,7 +10,7 @@
 namespace ref {
 
 // A "cell <dir> <layer> key=value ..." line -> Cell. Attributes: kind
-// (basic_rnn|basic_lstm|lstm|gru), units, activation (tanh|relu),
+// (basic_rnn|basic_lstm|lstm|gru|gru_ra), units, activation (tanh|relu),
 // forget_bias, use_peepholes (0|1), cell_clip, num_proj, proj_clip; an absent
 // attribute (or the value "None") means TF's None / default. Throws
 // std::runtime_error on anything it does not understand.

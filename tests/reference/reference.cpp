@@ -129,6 +129,9 @@ std::vector<std::pair<std::string, std::vector<int>>> param_list(const Cell& cel
            {"candidate/kernel", {in + H, H}},
            {"candidate/bias", {H}}};
       break;
+    case CellKind::GRUResetAfter:
+      p = {{"kernel", {in, 3 * H}}, {"recurrent_kernel", {H, 3 * H}}, {"bias", {2, 3 * H}}};
+      break;
   }
   return p;
 }
@@ -153,8 +156,9 @@ struct Cache {
   Vec x, c_prev, h_prev, xh;
   Vec y;                                       // BasicRNN
   Vec si, g, sf, c_raw, c, so, a, m_raw, m_p;  // LSTM kinds
-  Vec v, rh, xrh, cand;                        // GRU
+  Vec v, rh, xrh, cand;                        // GRU (cand also GRUResetAfter)
   Vec u;                                       // GRU
+  Vec zg, rg, hr_h;                            // GRUResetAfter: z, r, and h @ Rh + b_r (the h part)
 };
 
 // One cell step on all B rows. Returns the new state; the output is new.h.
@@ -192,6 +196,34 @@ LState cell_forward(const Cell& cell, const Params& w, int in, const Vec& x, con
     for (size_t q = 0; q < cz.size(); ++q) k.cand[q] = act(cz[q], relu, pat);
     next.h.resize(static_cast<size_t>(B) * H);
     for (size_t q = 0; q < next.h.size(); ++q) next.h[q] = k.u[q] * prev.h[q] + (1.0 - k.u[q]) * k.cand[q];
+    return next;
+  }
+  if (cell.kind == CellKind::GRUResetAfter) {
+    // Keras GRUCell(reset_after=True):
+    //   xz, xr, xh = split(x @ kernel + b_i);  hz, hr, hh = split(h @ recurrent_kernel + b_r)
+    //   z = sigmoid(xz + hz); r = sigmoid(xr + hr); cand = act(xh + r * hh); h' = z * h + (1 - z) * cand
+    const Vec& bias = w.at("bias");
+    const Vec b_i(bias.begin(), bias.begin() + 3 * H), b_r(bias.begin() + 3 * H, bias.end());
+    Vec mx = matmul(x, B, in, w.at("kernel"), 3 * H);
+    add_bias(mx, B, 3 * H, b_i);
+    Vec mh = matmul(prev.h, B, H, w.at("recurrent_kernel"), 3 * H);
+    add_bias(mh, B, 3 * H, b_r);
+    const size_t BH = static_cast<size_t>(B) * H;
+    k.zg.assign(BH, 0);
+    k.rg.assign(BH, 0);
+    k.hr_h.assign(BH, 0);
+    k.cand.assign(BH, 0);
+    next.h.assign(BH, 0);
+    for (int b = 0; b < B; ++b)
+      for (int q = 0; q < H; ++q) {
+        const size_t e = static_cast<size_t>(b) * H + q;
+        const size_t mr = static_cast<size_t>(b) * 3 * H;
+        k.zg[e] = sigmoid(mx[mr + q] + mh[mr + q]);
+        k.rg[e] = sigmoid(mx[mr + H + q] + mh[mr + H + q]);
+        k.hr_h[e] = mh[mr + 2 * H + q];
+        k.cand[e] = act(mx[mr + 2 * H + q] + k.rg[e] * k.hr_h[e], relu, pat);
+        next.h[e] = k.zg[e] * prev.h[e] + (1.0 - k.zg[e]) * k.cand[e];
+      }
     return next;
   }
   // BasicLSTMCell / LSTMCell (BasicLSTM == LSTM without options).
@@ -306,6 +338,45 @@ Vec cell_backward(const Cell& cell, const Params& w, int in, const Cache& k, con
       }
     }
     return dx;
+  }
+  if (cell.kind == CellKind::GRUResetAfter) {
+    // dmx / dmh: gradients of x @ kernel + b_i and of h @ recurrent_kernel + b_r, [B, 3H] each.
+    const size_t BH = static_cast<size_t>(B) * H;
+    Vec dmx(static_cast<size_t>(B) * 3 * H), dmh(static_cast<size_t>(B) * 3 * H);
+    Vec dh_direct(BH);
+    for (int b = 0; b < B; ++b)
+      for (int q = 0; q < H; ++q) {
+        const size_t e = static_cast<size_t>(b) * H + q;
+        const size_t mr = static_cast<size_t>(b) * 3 * H;
+        const double z = k.zg[e], r = k.rg[e];
+        const double dz = dh[e] * k.h_prev[e] - dh[e] * k.cand[e];
+        dh_direct[e] = dh[e] * z;
+        const double dcand = dh[e] * (1.0 - z);
+        const double da = dcand * act_grad(k.cand[e], relu);  // d(xh + r * hh)
+        const double dr = da * k.hr_h[e];
+        const double dzhat = dz * z * (1.0 - z);
+        const double drhat = dr * r * (1.0 - r);
+        dmx[mr + q] = dzhat;
+        dmx[mr + H + q] = drhat;
+        dmx[mr + 2 * H + q] = da;
+        dmh[mr + q] = dzhat;
+        dmh[mr + H + q] = drhat;
+        dmh[mr + 2 * H + q] = da * r;
+      }
+    add_matmul_tn(dw.at("kernel"), k.x, B, in, dmx, 3 * H);
+    add_matmul_tn(dw.at("recurrent_kernel"), k.h_prev, B, H, dmh, 3 * H);
+    Vec db_i(3 * static_cast<size_t>(H), 0.0), db_r(3 * static_cast<size_t>(H), 0.0);
+    add_colsum(db_i, dmx, B, 3 * H);
+    add_colsum(db_r, dmh, B, 3 * H);
+    Vec& db = dw.at("bias");
+    for (int c = 0; c < 3 * H; ++c) {
+      db[c] += db_i[c];
+      db[3 * H + c] += db_r[c];
+    }
+    Vec dhm = matmul_nt(dmh, B, 3 * H, w.at("recurrent_kernel"), H);
+    dprev.h.assign(BH, 0.0);
+    for (size_t q = 0; q < BH; ++q) dprev.h[q] = dh_direct[q] + dhm[q];
+    return matmul_nt(dmx, B, 3 * H, w.at("kernel"), in);
   }
   const bool lstm = cell.kind == CellKind::LSTM;
   const bool peep = lstm && cell.peepholes;

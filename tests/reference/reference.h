@@ -6,6 +6,8 @@
 // exactly as TF does, masking is explicit per-row where()-selects, and the
 // backward pass is the literal masked BPTT of spec 3.1 with the per-cell
 // formulas of spec 3.2. Nothing here is optimized; it is the test oracle.
+// CellKind::GRUResetAfter (Keras' GRUCell, reset_after=True) is written from
+// the Keras cell's equations, quoted at its forward step in reference.cpp.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,9 @@
 
 namespace ref {
 
-enum class CellKind { BasicRNN, BasicLSTM, LSTM, GRU };
+// GRUResetAfter: tf.keras.layers.GRUCell(units, reset_after=True, activation=...)
+// (recurrent_activation sigmoid, use_bias True) run by dynamic_rnn.
+enum class CellKind { BasicRNN, BasicLSTM, LSTM, GRU, GRUResetAfter };
 
 struct Cell {
   CellKind kind = CellKind::LSTM;
@@ -33,7 +37,9 @@ struct Cell {
 
 // TF local variable names: "kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag",
 // "projection/kernel", "gates/kernel", "gates/bias", "candidate/kernel",
-// "candidate/bias" (row-major, TF shapes).
+// "candidate/bias", "recurrent_kernel" (row-major, TF shapes). GRUResetAfter
+// (Keras): "kernel" [D, 3H], "recurrent_kernel" [H, 3H] (gate columns z, r, h)
+// and "bias" [2, 3H] (row 0 input bias, row 1 recurrent bias).
 using Params = std::map<std::string, std::vector<double>>;
 // State leaves keyed "fw/0/c", "fw/0/h", "bw/1/h", each [B, width] row-major.
 using Named = std::map<std::string, std::vector<double>>;
