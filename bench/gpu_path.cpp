@@ -468,9 +468,9 @@ int run_gpu_path(const Options& opt, Report& report) {
           };
           emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
           if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken) {
-            // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: the
-            // rows still running at each step are then a prefix, and the recurrent GEMMs shrink
-            // to them (host_sequence_length tells dynrnn where that prefix ends).
+            // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: dynrnn
+            // then runs it as it is instead of permuting it (the plain rows, with
+            // host_sequence_length, run the batch sorted by length too).
             const Factory sorted = [&](Arena* a) {
               return make_sorted_batch_runner(p, [&](const Problem& q) {
                 return make_dynrnn_runner(q, prec, dynrnn::Backend::kCuda, a, ctx.stream, training);

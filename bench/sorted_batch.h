@@ -1,8 +1,9 @@
 // bench/sorted_batch.h — a runner for a ragged batch sorted by decreasing length, as a caller sorts
-// it for cuDNN's packed layout or PyTorch's pack_padded_sequence. dynrnn then knows, from
-// host_sequence_length, that the rows still running at a step are a prefix of the batch, and its
-// recurrent GEMMs shrink to them. The sort happens once, untimed; results come back in batch order,
-// so they verify against the unsorted problem's reference.
+// it for cuDNN's packed layout or PyTorch's pack_padded_sequence. dynrnn sorts an unsorted batch
+// itself when it has host_sequence_length (the plain dynrnn rows); on a batch already in order it
+// skips the permutation, so this row against the plain one is what that permutation costs. The sort
+// happens once, untimed; results come back in batch order, so they verify against the unsorted
+// problem's reference.
 #pragma once
 
 #include <cstdint>

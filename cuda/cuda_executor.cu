@@ -194,6 +194,12 @@ class CudaExecutor final : public Executor<T> {
     return memcpy_async("copy", dst, src, count, cudaMemcpyDeviceToDevice);
   }
 
+  Status order_by_length(const int32_t* lengths, int64_t batch, int64_t max_time, int32_t* rows,
+                         int32_t* sorted_len) override {
+    DYNRNN_TRY(require_bound("order_by_length"));
+    return cuda_detail::order_by_length(lengths, batch, max_time, rows, sorted_len, cur_);
+  }
+
   Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
     DYNRNN_TRY(require_bound("column_sum"));
     return cuda_detail::column_sum<T, T>(rows, cols, src, ld, accumulate, dst, cur_);

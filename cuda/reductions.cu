@@ -1,6 +1,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/launch.h"
 #include "cuda/reductions.h"
+#include "dynrnn/cell_math.h"
 #include "host/element_types.h"
 
 namespace dynrnn {
@@ -36,7 +37,36 @@ __global__ void __launch_bounds__(kSumCols* kSumRows)
   }
 }
 
+/// Thread b counts the rows ahead of row b in the length order (longer, or as long and before it):
+/// that is its position. O(B^2) work over B threads, no atomics, the stable order length_order.h
+/// defines; a batch is small next to the work of one step.
+__global__ void order_by_length_kernel(const int32_t* __restrict__ lengths, int64_t batch, int64_t max_time,
+                                       int32_t* __restrict__ rows, int32_t* __restrict__ sorted_len) {
+  const cell::StepMap map{lengths, 0, max_time};
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < batch; b += step) {
+    const int64_t mine = map.length(b);
+    int64_t pos = 0;
+    for (int64_t o = 0; o < batch; ++o) {
+      const int64_t other = map.length(o);
+      pos += other > mine || (other == mine && o < b) ? 1 : 0;
+    }
+    rows[pos] = static_cast<int32_t>(b);
+    sorted_len[pos] = lengths[b];
+  }
+}
+
 }  // namespace
+
+Status order_by_length(const int32_t* lengths, int64_t batch, int64_t max_time, int32_t* rows, int32_t* sorted_len,
+                       cudaStream_t stream) {
+  if (batch <= 0) return Status::ok();
+  constexpr int kThreads = 256;
+  const int64_t blocks = (batch + kThreads - 1) / kThreads;
+  const unsigned grid = static_cast<unsigned>(blocks < 65535 ? blocks : 65535);
+  return launch(order_by_length_kernel, dim3(grid), dim3(kThreads, 1, 1), stream, "order_by_length_kernel", lengths,
+                batch, max_time, rows, sorted_len);
+}
 
 template <typename T, typename C>
 Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, C* dst, cudaStream_t stream) {

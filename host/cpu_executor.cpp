@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "host/element_types.h"
+#include "host/length_order.h"
 
 namespace dynrnn {
 namespace {
@@ -76,6 +77,15 @@ class CpuExecutor final : public Executor<T> {
   Status copy_to_host(T* host_dst, const T* src, int64_t count) override { return copy(host_dst, src, count); }
   Status copy_to_device(T* dst, const T* host_src, int64_t count) override { return copy(dst, host_src, count); }
 
+  Status order_by_length(const int32_t* lengths, int64_t batch, int64_t max_time, int32_t* rows,
+                         int32_t* sorted_len) override {
+    const std::vector<int32_t> order = length_order(lengths, batch, max_time);
+    for (int64_t k = 0; k < batch; ++k) {
+      rows[k] = order[static_cast<size_t>(k)];
+      sorted_len[k] = lengths[rows[k]];
+    }
+    return Status::ok();
+  }
   Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
     return column_sum_into(rows, cols, src, ld, accumulate, dst);
   }

@@ -15,14 +15,13 @@ namespace dynrnn {
 
 /// One pointwise stage of a time step, a gather of a chunk of inputs, or a recompute stage (cell_math.h).
 template <typename T>
-using PointwiseOp =
-    std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
-                 cell::LstmBackwardParams<T>, cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>,
-                 cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
-                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
-                 cell::GruResetAfterForwardParams<T>, cell::GruResetAfterBackwardParams<T>, cell::SeqCopyParams<T>,
-                 cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::GruResetAfterRegenParams<T>,
-                 cell::LstmOutputParams<T>, cell::WidenParams<T>, cell::NarrowParams<T>, cell::AddParams<T>>;
+using PointwiseOp = std::variant<
+    cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>, cell::LstmBackwardParams<T>,
+    cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>, cell::GruGatesForwardParams<T>,
+    cell::GruCandidateForwardParams<T>, cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
+    cell::GruResetAfterForwardParams<T>, cell::GruResetAfterBackwardParams<T>, cell::SeqCopyParams<T>,
+    cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::GruResetAfterRegenParams<T>, cell::LstmOutputParams<T>,
+    cell::WidenParams<T>, cell::NarrowParams<T>, cell::AddParams<T>, cell::PermuteRowsParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>
@@ -213,6 +212,10 @@ class Executor {
       return column_sum_wide(rows, cols, src.data, src.ld, accumulate, dst);
     }
   }
+  /// The order in which the batch runs sorted by length (length_order.h): rows[k] = the batch row at
+  /// position k, sorted_len[k] = lengths[rows[k]], all [batch] int32 in backend memory.
+  virtual Status order_by_length(const int32_t* lengths, int64_t batch, int64_t max_time, int32_t* rows,
+                                 int32_t* sorted_len) = 0;
   /// dst[r * ld + c] = 0 for r < rows, c < cols.
   virtual Status fill_zero(T* dst, int64_t rows, int64_t cols, int64_t ld) = 0;
   /// dst[i] = src[i] for i < count (non-overlapping).

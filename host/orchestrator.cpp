@@ -1,8 +1,10 @@
 #include "host/orchestrator.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
+#include "host/length_order.h"
 #include "host/status_macros.h"
 
 namespace dynrnn {
@@ -74,10 +76,10 @@ Status Orchestrator<T>::copy_state(const LayerModel& l, T* dst, const T* src) {
 }
 
 template <typename T>
-Status Orchestrator<T>::copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, const int32_t* seq_len,
-                                   int64_t first_step, int64_t steps, int64_t width) {
+Status Orchestrator<T>::copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, int64_t first_step, int64_t steps,
+                                   int64_t width) {
   cell::SeqCopyParams<T> p;
-  p.map = cell::StepMap{seq_len, first_step, p_.max_time};
+  p.map = cell::StepMap{seq_len_, first_step, p_.max_time};
   p.batch = steps * p_.batch;
   p.cols = width;
   p.rows_per_step = p_.batch;
@@ -93,14 +95,15 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
-  running_ = RunningRows(c.host_seq_len, p_.batch, p_.max_time);
   const int64_t T_ = p_.max_time, B = p_.batch, lb = c.loop_bound;
   if (B == 0) return Status::ok();
+  DYNRNN_TRY(order_batch(c.seq_len, c.host_seq_len, p_.fwd_rows, p_.fwd_sorted_len));
   for (int d = 0; d < m_.num_directions(); ++d) {
     for (const LayerModel& l : m_.dirs[d]) {
       const LayerPlan& lp = plan(l);
       const int64_t H = l.units, O = l.out_width;
       DYNRNN_TRY(ex_.set_queue(lp.queue));
+      if (rows_) DYNRNN_TRY(ex_.wait(p_.ev_sorted));
       // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
       if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
       if (n_chunks_ == 0) {
@@ -110,7 +113,7 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       }
       const Slot first = slot(l, 0);
       if (c.initial_state) {
-        DYNRNN_TRY(ex_.copy(first.hs, c.initial_state + B * l.state_col_h, B * O));
+        DYNRNN_TRY(reorder_state(first.hs, c.initial_state + B * l.state_col_h, O, false));
         if (l.is_lstm) DYNRNN_TRY(widen(first.cs, c.initial_state + B * l.state_col_c, H));
       } else {
         DYNRNN_TRY(ex_.fill_zero(first.hs, B, O, O));
@@ -130,11 +133,11 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       for (const LayerModel& l : m_.dirs[d]) {
         const Slot last = slot(l, n_chunks_ - 1);
         DYNRNN_TRY(ex_.set_queue(plan(l).queue));
-        DYNRNN_TRY(ex_.copy(c.final_state + B * l.state_col_h, entry(last.hs, n_last, l.out_width), B * l.out_width));
+        DYNRNN_TRY(
+            reorder_state(c.final_state + B * l.state_col_h, entry(last.hs, n_last, l.out_width), l.out_width, true));
         if (l.is_lstm) {
           const T* init_c = c.initial_state ? c.initial_state + B * l.state_col_c : nullptr;
-          DYNRNN_TRY(narrow_state(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), init_c, c.seq_len,
-                                  l.units));
+          DYNRNN_TRY(narrow_state(c.final_state + B * l.state_col_c, entry(last.cs, n_last, l.units), init_c, l.units));
         }
       }
     }
@@ -165,9 +168,9 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   if (lo) {
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_fwd_done));
     in = entry(slot(*lo, ch).hs, 1, Din);
-  } else if (lp.xg.present()) {
+  } else if (gathers_input(l)) {
     in = at(lp.xg);
-    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg), Din, s0), c.seq_len, s0, n, Din));
+    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg), Din, s0), s0, n, Din));
   }
   DYNRNN_TRY(ex_.gemm(n * B, GW, Din, A(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, A(0), at(lp.gx), GW));
   if (l.is_gru) {
@@ -202,7 +205,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
-  const cell::StepMap map{c.seq_len, s0, p_.max_time};
+  const cell::StepMap map{seq_len_, s0, p_.max_time};
   RecurrentSteps<T> r(chunk_steps(s0, n));
   RecurrentStage<T>& s1 = r.stage[0];
   s1.in = slot.hs;
@@ -308,8 +311,10 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
-  running_ = RunningRows(c.host_seq_len, p_.batch, p_.max_time);
   const int64_t T_ = p_.max_time, B = p_.batch;
+  running_ = RunningRows();
+  rows_ = nullptr;
+  seq_len_ = c.seq_len;
   if (B == 0 || n_chunks_ == 0) {
     // Nothing to walk (an empty batch costs O(1) whatever T is): the weight gradients are zero, and
     // the initial state's gradient is the final state's (both empty when B = 0).
@@ -328,12 +333,14 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
     }
     return ex_.set_queue(0);
   }
+  DYNRNN_TRY(order_batch(c.seq_len, c.host_seq_len, p_.bwd_rows, p_.bwd_sorted_len));
   for (int d = 0; d < m_.num_directions(); ++d) {
     dh_cur_[d].assign(m_.dirs[d].size(), 0);
     for (const LayerModel& l : m_.dirs[d]) {
       const LayerPlan& lp = plan(l);
       const int64_t H = l.units, O = l.out_width;
       DYNRNN_TRY(ex_.set_queue(lp.queue));
+      if (rows_) DYNRNN_TRY(ex_.wait(p_.ev_sorted));
       A* dh = wide(at(lp.dh, 0));
       if (c.grad_final_state) {
         DYNRNN_TRY(widen(dh, c.grad_final_state + B * l.state_col_h, O));
@@ -381,10 +388,10 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
       if (c.grad_initial_state && B > 0) {
         const T* fin = c.grad_final_state;
         DYNRNN_TRY(narrow_state(c.grad_initial_state + B * l.state_col_h, wide(at(lp.dh, dh_cur_[d][l.layer])),
-                                fin ? fin + B * l.state_col_h : nullptr, c.seq_len, l.out_width));
+                                fin ? fin + B * l.state_col_h : nullptr, l.out_width));
         if (l.is_lstm) {
           DYNRNN_TRY(narrow_state(c.grad_initial_state + B * l.state_col_c, wide(at(lp.dc)),
-                                  fin ? fin + B * l.state_col_c : nullptr, c.seq_len, l.units));
+                                  fin ? fin + B * l.state_col_c : nullptr, l.units));
         }
       }
     }
@@ -415,9 +422,9 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
   }
   const T* in = lo ? entry(slot(*lo, ch, /*backward=*/true).hs, 1, Din) : c.x + s0 * B * Din;
-  if (lp.bxg.present()) {  // layer 0 at the caller's positions: gather the chunk as forward did
+  if (gathers_input(l)) {  // layer 0 at the caller's positions: gather the chunk as forward did
     const bool reverse = l.direction == 1;
-    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.bxg), Din, s0), c.seq_len, s0, n, Din));
+    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.bxg), Din, s0), s0, n, Din));
     in = at(lp.bxg);
   }
   if (lp.rscratch.present()) DYNRNN_TRY(regenerate(c, l, ch, S, in));
@@ -464,7 +471,7 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_bwd_done));
     din = at(lp.dy_in, ch);
   } else if (c.grad_inputs) {
-    din = lp.dxg.present() ? at(lp.dxg) : c.grad_inputs + s0 * B * Din;
+    din = gathers_input(l) ? at(lp.dxg) : c.grad_inputs + s0 * B * Din;
   }
   if (din) {
     const T* W = c.weights;
@@ -476,11 +483,10 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
       DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {W + l.kernel + 2 * H, GW, true}, A(1), din, Din));
     }
   }
-  if (!lo && c.grad_inputs && lp.dxg.present()) {
+  if (!lo && c.grad_inputs && gathers_input(l)) {
     // The backward stack of a bidirectional RNN scatters into its own dx_bw, which is added last.
     T* dx = lp.dx_bw.present() ? at(lp.dx_bw) : c.grad_inputs;
-    DYNRNN_TRY(
-        copy_steps(chunk_view<const T>(din, Din, s0), user_view(dx, Din, l.direction == 1), c.seq_len, s0, n, Din));
+    DYNRNN_TRY(copy_steps(chunk_view<const T>(din, Din, s0), user_view(dx, Din, l.direction == 1), s0, n, Din));
   }
   return ex_.record(lp.ev_bwd_done);
 }
@@ -541,9 +547,9 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
 }
 
 template <typename T>
-Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width) {
+Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, int64_t width) {
   if constexpr (std::is_same<A, T>::value) {
-    return ex_.copy(dst, src, p_.batch * width);  // a plain copy keeps every bit
+    return reorder_state(dst, src, width, true);  // a copy keeps every bit
   } else {
     cell::NarrowParams<T> n;
     n.batch = p_.batch;
@@ -551,9 +557,36 @@ Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, con
     n.src = src;
     n.dst = dst;
     n.through = through;
-    n.map = cell::StepMap{seq_len, 0, p_.max_time};
+    n.map = cell::StepMap{seq_len_, 0, p_.max_time};
+    n.dst_rows = rows_;
     return ex_.pointwise(n);
   }
+}
+
+template <typename T>
+Status Orchestrator<T>::order_batch(const int32_t* seq_len, const int32_t* host_seq_len, const Region& rows,
+                                    const Region& sorted_len) {
+  const int64_t B = p_.batch, T_ = p_.max_time;
+  rows_ = nullptr;
+  seq_len_ = seq_len;
+  // Row numbers are int32, as the lengths are.
+  if (!host_seq_len || B < 2 || B > INT32_MAX || n_chunks_ == 0 || in_length_order(host_seq_len, B, T_)) {
+    running_ = RunningRows(host_seq_len, B, T_);
+    return Status::ok();
+  }
+  // The same order on the host (for the steps' rows) and, from the same lengths, in backend memory.
+  const std::vector<int32_t> order = length_order(host_seq_len, B, T_);
+  std::vector<int32_t> sorted(order.size());
+  for (size_t k = 0; k < order.size(); ++k) sorted[k] = host_seq_len[order[k]];
+  running_ = RunningRows(sorted.data(), B, T_);
+  int32_t* r = reinterpret_cast<int32_t*>(at(rows));
+  int32_t* len = reinterpret_cast<int32_t*>(at(sorted_len));
+  DYNRNN_TRY(ex_.set_queue(0));
+  DYNRNN_TRY(ex_.order_by_length(seq_len, B, T_, r, len));
+  DYNRNN_TRY(ex_.record(p_.ev_sorted));
+  rows_ = r;
+  seq_len_ = len;
+  return Status::ok();
 }
 
 template <typename T>
@@ -578,7 +611,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
   const LayerPlan& lp = plan(l);
   const int64_t B = p_.batch, Din = l.in_width, GW = l.gate_width, H = l.units, O = l.out_width;
   const T* W = c.weights;
-  const cell::StepMap map{c.seq_len, s0, p_.max_time};
+  const cell::StepMap map{seq_len_, s0, p_.max_time};
   T* dz = at(lp.dz);
   RecurrentBackwardSteps<T> r(chunk_steps(s0, n));
   r.dh[0] = wide(at(lp.dh, 0));

@@ -110,8 +110,7 @@ class Orchestrator {
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
   /// Copies steps [first_step, first_step + steps) between a caller sequence and a step-ordered chunk.
-  Status copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, const int32_t* seq_len, int64_t first_step,
-                    int64_t steps, int64_t width);
+  Status copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, int64_t first_step, int64_t steps, int64_t width);
   /// Time positions [t0, t1) of a caller sequence of the given width, as a 2D block of elements.
   struct Block {
     int64_t offset, rows, cols, ld;
@@ -131,22 +130,40 @@ class Orchestrator {
   }
   /// A buffer of running sums (c, dh, dc: a slot field or region) viewed in the compute type it holds.
   static A* wide(T* p) { return reinterpret_cast<A*>(p); }
-  /// B x width states (or state gradients) from the caller's element type into the compute type.
+  /// B x width states (or state gradients) of the caller, in its element type and batch order, into
+  /// the compute type and the batch order of the run.
   Status widen(A* dst, const T* src, int64_t width) {
-    if constexpr (std::is_same<A, T>::value) {
-      return ex_.copy(dst, src, p_.batch * width);
-    } else {
-      cell::WidenParams<T> w;
-      w.batch = p_.batch;
-      w.cols = width;
-      w.src = src;
-      w.dst = dst;
-      return ex_.pointwise(w);
-    }
+    if (std::is_same<A, T>::value && !rows_) return ex_.copy(reinterpret_cast<T*>(dst), src, p_.batch * width);
+    cell::WidenParams<T> w;
+    w.batch = p_.batch;
+    w.cols = width;
+    w.src = src;
+    w.dst = dst;
+    w.src_rows = rows_;
+    return ex_.pointwise(w);
   }
   /// And back, except on the rows that run no step: they take `through` (the value the state started
   /// from, or null for zeros) bit for bit, NaN payloads too.
-  Status narrow_state(T* dst, const A* src, const T* through, const int32_t* seq_len, int64_t width);
+  Status narrow_state(T* dst, const A* src, const T* through, int64_t width);
+  /// B x width states of the caller into the batch order of the run (to_caller false), or back.
+  Status reorder_state(T* dst, const T* src, int64_t width, bool to_caller) {
+    if (!rows_) return ex_.copy(dst, src, p_.batch * width);
+    cell::PermuteRowsParams<T> p;
+    p.batch = p_.batch;
+    p.cols = width;
+    p.src = src;
+    p.dst = dst;
+    (to_caller ? p.dst_rows : p.src_rows) = rows_;
+    return ex_.pointwise(p);
+  }
+  /// Runs the batch sorted by length when that shrinks the steps' GEMMs: with its lengths on the host,
+  /// not in that order already. Sets running_, and rows_ and seq_len_ (the lengths of the run's rows).
+  Status order_batch(const int32_t* seq_len, const int32_t* host_seq_len, const Region& rows, const Region& sorted_len);
+  /// Whether layer l gathers its chunk of inputs (and scatters their gradient) instead of reading the
+  /// caller's x in place: it is layer 0, and x is not in step and run order.
+  bool gathers_input(const LayerModel& l) const {
+    return l.layer == 0 && (!time_major_ || l.direction == 1 || rows_ != nullptr);
+  }
   /// B x width running sums within the compute type.
   Status copy_wide(A* dst, const A* src, int64_t H) {
     return ex_.copy(reinterpret_cast<T*>(dst), reinterpret_cast<const T*>(src), p_.batch * H * m_.c_elems);
@@ -172,12 +189,12 @@ class Orchestrator {
     char* base = r.in_reserve ? reserve_ : workspace_;
     return reinterpret_cast<T*>(base + r.offset) + (s % r.slots) * r.slot_elems;
   }
-  /// A [T, B, width] (time_major) or [B, T, width] caller buffer.
+  /// A [T, B, width] (time_major) or [B, T, width] caller buffer, in the batch order of the run.
   template <typename U>
   cell::SeqView<U> user_view(U* data, int64_t width, bool reverse) const {
     if (!data) return {};
-    if (time_major_) return {data, p_.batch * width, width, reverse, 0};
-    return {data, width, p_.max_time * width, reverse, 0};
+    if (time_major_) return {data, p_.batch * width, width, reverse, 0, rows_};
+    return {data, width, p_.max_time * width, reverse, 0, rows_};
   }
   /// A chunk buffer [n, B, width] holding steps first_step .. first_step + n - 1.
   template <typename U>
@@ -192,9 +209,11 @@ class Orchestrator {
   char* reserve_ = nullptr;
   bool time_major_ = false;
   int64_t loop_bound_ = 0;
-  int64_t n_chunks_ = 0;        ///< chunks this call runs
-  RunningRows running_;         ///< this call's, from its lengths on the host (if any)
-  std::vector<int> dh_cur_[2];  ///< backward: which dh slot holds the running gradient, per layer
+  int64_t n_chunks_ = 0;              ///< chunks this call runs
+  RunningRows running_;               ///< this call's, from its lengths on the host (if any)
+  const int32_t* rows_ = nullptr;     ///< the batch runs sorted by length: run row b is caller row rows_[b]
+  const int32_t* seq_len_ = nullptr;  ///< the lengths of the run's rows (the caller's, or sorted)
+  std::vector<int> dh_cur_[2];        ///< backward: which dh slot holds the running gradient, per layer
 };
 
 #define DYNRNN_DECLARE(T) extern template class Orchestrator<T>;

@@ -89,9 +89,10 @@ PoolSizes pool_sizes(const Model& model) {
   const bool swap = model.spec.swap_memory;
   PoolSizes s;
   // As make_plan counts them: the caller's queue, one per layer, the copy queue; per layer three
-  // events, and with swap up to kMaxSaveEvents save events and two load events; one for dx.
+  // events, and with swap up to kMaxSaveEvents save events and two load events; one for dx, one for
+  // the batch's length order.
   s.queues = 1 + layers + (swap ? 1 : 0);
-  s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 1;
+  s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 2;
   return s;
 }
 
@@ -182,10 +183,12 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       }
 
       // Layer 0 reads x at the caller's positions; unless they are in step order (time-major, forward
-      // direction), forward gathers a chunk of them for the projection, and backward gathers it again
-      // (dW_x, recompute) and scatters the chunk's input gradient back to those positions.
-      const bool caller_order = l.layer == 0 && (!model.spec.time_major || d == 1);
-      if (caller_order) lp.xg = fwd_ws.take(1, {K, B, l.in_width});
+      // direction, the batch not sorted by length), forward gathers a chunk of them for the
+      // projection, and backward gathers it again (dW_x, recompute) and scatters the chunk's input
+      // gradient back to those positions. Whether a call sorts depends on its lengths, so every
+      // layer 0 has the buffers.
+      const bool gathers = l.layer == 0;
+      if (gathers) lp.xg = fwd_ws.take(1, {K, B, l.in_width});
       lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, {lp.scratch.elems});
       lp.gx = fwd_ws.take(1, {K, B, GW});
       lp.gh = fwd_ws.take(1, {B, GW});
@@ -196,7 +199,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       if (!training) continue;
       lp.dz = bwd_ws.take(1, {K, B, GW});
       if (l.is_gru || l.reset_after) lp.dzc = bwd_ws.take(1, {K, B, H});
-      if (caller_order) {
+      if (gathers) {
         lp.bxg = bwd_ws.take(1, {K, B, l.in_width});
         lp.dxg = bwd_ws.take(1, {K, B, l.in_width});
         if (d == 1) lp.dx_bw = bwd_ws.take(1, {TB, l.in_width});
@@ -224,8 +227,17 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       }
     }
   }
+  // int32 [B] in T elements.
+  const int64_t int_elems = static_cast<int64_t>((sizeof(int32_t) + eb - 1) / eb);
+  p.fwd_rows = fwd_ws.take(1, {B, int_elems});
+  p.fwd_sorted_len = fwd_ws.take(1, {B, int_elems});
+  if (training) {
+    p.bwd_rows = bwd_ws.take(1, {B, int_elems});
+    p.bwd_sorted_len = bwd_ws.take(1, {B, int_elems});
+  }
   if (reserve.overflow() || fwd_ws.overflow() || bwd_ws.overflow()) return overflow;
   p.ev_grad_inputs = next_event++;
+  p.ev_sorted = next_event++;
   p.events = next_event;
   p.queues = 1 + layer_index + (p.swap ? 1 : 0);
   p.copy_queue = p.swap ? p.queues - 1 : 0;

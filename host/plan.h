@@ -60,15 +60,15 @@ struct LayerPlan {
                            ///< the reserve stays as forward left it (backward may run again)
 
   // Forward scratch (workspace): every layer projects its inputs one chunk at a time.
-  Region xg;       ///< layer 0 unless time-major forward: the chunk's inputs gathered in step order
+  Region xg;       ///< layer 0: the chunk's inputs gathered in step order (and batch order of the run)
   Region gx, gxc;  ///< input projections of one chunk (gates; GRU candidate)
   Region gh, ghc;  ///< recurrent GEMM results of one step
   // Backward scratch (workspace).
   Region dz, dzc;  ///< pre-activation gradients of one chunk, step order (dzc: GRU candidate,
                    ///< reset-after GRU h~^)
-  // Layer 0 when its input positions differ from step order (batch-major or reversed): a chunk's
-  // inputs are gathered into step order for dW_x (and recompute), and its input gradient is formed
-  // in step order and scattered to the caller's positions.
+  // Layer 0 when its input positions differ from step order (batch-major, reversed, or the batch
+  // sorted by length): a chunk's inputs are gathered into step order for dW_x (and recompute), and
+  // its input gradient is formed in step order and scattered to the caller's positions.
   Region bxg, dxg;    ///< [K, B, D] each
   Region dx_bw;       ///< bidirectional, backward stack's layer 0: its dx [T, B, D], added to grad_inputs last
   Region dh;          ///< 2 slots: running gradient of h, ping-pong, compute_t<T> (Model::c_elems)
@@ -96,6 +96,10 @@ struct Plan {
   int copy_queue = 0;
   int events = 0;
   int ev_grad_inputs = -1;  ///< bidirectional: the forward stack's input gradient is complete
+  int ev_sorted = -1;       ///< the batch's length order is in fwd_rows (bwd_rows) on queue 0
+  /// The batch sorted by length (Executor::order_by_length), int32 [B] each: forward's in the
+  /// forward workspace, backward's in the backward workspace.
+  Region fwd_rows, fwd_sorted_len, bwd_rows, bwd_sorted_len;
   size_t forward_workspace_bytes = 0;
   size_t backward_workspace_bytes = 0;
   size_t reserve_bytes = 0;

@@ -104,6 +104,11 @@ class AsyncExecutor final : public dynrnn::Executor<T> {
     enqueue([=] { return inner_->copy(dst, src, count); });
     return Status::ok();
   }
+  Status order_by_length(const int32_t* lengths, int64_t batch, int64_t max_time, int32_t* rows,
+                         int32_t* sorted_len) override {
+    enqueue([=] { return inner_->order_by_length(lengths, batch, max_time, rows, sorted_len); });
+    return Status::ok();
+  }
   Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
     enqueue([=] { return inner_->column_sum(rows, cols, src, ld, accumulate, dst); });
     return Status::ok();

@@ -67,6 +67,10 @@ class FaultyExecutor final : public Executor<T> {
   Status copy(T* dst, const T* src, int64_t count) override {
     return step(false) ? fault() : inner_->copy(dst, src, count);
   }
+  Status order_by_length(const int32_t* lengths, int64_t batch, int64_t max_time, int32_t* rows,
+                         int32_t* sorted_len) override {
+    return step(false) ? fault() : inner_->order_by_length(lengths, batch, max_time, rows, sorted_len);
+  }
   Status column_sum(int64_t rows, int64_t cols, const T* src, int64_t ld, bool accumulate, T* dst) override {
     return step(false) ? fault() : inner_->column_sum(rows, cols, src, ld, accumulate, dst);
   }

@@ -107,7 +107,9 @@ struct StepMap {
 };
 
 /// A [T, B, width] or [B, T, width] sequence, addressed by (time, row) through element strides.
-/// A view of a chunk of steps starting at time t_offset holds only those steps.
+/// A view of a chunk of steps starting at time t_offset holds only those steps. With `rows`, batch
+/// row b of the computation is row rows[b] of the sequence (a caller's buffer while the batch runs
+/// sorted by length).
 template <typename T>
 struct SeqView {
   T* data = nullptr;  ///< null: nothing to read (zeros) or write
@@ -115,9 +117,10 @@ struct SeqView {
   int64_t stride_b = 0;
   bool reverse = false;
   int64_t t_offset = 0;
+  const int32_t* rows = nullptr;  ///< [B] or null (row b is row b)
 
   DYNRNN_HD T* at(const StepMap& m, int64_t b) const {
-    return data + (m.time(b, reverse) - t_offset) * stride_t + b * stride_b;
+    return data + (m.time(b, reverse) - t_offset) * stride_t + (rows ? rows[b] : b) * stride_b;
   }
 };
 
@@ -164,8 +167,11 @@ struct WidenParams {
   int64_t batch = 0, cols = 0;
   const T* src = nullptr;
   A* dst = nullptr;
+  const int32_t* src_rows = nullptr;  ///< row r reads src row src_rows[r] (a gather), or null
 
-  DYNRNN_HD void apply(int64_t r, int64_t j) const { dst[r * cols + j] = A(src[r * cols + j]); }
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    dst[r * cols + j] = A(src[(src_rows ? src_rows[r] : r) * cols + j]);
+  }
 };
 
 template <typename T>
@@ -180,14 +186,31 @@ struct NarrowParams {
   /// narrowing would turn a 16-bit NaN's sign and payload into the canonical NaN. Null: none.
   const T* through = nullptr;
   StepMap map;
+  const int32_t* dst_rows = nullptr;  ///< row r goes to dst (and reads through) row dst_rows[r] (a scatter), or null
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
-    const int64_t i = r * cols + j;
+    const int64_t i = (dst_rows ? dst_rows[r] : r) * cols + j;
     if (through != nullptr && !map.valid(r)) {
       dst[i] = through[i];
       return;
     }
-    dst[i] = T(accumulate ? A(dst[i]) + src[i] : src[i]);
+    const A v = src[r * cols + j];
+    dst[i] = T(accumulate ? A(dst[i]) + v : v);
+  }
+};
+
+/// dst row (dst_rows ? dst_rows[r] : r) = src row (src_rows ? src_rows[r] : r), bit for bit: states
+/// into and out of a batch that runs sorted by length.
+template <typename T>
+struct PermuteRowsParams {
+  int64_t batch = 0, cols = 0;
+  const T* src = nullptr;
+  T* dst = nullptr;
+  const int32_t* src_rows = nullptr;
+  const int32_t* dst_rows = nullptr;
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    dst[(dst_rows ? dst_rows[r] : r) * cols + j] = src[(src_rows ? src_rows[r] : r) * cols + j];
   }
 };
 

@@ -177,9 +177,10 @@ TEST(CudaCallStructure, NoSynchronizationOrAllocationInsideCalls) {
   }
 }
 
-/// With host_sequence_length, a step's recurrent GEMMs stop after its last running row (the CPU
-/// path's LengthAware test checks the rows for every cell); without it, kCuda cannot know the
-/// lengths on the host, and every step's GEMMs cover the whole batch.
+/// With host_sequence_length, the batch runs sorted by length (the device computes the order from
+/// the device lengths) and a step's recurrent GEMMs cover its running rows (the CPU path's
+/// LengthAware tests check the rows for every cell, and that no row's result changes); without it,
+/// kCuda cannot know the lengths on the host, and every step's GEMMs cover the whole batch.
 TEST(CudaCallStructure, RecurrentGemmRowsFollowHostLengths) {
   RnnSpec spec;
   spec.cells_fw = {CellSpec::basic_lstm(4)};
@@ -204,7 +205,7 @@ TEST(CudaCallStructure, RecurrentGemmRowsFollowHostLengths) {
       if (g.b == recurrent) rows.push_back(g.m);
     }
     const std::vector<int64_t> want =
-        host_lengths ? std::vector<int64_t>{3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3} : std::vector<int64_t>(12, 3);
+        host_lengths ? std::vector<int64_t>{3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 3, 3} : std::vector<int64_t>(12, 3);
     EXPECT_EQ(rows, want);
   }
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
