@@ -16,8 +16,13 @@ template <typename T>
 class DynrnnRunner final : public Runner {
  public:
   DynrnnRunner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena, dynrnn::Stream stream,
-               bool training, const SpecEdit& edit)
-      : p_(p), arena_(arena), stream_(stream), training_(training), b_(p, arena, training) {
+               bool training, const SpecEdit& edit, bool host_lengths)
+      : p_(p),
+        arena_(arena),
+        stream_(stream),
+        training_(training),
+        host_lengths_(host_lengths),
+        b_(p, arena, training) {
     // MathMode only matters for float32 (16-bit GEMMs always run on tensor cores, accumulating in float32).
     const dynrnn::MathMode math = prec == Precision::kTf32 ? dynrnn::MathMode::kTF32 : dynrnn::MathMode::kDefault;
     dynrnn::RnnSpec spec = make_spec(p.shape, data_type(prec), math);
@@ -69,7 +74,7 @@ class DynrnnRunner final : public Runner {
     if (b_.lengths) {
       a.sequence_length = b_.lengths;
       a.sequence_length_size = p_.shape.B;
-      if (arena_->on_device()) a.host_sequence_length = p_.lengths.data();
+      if (arena_->on_device() && host_lengths_) a.host_sequence_length = p_.lengths.data();
     }
     a.initial_state = nullptr;
     a.weights = b_.weights;
@@ -123,16 +128,18 @@ class DynrnnRunner final : public Runner {
   void* workspace_ = nullptr;
   void* reserve_ = nullptr;
   void* host_reserve_ = nullptr;
+  bool host_lengths_ = true;
   RunnerBuffers<T> b_;
 };
 
 }  // namespace
 
 std::unique_ptr<Runner> make_dynrnn_runner(const Problem& p, Precision prec, dynrnn::Backend backend, Arena* arena,
-                                           dynrnn::Stream stream, bool training, const SpecEdit& edit) {
+                                           dynrnn::Stream stream, bool training, const SpecEdit& edit,
+                                           bool host_lengths) {
   return with_storage_type(prec, [&](auto tag) -> std::unique_ptr<Runner> {
     using T = typename decltype(tag)::type;
-    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training, edit);
+    return std::make_unique<DynrnnRunner<T>>(p, prec, backend, arena, stream, training, edit, host_lengths);
   });
 }
 

@@ -479,6 +479,15 @@ int run_gpu_path(const Options& opt, Report& report) {
             Row row = measure(ctx, p, prec, mode, "dynrnn", "sorted", sorted, ref, true);
             add_note(row, kSortedBatchNote);
             emit(ctx, row, &shape);
+            // Without host_sequence_length dynrnn cannot know the lengths on the host: all T steps
+            // run over the whole batch, masked (TF's and cuDNN's padded work). Against the plain
+            // row: what the length-aware steps save.
+            const Factory device_lengths = [&](Arena* a) {
+              return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training, {}, false);
+            };
+            Row dl = measure(ctx, p, prec, mode, "dynrnn", "device-lengths", device_lengths, ref, true);
+            add_note(dl, "no host_sequence_length: every step over the whole batch");
+            emit(ctx, dl, &shape);
           }
         }
 

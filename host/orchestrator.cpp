@@ -312,9 +312,6 @@ Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
   const int64_t T_ = p_.max_time, B = p_.batch;
-  running_ = RunningRows();
-  rows_ = nullptr;
-  seq_len_ = c.seq_len;
   if (B == 0 || n_chunks_ == 0) {
     // Nothing to walk (an empty batch costs O(1) whatever T is): the weight gradients are zero, and
     // the initial state's gradient is the final state's (both empty when B = 0).
