@@ -13,15 +13,18 @@
 
 namespace dynrnn {
 
-/// One pointwise stage of a time step, a gather of a chunk of inputs, or a recompute stage (cell_math.h).
+/// One pointwise stage of a time step, a gather of a chunk of inputs, a recompute stage, a move of
+/// states between element types or batch orders, or a ResidualWrapper's sum (cell_math.h).
 template <typename T>
-using PointwiseOp = std::variant<
-    cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>, cell::LstmBackwardParams<T>,
-    cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>, cell::GruGatesForwardParams<T>,
-    cell::GruCandidateForwardParams<T>, cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
-    cell::GruResetAfterForwardParams<T>, cell::GruResetAfterBackwardParams<T>, cell::SeqCopyParams<T>,
-    cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::GruResetAfterRegenParams<T>, cell::LstmOutputParams<T>,
-    cell::WidenParams<T>, cell::NarrowParams<T>, cell::AddParams<T>, cell::PermuteRowsParams<T>>;
+using PointwiseOp =
+    std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
+                 cell::LstmBackwardParams<T>, cell::ProjForwardParams<T>, cell::ProjBackwardParams<T>,
+                 cell::GruGatesForwardParams<T>, cell::GruCandidateForwardParams<T>,
+                 cell::GruCandidateBackwardParams<T>, cell::GruGatesBackwardParams<T>,
+                 cell::GruResetAfterForwardParams<T>, cell::GruResetAfterBackwardParams<T>, cell::SeqCopyParams<T>,
+                 cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::GruResetAfterRegenParams<T>,
+                 cell::LstmOutputParams<T>, cell::WidenParams<T>, cell::NarrowParams<T>, cell::SumParams<T>,
+                 cell::PermuteRowsParams<T>, cell::ResidualSeqParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>

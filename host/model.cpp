@@ -157,7 +157,13 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.reset_after = c.kind == CellKind::kGRUResetAfter;
       l.project = c.num_proj > 0;
       l.peepholes = c.use_peepholes;
+      l.residual = c.residual;
       l.out_width = l.project ? c.num_proj : c.num_units;
+      if (l.residual && in_width != l.out_width) {
+        return invalid(where + ".residual is true but the layer's input width is " + std::to_string(in_width) +
+                       " and its output width is " + std::to_string(l.out_width) +
+                       "; expected equal widths (ResidualWrapper adds the input to the output)");
+      }
       l.gate_width = (l.is_lstm ? 4 : (l.is_gru ? 2 : (l.reset_after ? 3 : 1))) * c.num_units;  // bounded by kMaxWidth
       // TF variable names: rnn/<cell>/..., rnn/multi_rnn_cell/cell_i/<cell>/..., bidirectional_rnn/fw/...
       std::string prefix = bi ? std::string("bidirectional_rnn/") + dir_name[d] + "/" : std::string("rnn/");

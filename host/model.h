@@ -24,6 +24,7 @@ struct LayerModel {
   bool reset_after = false;  ///< kGRUResetAfter (one stage per step; bias is [2, 3H])
   bool project = false;
   bool peepholes = false;
+  bool residual = false;     ///< ResidualWrapper: the layer's output is its input plus h
   int64_t state_col_c = -1;  ///< column offset of c in the flat state (LSTM)
   int64_t state_col_h = 0;   ///< column offset of h
   // Weight offsets (elements) in the flat weight buffer. "kernel" is the main kernel:

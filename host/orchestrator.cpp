@@ -56,7 +56,8 @@ typename Orchestrator<T>::Slot Orchestrator<T>::slot(const LayerModel& l, int64_
           field(s.zc, other.zc),
           field(s.rh, other.rh),
           field(s.mraw, other.mraw),
-          field(s.mp, other.mp)};
+          field(s.mp, other.mp),
+          field(s.ys, other.ys)};
 }
 
 template <typename T>
@@ -167,7 +168,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   const LayerModel* lo = below(l);
   if (lo) {
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_fwd_done));
-    in = entry(slot(*lo, ch).hs, 1, Din);
+    in = layer_output(*lo, ch, false);
   } else if (gathers_input(l)) {
     in = at(lp.xg);
     DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg), Din, s0), s0, n, Din));
@@ -177,7 +178,8 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     DYNRNN_TRY(
         ex_.gemm(n * B, H, Din, A(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, A(0), at(lp.gxc), H));
   }
-  if (lo) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
+  // A residual layer reads its input once more after its steps.
+  if (lo && !l.residual) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
   const cell::SeqView<const T> gx = chunk_view<const T>(at(lp.gx), GW, s0);
   const cell::SeqView<const T> gxc = chunk_view<const T>(at(lp.gxc), H, s0);
   if (ch > 0) {
@@ -188,6 +190,10 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   }
   const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
   DYNRNN_TRY(ex_.recurrent_steps(recurrent_steps(c, l, S, s0, n, gx, gxc, y)));
+  if (l.residual) {
+    DYNRNN_TRY(residual_forward(l, S, s0, n, in, y));
+    if (lo) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
+  }
   DYNRNN_TRY(ex_.record(lp.ev_fwd_done));
   if (!p_.resident(ch, n_chunks_)) {
     DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
@@ -418,7 +424,7 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   } else {
     dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
   }
-  const T* in = lo ? entry(slot(*lo, ch, /*backward=*/true).hs, 1, Din) : c.x + s0 * B * Din;
+  const T* in = lo ? layer_output(*lo, ch, /*backward=*/true) : c.x + s0 * B * Din;
   if (gathers_input(l)) {  // layer 0 at the caller's positions: gather the chunk as forward did
     const bool reverse = l.direction == 1;
     DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.bxg), Din, s0), s0, n, Din));
@@ -479,6 +485,7 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     if (l.reset_after) {
       DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {W + l.kernel + 2 * H, GW, true}, A(1), din, Din));
     }
+    if (l.residual) DYNRNN_TRY(residual_backward(l, s0, n, dy, din));
   }
   if (!lo && c.grad_inputs && gathers_input(l)) {
     // The backward stack of a bidirectional RNN scatters into its own dx_bw, which is added last.
@@ -534,13 +541,8 @@ Status Orchestrator<T>::backward_layer0_inputs(const BackwardCall<T>& c, const L
   // positions before the loop bound hold values (the forward stack zeroed the rest).
   DYNRNN_TRY(ex_.wait(p_.ev_grad_inputs));
   const Block b = positions(0, loop_bound_, l.in_width);
-  cell::AddParams<T> add;
-  add.batch = b.rows;
-  add.cols = b.cols;
-  add.ld = b.ld;
-  add.src = at(lp.dx_bw) + b.offset;
-  add.dst = c.grad_inputs + b.offset;
-  return ex_.pointwise(add);
+  T* dx = c.grad_inputs + b.offset;
+  return ex_.pointwise(cell::SumParams<T>{b.rows, b.cols, b.ld, dx, at(lp.dx_bw) + b.offset, dx});
 }
 
 template <typename T>
@@ -558,6 +560,35 @@ Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, int
     n.dst_rows = rows_;
     return ex_.pointwise(n);
   }
+}
+
+template <typename T>
+Status Orchestrator<T>::residual_forward(const LayerModel& l, const Slot& slot, int64_t s0, int64_t n, const T* in,
+                                         cell::SeqView<T> y) {
+  const int64_t B = p_.batch, O = l.out_width;
+  if (above(l)) return ex_.pointwise(cell::SumParams<T>{n * B, O, O, in, entry(slot.hs, 1, O), slot.ys});
+  cell::ResidualSeqParams<T> p;
+  p.map = cell::StepMap{seq_len_, s0, p_.max_time};
+  p.batch = n * B;
+  p.cols = O;
+  p.rows_per_step = B;
+  p.input = in;
+  p.outputs = y;
+  return ex_.pointwise(p);
+}
+
+template <typename T>
+Status Orchestrator<T>::residual_backward(const LayerModel& l, int64_t s0, int64_t n, cell::SeqView<const T> dy,
+                                          T* din) {
+  if (!dy.data) return Status::ok();
+  cell::ResidualSeqParams<T> p;
+  p.map = cell::StepMap{seq_len_, s0, p_.max_time};
+  p.batch = n * p_.batch;
+  p.cols = l.in_width;
+  p.rows_per_step = p_.batch;
+  p.grad_outputs = dy;
+  p.grad_input = din;
+  return ex_.pointwise(p);
 }
 
 template <typename T>

@@ -79,6 +79,7 @@ class Orchestrator {
     T* rh;
     T* mraw;
     T* mp;
+    T* ys;  ///< a residual layer's output (input + h), for the layer above
   };
 
   Status forward_chunk(const ForwardCall<T>& c, const LayerModel& l, int64_t chunk);
@@ -109,6 +110,18 @@ class Orchestrator {
   /// Chunk `chunk` of a layer: kept fields in its ring slot, the others in forward (or, for
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
+  /// The outputs of a layer's chunk in step order, [n, B, O]: what the layer above reads (h, or with
+  /// ResidualWrapper input + h).
+  const T* layer_output(const LayerModel& l, int64_t chunk, bool backward) const {
+    const Slot s = slot(l, chunk, backward);
+    return l.residual ? s.ys : entry(s.hs, 1, l.out_width);
+  }
+  /// ResidualWrapper: forward adds a chunk's input `in` to the layer's output (ys, or the caller's
+  /// outputs y at running rows for the top layer); backward adds the outputs' gradient dy to the
+  /// chunk's input gradient din.
+  Status residual_forward(const LayerModel& l, const Slot& slot, int64_t s0, int64_t n, const T* in,
+                          cell::SeqView<T> y);
+  Status residual_backward(const LayerModel& l, int64_t s0, int64_t n, cell::SeqView<const T> dy, T* din);
   /// Copies steps [first_step, first_step + steps) between a caller sequence and a step-ordered chunk.
   Status copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, int64_t first_step, int64_t steps, int64_t width);
   /// Time positions [t0, t1) of a caller sequence of the given width, as a 2D block of elements.

@@ -47,7 +47,7 @@ class Carver {
 constexpr int64_t kMaxSaveEvents = 64;
 
 /// The fields of a chunk slot.
-enum Field : unsigned { kHs = 1, kCs = 2, kZ = 4, kZc = 8, kRh = 16, kMraw = 32, kMp = 64 };
+enum Field : unsigned { kHs = 1, kCs = 2, kZ = 4, kZc = 8, kRh = 16, kMraw = 32, kMp = 64, kYs = 128 };
 
 /// The fields a layer's cell has at all, and those a forward step writes for the next stage.
 unsigned cell_fields(const LayerModel& l) {
@@ -78,6 +78,7 @@ bool layout_slot(const Model& m, const LayerModel& l, unsigned fields, int64_t K
   slot->rh = field(kRh, K, l.units);
   slot->mraw = field(kMraw, K, l.units);
   slot->mp = field(kMp, K, l.out_width);
+  slot->ys = field(kYs, K, l.out_width);
   slot->elems = end;
   return ok;
 }
@@ -121,8 +122,10 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
     p.dirs[d].resize(model.dirs[d].size());
     for (const LayerModel& l : model.dirs[d]) {
       LayerPlan& lp = p.dirs[d][l.layer];
-      const unsigned states = kHs | (l.is_lstm ? kCs : 0u);
-      const unsigned kept = training && !regenerate ? cell_fields(l) : states;
+      // A residual layer's output feeds the layer above (and its backward's dW_x) like a state.
+      const bool has_above = l.layer + 1 < static_cast<int>(model.dirs[d].size());
+      const unsigned states = kHs | (l.is_lstm ? kCs : 0u) | (l.residual && has_above ? kYs : 0u);
+      const unsigned kept = (training && !regenerate ? cell_fields(l) : 0u) | states;
       int64_t bytes = 0;
       if (!layout_slot(model, l, kept, K, B, &lp.slot) ||
           !layout_slot(model, l, forward_fields(l) & ~kept, K, B, &lp.scratch) ||

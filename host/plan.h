@@ -38,6 +38,7 @@ struct ChunkSlot {
   int64_t rh = -1;    ///< K entries [B, H]: GRU r * h
   int64_t mraw = -1;  ///< K entries [B, H]: LSTM projection input
   int64_t mp = -1;    ///< K entries [B, P]: LSTM projection output before proj_clip
+  int64_t ys = -1;    ///< K entries [B, O]: a residual layer's output (input + h) that the layer above reads
   int64_t elems = 0;  ///< slot size (elements, a multiple of the alignment)
 };
 

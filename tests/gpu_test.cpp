@@ -203,7 +203,7 @@ struct Case {
 
 std::string describe_cell(const CellSpec& c) {
   std::ostringstream os;
-  const char* kinds[] = {"rnn", "basic_lstm", "lstm", "gru"};
+  const char* kinds[] = {"rnn", "basic_lstm", "lstm", "gru", "gru_ra"};
   os << kinds[static_cast<int>(c.kind)] << "(" << c.num_units;
   if (c.activation == Activation::kRelu) os << ",relu";
   if (c.forget_bias != 1.0) os << ",fb=" << c.forget_bias;
@@ -211,6 +211,7 @@ std::string describe_cell(const CellSpec& c) {
   if (c.cell_clip) os << ",cclip=" << *c.cell_clip;
   if (c.num_proj) os << ",proj=" << c.num_proj;
   if (c.proj_clip) os << ",pclip=" << *c.proj_clip;
+  if (c.residual) os << ",residual";
   os << ")";
   return os.str();
 }
@@ -566,7 +567,10 @@ void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Ou
   const size_t state_elems = static_cast<size_t>(B * rnn.state_width());
   int64_t bad_copy = 0, bad_last = 0, bad_grad = 0;
   for (const StateLeaf& leaf : rnn.state_layout()) {
-    const int top = static_cast<int>((leaf.direction == 0 ? c.spec.cells_fw : c.spec.cells_bw).size()) - 1;
+    const std::vector<CellSpec>& stack = leaf.direction == 0 ? c.spec.cells_fw : c.spec.cells_bw;
+    const int top = static_cast<int>(stack.size()) - 1;
+    // A residual top layer's output is its input plus h, not h.
+    const bool output_is_h = !stack[static_cast<size_t>(top)].residual;
     const size_t base = static_cast<size_t>(B * leaf.column_offset);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t len = c.length(b);
@@ -578,7 +582,7 @@ void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Ou
             if (f->size() == state_elems) bad_copy += (*f)[i] != init;
           }
           if (o.grad_init.size() == state_elems) bad_grad += o.grad_init[i] != (c.grad_final ? p.dfinal[i] : T(0));
-        } else if (leaf.layer == top && !leaf.is_cell) {
+        } else if (leaf.layer == top && !leaf.is_cell && output_is_h) {
           // the top layer's h is its output at the row's last step (time len-1, or 0 when reversed)
           const std::vector<T>& y = leaf.direction == 0 ? o.out : o.out_bw;
           const int64_t t = leaf.direction == 0 ? len - 1 : 0;
@@ -657,6 +661,25 @@ std::vector<Case> coverage_cases() {
   v.push_back(with_len(make_case("gru_relu_len", {CellSpec::gru(27, Activation::kRelu)}, {}, 7, 5, 5, true, 10),
                        {5, 0, 2, 7, -4}));
   v.push_back(make_case("gru_ra_tanh", {CellSpec::gru_reset_after(44)}, {}, 11, 7, 6, false, 26));
+  {  // ResidualWrapper on inner and top layers of every kind
+    auto residual = [](CellSpec c) {
+      c.residual = true;
+      return c;
+    };
+    CellSpec proj = lstm_full(9, 5, 1.5, 0.9);
+    // In chunks of 2 steps: a residual layer reads its input chunk again after its steps, so the
+    // layer below must not reuse that ring slot before then.
+    Case stack = make_case("residual_stack",
+                           {residual(CellSpec::lstm(12)), residual(CellSpec::gru(12)),
+                            residual(CellSpec::gru_reset_after(12)), CellSpec::basic_rnn(7)},
+                           {}, 12, 9, 6, false, 28);
+    stack.spec.parallel_iterations = 2;
+    v.push_back(with_len(stack, {6, 2, 0, 9, 4, 1}));
+    v.push_back(
+        with_len(make_case("residual_bidi_proj", {residual(proj), residual(CellSpec::basic_rnn(5, Activation::kRelu))},
+                           {residual(CellSpec::gru_reset_after(5))}, 5, 7, 5, true, 29),
+                 {7, 3, 0, 5, 1}));
+  }
   v.push_back(with_len(make_case("gru_ra_relu_len_bidi", {CellSpec::gru_reset_after(23, Activation::kRelu)},
                                  {CellSpec::gru_reset_after(17), CellSpec::gru(9)}, 7, 5, 5, true, 27),
                        {5, 0, 2, 4, 1}));

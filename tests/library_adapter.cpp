@@ -46,6 +46,7 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
     s.num_proj = c.num_proj;
     if (c.has_proj_clip && c.num_proj > 0) s.proj_clip = c.proj_clip;
   }
+  s.residual = c.residual;
   return s;
 }
 

@@ -137,6 +137,9 @@ TEST(Messages, EverySpecField) {
          s.cells_fw[0].proj_clip = inf;
        },
        {StatusCode::kInvalidValue, "spec.cells_fw[0].proj_clip", "inf", "expected a finite value >= 0"}},
+      {"residual with unequal input and output widths",
+       [](RnnSpec& s) { s.cells_fw[1].residual = true; },  // GRU(4) over LSTM(3): input width 3, output 4
+       {StatusCode::kInvalidValue, "spec.cells_fw[1].residual", "is true", "input width"}},
       {"input_size zero",
        [](RnnSpec& s) { s.input_size = 0; },
        {StatusCode::kInvalidValue, "spec.input_size", "is 0", "expected > 0"}},

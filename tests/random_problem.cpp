@@ -47,9 +47,21 @@ std::vector<ref::Cell> random_stack(std::mt19937_64& rng, const ProblemOptions& 
   return cells;
 }
 
+// ResidualWrapper on each layer whose input width equals its output width, with probability 1/2.
+// `side` is an engine of its own, so the problem's other draws are those it had before residual
+// layers existed.
+void add_residual_layers(std::vector<ref::Cell>& stack, int D, std::mt19937_64& side) {
+  for (size_t l = 0; l < stack.size(); ++l)
+    if (ref::layer_input_width(stack, static_cast<int>(l), D) == ref::output_width(stack[l]))
+      stack[l].residual = coin(side, 0.5);
+}
+
 }  // namespace
 
 ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
+  // Seeded from (without advancing) `rng`: a stream uncorrelated with the problem's own draws.
+  std::mt19937_64 side = rng;
+  side.seed(side() ^ 0x5265736964756131ULL);
   ref::Problem p;
   p.T = coin(rng, 0.05) ? 0 : uniform_int(rng, 1, opt.max_time);
   p.B = coin(rng, 0.03) ? 0 : uniform_int(rng, 1, opt.max_batch);
@@ -58,6 +70,8 @@ ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
   p.fw = random_stack(rng, opt);
   const bool bi = coin(rng, 0.3);
   if (bi) p.bw = random_stack(rng, opt);
+  add_residual_layers(p.fw, p.D, side);
+  add_residual_layers(p.bw, p.D, side);
   p.x = random_vector(rng, static_cast<size_t>(p.T * p.B * p.D), 1.0);
   p.has_seq_len = coin(rng, 0.6);
   if (p.has_seq_len) {
@@ -112,7 +126,7 @@ std::string describe(const ref::Problem& p) {
       const char* kinds[] = {"basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra"};
       os << " " << kinds[static_cast<int>(c.kind)] << "(H=" << c.units << (c.relu ? ",relu" : "")
          << ",fb=" << c.forget_bias << (c.peepholes ? ",peep" : "") << (c.has_cell_clip ? ",cclip" : "")
-         << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << ")";
+         << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << (c.residual ? ",residual" : "") << ")";
     }
   };
   os << "T=" << p.T << " B=" << p.B << " D=" << p.D << (p.time_major ? " time_major" : " batch_major")

@@ -143,18 +143,53 @@ struct SeqCopyParams {
   }
 };
 
-/// dst[r * ld + j] += src[r * ld + j]: the second direction's input gradient (rounded once).
+/// dst[r * ld + j] = a[r * ld + j] + b[r * ld + j], rounded once: the second direction's input
+/// gradient added to the first's (a = dst), and a residual layer's output chunk (input + h).
 template <typename T>
-struct AddParams {
+struct SumParams {
   using A = compute_t<T>;
   int64_t batch = 0, cols = 0;
   int64_t ld = 0;
-  const T* src = nullptr;
+  const T* a = nullptr;
+  const T* b = nullptr;
   T* dst = nullptr;
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
     const int64_t i = r * ld + j;
-    dst[i] = T(A(dst[i]) + A(src[i]));
+    dst[i] = T(A(a[i]) + A(b[i]));
+  }
+};
+
+// ResidualWrapper: a layer's output is its input plus its cell's output h (SumParams for the layers
+// below the top).
+
+/// The top layer: its outputs at running rows (the cell stage wrote h; the others stay 0) gain its
+/// input, or in backward its input gradient gains the output gradient at running rows (TF's select
+/// passes none of a finished row's). input, grad_input: the chunk in step order, [steps * B, cols].
+template <typename T>
+struct ResidualSeqParams {
+  using A = compute_t<T>;
+  StepMap map;                  ///< seq_len, max_time, and step = the chunk's first step
+  int64_t batch = 0, cols = 0;  ///< rows (steps * B), width
+  int64_t rows_per_step = 0;    ///< B
+  // Forward:
+  const T* input = nullptr;
+  SeqView<T> outputs;
+  // Backward (grad_outputs.data may be null: nothing to add):
+  SeqView<const T> grad_outputs;
+  T* grad_input = nullptr;
+
+  DYNRNN_HD void apply(int64_t r, int64_t j) const {
+    const StepMap m{map.seq_len, map.step + r / rows_per_step, map.max_time};
+    const int64_t b = r % rows_per_step;
+    if (!m.valid(b)) return;
+    const int64_t i = r * cols + j;
+    if (input) {
+      T& y = outputs.at(m, b)[j];
+      y = T(A(y) + A(input[i]));
+    } else if (grad_outputs.data) {
+      grad_input[i] = T(A(grad_input[i]) + A(grad_outputs.at(m, b)[j]));
+    }
   }
 };
 

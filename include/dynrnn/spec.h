@@ -66,6 +66,10 @@ struct CellSpec {
   std::optional<double> cell_clip;  ///< kLSTM only: c = clip(c, -cell_clip, cell_clip); >= 0
   int64_t num_proj = 0;             ///< kLSTM only: 0 = no projection; else m = m @ W_proj [H, num_proj]
   std::optional<double> proj_clip;  ///< kLSTM with num_proj only: clip of the projected m; >= 0
+  /// tf.compat.v1.nn.rnn_cell.ResidualWrapper around the cell (default residual_fn): the layer's output
+  /// is its input plus the cell's output (the state is the cell's). The input width must equal the
+  /// output width (num_proj or num_units). dynamic_rnn zeroes the top layer's outputs past each length.
+  bool residual = false;
 
   static CellSpec basic_rnn(int64_t units, Activation act = Activation::kTanh) {
     CellSpec c;

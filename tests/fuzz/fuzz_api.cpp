@@ -176,12 +176,13 @@ CellSpec decode_cell(Reader& r) {
   c.num_units = r.size(1, 8);
   const uint8_t a = r.u8();
   c.activation = a < 240 ? static_cast<Activation>(a % 2) : static_cast<Activation>(static_cast<int8_t>(r.u8()));
-  const uint8_t opts = r.u8();  // bit 0 forget_bias, 1 peepholes, 2 cell_clip, 3 num_proj, 4 proj_clip
+  const uint8_t opts = r.u8();  // bit 0 forget_bias, 1 peepholes, 2 cell_clip, 3 num_proj, 4 proj_clip, 5 residual
   if (opts & 1) c.forget_bias = r.real(1.0);
   c.use_peepholes = (opts & 2) != 0;
   if (opts & 4) c.cell_clip = r.real(0.5);
   if (opts & 8) c.num_proj = r.size(1, 8);
   if (opts & 16) c.proj_clip = r.real(0.4);
+  c.residual = (opts & 32) != 0;
   return c;
 }
 
@@ -307,7 +308,8 @@ std::string spec_string(const RnnSpec& s) {
              " fb=" + std::to_string(c.forget_bias) + " peep=" + std::to_string(c.use_peepholes) +
              " cell_clip=" + (c.cell_clip ? std::to_string(*c.cell_clip) : "none") +
              " num_proj=" + std::to_string(c.num_proj) +
-             " proj_clip=" + (c.proj_clip ? std::to_string(*c.proj_clip) : "none") + "\n";
+             " proj_clip=" + (c.proj_clip ? std::to_string(*c.proj_clip) : "none") +
+             " residual=" + std::to_string(c.residual) + "\n";
     }
   }
   return out;

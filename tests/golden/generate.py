@@ -54,6 +54,20 @@ Notes
     get_initial_state gives a lone Keras cell);
   - a Keras layer casts its inputs to its own dtype (float32 by default), so
     the cell is created with the case's dtype.
+* residual=True in C(...): the cell (any kind) is wrapped in
+  tf.compat.v1.nn.rnn_cell.ResidualWrapper(cell) (default residual_fn): the
+  layer's output is inputs + cell output (h, m with num_proj), its state the
+  cell's own; inside a MultiRNNCell the next layer gets that output, and
+  dynamic_rnn masks the top output (zeros past each length) as usual. TF
+  asserts the input and output shapes are compatible, so the layer's input
+  width must equal its output width. The wrapper adds no variable scope:
+  variable names are the bare cell's. The cell line records it as
+  "residual=1" (absent: not wrapped). Quirk: the v1 wrapper calls
+  cell(inputs, state, scope=None), and a Keras cell's call() rejects the
+  `scope` keyword, so gru_ra cells are wrapped in KerasCellResidualWrapper, a
+  ResidualWrapper whose __call__ leaves that keyword out (dynamic_rnn and
+  MultiRNNCell never pass a scope); the residual math is ResidualWrapper's own.
+  float64 needs nothing special (the wrapper adds tensors of the cell's dtype).
 
 File format (one file per case, see tests/golden/fixture.h for the loader):
     # comment line
@@ -91,14 +105,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # ---------------------------------------------------------------------------
 
 def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
-      cell_clip=None, num_proj=None, proj_clip=None):
-    """A cell spec."""
+      cell_clip=None, num_proj=None, proj_clip=None, residual=False):
+    """A cell spec. residual=True wraps the cell in ResidualWrapper."""
     assert kind in ("basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra")
     if forget_bias is None and kind in ("basic_lstm", "lstm"):
         forget_bias = 1.0
     return dict(kind=kind, units=units, activation=activation,
                 forget_bias=forget_bias, use_peepholes=use_peepholes,
-                cell_clip=cell_clip, num_proj=num_proj, proj_clip=proj_clip)
+                cell_clip=cell_clip, num_proj=num_proj, proj_clip=proj_clip,
+                residual=bool(residual))
 
 
 def case(name, fw, T=5, B=3, D=4, bw=None, time_major=False, seq_len=None,
@@ -227,6 +242,22 @@ CASES = [
     case("f64_bidi_stack_gru_ra", [C("basic_lstm", 4), C("gru_ra", 5)], bw=C("gru_ra", 3), seq_len=[4, 5, 2],
          dtype="float64"),
     case("t0_gru_ra_init", C("gru_ra", 4), T=0, B=2, D=3, init=True, cf2=True),
+    # --- residual: ResidualWrapper(cell), output = inputs + cell output ----
+    case("residual_basic_rnn", C("basic_rnn", 4, residual=True)),
+    case("residual_lstm_proj_init", C("lstm", 6, num_proj=4, use_peepholes=True, residual=True), init=True),
+    case("residual_gru_seqlen_edges_init", C("gru", 4, residual=True), B=5, seq_len=[3, 0, 9, 5, 1], init=True),
+    case("residual_stack_lstm_gru_rnn_time_major_init",
+         [C("lstm", 5), C("gru", 5, residual=True), C("basic_rnn", 5, activation="relu", residual=True)],
+         time_major=True, init=True),
+    case("residual_stack_top_seqlen", [C("gru_ra", 3), C("lstm", 5, num_proj=3, residual=True)], B=4, D=3,
+         seq_len=[5, 2, 0, -1]),
+    case("residual_gru_ra_seqlen_init", C("gru_ra", 4, residual=True), B=4, seq_len=[4, 1, 5, 0], init=True),
+    case("residual_bidi_stacks_seqlen_init",
+         [C("gru", 4, residual=True), C("basic_lstm", 4, residual=True)],
+         bw=[C("basic_rnn", 3), C("gru_ra", 3, activation="relu", residual=True)], B=4,
+         seq_len=[5, 3, 0, 4], init=True),
+    case("f64_residual_stack_seqlen_init", [C("lstm", 4, num_proj=4, residual=True), C("gru", 4, residual=True)],
+         B=3, seq_len=[5, 0, 3], init=True, dtype="float64"),
 ]
 
 
@@ -282,12 +313,27 @@ def make_cell(spec, dtype):
     raise ValueError(k)
 
 
+class KerasCellResidualWrapper(rnn_cell.ResidualWrapper):
+    """ResidualWrapper around a Keras cell (gru_ra), see the module docstring."""
+
+    def __call__(self, inputs, state, scope=None):
+        assert scope is None, scope  # dynamic_rnn and MultiRNNCell call cells without one
+        return self._call_wrapped_cell(inputs, state, cell_call_fn=self.cell.__call__)
+
+
+def residual_wrapper(spec, cell):
+    if spec["kind"] == "gru_ra":
+        return KerasCellResidualWrapper(cell)
+    return rnn_cell.ResidualWrapper(cell)
+
+
 def make_stack(specs, d, dtype, keras_cells):
     """The cell (or MultiRNNCell) of direction d; appends (d, layer, cell) of Keras cells to keras_cells."""
     cells = [make_cell(s, dtype) for s in specs]
     for layer, (s, cell) in enumerate(zip(specs, cells)):
         if s["kind"] == "gru_ra":
             keras_cells.append((d, layer, cell))
+    cells = [residual_wrapper(s, cell) if s["residual"] else cell for s, cell in zip(specs, cells)]
     if len(cells) == 1:
         return cells[0]
     return rnn_cell.MultiRNNCell(cells, state_is_tuple=True)
@@ -310,6 +356,8 @@ def cell_line(d, layer, s):
             parts.append("num_proj=%d" % s["num_proj"])
         if s["proj_clip"] is not None:
             parts.append("proj_clip=" + fmt_num(s["proj_clip"]))
+    if s["residual"]:
+        parts.append("residual=1")
     return " ".join(parts)
 
 

@@ -64,6 +64,17 @@ Cell gru_ra(int units, bool relu = false) {
   return c;
 }
 
+// The cell wrapped in ResidualWrapper.
+Cell residual(Cell c) {
+  c.residual = true;
+  return c;
+}
+Cell lstm_proj(int units, int num_proj) {
+  Cell c = lstm(units);
+  c.num_proj = num_proj;
+  return c;
+}
+
 struct Options {
   int T = 4, B = 3, D = 3;
   bool time_major = false;
@@ -430,6 +441,52 @@ TEST(ReferenceFiniteDifference, BidirectionalGRUResetAfter) {
   EXPECT_TRUE(st.relu_on && st.relu_off);
 }
 
+// ------------------------------------------------------------------ ResidualWrapper
+// Output = input + cell output; the identity path carries the output gradient to the input.
+TEST(ReferenceFiniteDifference, ResidualSingleLayerEveryKind) {
+  Cell peep_proj = lstm_proj(5, 3);
+  peep_proj.peepholes = true;
+  peep_proj.forget_bias = 0.4;
+  for (const Cell& c : {rnn(3), basic_lstm(3), lstm(3), peep_proj, gru(3), gru_ra(3)}) {
+    SCOPED_TRACE("kind " + std::to_string(static_cast<int>(c.kind)) + " units " + std::to_string(c.units));
+    check_stack({residual(c)});  // D = 3 = output width
+  }
+}
+
+TEST(ReferenceFiniteDifference, ResidualReluAndClips) {
+  Options o;
+  o.D = 4;
+  FdStats st = check_stack({residual(rnn(4, true))}, {}, o);
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  st = check_stack({residual(gru_ra(4, true))}, {}, o);
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  Cell c = lstm_proj(3, 4);
+  c.has_cell_clip = true;
+  c.cell_clip = 0.3;
+  c.has_proj_clip = true;
+  c.proj_clip = 0.15;
+  o.wscale = 1.0;
+  st = check_stack({residual(c)}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+TEST(ReferenceFiniteDifference, ResidualStacks) {
+  // Residual inner and top layers of every kind, D = 3 = every output width.
+  const FdStats st =
+      check_stack({residual(lstm_proj(5, 3)), residual(gru(3)), residual(gru_ra(3)), residual(rnn(3, true))});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  // A plain layer changes the width, residual layers above it; the top one a projected LSTM.
+  check_stack({gru(4), residual(gru_ra(4)), residual(lstm_proj(2, 4))});
+  // Residual bottom, plain top; a residual layer between plain ones.
+  check_stack({residual(basic_lstm(3)), rnn(2)});
+  check_stack({gru_ra(2), residual(rnn(2)), lstm(3)});
+}
+
+TEST(ReferenceFiniteDifference, ResidualBidirectional) {
+  check_stack({residual(gru(3))}, {residual(lstm_proj(4, 3))});
+  check_stack({residual(basic_lstm(3)), residual(gru_ra(3))}, {rnn(2), residual(gru_ra(2, true))});
+}
+
 // ------------------------------------------------------------------ sequence_length edge cases
 // Finite differences of the stacks (fw, bw) for every length vector, batch- and time-major.
 void check_lengths(const std::vector<std::vector<int>>& lens, const std::vector<Cell>& fw, const std::vector<Cell>& bw,
@@ -472,6 +529,15 @@ TEST(ReferenceFiniteDifference, BidirectionalGRUResetAfterSequenceLengthEdgeCase
   check_lengths(kBidirectionalLengthEdgeCases, {gru_ra(2)}, {gru_ra(2), rnn(2)}, 950);
 }
 
+TEST(ReferenceFiniteDifference, ResidualSequenceLengthEdgeCases) {
+  check_lengths(kLengthEdgeCases, {residual(gru(3)), residual(lstm_proj(4, 3))}, {}, 1100);
+  check_lengths(kLengthEdgeCases, {gru_ra(2), residual(gru_ra(2)), residual(rnn(2, true))}, {}, 1200);
+}
+
+TEST(ReferenceFiniteDifference, ResidualBidirectionalSequenceLengthEdgeCases) {
+  check_lengths(kBidirectionalLengthEdgeCases, {residual(basic_lstm(3))}, {rnn(2), residual(gru(2))}, 1300);
+}
+
 TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
   for (int T : {1, 2})
     for (int B : {1, 2}) {
@@ -500,7 +566,7 @@ void check_masked_outputs_and_final_state(const Cell& top) {
   o.seq_len = {0, 2, 5, -1};
   ref::Problem p = make_problem({lstm(3), top}, {}, o);
   const ref::Forward f = ref::forward(p);
-  const int O = 2;
+  const int O = ref::output_width(top);
   for (int b = 0; b < o.B; ++b)
     for (int t = 0; t < o.T; ++t)
       for (int q = 0; q < O; ++q) {
@@ -548,6 +614,58 @@ TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLength) {
 
 TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLengthGRUResetAfter) {
   check_masked_outputs_and_final_state(gru_ra(2));
+}
+
+// A residual top layer's input (the lstm's output) is nonzero past the lengths: still masked to 0.
+TEST(ReferenceSemantics, MaskedOutputsAreZeroAndFinalStateIsStateAtLengthResidual) {
+  check_masked_outputs_and_final_state(residual(gru(3)));
+  check_masked_outputs_and_final_state(residual(lstm_proj(4, 3)));
+}
+
+// ResidualWrapper: out = x + (the bare cell's out) at valid steps, 0 past the length; the states
+// are the bare cell's. In a stack, the layer above sees x + h.
+TEST(ReferenceSemantics, ResidualOutputIsInputPlusCellOutput) {
+  for (bool tm : {false, true}) {
+    Options o;
+    o.T = 5;
+    o.B = 4;
+    o.time_major = tm;
+    o.has_seq_len = true;
+    o.seq_len = {0, 2, 5, 7};
+    for (const Cell& c : {rnn(3), basic_lstm(3), lstm_proj(4, 3), gru(3), gru_ra(3)}) {
+      const ref::Problem res = make_problem({residual(c)}, {}, o);
+      ref::Problem plain = res;
+      plain.fw[0].residual = false;
+      const ref::Forward fr = ref::forward(res), fp = ref::forward(plain);
+      EXPECT_EQ(fr.final_state, fp.final_state);
+      ASSERT_EQ(fr.out_fw.size(), res.x.size());
+      for (int t = 0; t < o.T; ++t)
+        for (int b = 0; b < o.B; ++b)
+          for (int q = 0; q < o.D; ++q) {
+            const size_t i =
+                tm ? (static_cast<size_t>(t) * o.B + b) * o.D + q : (static_cast<size_t>(b) * o.T + t) * o.D + q;
+            const double want = t < o.seq_len[b] ? res.x[i] + fp.out_fw[i] : 0.0;
+            EXPECT_EQ(fr.out_fw[i], want) << t << " " << b << " " << q;
+          }
+      // Stacked: a plain top layer over the residual one equals that top layer fed x + h.
+      ref::Problem stacked = make_problem({residual(c), gru(2)}, {}, o);
+      stacked.w_fw[0] = res.w_fw[0];
+      stacked.x = res.x;
+      stacked.init["fw/0/h"] = res.init.at("fw/0/h");
+      if (res.init.count("fw/0/c")) stacked.init["fw/0/c"] = res.init.at("fw/0/c");
+      ref::Problem top = make_problem({gru(2)}, {}, o);
+      top.w_fw[0] = stacked.w_fw[1];
+      top.init = {{"fw/0/h", stacked.init.at("fw/1/h")}};
+      ref::Problem unmasked = res;  // x + h at every step up to max length, no zeros
+      unmasked.has_seq_len = false;
+      unmasked.seq_len.clear();
+      top.x = ref::forward(unmasked).out_fw;
+      const ref::Forward fs = ref::forward(stacked), ft = ref::forward(top);
+      // Equal up to the steps run: past the longest length (7 > T) nothing differs.
+      EXPECT_EQ(fs.out_fw, ft.out_fw);
+      EXPECT_EQ(fs.final_state.at("fw/1/h"), ft.final_state.at("fw/0/h"));
+    }
+  }
 }
 
 // `bw`: the backward cell of a bidirectional {lstm} / {bw} problem.
@@ -680,6 +798,16 @@ TEST(ReferenceSemantics, CheckRejectsBadProblems) {
   EXPECT_NE(ref::check(p), "");
   p = make_problem({gru_ra(2)}, {}, Options{});
   p.fw[0].num_proj = 1;
+  EXPECT_NE(ref::check(p), "");
+  // ResidualWrapper: input width must equal output width (D = 3).
+  EXPECT_EQ(ref::check(make_problem({residual(gru(3)), residual(lstm_proj(5, 3))}, {}, Options{})), "");
+  p = make_problem({residual(gru(2))}, {}, Options{});
+  EXPECT_NE(ref::check(p), "");
+  EXPECT_NE(ref::check(p).find("residual"), std::string::npos) << ref::check(p);
+  EXPECT_THROW(ref::forward(p), std::invalid_argument);
+  EXPECT_NE(ref::check(make_problem({gru(3), residual(lstm_proj(3, 2))}, {}, Options{})), "");
+  EXPECT_NE(ref::check(make_problem({lstm(3)}, {gru(2), residual(rnn(3))}, Options{})), "");
+  p = make_problem({residual(lstm(4))}, {}, Options{});  // H = 4 != D = 3 (no projection)
   EXPECT_NE(ref::check(p), "");
 }
 

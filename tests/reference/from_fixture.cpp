@@ -96,8 +96,8 @@ std::vector<Params> weights_of(const golden::Fixture& fx, const std::string& dir
 
 Cell cell_from_fixture(const golden::CellLine& line) {
   const auto& a = line.attrs;
-  static const char* known[] = {"kind",          "units",     "activation", "forget_bias",
-                                "use_peepholes", "cell_clip", "num_proj",   "proj_clip"};
+  static const char* known[] = {"kind",      "units",    "activation", "forget_bias", "use_peepholes",
+                                "cell_clip", "num_proj", "proj_clip",  "residual"};
   for (const auto& kv : a) {
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
@@ -138,6 +138,7 @@ Cell cell_from_fixture(const golden::CellLine& line) {
     c.has_proj_clip = true;
     c.proj_clip = to_double(a.at("proj_clip"), "proj_clip");
   }
+  if (!absent(a, "residual")) c.residual = to_bool(a.at("residual"), "residual");
   return c;
 }
 

@@ -11,9 +11,10 @@ namespace ref {
 
 // A "cell <dir> <layer> key=value ..." line -> Cell. Attributes: kind
 // (basic_rnn|basic_lstm|lstm|gru|gru_ra), units, activation (tanh|relu),
-// forget_bias, use_peepholes (0|1), cell_clip, num_proj, proj_clip; an absent
-// attribute (or the value "None") means TF's None / default. Throws
-// std::runtime_error on anything it does not understand.
+// forget_bias, use_peepholes (0|1), cell_clip, num_proj, proj_clip, residual
+// (0|1: the cell wrapped in ResidualWrapper); an absent attribute (or the value
+// "None") means TF's None / default (residual: 0). Throws std::runtime_error on
+// anything it does not understand.
 Cell cell_from_fixture(const golden::CellLine&);
 
 // The whole problem: layout, cells, x, seq_len, initial state (when

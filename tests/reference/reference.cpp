@@ -460,7 +460,10 @@ DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& 
     int in = D;
     for (int l = 0; l < L; ++l) {
       new_state[l] = cell_forward(cells[l], w[l], in, inp, state[l], B, run.cache[t][l], pat);
-      inp = new_state[l].h;  // the cell's output is its new h
+      Vec layer_out = new_state[l].h;  // the cell's output is its new h
+      if (cells[l].residual)           // ResidualWrapper: inputs + cell output (check(): equal widths)
+        for (size_t q = 0; q < layer_out.size(); ++q) layer_out[q] += inp[q];
+      inp = std::move(layer_out);  // the next layer's input
       in = output_width(cells[l]);
     }
     Vec new_out = inp;
@@ -529,7 +532,11 @@ DirGrad backward_direction(const std::vector<Cell>& cells, const std::vector<Par
       Vec dh = d_above;
       for (size_t q = 0; q < dh.size(); ++q) dh[q] += gs_new[l].h[q];
       LState dprev;
-      d_above = cell_backward(cells[l], w[l], in, run.cache[t][l], dh, gs_new[l].c, B, dprev, res.dw[l]);
+      Vec d_in = cell_backward(cells[l], w[l], in, run.cache[t][l], dh, gs_new[l].c, B, dprev, res.dw[l]);
+      // ResidualWrapper's identity path: d(inputs) gets d(layer output) too (not the state's upstream).
+      if (cells[l].residual)
+        for (size_t q = 0; q < d_in.size(); ++q) d_in[q] += d_above[q];
+      d_above = std::move(d_in);
       for (size_t q = 0; q < dprev.c.size(); ++q) dprev.c[q] += gs_pass[l].c[q];
       for (size_t q = 0; q < dprev.h.size(); ++q) dprev.h[q] += gs_pass[l].h[q];
       g[l] = std::move(dprev);
@@ -626,7 +633,12 @@ std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params
       m << dir << "/" << l << ": peepholes/cell_clip/num_proj/proj_clip need kind LSTM";
       return m.str();
     }
-    auto shapes = param_list(c, layer_input_width(cells, static_cast<int>(l), D));
+    const int in = layer_input_width(cells, static_cast<int>(l), D);
+    if (c.residual && in != output_width(c)) {
+      m << dir << "/" << l << ": residual needs input width " << in << " == output width " << output_width(c);
+      return m.str();
+    }
+    auto shapes = param_list(c, in);
     if (w[l].size() != shapes.size()) {
       m << dir << "/" << l << ": expected " << shapes.size() << " parameters, got " << w[l].size();
       return m.str();

@@ -8,6 +8,8 @@
 // formulas of spec 3.2. Nothing here is optimized; it is the test oracle.
 // CellKind::GRUResetAfter (Keras' GRUCell, reset_after=True) is written from
 // the Keras cell's equations, quoted at its forward step in reference.cpp.
+// Cell::residual (ResidualWrapper) is written from the wrapper's definition:
+// output = inputs + cell_output, state = the cell's new state.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,10 @@ struct Cell {
   int num_proj = 0;            // LSTM only; 0 = None
   bool has_proj_clip = false;  // LSTM only; ignored without num_proj (as TF)
   double proj_clip = 0;
+  // tf.compat.v1.nn.rnn_cell.ResidualWrapper(cell) (default residual_fn), any kind:
+  // the layer's output is input + cell output (the new h); its state is the
+  // cell's own. Needs input width == output_width (TF asserts equal shapes).
+  bool residual = false;
 };
 
 // TF local variable names: "kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag",
