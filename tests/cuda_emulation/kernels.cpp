@@ -233,6 +233,7 @@ class SharedMemory {
   }
   /// 0xff bytes (a NaN) everywhere, as a block starts with garbage.
   void poison(size_t blocks) const {
+    if (!map_) return;  // no dynamic shared memory
     for (size_t b = 0; b < blocks; ++b) std::memset(block(b), 0xff, bytes_);
   }
 
