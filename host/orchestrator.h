@@ -26,7 +26,8 @@ struct ForwardCall {
   const T* x = nullptr;
   const int32_t* seq_len = nullptr;
   /// The same lengths where the host can read them (kCpu's seq_len, or host_sequence_length), else
-  /// null. With them, each step's recurrent GEMMs stop after its last running row.
+  /// null. With them, the batch runs sorted by length and each step's recurrent GEMMs cover only its
+  /// running rows.
   const int32_t* host_seq_len = nullptr;
   const T* initial_state = nullptr;
   const T* weights = nullptr;

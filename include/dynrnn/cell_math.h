@@ -587,6 +587,27 @@ struct ProjBackwardParams {
 };
 
 // ---------------------------------------------------------------------------------------------
+// The update step of both GRU forms: h' = u h + (1 - u) c, with u the update gate and c the
+// activated candidate.
+
+template <typename A>
+DYNRNN_HD A gru_update(A u, A h_prev, A c) {
+  return u * h_prev + (A(1) - u) * c;
+}
+
+/// Its backward from dh', the gradient of h': h's direct share (the recurrent GEMMs add the rest),
+/// and the gradients of the candidate's and of u's pre-activations.
+template <typename A>
+struct GruUpdateGrads {
+  A dh_prev, dc, du;
+};
+
+template <typename A>
+DYNRNN_HD GruUpdateGrads<A> gru_update_grads(Activation act, A dh, A u, A h_prev, A c) {
+  return {dh * u, dh * (A(1) - u) * activate_grad(act, c), (dh * h_prev - dh * c) * (u * (A(1) - u))};
+}
+
+// ---------------------------------------------------------------------------------------------
 // GRUCell (TF form): r, u = sigma([x, h] Wg + bg); c = act([x, r*h] Wc + bc); h' = u h + (1 - u) c.
 // Stage "gates" produces r*h for the candidate GEMM; stage "candidate" finishes the step.
 
@@ -661,8 +682,7 @@ struct GruCandidateForwardParams {
     if (zc_save) zc_save[i] = zc;
     A c = activate(act, zc);
     A u = sigmoid(A(zg[b * 2 * H + H + j]));
-    A hp = h_prev[i];
-    A h = u * hp + (A(1) - u) * c;
+    A h = gru_update(u, A(h_prev[i]), c);
     h_out[i] = v ? T(h) : h_prev[i];
     if (y.data) y.at(map, b)[j] = v ? h : A(0);
   }
@@ -705,12 +725,10 @@ struct GruCandidateBackwardParams {
     if (map.valid(b)) {
       A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
       A u = sigmoid(A(zg[b * 2 * H + H + j]));
-      A c = activate(act, A(zc[i]));
-      A hp = h_prev[i];
-      A du = dh * hp - dh * c;
-      dh_prev[i] = dh * u;
-      gc = dh * (A(1) - u) * activate_grad(act, c);
-      gu = du * (u * (A(1) - u));
+      const GruUpdateGrads<A> g = gru_update_grads(act, dh, u, A(h_prev[i]), activate(act, A(zc[i])));
+      dh_prev[i] = g.dh_prev;
+      gc = g.dc;
+      gu = g.du;
     } else {
       dh_prev[i] = dh_next[i];
     }
@@ -822,9 +840,7 @@ struct GruResetAfterForwardParams {
       z3[2 * H + j] = s.h;
       n_save[i] = s.n;
     }
-    const A u = sigmoid(s.z);
-    const A hp = h_prev[i];
-    const A h = u * hp + (A(1) - u) * activate(act, s.h);
+    const A h = gru_update(sigmoid(s.z), A(h_prev[i]), activate(act, s.h));
     h_out[i] = v ? T(h) : h_prev[i];
     if (y.data) y.at(map, b)[j] = v ? h : A(0);
   }
@@ -867,13 +883,12 @@ struct GruResetAfterBackwardParams {
     if (map.valid(b)) {
       const T* z3 = z + b * 3 * H;
       const A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
-      const A u = sigmoid(A(z3[j]));
       const A r = sigmoid(A(z3[H + j]));
-      const A c = activate(act, A(z3[2 * H + j]));
-      const A hp = h_prev[i];
-      dh_prev[i] = dh * u;
-      gh = dh * (A(1) - u) * activate_grad(act, c);
-      gz = (dh * hp - dh * c) * (u * (A(1) - u));
+      const GruUpdateGrads<A> g =
+          gru_update_grads(act, dh, sigmoid(A(z3[j])), A(h_prev[i]), activate(act, A(z3[2 * H + j])));
+      dh_prev[i] = g.dh_prev;
+      gh = g.dc;
+      gz = g.du;
       gn = gh * r;
       gr = (gh * A(n[i])) * (r * (A(1) - r));
     } else {
