@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "dynrnn/cell_math.h"
+#include "dynrnn/dropout_math.h"
 #include "dynrnn/rnn.h"
 #include "dynrnn/status.h"
 #include "host/running_rows.h"
@@ -14,7 +15,8 @@
 namespace dynrnn {
 
 /// One pointwise stage of a time step, a gather of a chunk of inputs, a recompute stage, a move of
-/// states between element types or batch orders, or a ResidualWrapper's sum (cell_math.h).
+/// states between element types or batch orders, a ResidualWrapper's sum (cell_math.h), or a
+/// DropoutWrapper's masks (dropout_math.h).
 template <typename T>
 using PointwiseOp =
     std::variant<cell::RnnForwardParams<T>, cell::RnnBackwardParams<T>, cell::LstmForwardParams<T>,
@@ -24,7 +26,7 @@ using PointwiseOp =
                  cell::GruResetAfterForwardParams<T>, cell::GruResetAfterBackwardParams<T>, cell::SeqCopyParams<T>,
                  cell::PreactivationParams<T>, cell::GruResetParams<T>, cell::GruResetAfterRegenParams<T>,
                  cell::LstmOutputParams<T>, cell::WidenParams<T>, cell::NarrowParams<T>, cell::SumParams<T>,
-                 cell::PermuteRowsParams<T>, cell::ResidualSeqParams<T>>;
+                 cell::PermuteRowsParams<T>, cell::ResidualSeqParams<T>, dropout::DropoutParams<T>>;
 
 /// A row-major matrix operand: element (r, c) at data[r * ld + c] (or [c * ld + r] when transposed).
 template <typename T>

@@ -79,7 +79,24 @@ Status validate_cell(const CellSpec& c, const std::string& where) {
       return invalid(where + ".proj_clip is " + num(*c.proj_clip) + "; expected a finite value >= 0");
     }
   }
+  const double keeps[2] = {c.input_keep_prob, c.output_keep_prob};
+  const char* keep_names[2] = {".input_keep_prob", ".output_keep_prob"};
+  for (int i = 0; i < 2; ++i) {
+    // TF computes with the float32-rounded value, which must stay above 0 too (it divides by it).
+    if (!(keeps[i] > 0.0 && keeps[i] <= 1.0 && static_cast<float>(keeps[i]) > 0.0f)) {
+      return invalid(where + keep_names[i] + " is " + num(keeps[i]) +
+                     "; expected a probability in (0, 1], above 0 in float32 as well (1 = no dropout)");
+    }
+  }
   return Status::ok();
+}
+
+/// v rounded to float32, as TF's DropoutWrapper holds a keep probability. Through a volatile: GCC
+/// 12.2's -O2 SLP vectorizer drops the rounding of two adjacent double(float(v)) casts (it returned
+/// 0.7 unrounded here; Dropout.KeepProbabilitiesAreTheirFloat32Rounding catches it).
+double float32_value(double v) {
+  volatile float f = static_cast<float>(v);
+  return f;
 }
 
 /// Appends a parameter; false when its size or the running total overflows 64 bits.
@@ -158,6 +175,10 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.project = c.num_proj > 0;
       l.peepholes = c.use_peepholes;
       l.residual = c.residual;
+      l.input_keep = float32_value(c.input_keep_prob);
+      l.output_keep = float32_value(c.output_keep_prob);
+      l.input_dropout = l.input_keep < 1.0;
+      l.output_dropout = l.output_keep < 1.0;
       l.out_width = l.project ? c.num_proj : c.num_units;
       if (l.residual && in_width != l.out_width) {
         return invalid(where + ".residual is true but the layer's input width is " + std::to_string(in_width) +

@@ -93,6 +93,8 @@ template <typename T>
 Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
   workspace_ = c.workspace;
   reserve_ = c.reserve;
+  dropout_seed_ = c.dropout_seed;
+  dropout_seed_at_ = c.dropout_seed_at;
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
@@ -173,10 +175,18 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     in = at(lp.xg);
     DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg), Din, s0), s0, n, Din));
   }
-  DYNRNN_TRY(ex_.gemm(n * B, GW, Din, A(1), {in, Din, false}, {c.weights + l.kernel, GW, false}, A(0), at(lp.gx), GW));
+  // DropoutWrapper: the cell reads its input through the input mask (a residual adds the undropped one).
+  const T* cell_in = in;
+  if (l.input_dropout) {
+    cell_in = at(lp.xd);
+    DYNRNN_TRY(apply_dropout(l, dropout::Site::kInput, chunk_view<const T>(in, Din, s0), chunk_view(at(lp.xd), Din, s0),
+                             s0, n, Din, false, false));
+  }
+  DYNRNN_TRY(
+      ex_.gemm(n * B, GW, Din, A(1), {cell_in, Din, false}, {c.weights + l.kernel, GW, false}, A(0), at(lp.gx), GW));
   if (l.is_gru) {
-    DYNRNN_TRY(
-        ex_.gemm(n * B, H, Din, A(1), {in, Din, false}, {c.weights + l.cand_kernel, H, false}, A(0), at(lp.gxc), H));
+    DYNRNN_TRY(ex_.gemm(n * B, H, Din, A(1), {cell_in, Din, false}, {c.weights + l.cand_kernel, H, false}, A(0),
+                        at(lp.gxc), H));
   }
   // A residual layer reads its input once more after its steps.
   if (lo && !l.residual) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
@@ -190,10 +200,8 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   }
   const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
   DYNRNN_TRY(ex_.recurrent_steps(recurrent_steps(c, l, S, s0, n, gx, gxc, y)));
-  if (l.residual) {
-    DYNRNN_TRY(residual_forward(l, S, s0, n, in, y));
-    if (lo) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
-  }
+  DYNRNN_TRY(wrap_outputs(l, S, s0, n, in, y));
+  if (lo && l.residual) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
   DYNRNN_TRY(ex_.record(lp.ev_fwd_done));
   if (!p_.resident(ch, n_chunks_)) {
     DYNRNN_TRY(ex_.set_queue(p_.copy_queue));
@@ -314,6 +322,8 @@ template <typename T>
 Status Orchestrator<T>::backward(const BackwardCall<T>& c) {
   workspace_ = c.workspace;
   reserve_ = const_cast<char*>(c.reserve);  // backward only reads the reserve
+  dropout_seed_ = c.dropout_seed;
+  dropout_seed_at_ = c.dropout_seed_at;
   time_major_ = c.time_major;
   loop_bound_ = c.loop_bound;
   n_chunks_ = p_.chunks_for(c.loop_bound);
@@ -424,14 +434,25 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
   } else {
     dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
   }
+  // DropoutWrapper: the cell's output gradient is the layer's through the output mask.
+  cell::SeqView<const T> cell_dy = dy;
+  if (l.output_dropout && dy.data) {
+    cell_dy = chunk_view<const T>(at(lp.dyd), O, s0);
+    DYNRNN_TRY(apply_dropout(l, dropout::Site::kOutput, dy, chunk_view(at(lp.dyd), O, s0), s0, n, O, !up, true));
+  }
   const T* in = lo ? layer_output(*lo, ch, /*backward=*/true) : c.x + s0 * B * Din;
   if (gathers_input(l)) {  // layer 0 at the caller's positions: gather the chunk as forward did
     const bool reverse = l.direction == 1;
     DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.bxg), Din, s0), s0, n, Din));
     in = at(lp.bxg);
   }
+  if (l.input_dropout) {  // the cell's input as forward formed it, from the same masks
+    DYNRNN_TRY(apply_dropout(l, dropout::Site::kInput, chunk_view<const T>(in, Din, s0),
+                             chunk_view(at(lp.bxd), Din, s0), s0, n, Din, false, false));
+    in = at(lp.bxd);
+  }
   if (lp.rscratch.present()) DYNRNN_TRY(regenerate(c, l, ch, S, in));
-  DYNRNN_TRY(ex_.recurrent_backward_steps(recurrent_backward_steps(c, l, S, s0, n, dy)));
+  DYNRNN_TRY(ex_.recurrent_backward_steps(recurrent_backward_steps(c, l, S, s0, n, cell_dy)));
   int& cur = dh_cur_[l.direction][l.layer];
   cur = static_cast<int>((cur + n) % 2);  // each step swapped the running gradient's buffers
   // Weight gradients of this chunk; the first chunk backward visits (the last) starts the sums.
@@ -484,6 +505,10 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     }
     if (l.reset_after) {
       DYNRNN_TRY(ex_.gemm(n * B, Din, H, A(1), {dzc, H, false}, {W + l.kernel + 2 * H, GW, true}, A(1), din, Din));
+    }
+    if (l.input_dropout) {
+      DYNRNN_TRY(apply_dropout(l, dropout::Site::kInput, chunk_view<const T>(din, Din, s0), chunk_view(din, Din, s0),
+                               s0, n, Din, false, true));
     }
     if (l.residual) DYNRNN_TRY(residual_backward(l, s0, n, dy, din));
   }
@@ -563,10 +588,24 @@ Status Orchestrator<T>::narrow_state(T* dst, const A* src, const T* through, int
 }
 
 template <typename T>
-Status Orchestrator<T>::residual_forward(const LayerModel& l, const Slot& slot, int64_t s0, int64_t n, const T* in,
-                                         cell::SeqView<T> y) {
+Status Orchestrator<T>::wrap_outputs(const LayerModel& l, const Slot& slot, int64_t s0, int64_t n, const T* in,
+                                     cell::SeqView<T> y) {
   const int64_t B = p_.batch, O = l.out_width;
-  if (above(l)) return ex_.pointwise(cell::SumParams<T>{n * B, O, O, in, entry(slot.hs, 1, O), slot.ys});
+  if (above(l)) {
+    const T* h = entry(slot.hs, 1, O);
+    if (l.output_dropout) {
+      DYNRNN_TRY(apply_dropout(l, dropout::Site::kOutput, chunk_view(h, O, s0), chunk_view(slot.ys, O, s0), s0, n, O,
+                               false, false));
+      h = slot.ys;
+    }
+    if (!l.residual) return Status::ok();
+    return ex_.pointwise(cell::SumParams<T>{n * B, O, O, in, h, slot.ys});
+  }
+  if (!y.data) return Status::ok();
+  if (l.output_dropout) {
+    DYNRNN_TRY(apply_dropout(l, dropout::Site::kOutput, y.as_const(), y, s0, n, O, true, false));
+  }
+  if (!l.residual) return Status::ok();
   cell::ResidualSeqParams<T> p;
   p.map = cell::StepMap{seq_len_, s0, p_.max_time};
   p.batch = n * B;
@@ -574,6 +613,27 @@ Status Orchestrator<T>::residual_forward(const LayerModel& l, const Slot& slot, 
   p.rows_per_step = B;
   p.input = in;
   p.outputs = y;
+  return ex_.pointwise(p);
+}
+
+template <typename T>
+Status Orchestrator<T>::apply_dropout(const LayerModel& l, dropout::Site site, cell::SeqView<const T> src,
+                                      cell::SeqView<T> dst, int64_t s0, int64_t n, int64_t width, bool caller,
+                                      bool gradient) {
+  dropout::DropoutParams<T> p;
+  p.map = cell::StepMap{caller ? seq_len_ : nullptr, s0, p_.max_time};
+  p.batch = n * p_.batch;
+  p.cols = width;
+  p.rows_per_step = p_.batch;
+  p.src = src;
+  p.dst = dst;
+  p.mask.seed = dropout_seed_;
+  p.mask.seed_at = dropout_seed_at_;
+  p.mask.stream = dropout::stream(l.direction, l.layer, site);
+  p.mask.keep = A(site == dropout::Site::kInput ? l.input_keep : l.output_keep);
+  p.mask.variational = l.cell.variational_recurrent;
+  p.mask.rows = rows_;
+  p.gradient = gradient;
   return ex_.pointwise(p);
 }
 

@@ -36,6 +36,8 @@ struct ForwardCall {
   char* workspace = nullptr;
   char* reserve = nullptr;  ///< training forward only
   T* host = nullptr;        ///< swap_memory: the executor's pinned host buffer (plan.host_bytes)
+  uint64_t dropout_seed = 0;
+  const uint64_t* dropout_seed_at = nullptr;
 };
 
 template <typename T>
@@ -55,6 +57,8 @@ struct BackwardCall {
   char* workspace = nullptr;
   const char* reserve = nullptr;
   T* host = nullptr;
+  uint64_t dropout_seed = 0;
+  const uint64_t* dropout_seed_at = nullptr;
 };
 
 /// Runs a planned call through an executor. The plan must come from make_plan for the same model,
@@ -80,7 +84,7 @@ class Orchestrator {
     T* rh;
     T* mraw;
     T* mp;
-    T* ys;  ///< a residual layer's output (input + h), for the layer above
+    T* ys;  ///< the layer's output for the layer above when it is not h (residual, output dropout)
   };
 
   Status forward_chunk(const ForwardCall<T>& c, const LayerModel& l, int64_t chunk);
@@ -112,17 +116,22 @@ class Orchestrator {
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
   /// The outputs of a layer's chunk in step order, [n, B, O]: what the layer above reads (h, or with
-  /// ResidualWrapper input + h).
+  /// ResidualWrapper input + h, with DropoutWrapper h through the output mask).
   const T* layer_output(const LayerModel& l, int64_t chunk, bool backward) const {
     const Slot s = slot(l, chunk, backward);
-    return l.residual ? s.ys : entry(s.hs, 1, l.out_width);
+    return l.residual || l.output_dropout ? s.ys : entry(s.hs, 1, l.out_width);
   }
-  /// ResidualWrapper: forward adds a chunk's input `in` to the layer's output (ys, or the caller's
-  /// outputs y at running rows for the top layer); backward adds the outputs' gradient dy to the
-  /// chunk's input gradient din.
-  Status residual_forward(const LayerModel& l, const Slot& slot, int64_t s0, int64_t n, const T* in,
-                          cell::SeqView<T> y);
+  /// The wrappers' part of a forward chunk after its steps: the output mask (DropoutWrapper), then the
+  /// chunk's input `in` added (ResidualWrapper), into ys, or in place into the caller's outputs y at
+  /// running rows for the top layer.
+  Status wrap_outputs(const LayerModel& l, const Slot& slot, int64_t s0, int64_t n, const T* in, cell::SeqView<T> y);
+  /// ResidualWrapper's backward: adds the outputs' gradient dy to the chunk's input gradient din.
   Status residual_backward(const LayerModel& l, int64_t s0, int64_t n, cell::SeqView<const T> dy, T* din);
+  /// DropoutWrapper: steps s0 .. s0 + n - 1 of src through a layer's input or output masks into dst
+  /// (forward values, or gradients). `caller` marks the caller's outputs or their gradients: rows
+  /// past their length become 0 there.
+  Status apply_dropout(const LayerModel& l, dropout::Site site, cell::SeqView<const T> src, cell::SeqView<T> dst,
+                       int64_t s0, int64_t n, int64_t width, bool caller, bool gradient);
   /// Copies steps [first_step, first_step + steps) between a caller sequence and a step-ordered chunk.
   Status copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, int64_t first_step, int64_t steps, int64_t width);
   /// Time positions [t0, t1) of a caller sequence of the given width, as a 2D block of elements.
@@ -228,6 +237,8 @@ class Orchestrator {
   const int32_t* rows_ = nullptr;     ///< the batch runs sorted by length: run row b is caller row rows_[b]
   const int32_t* seq_len_ = nullptr;  ///< the lengths of the run's rows (the caller's, or sorted)
   std::vector<int> dh_cur_[2];        ///< backward: which dh slot holds the running gradient, per layer
+  uint64_t dropout_seed_ = 0;         ///< this call's DropoutWrapper masks
+  const uint64_t* dropout_seed_at_ = nullptr;
 };
 
 #define DYNRNN_DECLARE(T) extern template class Orchestrator<T>;

@@ -122,9 +122,11 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
     p.dirs[d].resize(model.dirs[d].size());
     for (const LayerModel& l : model.dirs[d]) {
       LayerPlan& lp = p.dirs[d][l.layer];
-      // A residual layer's output feeds the layer above (and its backward's dW_x) like a state.
+      // A residual or output-dropout layer's output feeds the layer above (and its backward's dW_x)
+      // like a state.
       const bool has_above = l.layer + 1 < static_cast<int>(model.dirs[d].size());
-      const unsigned states = kHs | (l.is_lstm ? kCs : 0u) | (l.residual && has_above ? kYs : 0u);
+      const bool own_output = (l.residual || l.output_dropout) && has_above;
+      const unsigned states = kHs | (l.is_lstm ? kCs : 0u) | (own_output ? kYs : 0u);
       const unsigned kept = (training && !regenerate ? cell_fields(l) : 0u) | states;
       int64_t bytes = 0;
       if (!layout_slot(model, l, kept, K, B, &lp.slot) ||
@@ -192,6 +194,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       // layer 0 has the buffers.
       const bool gathers = l.layer == 0;
       if (gathers) lp.xg = fwd_ws.take(1, {K, B, l.in_width});
+      if (l.input_dropout) lp.xd = fwd_ws.take(1, {K, B, l.in_width});
       lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, {lp.scratch.elems});
       lp.gx = fwd_ws.take(1, {K, B, GW});
       lp.gh = fwd_ws.take(1, {B, GW});
@@ -207,6 +210,8 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
         lp.dxg = bwd_ws.take(1, {K, B, l.in_width});
         if (d == 1) lp.dx_bw = bwd_ws.take(1, {TB, l.in_width});
       }
+      if (l.input_dropout) lp.bxd = bwd_ws.take(1, {K, B, l.in_width});
+      if (l.output_dropout) lp.dyd = bwd_ws.take(1, {K, B, O});
       if (p.swap) lp.staging = bwd_ws.take(2, {lp.slot.elems});
       lp.dh = bwd_ws.take(2, {B, O, model.c_elems});
       if (l.is_lstm) lp.dc = bwd_ws.take(1, {B, H, model.c_elems});

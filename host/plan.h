@@ -38,7 +38,8 @@ struct ChunkSlot {
   int64_t rh = -1;    ///< K entries [B, H]: GRU r * h
   int64_t mraw = -1;  ///< K entries [B, H]: LSTM projection input
   int64_t mp = -1;    ///< K entries [B, P]: LSTM projection output before proj_clip
-  int64_t ys = -1;    ///< K entries [B, O]: a residual layer's output (input + h) that the layer above reads
+  int64_t ys = -1;    ///< K entries [B, O]: the output that the layer above reads when it is not h
+                      ///< (ResidualWrapper: input + h; DropoutWrapper: h through the output mask)
   int64_t elems = 0;  ///< slot size (elements, a multiple of the alignment)
 };
 
@@ -62,6 +63,7 @@ struct LayerPlan {
 
   // Forward scratch (workspace): every layer projects its inputs one chunk at a time.
   Region xg;       ///< layer 0: the chunk's inputs gathered in step order (and batch order of the run)
+  Region xd;       ///< DropoutWrapper input_keep_prob < 1: the chunk's inputs through the mask
   Region gx, gxc;  ///< input projections of one chunk (gates; GRU candidate)
   Region gh, ghc;  ///< recurrent GEMM results of one step
   // Backward scratch (workspace).
@@ -71,6 +73,8 @@ struct LayerPlan {
   // sorted by length): a chunk's inputs are gathered into step order for dW_x (and recompute), and
   // its input gradient is formed in step order and scattered to the caller's positions.
   Region bxg, dxg;    ///< [K, B, D] each
+  Region bxd;         ///< input dropout: xd again, drawn from the same masks, [K, B, Din]
+  Region dyd;         ///< output dropout: the chunk's output gradient through the mask, [K, B, O]
   Region dx_bw;       ///< bidirectional, backward stack's layer 0: its dx [T, B, D], added to grad_inputs last
   Region dh;          ///< 2 slots: running gradient of h, ping-pong, compute_t<T> (Model::c_elems)
   Region dc;          ///< running gradient of c, compute_t<T> (Model::c_elems)

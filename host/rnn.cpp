@@ -48,6 +48,8 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t lo
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<char*>(a.reserve);
   c.host = static_cast<T*>(a.host_reserve);
+  c.dropout_seed = a.dropout_seed;
+  c.dropout_seed_at = a.dropout_seed_at;
   return bracketed<T>(plan, stream, a.host_reserve, [&](Orchestrator<T>& o) { return o.forward(c); });
 }
 
@@ -70,6 +72,8 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t 
   c.workspace = static_cast<char*>(a.workspace);
   c.reserve = static_cast<const char*>(a.reserve);
   c.host = static_cast<T*>(const_cast<void*>(a.host_reserve));  // backward only reads it
+  c.dropout_seed = a.dropout_seed;
+  c.dropout_seed_at = a.dropout_seed_at;
   return bracketed<T>(plan, stream, a.host_reserve, [&](Orchestrator<T>& o) { return o.backward(c); });
 }
 

@@ -78,6 +78,7 @@ struct CallBuffers {
   std::vector<T> out, out_bw, fin, dx, dinit, dw;  ///< results
   std::vector<char> ws, rs, hrs;                   ///< workspace, reserve, host_reserve
   std::string error;                               ///< the first failed size query ("" if none)
+  uint64_t dropout_seed = 0;                       ///< ForwardArgs::dropout_seed (set_problem: the problem's)
 
   CallBuffers(const dynrnn::Rnn& rnn, int64_t max_time, int64_t batch, bool time_major_layout, bool training = true)
       : T_(max_time),
@@ -105,13 +106,14 @@ struct CallBuffers {
 
   bool ok() const { return error.empty(); }
 
-  /// x, weights, initial state (if the problem has one) and sequence_length (if it has them) of `p`.
+  /// x, weights, initial state (if the problem has one), sequence_length (if it has them) and dropout seed of `p`.
   void set_problem(const dynrnn::Rnn& rnn, const ref::Problem& p) {
     x.assign(p.x.begin(), p.x.end());
     const std::vector<double> wd = flat_weights(rnn, p);
     w.assign(wd.begin(), wd.end());
     if (p.has_initial_state) init = pack_state<T>(rnn, p.init, B);
     if (p.has_seq_len) len.assign(p.seq_len.begin(), p.seq_len.end());
+    dropout_seed = p.dropout_seed;
   }
   /// The upstream gradients of `u`.
   void set_upstream(const dynrnn::Rnn& rnn, const ref::Upstream& u) {
@@ -184,6 +186,7 @@ struct CallBuffers {
     f.workspace = ws.data();
     f.workspace_bytes = ws.size();
     f.training = training;
+    f.dropout_seed = dropout_seed;  // backward_args(): BackwardArgs::of carries it
     if (training) {
       f.reserve = rs.data();
       f.reserve_bytes = rs.size();

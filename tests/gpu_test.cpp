@@ -192,6 +192,8 @@ struct Case {
   bool want_grad_weights = true;
   bool accumulate = false;
   uint64_t seed = 1;
+  /// DropoutWrapper layers: the calls' dropout_seed (the same on both backends, so the same masks).
+  uint64_t dropout_seed = 0x9E3779B97F4A7C15ull;
 
   /// The length TF uses for row b: sequence_length clamped to [0, T], or T.
   int64_t length(int64_t b) const {
@@ -212,6 +214,9 @@ std::string describe_cell(const CellSpec& c) {
   if (c.num_proj) os << ",proj=" << c.num_proj;
   if (c.proj_clip) os << ",pclip=" << *c.proj_clip;
   if (c.residual) os << ",residual";
+  if (c.input_keep_prob != 1.0) os << ",keep_in=" << c.input_keep_prob;
+  if (c.output_keep_prob != 1.0) os << ",keep_out=" << c.output_keep_prob;
+  if (c.variational_recurrent) os << ",variational";
   os << ")";
   return os.str();
 }
@@ -337,7 +342,9 @@ class Session {
         grad_w_(be_, c.want_grad_weights ? bytes(p.weights.size()) : 0),
         ws_(be_, workspace_bytes(rnn, c)),
         reserve_(be_, reserve_bytes(rnn, c)),
-        host_reserve_(be_, host_reserve_bytes(rnn, c)) {
+        host_reserve_(be_, host_reserve_bytes(rnn, c)),
+        dropout_seed_(be_, sizeof(uint64_t)) {
+    set_dropout_seed(c.dropout_seed);
     x_.upload(p.x);
     if (c.has_len) len_.upload(c.len);
     init_.upload(p.init);
@@ -355,6 +362,11 @@ class Session {
     }
     if (c_.accumulate && c_.want_grad_weights) grad_w_.upload(p_.gw0);
   }
+
+  /// The seed the calls read from backend memory when seed_in_memory is set.
+  void set_dropout_seed(uint64_t seed) { dropout_seed_.upload(std::vector<uint64_t>{seed}); }
+  /// The calls pass ForwardArgs::dropout_seed_at (this session's seed buffer) instead of the seed.
+  bool seed_in_memory = false;
 
   /// Inference forward, training forward and backward, queued on `stream`.
   Status enqueue(cudaStream_t stream) {
@@ -376,6 +388,8 @@ class Session {
     f.final_state = final_inf_.data();
     f.workspace = ws_.data();
     f.workspace_bytes = ws_.bytes();
+    f.dropout_seed = c_.dropout_seed;
+    if (seed_in_memory) f.dropout_seed_at = static_cast<const uint64_t*>(dropout_seed_.data());
     f.training = false;  // inference first: reserve stays null
     Status st = rnn_.forward(f, stream);
     if (!st) return st;
@@ -445,6 +459,7 @@ class Session {
   Buffer out_inf_, out_bw_inf_, final_inf_, out_, out_bw_, final_;
   Buffer grad_x_, grad_init_, grad_w_, ws_, reserve_;
   HostReserve host_reserve_;
+  Buffer dropout_seed_;
 };
 
 /// One complete run (poison, inference, training forward, backward) on a fresh handle.
@@ -569,8 +584,9 @@ void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Ou
   for (const StateLeaf& leaf : rnn.state_layout()) {
     const std::vector<CellSpec>& stack = leaf.direction == 0 ? c.spec.cells_fw : c.spec.cells_bw;
     const int top = static_cast<int>(stack.size()) - 1;
-    // A residual top layer's output is its input plus h, not h.
-    const bool output_is_h = !stack[static_cast<size_t>(top)].residual;
+    // A residual top layer's output is its input plus h, not h; output dropout scales and masks h.
+    const bool output_is_h =
+        !stack[static_cast<size_t>(top)].residual && stack[static_cast<size_t>(top)].output_keep_prob == 1.0;
     const size_t base = static_cast<size_t>(B * leaf.column_offset);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t len = c.length(b);
@@ -741,6 +757,25 @@ std::vector<Case> coverage_cases() {
     c.spec.parallel_iterations = 1;
     c.spec.swap_memory = true;
     v.push_back(c);
+  }
+  {  // DropoutWrapper at every site: inner and top layers, input and output, variational, under a
+     // ResidualWrapper, both directions, in chunks of 3 steps, the batch sorted by length on the device
+    CellSpec lstm = lstm_full(14, 9, 1.0, 0.6);
+    lstm.input_keep_prob = 0.7;
+    lstm.output_keep_prob = 0.8;
+    CellSpec gru_ra = CellSpec::gru_reset_after(9);
+    gru_ra.residual = true;
+    gru_ra.output_keep_prob = 0.6;
+    gru_ra.variational_recurrent = true;
+    CellSpec rnn = CellSpec::basic_rnn(11, Activation::kRelu);
+    rnn.input_keep_prob = 0.5;
+    CellSpec gru = CellSpec::gru(8);
+    gru.input_keep_prob = 0.75;
+    gru.output_keep_prob = 0.9;
+    gru.variational_recurrent = true;
+    Case c = make_case("dropout_stack", {lstm, gru_ra, rnn}, {gru}, 6, 9, 6, false, 30);
+    c.spec.parallel_iterations = 3;
+    v.push_back(with_len(c, {4, 9, 0, 7, 2, 9}));
   }
   // Large enough for several thread blocks per stage, the column_sum over many rows and real GEMM tiles.
   v.push_back(with_len(make_case("big_lstm", {CellSpec::lstm(300)}, {}, 70, 4, 257, false, 22), [] {
@@ -1271,6 +1306,47 @@ TEST(GpuRnn, CudaGraphMatchesEager) {
   for (const Case& c : persistent({coverage_case("stack_mixed"), coverage_case("chunked_wavefront")})) {
     check_graph_matches_eager<float>(c);
   }
+  check_graph_matches_eager<float>(coverage_case("dropout_stack"));
+}
+
+// A graph captured with ForwardArgs::dropout_seed_at draws the masks of the seed in memory at each
+// replay: each replay equals an eager run with that seed as a value.
+TEST(GpuRnn, CudaGraphDrawsTheSeedInMemory) {
+  REQUIRE_GPU();
+  const Case c = coverage_case("dropout_stack");
+  SCOPED_TRACE(describe(c));
+  try {
+    const Problem<float> p = cast_problem<float>(make_problem(c));
+    StreamHolder stream;
+    std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, dynrnn::DataType::kFloat32, MathMode::kDefault);
+    Session<float> sess(c, *rnn, p);
+    sess.seed_in_memory = true;
+    cudaGraph_t graph = nullptr;
+    CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeGlobal));
+    const Status st = sess.enqueue(stream.get());
+    const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
+    ASSERT_TRUE(st.is_ok()) << "enqueue during capture: " << st.to_string();
+    CUDA_OK(end);
+    cudaGraphExec_t exec = nullptr;
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    std::vector<Outputs<float>> replays;
+    for (uint64_t seed : {uint64_t(5), uint64_t(0xABCDEF0123456789ull)}) {
+      sess.set_dropout_seed(seed);
+      sess.poison();
+      CUDA_OK(cudaGraphLaunch(exec, stream.get()));
+      CUDA_OK(cudaStreamSynchronize(stream.get()));
+      replays.push_back(sess.download());
+      Case eager = c;
+      eager.dropout_seed = seed;
+      SCOPED_TRACE("seed " + std::to_string(seed));
+      expect_bitwise(replays.back(), run<float>(eager, Backend::kCuda, p));
+    }
+    CUDA_OK(cudaGraphExecDestroy(exec));
+    CUDA_OK(cudaGraphDestroy(graph));
+    EXPECT_NE(replays[0].out, replays[1].out) << "a new seed must draw new masks";
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
 }
 
 TEST(GpuRnn, SwapMemoryIsBitwiseNeutral) {
@@ -1352,9 +1428,9 @@ TEST(GpuRnn, DeviceMemoryFollowsTheSizeQueries) {
 TEST(GpuQuick, SanitizerSubset) {
   REQUIRE_GPU();
   std::vector<Case> f32;
-  for (const char* name :
-       {"rnn_relu_tm_len", "lstm_all_options", "gru_relu_len", "stack_mixed", "bidi_mixed_tm", "T1_len",
-        "len_device_only", "accumulate_only_dfinal", "no_init_no_grads", "chunked_wavefront", "swap_bidi_chunks"}) {
+  for (const char* name : {"rnn_relu_tm_len", "lstm_all_options", "gru_relu_len", "stack_mixed", "bidi_mixed_tm",
+                           "T1_len", "len_device_only", "accumulate_only_dfinal", "no_init_no_grads",
+                           "chunked_wavefront", "swap_bidi_chunks", "dropout_stack"}) {
     f32.push_back(coverage_case(name));
   }
   gpu_matches_cpu<float>(f32, kTolFloat32, MathMode::kDefault);
@@ -1367,7 +1443,7 @@ TEST(GpuQuick, SanitizerSubset) {
   // The persistent kernel for every cell's stage pair: LSTM with projection, GRU, RNN, BasicLSTM.
   const std::vector<Case> persistent_cases =
       persistent({coverage_case("lstm_all_options"), coverage_case("gru_relu_len"), coverage_case("stack_mixed"),
-                  coverage_case("bidi_mixed_tm")});
+                  coverage_case("bidi_mixed_tm"), coverage_case("dropout_stack")});
   gpu_matches_cpu<float>(persistent_cases, kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<dynrnn::bfloat16>(persistent_cases, kTolBFloat16, MathMode::kDefault);
 }

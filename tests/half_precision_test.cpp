@@ -328,7 +328,8 @@ void expect_exact_masking(const ref::Problem& p, const ref::Upstream* up, const 
   int64_t bad_last = 0;
   for (int d = 0; d < dirs; ++d) {
     const std::vector<ref::Cell>& stack = d == 0 ? p.fw : p.bw;
-    if (stack.back().residual) continue;  // ResidualWrapper: the output is the layer's input + h
+    if (stack.back().residual) continue;                 // ResidualWrapper: the output is the layer's input + h
+    if (stack.back().output_keep_prob != 1.0) continue;  // DropoutWrapper: the output is h / keep * mask
     const std::string leaf = std::string(d == 0 ? "fw/" : "bw/") + std::to_string(stack.size() - 1) + "/h";
     const std::vector<double>& out = d == 0 ? got.forward.out_fw : got.forward.out_bw;
     auto it = got.forward.final_state.find(leaf);

@@ -47,6 +47,9 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
     if (c.has_proj_clip && c.num_proj > 0) s.proj_clip = c.proj_clip;
   }
   s.residual = c.residual;
+  s.input_keep_prob = c.input_keep_prob;
+  s.output_keep_prob = c.output_keep_prob;
+  s.variational_recurrent = c.variational_recurrent;
   return s;
 }
 

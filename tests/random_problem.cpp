@@ -56,6 +56,19 @@ void add_residual_layers(std::vector<ref::Cell>& stack, int D, std::mt19937_64& 
       stack[l].residual = coin(side, 0.5);
 }
 
+// DropoutWrapper on each layer with probability 1/5: input, output or both keep probabilities in
+// [0.5, 0.95], variational_recurrent with probability 1/3. From `side`, as the residual layers, and
+// drawn after them, so that the residual layers are those drawn before dropout existed.
+void add_dropout_layers(std::vector<ref::Cell>& stack, std::mt19937_64& side) {
+  for (ref::Cell& c : stack) {
+    if (!coin(side, 0.2)) continue;
+    const int sites = uniform_int(side, 0, 2);  // 0: input, 1: output, 2: both
+    if (sites != 1) c.input_keep_prob = uniform(side, 0.5, 0.95);
+    if (sites != 0) c.output_keep_prob = uniform(side, 0.5, 0.95);
+    c.variational_recurrent = coin(side, 1.0 / 3.0);
+  }
+}
+
 }  // namespace
 
 ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
@@ -72,6 +85,9 @@ ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
   if (bi) p.bw = random_stack(rng, opt);
   add_residual_layers(p.fw, p.D, side);
   add_residual_layers(p.bw, p.D, side);
+  add_dropout_layers(p.fw, side);
+  add_dropout_layers(p.bw, side);
+  p.dropout_seed = side();
   p.x = random_vector(rng, static_cast<size_t>(p.T * p.B * p.D), 1.0);
   p.has_seq_len = coin(rng, 0.6);
   if (p.has_seq_len) {
@@ -126,11 +142,15 @@ std::string describe(const ref::Problem& p) {
       const char* kinds[] = {"basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra"};
       os << " " << kinds[static_cast<int>(c.kind)] << "(H=" << c.units << (c.relu ? ",relu" : "")
          << ",fb=" << c.forget_bias << (c.peepholes ? ",peep" : "") << (c.has_cell_clip ? ",cclip" : "")
-         << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << (c.residual ? ",residual" : "") << ")";
+         << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << (c.residual ? ",residual" : "");
+      if (c.input_keep_prob != 1.0) os << ",keep_in=" << c.input_keep_prob;
+      if (c.output_keep_prob != 1.0) os << ",keep_out=" << c.output_keep_prob;
+      if (c.variational_recurrent) os << ",variational";
+      os << ")";
     }
   };
   os << "T=" << p.T << " B=" << p.B << " D=" << p.D << (p.time_major ? " time_major" : " batch_major")
-     << (p.has_initial_state ? " init" : "") << " fw:";
+     << (p.has_initial_state ? " init" : "") << " dropout_seed=" << p.dropout_seed << " fw:";
   stack(p.fw);
   if (!p.bw.empty()) {
     os << " bw:";

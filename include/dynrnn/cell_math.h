@@ -122,6 +122,8 @@ struct SeqView {
   DYNRNN_HD T* at(const StepMap& m, int64_t b) const {
     return data + (m.time(b, reverse) - t_offset) * stride_t + (rows ? rows[b] : b) * stride_b;
   }
+  /// The same view, read-only.
+  DYNRNN_HD SeqView<const T> as_const() const { return {data, stride_t, stride_b, reverse, t_offset, rows}; }
 };
 
 /// Copies steps map.step .. map.step + batch / rows_per_step - 1 between two sequence views: a caller

@@ -80,6 +80,14 @@ struct ForwardArgs {
   /// when that size is 0.
   void* host_reserve = nullptr;
   size_t host_reserve_bytes = 0;
+
+  /// DropoutWrapper layers (CellSpec::input_keep_prob, output_keep_prob): the seed of this call's
+  /// masks. Give each training step its own seed, and its backward the same one.
+  uint64_t dropout_seed = 0;
+  /// [in] optional: the seed in backend memory (device memory for kCuda), read when the masks are
+  /// drawn instead of dropout_seed, so that a captured CUDA graph draws new masks on each replay after
+  /// the caller writes a new seed there. It must hold the same value for the backward.
+  const uint64_t* dropout_seed_at = nullptr;
 };
 
 /// Arguments of Rnn::backward: the forward arguments of the training forward that filled `reserve`
@@ -109,6 +117,8 @@ struct BackwardArgs {
   size_t reserve_bytes = 0;
   const void* host_reserve = nullptr;  ///< [in, host] swap_memory: that forward's host_reserve
   size_t host_reserve_bytes = 0;
+  uint64_t dropout_seed = 0;                  ///< the forward's (its masks are drawn again)
+  const uint64_t* dropout_seed_at = nullptr;  ///< [in] the forward's, holding the same seed
 
   /// The backward of a training forward: its inputs (x, lengths, initial state, weights), its
   /// workspace and its reserves, with no upstream gradients and no gradient outputs yet.
@@ -127,6 +137,8 @@ struct BackwardArgs {
     b.reserve_bytes = f.reserve_bytes;
     b.host_reserve = f.host_reserve;
     b.host_reserve_bytes = f.host_reserve_bytes;
+    b.dropout_seed = f.dropout_seed;
+    b.dropout_seed_at = f.dropout_seed_at;
     return b;
   }
 };

@@ -70,6 +70,20 @@ struct CellSpec {
   /// is its input plus the cell's output (the state is the cell's). The input width must equal the
   /// output width (num_proj or num_units). dynamic_rnn zeroes the top layer's outputs past each length.
   bool residual = false;
+  /// tf.compat.v1.nn.rnn_cell.DropoutWrapper around the cell (inside the ResidualWrapper when both are
+  /// set: ResidualWrapper(DropoutWrapper(cell)), GNMT's order, so the residual adds the undropped
+  /// input): the cell reads its input times mask / input_keep_prob and the layer outputs the cell's
+  /// output times mask / output_keep_prob (TF's `x / keep * floor(keep + u)`); the state is the
+  /// cell's, undropped (DropoutWrapper's state_keep_prob is not offered). Each in (0, 1]; as in TF
+  /// the value used is the float32 rounding (also for float64 cells), and a value that rounds to 1 is
+  /// no dropout at all, as TF's Python float 1.0. Masks come from ForwardArgs::dropout_seed
+  /// (dropout_math.h); dropout applies whenever a keep probability is below 1, inference included,
+  /// as in a TF graph (pass 1 to evaluate without it).
+  double input_keep_prob = 1.0;
+  double output_keep_prob = 1.0;
+  /// DropoutWrapper's variational_recurrent: one mask per site for every row and step of a call
+  /// (TF draws noise of shape [1, width] once per run) instead of a fresh mask per element.
+  bool variational_recurrent = false;
 
   static CellSpec basic_rnn(int64_t units, Activation act = Activation::kTanh) {
     CellSpec c;

@@ -176,13 +176,19 @@ CellSpec decode_cell(Reader& r) {
   c.num_units = r.size(1, 8);
   const uint8_t a = r.u8();
   c.activation = a < 240 ? static_cast<Activation>(a % 2) : static_cast<Activation>(static_cast<int8_t>(r.u8()));
-  const uint8_t opts = r.u8();  // bit 0 forget_bias, 1 peepholes, 2 cell_clip, 3 num_proj, 4 proj_clip, 5 residual
+  // bit 0 forget_bias, 1 peepholes, 2 cell_clip, 3 num_proj, 4 proj_clip, 5 residual, 6 dropout
+  const uint8_t opts = r.u8();
   if (opts & 1) c.forget_bias = r.real(1.0);
   c.use_peepholes = (opts & 2) != 0;
   if (opts & 4) c.cell_clip = r.real(0.5);
   if (opts & 8) c.num_proj = r.size(1, 8);
   if (opts & 16) c.proj_clip = r.real(0.4);
   c.residual = (opts & 32) != 0;
+  if (opts & 64) {
+    c.input_keep_prob = r.real(0.7);
+    c.output_keep_prob = r.real(0.8);
+    c.variational_recurrent = r.bit();
+  }
   return c;
 }
 
@@ -309,7 +315,9 @@ std::string spec_string(const RnnSpec& s) {
              " cell_clip=" + (c.cell_clip ? std::to_string(*c.cell_clip) : "none") +
              " num_proj=" + std::to_string(c.num_proj) +
              " proj_clip=" + (c.proj_clip ? std::to_string(*c.proj_clip) : "none") +
-             " residual=" + std::to_string(c.residual) + "\n";
+             " residual=" + std::to_string(c.residual) + " keep_in=" + std::to_string(c.input_keep_prob) +
+             " keep_out=" + std::to_string(c.output_keep_prob) +
+             " variational=" + std::to_string(c.variational_recurrent) + "\n";
     }
   }
   return out;
@@ -770,6 +778,9 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   fa.reserve_bytes = rs_bytes;
   fa.host_reserve = hr.ptr;
   fa.host_reserve_bytes = hr_bytes;
+  fa.dropout_seed = r.u64();
+  const uint64_t seed_in_memory = r.u64();
+  if (r.bit()) fa.dropout_seed_at = &seed_in_memory;
   const bool lengths_ok = !seq_present || !len_ptr || !bi || c.B <= 0 || seq_size != c.B || [&] {
     for (int64_t b = 0; b < c.B; ++b) {
       if (len_ptr[b] < 0 || len_ptr[b] > c.T) return false;
@@ -893,6 +904,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   ba.reserve_bytes = rs_bytes;
   ba.host_reserve = hr.ptr;
   ba.host_reserve_bytes = hr_bytes;
+  ba.dropout_seed = fa.dropout_seed;
+  ba.dropout_seed_at = fa.dropout_seed_at;
   Buffer bws = ws;  // backward's workspace span is the training one
   bws.need = ws_train_ok ? static_cast<i128>(ws_train) : 0;
   Buffer brs = rs;
@@ -1069,6 +1082,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!with_element_type(spec.dtype, [](auto) {}))
     oracle_failure("create accepted an invalid dtype", spec_string(spec));
   if (backend != Backend::kCpu) oracle_failure("create succeeded for a backend this build lacks", "");
+  for (const auto* cells : {&spec.cells_fw, &spec.cells_bw}) {
+    for (const CellSpec& c : *cells) {
+      for (double keep : {c.input_keep_prob, c.output_keep_prob}) {
+        if (!(keep > 0.0 && keep <= 1.0 && static_cast<float>(keep) > 0.0f)) {
+          oracle_failure("create accepted a keep probability outside (0, 1] (or 0 in float32)", "");
+        }
+      }
+    }
+  }
 
   const Facts f = facts_of(spec);
   check_tables(*rnn, f, spec);

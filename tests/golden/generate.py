@@ -68,6 +68,52 @@ Notes
   ResidualWrapper whose __call__ leaves that keyword out (dynamic_rnn and
   MultiRNNCell never pass a scope); the residual math is ResidualWrapper's own.
   float64 needs nothing special (the wrapper adds tensors of the cell's dtype).
+* Dropout: input_keep_prob / output_keep_prob / variational_recurrent in
+  C(...) (V(...) sets variational_recurrent=True) wrap the cell in
+  tf.compat.v1.nn.rnn_cell.DropoutWrapper(cell, input_keep_prob,
+  output_keep_prob, state_keep_prob=1.0, variational_recurrent=True,
+  input_size=<the layer's input width>, dtype=<the case's dtype>); with
+  residual=True too, the order is ResidualWrapper(DropoutWrapper(cell))
+  (GNMT's order: the residual adds the undropped input). The state is the
+  cell's, undropped; DropoutWrapper adds no variable scope, so variable names
+  are the bare cell's.
+  Only variational_recurrent=True can be generated: the standard mode calls
+  tf.nn.dropout at every step, whose random numbers come from TF's stateful
+  per-op random kernels and cannot be made to equal dynrnn's masks, so C(...)
+  rejects keep < 1 without variational_recurrent.
+  With variational_recurrent=True TF draws, once in __init__, noise tensors of
+  shape [1, width] (tf.random.uniform: wrapper._recurrent_input_noise,
+  _recurrent_state_noise, _recurrent_output_noise) and at every step computes
+  mask = floor(keep + noise), value / keep * mask, in the case's dtype. Right
+  after constructing the wrapper this generator REPLACES the input and output
+  noise with tf.constant([1, width]) holding dynrnn's uniform numbers
+  (include/dynrnn/dropout_math.h, reimplemented below; Random123's Philox
+  known-answer vectors are asserted first): u_j = (word 0 of
+  Philox4x32-10(counter = (j, 0, 0, stream), key = (low, high) 32 bits of the
+  case's dropout_seed) >> 8) * 2^-24, stream = 4 * layer + 2 * direction
+  (fw 0, bw 1) + site (0 the cell's input, 1 its output). The state noise is
+  left alone (state_keep_prob = 1.0: unused).
+  Quirk: the wrapper turns a Python float keep probability into a tensor with
+  tf.convert_to_tensor (float32) and keeps its static value,
+  float(np.float32(keep)), whatever the dtype: 0.7 becomes 0.699999988079071
+  in the mask and in the scale, float64 cases included. C(...) therefore
+  stores, and the cell line records, float32(keep), the value TF computes
+  with (the generator asserts the wrapper holds exactly that): a float64
+  computation given the recorded value reproduces TF, one given 0.7 differs
+  by ~1e-8 relative.
+  Checks: before any dropout case a self-test runs a BasicRNN with injected
+  noise and compares TF with a numpy recomputation (and sees other noise
+  change the outputs); every dropout case asserts that no random op feeds
+  anything it fetches, that every injected noise constant with keep < 1 does,
+  that each such mask keeps and drops at least one column, and that the masks
+  are the same from the keep as written and from float32(keep).
+  The cell line records input_keep_prob=..., output_keep_prob=... (%.17g,
+  when below 1) and variational_recurrent=1 (when set); absent means 1, 1, 0.
+  The header records "dropout_seed <decimal uint64>" when nonzero (case(...,
+  dropout_seed=...)). A gru_ra cell is wrapped in KerasCellDropoutWrapper (the
+  v1 wrapper passes the `scope` keyword, as for KerasCellResidualWrapper); a
+  ResidualWrapper around it is a plain one (the DropoutWrapper takes the
+  keyword).
 
 File format (one file per case, see tests/golden/fixture.h for the loader):
     # comment line
@@ -105,27 +151,50 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # ---------------------------------------------------------------------------
 
 def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
-      cell_clip=None, num_proj=None, proj_clip=None, residual=False):
-    """A cell spec. residual=True wraps the cell in ResidualWrapper."""
+      cell_clip=None, num_proj=None, proj_clip=None, residual=False,
+      input_keep_prob=1.0, output_keep_prob=1.0, variational_recurrent=False):
+    """A cell spec. residual=True wraps the cell in ResidualWrapper; keep
+    probabilities below 1 (variational_recurrent=True only) in DropoutWrapper."""
     assert kind in ("basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra")
     if forget_bias is None and kind in ("basic_lstm", "lstm"):
         forget_bias = 1.0
+    for what, k in (("input_keep_prob", input_keep_prob), ("output_keep_prob", output_keep_prob)):
+        if not 0.0 < k <= 1.0:
+            raise ValueError("%s=%r: must be in (0, 1]" % (what, k))
+    # What TF keeps of a Python float keep probability (see the module docstring).
+    keep_args = (float(input_keep_prob), float(output_keep_prob))
+    input_keep_prob, output_keep_prob = (float(np.float32(k)) for k in keep_args)
+    if (input_keep_prob < 1.0 or output_keep_prob < 1.0) and not variational_recurrent:
+        raise ValueError(
+            "DropoutWrapper with keep < 1 needs variational_recurrent=True here: the standard mode draws "
+            "fresh masks at every step from TF's stateful random kernels (tf.nn.dropout), which cannot be "
+            "made to equal dynrnn's Philox masks, so such a fixture cannot be generated")
     return dict(kind=kind, units=units, activation=activation,
                 forget_bias=forget_bias, use_peepholes=use_peepholes,
                 cell_clip=cell_clip, num_proj=num_proj, proj_clip=proj_clip,
-                residual=bool(residual))
+                residual=bool(residual), input_keep_prob=input_keep_prob,
+                output_keep_prob=output_keep_prob, keep_args=keep_args,
+                variational_recurrent=bool(variational_recurrent))
 
 
 def case(name, fw, T=5, B=3, D=4, bw=None, time_major=False, seq_len=None,
-         init=False, dtype="float32", cf2=False):
+         init=False, dtype="float32", cf2=False, dropout_seed=0):
     if isinstance(fw, dict):
         fw = [fw]
     if isinstance(bw, dict):
         bw = [bw]
     if seq_len is not None:
         assert len(seq_len) == B, name
+    assert 0 <= dropout_seed < 2 ** 64, name
     return dict(name=name, fw=fw, bw=bw, T=T, B=B, D=D, time_major=time_major,
-                seq_len=seq_len, init=init, dtype=dtype, cf2=cf2)
+                seq_len=seq_len, init=init, dtype=dtype, cf2=cf2,
+                dropout_seed=int(dropout_seed))
+
+
+def V(kind, units, input_keep_prob=1.0, output_keep_prob=1.0, **kw):
+    """C(...) with variational_recurrent=True (the only generatable dropout mode)."""
+    return C(kind, units, input_keep_prob=input_keep_prob, output_keep_prob=output_keep_prob,
+             variational_recurrent=True, **kw)
 
 
 LSTM_ALL = dict(use_peepholes=True, cell_clip=0.3, num_proj=3, proj_clip=0.1,
@@ -258,6 +327,30 @@ CASES = [
          seq_len=[5, 3, 0, 4], init=True),
     case("f64_residual_stack_seqlen_init", [C("lstm", 4, num_proj=4, residual=True), C("gru", 4, residual=True)],
          B=3, seq_len=[5, 0, 3], init=True, dtype="float64"),
+    # --- dropout: DropoutWrapper(variational_recurrent=True), dynrnn's masks injected as TF's noise ---
+    case("dropout_lstm_in_out_init", V("lstm", 6, input_keep_prob=0.7, output_keep_prob=0.6), init=True,
+         dropout_seed=12345),
+    case("dropout_basic_rnn_relu_out", V("basic_rnn", 6, activation="relu", output_keep_prob=0.5), T=4,
+         dropout_seed=7),
+    case("dropout_gru_seqlen_edges_init", V("gru", 5, input_keep_prob=0.8, output_keep_prob=0.75), B=4,
+         seq_len=[3, 0, 5, 2], init=True, dropout_seed=0x12345678D),
+    case("dropout_gru_ra_input_seqlen", V("gru_ra", 5, input_keep_prob=0.6), D=6, seq_len=[5, 2, 4],
+         dropout_seed=0x500000000),
+    case("dropout_stack_mixed_residual_time_major_init",
+         [V("lstm", 5, output_keep_prob=0.7), V("gru", 5, input_keep_prob=0.8, output_keep_prob=0.6, residual=True),
+          C("basic_rnn", 4), V("gru_ra", 4, input_keep_prob=0.75)],
+         time_major=True, init=True, dropout_seed=0xDEADBEEFCAFEF011),
+    case("dropout_bidi_stacks_seqlen",
+         [V("gru", 4, input_keep_prob=0.7, output_keep_prob=0.8), V("lstm", 5, output_keep_prob=0.75)],
+         bw=[V("basic_lstm", 4, input_keep_prob=0.7, output_keep_prob=0.8),
+             V("gru_ra", 4, output_keep_prob=0.6, residual=True)],
+         B=4, seq_len=[5, 2, 0, 4], dropout_seed=2025),
+    case("dropout_lstm_all_seqlen_init", V("lstm", 7, input_keep_prob=0.75, output_keep_prob=0.5, **LSTM_ALL), B=4,
+         D=6, seq_len=[5, 2, 4, 1], init=True, dropout_seed=0xFFFFFFFF0000002A),
+    case("dropout_f64_stack_seqlen_init",
+         [V("lstm", 5, use_peepholes=True, input_keep_prob=0.7, output_keep_prob=0.8),
+          V("gru_ra", 4, input_keep_prob=0.6), C("gru", 4, residual=True)],
+         B=3, seq_len=[5, 0, 3], init=True, dtype="float64", dropout_seed=31339),
 ]
 
 
@@ -321,22 +414,176 @@ class KerasCellResidualWrapper(rnn_cell.ResidualWrapper):
         return self._call_wrapped_cell(inputs, state, cell_call_fn=self.cell.__call__)
 
 
+class KerasCellDropoutWrapper(rnn_cell.DropoutWrapper):
+    """DropoutWrapper around a Keras cell (gru_ra): same quirk as KerasCellResidualWrapper."""
+
+    def __call__(self, inputs, state, scope=None):
+        assert scope is None, scope  # dynamic_rnn, MultiRNNCell and ResidualWrapper pass none
+        return self._call_wrapped_cell(inputs, state, cell_call_fn=self.cell.__call__)
+
+
 def residual_wrapper(spec, cell):
-    if spec["kind"] == "gru_ra":
+    if spec["kind"] == "gru_ra" and not has_dropout_wrapper(spec):
         return KerasCellResidualWrapper(cell)
+    # Around a DropoutWrapper (a v1 wrapper that takes the `scope` keyword) the plain one works.
     return rnn_cell.ResidualWrapper(cell)
 
 
-def make_stack(specs, d, dtype, keras_cells):
-    """The cell (or MultiRNNCell) of direction d; appends (d, layer, cell) of Keras cells to keras_cells."""
+# ---------------------------------------------------------------------------
+# Dropout masks: include/dynrnn/dropout_math.h's contract
+# ---------------------------------------------------------------------------
+
+M32 = 0xFFFFFFFF
+
+
+def philox4x32_10(counter, key):
+    """Random123's Philox4x32-10: counter (4 words), key (2 words) -> 4 words."""
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for r in range(10):
+        if r:
+            k0 = (k0 + 0x9E3779B9) & M32
+            k1 = (k1 + 0xBB67AE85) & M32
+        p0 = 0xD2511F53 * c0
+        p1 = 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & M32, (p0 >> 32) ^ c3 ^ k1, p0 & M32
+    return (c0, c1, c2, c3)
+
+
+# Random123's known-answer vectors (kat_vectors, philox4x32 10): counter, key -> output.
+PHILOX_KAT = [
+    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
+     (0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)),
+    ((0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff), (0xffffffff, 0xffffffff),
+     (0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd)),
+    ((0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344), (0xa4093822, 0x299f31d0),
+     (0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1)),
+]
+
+
+def check_philox():
+    for counter, key, want in PHILOX_KAT:
+        got = philox4x32_10(counter, key)
+        if got != want:
+            raise RuntimeError("Philox4x32-10 known-answer test failed: %s %s -> %s, want %s" % (
+                ["%08x" % w for w in counter], ["%08x" % w for w in key], ["%08x" % w for w in got],
+                ["%08x" % w for w in want]))
+
+
+def dropout_stream(direction, layer, site):
+    """direction 0 fw / 1 bw, site 0 the cell's input / 1 its output."""
+    return (4 * layer + 2 * direction + site) & M32
+
+
+def uniform(seed, stream, step, row, col):
+    """dynrnn's u in [0, 1), a multiple of 2^-24 (exact in float32 and float64)."""
+    w = philox4x32_10((col & M32, row & M32, step & M32, stream), (seed & M32, (seed >> 32) & M32))
+    return (w[0] >> 8) * 2.0 ** -24
+
+
+def variational_noise(seed, direction, layer, site, width):
+    """The [1, width] noise of a variational_recurrent site: counter (j, 0, 0, stream)."""
+    st = dropout_stream(direction, layer, site)
+    return np.array([[uniform(seed, st, 0, 0, j) for j in range(width)]], dtype=np.float64)
+
+
+def mask_of(keep, noise, np_dtype):
+    """floor(keep + u) as TF computes it: keep converted to the noise's dtype."""
+    return np.floor(np_dtype(keep) + noise.astype(np_dtype))
+
+
+def has_dropout_wrapper(spec):
+    return spec["input_keep_prob"] < 1.0 or spec["output_keep_prob"] < 1.0 or spec["variational_recurrent"]
+
+
+def dropout_wrapper(spec, cell, in_width, dtype, np_dtype, seed, direction, layer, injected, tag):
+    """DropoutWrapper(cell) whose input / output noise is dynrnn's (see the module docstring).
+    Appends (tag, constant, keep, mask) of every replaced noise to injected."""
+    cls = KerasCellDropoutWrapper if spec["kind"] == "gru_ra" else rnn_cell.DropoutWrapper
+    assert spec["variational_recurrent"]  # C(...) rejects the rest
+    w = cls(cell, input_keep_prob=spec["keep_args"][0], output_keep_prob=spec["keep_args"][1],
+            state_keep_prob=1.0, variational_recurrent=True, input_size=in_width, dtype=dtype)
+    # TF keeps float32(keep) as a Python float, whatever the dtype; that is what the cell line records.
+    for attr, want in (("_input_keep_prob", spec["input_keep_prob"]), ("_output_keep_prob", spec["output_keep_prob"])):
+        got = getattr(w, attr)
+        if not isinstance(got, float) or got != want:
+            raise RuntimeError("%s: DropoutWrapper.%s is %r, expected %r" % (tag, attr, got, want))
+    for site, attr, width, keep in ((0, "_recurrent_input_noise", in_width, spec["input_keep_prob"]),
+                                    (1, "_recurrent_output_noise", h_width(spec), spec["output_keep_prob"])):
+        tf_noise = getattr(w, attr)
+        if keep < 1.0:
+            if not isinstance(tf_noise, tf.Tensor) or tf_noise.shape.as_list() != [1, width]:
+                raise RuntimeError("%s: DropoutWrapper.%s is %r, expected a [1, %d] tensor" % (
+                    tag, attr, tf_noise, width))
+        if tf_noise is None:
+            continue
+        noise = variational_noise(seed, direction, layer, site, width)
+        # floor(keep + u) must not depend on TF's rounding of keep to float32 (see the module docstring).
+        if not np.array_equal(mask_of(keep, noise, np_dtype), mask_of(spec["keep_args"][site], noise, np.float64)):
+            raise RuntimeError("%s site %d: float32(keep) and keep give different masks" % (tag, site))
+        const = tf.constant(noise.astype(np_dtype), dtype=dtype, name="dynrnn_noise_%s_%d_%d" % (
+            "fw" if direction == 0 else "bw", layer, site))
+        setattr(w, attr, const)
+        if keep < 1.0:
+            mask = mask_of(keep, noise, np_dtype)
+            injected.append(("%s/%d/%s" % ("fw" if direction == 0 else "bw", layer, ("input", "output")[site]),
+                             const, keep, mask))
+    return w
+
+
+def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, injected=None):
+    """The cell (or MultiRNNCell) of direction d; appends (d, layer, cell) of Keras cells to keras_cells,
+    (tag, noise constant, keep, mask) of injected dropout noise to injected."""
     cells = [make_cell(s, dtype) for s in specs]
     for layer, (s, cell) in enumerate(zip(specs, cells)):
         if s["kind"] == "gru_ra":
             keras_cells.append((d, layer, cell))
-    cells = [residual_wrapper(s, cell) if s["residual"] else cell for s, cell in zip(specs, cells)]
+    direction = 0 if d == "fw" else 1
+    wrapped = []
+    for layer, (s, cell) in enumerate(zip(specs, cells)):
+        if has_dropout_wrapper(s):
+            in_width = D if layer == 0 else h_width(specs[layer - 1])
+            cell = dropout_wrapper(s, cell, in_width, dtype, np_dtype, seed, direction, layer, injected,
+                                   "%s/%d" % (d, layer))
+        if s["residual"]:
+            cell = residual_wrapper(s, cell)
+        wrapped.append(cell)
+    cells = wrapped
     if len(cells) == 1:
         return cells[0]
     return rnn_cell.MultiRNNCell(cells, state_is_tuple=True)
+
+
+RANDOM_OP_TYPES = ("RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
+                   "StatelessRandomUniformV2", "StatelessRandomUniform")
+
+
+def ancestor_ops(tensors):
+    """Every op any of tensors depends on (inputs and control inputs, through v1 loops' back edges)."""
+    seen = set()
+    stack = [t.op for t in tensors]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(i.op for i in op.inputs)
+        stack.extend(op.control_inputs)
+    return seen
+
+
+def check_dropout_graph(name, fetched, injected):
+    """No random op feeds the fetched tensors; every injected noise with keep < 1 does."""
+    anc = ancestor_ops(fetched)
+    rnd = sorted(op.name for op in anc if op.type in RANDOM_OP_TYPES or "Random" in op.type)
+    if rnd:
+        raise RuntimeError("%s: random ops feed the fetched tensors: %s" % (name, rnd))
+    for tag, const, keep, mask in injected:
+        if const.op not in anc:
+            raise RuntimeError("%s: the injected noise %s (%s) is not used" % (name, tag, const.op.name))
+        if mask.size >= 2 and (mask.min() != 0 or mask.max() != 1):
+            raise RuntimeError("%s: mask %s = %s drops all or nothing; choose another dropout_seed" % (
+                name, tag, mask.ravel().tolist()))
 
 
 def fmt_num(v):
@@ -358,6 +605,12 @@ def cell_line(d, layer, s):
             parts.append("proj_clip=" + fmt_num(s["proj_clip"]))
     if s["residual"]:
         parts.append("residual=1")
+    if s["input_keep_prob"] != 1.0:
+        parts.append("input_keep_prob=%.17g" % s["input_keep_prob"])
+    if s["output_keep_prob"] != 1.0:
+        parts.append("output_keep_prob=%.17g" % s["output_keep_prob"])
+    if s["variational_recurrent"]:
+        parts.append("variational_recurrent=1")
     return " ".join(parts)
 
 
@@ -496,9 +749,15 @@ def run_case(c):
             else:
                 init_states[d] = None
         keras_cells = []  # (dir, layer, cell) of the gru_ra cells
+        injected = []  # (tag, constant, keep, mask) of the dropout noise
+        dropout = any(has_dropout_wrapper(s) for _, specs in dirs for s in specs)
+        if dropout:
+            assert not c["cf2"], c["name"]
+        stack_args = dict(D=D, seed=c["dropout_seed"], np_dtype=np_dtype, injected=injected)
         if bidi:
             (out_fw, out_bw), (st_fw, st_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
-                make_stack(c["fw"], "fw", tf_dtype, keras_cells), make_stack(c["bw"], "bw", tf_dtype, keras_cells),
+                make_stack(c["fw"], "fw", tf_dtype, keras_cells, **stack_args),
+                make_stack(c["bw"], "bw", tf_dtype, keras_cells, **stack_args),
                 x, sequence_length=seq,
                 initial_state_fw=init_states["fw"], initial_state_bw=init_states["bw"],
                 dtype=tf_dtype, time_major=tm)
@@ -506,7 +765,7 @@ def run_case(c):
             finals = {"fw": st_fw, "bw": st_bw}
         else:
             out_fw, st_fw = tf.compat.v1.nn.dynamic_rnn(
-                make_stack(c["fw"], "fw", tf_dtype, keras_cells), x, sequence_length=seq,
+                make_stack(c["fw"], "fw", tf_dtype, keras_cells, **stack_args), x, sequence_length=seq,
                 initial_state=init_states["fw"],
                 dtype=tf_dtype, time_major=tm)
             outs = {"fw": out_fw}
@@ -551,6 +810,11 @@ def run_case(c):
         wrt = [x] + [init_ph[k] for k in init_order] + list(tvars)
         grads = tf.gradients(loss, wrt)
         grads = [gr if gr is not None else tf.zeros_like(w) for gr, w in zip(grads, wrt)]
+        if dropout:
+            check_dropout_graph(c["name"], [outs[d] for d, _ in dirs] + [t for _, t in final_leaves] + grads,
+                                injected)
+            if not injected:
+                raise RuntimeError("%s: dropout wrappers but no keep probability below 1" % c["name"])
 
         with tf.compat.v1.Session(graph=g, config=tf.compat.v1.ConfigProto(
                 intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)) as sess:
@@ -601,6 +865,8 @@ def run_case(c):
              "has_initial_state %d" % int(c["init"]),
              "layers_fw %d" % len(c["fw"]),
              "layers_bw %d" % (len(c["bw"]) if bidi else 0)]
+    if c["dropout_seed"]:
+        lines.append("dropout_seed %d" % c["dropout_seed"])
     for d, specs in dirs:
         for l, s in enumerate(specs):
             lines.append(cell_line(d, l, s))
@@ -618,6 +884,63 @@ def run_case(c):
         else:
             lines.append(" ".join(ffmt % v for v in flat))
     return "\n".join(lines) + "\n"
+
+
+def dropout_self_test():
+    """TF's DropoutWrapper uses the injected noise: a single-layer BasicRNN (tanh) under
+    DropoutWrapper(variational_recurrent=True) with dynrnn's noise equals a numpy recomputation of
+    x / keep_in * mask_in -> h = tanh([x_d, h] W + b) -> out = h / keep_out * mask_out (the state h
+    undropped), and other noise changes the outputs."""
+    check_philox()
+    T, B, D, H = 3, 2, 5, 6
+    keep_in, keep_out = 0.6, 0.7
+    seed = 0x1234567890ABCDEF
+    rng = np.random.RandomState(4242)
+    x_val = rng.uniform(-1, 1, size=(B, T, D)).astype(np.float32)
+    k_val = rng.uniform(-0.6, 0.6, size=(D + H, H)).astype(np.float32)
+    b_val = rng.uniform(-0.6, 0.6, size=(H,)).astype(np.float32)
+    tf.compat.v1.disable_control_flow_v2()
+    tf.compat.v1.disable_resource_variables()
+
+    def run(noise_fn):
+        g = tf.Graph()
+        with g.as_default():
+            x = tf.constant(x_val)
+            cell = rnn_cell.DropoutWrapper(rnn_cell.BasicRNNCell(H), input_keep_prob=keep_in,
+                                           output_keep_prob=keep_out, variational_recurrent=True,
+                                           input_size=D, dtype=tf.float32)
+            assert cell._recurrent_input_noise.shape.as_list() == [1, D]
+            assert cell._recurrent_output_noise.shape.as_list() == [1, H]
+            cell._recurrent_input_noise = tf.constant(noise_fn(0, D).astype(np.float32))
+            cell._recurrent_output_noise = tf.constant(noise_fn(1, H).astype(np.float32))
+            out, st = tf.compat.v1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+            names = sorted(v.name for v in tf.compat.v1.trainable_variables())
+            assert names == ["rnn/basic_rnn_cell/bias:0", "rnn/basic_rnn_cell/kernel:0"], names
+            with tf.compat.v1.Session(graph=g) as sess:
+                for v in tf.compat.v1.trainable_variables():
+                    v.load(k_val if "kernel" in v.name else b_val, sess)
+                return sess.run([out, st])
+
+    def ours(site, width):
+        return variational_noise(seed, 0, 0, site, width)
+
+    out, st = run(ours)
+    m_in = mask_of(keep_in, ours(0, D), np.float32)[0].astype(np.float64)
+    m_out = mask_of(keep_out, ours(1, H), np.float32)[0].astype(np.float64)
+    assert 0 < m_in.sum() < D and 0 < m_out.sum() < H, (m_in, m_out)
+    h = np.zeros((B, H))
+    want = np.zeros((B, T, H))
+    for t in range(T):
+        xd = x_val[:, t, :].astype(np.float64) / float(np.float32(keep_in)) * m_in
+        h = np.tanh(np.concatenate([xd, h], axis=1) @ k_val + b_val)
+        want[:, t, :] = h / float(np.float32(keep_out)) * m_out
+    err = max(np.abs(out - want).max(), np.abs(st - h).max())
+    if not err < 1e-5:
+        raise RuntimeError("dropout self-test: TF differs from numpy by %g\nTF %s\nnumpy %s" % (err, out, want))
+    out2, _ = run(lambda site, width: 1.0 - 2.0 ** -24 - ours(site, width))
+    if np.abs(out2 - out).max() < 1e-3:
+        raise RuntimeError("dropout self-test: other noise leaves TF's outputs unchanged")
+    print("dropout self-test passed (TF vs numpy %.2g)" % err, flush=True)
 
 
 def main():
@@ -638,6 +961,9 @@ def main():
     else:
         for f in glob.glob(os.path.join(args.out, "*.txt")):
             os.remove(f)
+    check_philox()
+    if any(has_dropout_wrapper(s) for c in cases for s in c["fw"] + (c["bw"] or [])):
+        dropout_self_test()
     for c in cases:
         text = run_case(c)
         with open(os.path.join(args.out, c["name"] + ".txt"), "w") as f:

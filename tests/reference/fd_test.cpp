@@ -69,6 +69,14 @@ Cell residual(Cell c) {
   c.residual = true;
   return c;
 }
+// The cell wrapped in DropoutWrapper(cell, input_keep_prob, output_keep_prob, variational_recurrent);
+// residual(dropout(c)) is ResidualWrapper(DropoutWrapper(c)).
+Cell dropout(Cell c, double input_keep, double output_keep, bool variational = false) {
+  c.input_keep_prob = input_keep;
+  c.output_keep_prob = output_keep;
+  c.variational_recurrent = variational;
+  return c;
+}
 Cell lstm_proj(int units, int num_proj) {
   Cell c = lstm(units);
   c.num_proj = num_proj;
@@ -83,6 +91,7 @@ struct Options {
   bool has_initial_state = true;
   double wscale = 0.6, xscale = 1.0, sscale = 0.8;
   uint64_t seed = 1;
+  uint64_t dropout_seed = 0;  // 0: derived from seed (every problem its own masks)
 };
 
 ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& bw, const Options& o) {
@@ -98,6 +107,8 @@ ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& 
   p.has_seq_len = o.has_seq_len;
   p.seq_len = o.seq_len;
   p.has_initial_state = o.has_initial_state;
+  // Both 32-bit halves of the Philox key nonzero.
+  p.dropout_seed = o.dropout_seed != 0 ? o.dropout_seed : 0x9E3779B97F4A7C15ULL * (o.seed + 1);
   for (int d = 0; d < 2; ++d) {
     const std::vector<Cell>& cells = d == 0 ? fw : bw;
     const char* dir = d == 0 ? "fw" : "bw";
@@ -553,7 +564,96 @@ TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
       run_fd(p, make_upstream(p, o.seed));
       const ref::Problem q = make_problem({gru_ra(2)}, {gru_ra(3), lstm(2)}, o);
       run_fd(q, make_upstream(q, o.seed));
+      const ref::Problem d =
+          make_problem({dropout(lstm(2), 0.6, 0.7), gru(2)}, {residual(dropout(rnn(2), 0.6, 0.6, true))}, o);
+      run_fd(d, make_upstream(d, o.seed));
     }
+}
+
+// ------------------------------------------------------------------ DropoutWrapper
+// The masks are constants of the call (functions of the seed and coordinates only), so the loss is
+// as smooth in every input as without dropout and central differences apply unchanged.
+
+// Every kind with input dropout, output dropout, both, variational or not.
+TEST(ReferenceFiniteDifference, DropoutEveryKind) {
+  Cell peep_proj = lstm_proj(4, 2);
+  peep_proj.peepholes = true;
+  peep_proj.forget_bias = 0.4;
+  for (const Cell& c : {rnn(3), basic_lstm(3), lstm(3), peep_proj, gru(3), gru_ra(3)})
+    for (int config = 0; config < 5; ++config) {
+      SCOPED_TRACE("kind " + std::to_string(static_cast<int>(c.kind)) + " units " + std::to_string(c.units) +
+                   " config " + std::to_string(config));
+      switch (config) {
+        case 0: check_stack({dropout(c, 0.6, 1.0)}); break;
+        case 1: check_stack({dropout(c, 1.0, 0.7)}); break;
+        case 2: check_stack({dropout(c, 0.6, 0.7)}); break;
+        case 3: check_stack({dropout(c, 0.7, 0.6, true)}); break;
+        case 4: check_stack({dropout(c, 1.0, 0.6, true)}); break;
+      }
+    }
+}
+
+TEST(ReferenceFiniteDifference, DropoutReluAndClips) {
+  FdStats st = check_stack({dropout(rnn(4, true), 0.6, 0.7)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  st = check_stack({dropout(gru_ra(4, true), 0.7, 0.6, true)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  Cell c = lstm(4);
+  c.peepholes = true;
+  c.has_cell_clip = true;
+  c.cell_clip = 0.35;
+  c.num_proj = 3;
+  c.has_proj_clip = true;
+  c.proj_clip = 0.15;
+  c.forget_bias = 0.3;
+  Options o;
+  o.wscale = 0.9;
+  st = check_stack({dropout(c, 0.6, 0.7)}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+// Dropout, no-dropout and residual+dropout layers mixed in one stack.
+TEST(ReferenceFiniteDifference, DropoutStacks) {
+  // D = 3 = every output width: residual layers anywhere.
+  FdStats st = check_stack({dropout(gru(3), 0.6, 0.7), residual(dropout(lstm_proj(4, 3), 0.7, 0.6)), rnn(3),
+                            residual(dropout(gru_ra(3), 0.6, 1.0, true)), residual(dropout(rnn(3, true), 1.0, 0.7))});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  // A plain layer changes the width; input dropout on the layer above reads the plain layer's output.
+  check_stack({basic_lstm(4), dropout(gru(2), 0.6, 1.0), residual(dropout(rnn(2), 0.7, 0.7, true))});
+  // Dropout only on the bottom layer's input and the top layer's output.
+  check_stack({dropout(gru_ra(3), 0.6, 1.0), lstm(2), dropout(basic_lstm(3), 1.0, 0.6)});
+}
+
+TEST(ReferenceFiniteDifference, DropoutBidirectional) {
+  check_stack({dropout(lstm(3), 0.6, 0.7)}, {dropout(gru(2), 0.7, 0.6)});
+  check_stack({dropout(gru_ra(3), 0.6, 0.7, true), residual(dropout(rnn(3), 0.7, 0.6))},
+              {basic_lstm(2), dropout(lstm_proj(3, 2), 0.6, 0.6)});
+  // Dropout on one direction only.
+  check_stack({gru(2)}, {residual(dropout(gru_ra(3), 0.6, 0.7))});
+}
+
+TEST(ReferenceFiniteDifference, DropoutSeveralSeeds) {
+  for (uint64_t seed : {1ULL, 2ULL, 0xFFFFFFFFULL, 0x100000000ULL, 0xDEADBEEFCAFEF00DULL}) {
+    SCOPED_TRACE("dropout seed " + std::to_string(seed));
+    Options o;
+    o.dropout_seed = seed;
+    o.seed = 3 + seed % 97;
+    check_stack({dropout(lstm(3), 0.6, 0.7), residual(dropout(gru(3), 0.7, 0.6, true))}, {dropout(rnn(2), 0.6, 0.7)},
+                o);
+  }
+}
+
+TEST(ReferenceFiniteDifference, DropoutSequenceLengthEdgeCases) {
+  check_lengths(kLengthEdgeCases, {dropout(gru(3), 0.6, 0.7), residual(dropout(lstm_proj(4, 3), 0.7, 0.6, true))}, {},
+                1400);
+  check_lengths(kLengthEdgeCases, {dropout(gru_ra(2), 0.6, 1.0), residual(dropout(rnn(2, true), 1.0, 0.6))}, {}, 1500);
+}
+
+TEST(ReferenceFiniteDifference, DropoutBidirectionalSequenceLengthEdgeCases) {
+  check_lengths(kBidirectionalLengthEdgeCases, {dropout(basic_lstm(3), 0.6, 0.7)},
+                {dropout(rnn(2), 0.7, 0.6), residual(dropout(gru(2), 0.6, 0.7, true))}, 1600);
+  check_lengths(kBidirectionalLengthEdgeCases, {residual(dropout(gru_ra(3), 0.6, 0.7, true))},
+                {dropout(lstm(2), 0.6, 0.6)}, 1700);
 }
 
 // ------------------------------------------------------------------ forward semantics
@@ -809,6 +909,220 @@ TEST(ReferenceSemantics, CheckRejectsBadProblems) {
   EXPECT_NE(ref::check(make_problem({lstm(3)}, {gru(2), residual(rnn(3))}, Options{})), "");
   p = make_problem({residual(lstm(4))}, {}, Options{});  // H = 4 != D = 3 (no projection)
   EXPECT_NE(ref::check(p), "");
+}
+
+// ------------------------------------------------------------------ DropoutWrapper semantics
+size_t user_index(bool tm, int T, int B, int W, int t, int b, int q) {
+  return tm ? (static_cast<size_t>(t) * B + b) * W + q : (static_cast<size_t>(b) * T + t) * W + q;
+}
+
+// `p` with every DropoutWrapper removed (ResidualWrappers kept unless `keep_residual` is false).
+ref::Problem without_dropout(ref::Problem p, bool keep_residual = true) {
+  for (std::vector<Cell>* stack : {&p.fw, &p.bw})
+    for (Cell& c : *stack) {
+      c = dropout(c, 1.0, 1.0, false);
+      if (!keep_residual) c.residual = false;
+    }
+  return p;
+}
+
+void expect_same_run(const ref::Problem& a, const ref::Problem& b, const ref::Upstream& u) {
+  const ref::Forward fa = ref::forward(a), fb = ref::forward(b);
+  EXPECT_EQ(fa.out_fw, fb.out_fw);
+  EXPECT_EQ(fa.out_bw, fb.out_bw);
+  EXPECT_EQ(fa.final_state, fb.final_state);
+  const ref::Gradients ga = ref::backward(a, u), gb = ref::backward(b, u);
+  EXPECT_EQ(ga.dx, gb.dx);
+  EXPECT_EQ(ga.dinit, gb.dinit);
+  EXPECT_EQ(ga.dw_fw, gb.dw_fw);
+  EXPECT_EQ(ga.dw_bw, gb.dw_bw);
+}
+
+// Keep probabilities of exactly 1 are no dropout at all: bit for bit the unwrapped problem's results,
+// variational or not, whatever the seed.
+TEST(ReferenceSemantics, DropoutKeepOneIsNoDropout) {
+  for (bool tm : {false, true}) {
+    Options o;
+    o.time_major = tm;
+    o.has_seq_len = true;
+    o.seq_len = {3, 0, 4};
+    o.dropout_seed = 0xABCDEF0123456789ULL;
+    const ref::Problem p =
+        make_problem({dropout(lstm(3), 1.0, 1.0, true), residual(dropout(gru(3), 1.0, 1.0)), dropout(rnn(2), 1.0, 1.0)},
+                     {dropout(gru_ra(3), 1.0, 1.0, true)}, o);
+    ref::Problem plain = without_dropout(p);
+    plain.dropout_seed = 0;
+    expect_same_run(p, plain, make_upstream(p, 5));
+  }
+}
+
+// Dropout changes the results, the same seed gives the same results, another seed other ones.
+TEST(ReferenceSemantics, DropoutChangesResultsAndFollowsTheSeed) {
+  Options o;
+  o.has_seq_len = true;
+  o.seq_len = {3, 1, 4};
+  for (const Cell& c : {dropout(gru(3), 0.7, 1.0), dropout(gru(3), 1.0, 0.7), dropout(gru(3), 0.7, 0.7, true)}) {
+    const ref::Problem p = make_problem({lstm(3), c}, {residual(c)}, o);
+    const ref::Upstream u = make_upstream(p, 9);
+    const ref::Problem plain = without_dropout(p);
+    const ref::Forward f = ref::forward(p), fp = ref::forward(plain);
+    EXPECT_NE(f.out_fw, fp.out_fw);
+    EXPECT_NE(f.out_bw, fp.out_bw);
+    EXPECT_NE(ref::backward(p, u).dx, ref::backward(plain, u).dx);
+    expect_same_run(p, p, u);  // deterministic
+    ref::Problem other = p;
+    other.dropout_seed ^= uint64_t(1) << 40;  // the key's high half
+    EXPECT_NE(ref::forward(other).out_fw, f.out_fw);
+    EXPECT_NE(ref::forward(other).out_bw, f.out_bw);
+  }
+}
+
+// A single layer with output dropout only: its state is the bare cell's, its output the bare cell's
+// output / keep * mask (+ x if residual) at valid positions, 0 past the length. The backward
+// direction's mask at time position tau of row b is that of step L_b - 1 - tau (the loop iteration,
+// not the time). Variational: one mask column for every row and step.
+TEST(ReferenceSemantics, DropoutOutputIsTheScaledMaskedCellOutput) {
+  const double keep = 0.625;  // exact in float32, as TF rounds it
+  for (bool tm : {false, true})
+    for (bool lens : {false, true})
+      for (bool variational : {false, true})
+        for (bool res : {false, true}) {
+          SCOPED_TRACE(std::string(tm ? "time-major" : "batch-major") + (lens ? " lengths" : "") +
+                       (variational ? " variational" : "") + (res ? " residual" : ""));
+          Options o;
+          o.T = 5;
+          o.B = 4;
+          o.time_major = tm;
+          o.has_seq_len = lens;
+          o.seq_len = {5, 0, 2, 4};
+          o.seed = 31;
+          Cell fw = dropout(lstm_proj(4, 3), 1.0, keep, variational), bw = dropout(gru(3), 1.0, keep, variational);
+          fw.residual = bw.residual = res;
+          const ref::Problem p = make_problem({fw}, {bw}, o);
+          const ref::Problem bare = without_dropout(p, false);
+          const ref::Forward f = ref::forward(p), fb = ref::forward(bare);
+          EXPECT_EQ(f.final_state, fb.final_state);  // the state is never dropped
+          if (lens)
+            for (const auto& [k, v] : f.final_state)  // length 0: the initial state
+              for (int q = 0; q < static_cast<int>(v.size()) / o.B; ++q)
+                EXPECT_EQ(v[static_cast<size_t>(v.size() / o.B) + q], p.init.at(k)[v.size() / o.B + q]) << k;
+          const int O = 3;
+          int dropped = 0;
+          for (int dir = 0; dir < 2; ++dir) {
+            const std::vector<double>& out = dir == 0 ? f.out_fw : f.out_bw;
+            const std::vector<double>& cell_out = dir == 0 ? fb.out_fw : fb.out_bw;
+            std::vector<std::vector<int>> column_kept(O);  // variational: observed masks per column
+            for (int b = 0; b < o.B; ++b) {
+              const int L = lens ? o.seq_len[b] : o.T;
+              for (int t = 0; t < o.T; ++t)
+                for (int q = 0; q < O; ++q) {
+                  const size_t i = user_index(tm, o.T, o.B, O, t, b, q);
+                  if (t >= L) {
+                    EXPECT_EQ(out[i], 0.0);
+                    continue;
+                  }
+                  const int step = dir == 0 ? t : L - 1 - t;
+                  const double m = ref::dropout_mask(p.dropout_seed, dir, 0, 1, variational, step, b, q, keep);
+                  const double want = (res ? p.x[i] : 0.0) + cell_out[i] / keep * m;
+                  EXPECT_EQ(out[i], want) << "dir " << dir << " t " << t << " b " << b << " q " << q;
+                  dropped += m == 0.0;
+                  // Observed from the outputs alone: dropped iff out equals the residual part.
+                  column_kept[q].push_back(out[i] != (res ? p.x[i] : 0.0));
+                }
+            }
+            if (variational)
+              for (int q = 0; q < O; ++q)
+                for (int kept : column_kept[q]) EXPECT_EQ(kept, column_kept[q][0]) << "dir " << dir << " column " << q;
+          }
+          if (!variational) EXPECT_GT(dropped, 0);
+        }
+}
+
+// A single layer with input dropout only equals the unwrapped layer run on x / keep * mask (the
+// backward direction's mask at time position tau of row b: that of step L_b - 1 - tau, or tau past
+// the length, where ReverseSequence leaves the input in place); its input gradient is the
+// unwrapped one's times mask / keep, its weight and state gradients the unwrapped ones. Residual:
+// the undropped x is added to the output.
+TEST(ReferenceSemantics, DropoutInputIsTheScaledMaskedInput) {
+  const double keep = 0.75;  // exact in float32, as TF rounds it
+  for (bool tm : {false, true})
+    for (bool variational : {false, true})
+      for (int dir = 0; dir < 2; ++dir)
+        for (bool res : {false, true}) {
+          SCOPED_TRACE(std::string(tm ? "time-major" : "batch-major") + (variational ? " variational" : "") +
+                       (dir ? " bw" : " fw") + (res ? " residual" : ""));
+          Options o;
+          o.T = 5;
+          o.B = 4;
+          o.time_major = tm;
+          o.has_seq_len = true;
+          o.seq_len = dir == 0 ? std::vector<int>{5, 0, 2, 9} : std::vector<int>{5, 0, 2, 4};
+          o.seed = 37;
+          Cell c = dropout(gru_ra(3), keep, 1.0, variational);
+          c.residual = res;
+          // bw: a plain fw direction with no upstream, so that the input gradient is the bw direction's.
+          const ref::Problem p = dir == 0 ? make_problem({c}, {}, o) : make_problem({rnn(2)}, {c}, o);
+          ref::Problem plain = without_dropout(p, false);
+          std::vector<double> mask(p.x.size());
+          for (int b = 0; b < o.B; ++b) {
+            const int L = std::min(std::max(o.seq_len[b], 0), o.T);
+            for (int t = 0; t < o.T; ++t)
+              for (int q = 0; q < o.D; ++q) {
+                const size_t i = user_index(tm, o.T, o.B, o.D, t, b, q);
+                const int step = dir == 0 || t >= L ? t : L - 1 - t;
+                mask[i] = ref::dropout_mask(p.dropout_seed, dir, 0, 0, variational, step, b, q, keep);
+                plain.x[i] = p.x[i] / keep * mask[i];
+              }
+          }
+          const ref::Forward f = ref::forward(p), fp = ref::forward(plain);
+          const std::vector<double>& out = dir == 0 ? f.out_fw : f.out_bw;
+          const std::vector<double>& out_plain = dir == 0 ? fp.out_fw : fp.out_bw;
+          ASSERT_EQ(out.size(), p.x.size());
+          for (int b = 0; b < o.B; ++b)
+            for (int t = 0; t < o.T; ++t)
+              for (int q = 0; q < o.D; ++q) {  // output width == D
+                const size_t i = user_index(tm, o.T, o.B, o.D, t, b, q);
+                const bool valid = t < o.seq_len[b];
+                EXPECT_EQ(out[i], res && valid ? p.x[i] + out_plain[i] : out_plain[i]) << t << " " << b << " " << q;
+              }
+          const char* d = dir == 0 ? "fw/" : "bw/";
+          for (const auto& [k, v] : f.final_state)
+            if (k.rfind(d, 0) == 0) EXPECT_EQ(v, fp.final_state.at(k)) << k;
+          if (res) continue;  // the gradient with the identity path: finite differences above
+          ref::Upstream u = make_upstream(p, 13);
+          if (dir == 1) {
+            u.dout_fw.clear();
+            u.dfinal.erase("fw/0/h");
+          }
+          const ref::Gradients g = ref::backward(p, u), gp = ref::backward(plain, u);
+          ASSERT_EQ(g.dx.size(), p.x.size());
+          ASSERT_EQ(gp.dx.size(), p.x.size());
+          for (size_t i = 0; i < g.dx.size(); ++i) EXPECT_EQ(g.dx[i], gp.dx[i] * mask[i] / keep) << i;
+          EXPECT_EQ(g.dinit, gp.dinit);
+          EXPECT_EQ(dir == 0 ? g.dw_fw : g.dw_bw, dir == 0 ? gp.dw_fw : gp.dw_bw);
+        }
+}
+
+TEST(ReferenceSemantics, EmptyTimeAndBatchDropout) {
+  check_empty_time_and_batch(dropout(gru(2), 0.6, 0.7, true));
+  check_empty_time_and_batch(residual(dropout(gru_ra(3), 0.6, 0.7)));
+}
+
+TEST(ReferenceSemantics, CheckRejectsBadKeepProbs) {
+  EXPECT_EQ(ref::check(make_problem({dropout(lstm(2), 1e-9, 1.0)}, {dropout(gru(2), 1.0, 0.5, true)}, Options{})), "");
+  for (double bad : {0.0, -0.25, 1.5, std::nan("")})
+    for (int site = 0; site < 2; ++site)
+      for (int dir = 0; dir < 2; ++dir) {
+        Cell c = dropout(gru(2), site == 0 ? bad : 0.5, site == 1 ? bad : 0.5);
+        const ref::Problem p =
+            dir == 0 ? make_problem({lstm(2), c}, {}, Options{}) : make_problem({lstm(2)}, {lstm(3), c}, Options{});
+        const std::string e = ref::check(p);
+        SCOPED_TRACE(e);
+        EXPECT_NE(e.find(site == 0 ? "input_keep_prob" : "output_keep_prob"), std::string::npos);
+        EXPECT_NE(e.find(dir == 0 ? "fw/1" : "bw/1"), std::string::npos);
+        EXPECT_NE(e.find("(0, 1]"), std::string::npos);
+        EXPECT_THROW(ref::forward(p), std::invalid_argument);
+      }
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include "from_fixture.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -24,6 +26,23 @@ double to_double(const std::string& s, const std::string& what) {
   if (s.empty() || errno != 0 || end != s.c_str() + s.size())
     throw std::runtime_error("bad number '" + s + "' for " + what);
   return v;
+}
+
+// A DropoutWrapper keep probability, in (0, 1].
+double to_keep_prob(const std::string& s, const std::string& what) {
+  const double keep = to_double(s, what);
+  if (!(keep > 0.0 && keep <= 1.0)) throw std::runtime_error(what + " '" + s + "' is not in (0, 1]");
+  return keep;
+}
+
+// A decimal uint64 (the whole range: dropout seeds use the high bits too).
+uint64_t to_uint64(const std::string& s, const std::string& what) {
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])) || errno != 0 || end != s.c_str() + s.size())
+    throw std::runtime_error("bad unsigned 64-bit integer '" + s + "' for " + what);
+  return static_cast<uint64_t>(v);
 }
 
 int to_int(const std::string& s, const std::string& what) {
@@ -96,8 +115,9 @@ std::vector<Params> weights_of(const golden::Fixture& fx, const std::string& dir
 
 Cell cell_from_fixture(const golden::CellLine& line) {
   const auto& a = line.attrs;
-  static const char* known[] = {"kind",      "units",    "activation", "forget_bias", "use_peepholes",
-                                "cell_clip", "num_proj", "proj_clip",  "residual"};
+  static const char* known[] = {"kind",          "units",           "activation",       "forget_bias",
+                                "use_peepholes", "cell_clip",       "num_proj",         "proj_clip",
+                                "residual",      "input_keep_prob", "output_keep_prob", "variational_recurrent"};
   for (const auto& kv : a) {
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
@@ -139,6 +159,11 @@ Cell cell_from_fixture(const golden::CellLine& line) {
     c.proj_clip = to_double(a.at("proj_clip"), "proj_clip");
   }
   if (!absent(a, "residual")) c.residual = to_bool(a.at("residual"), "residual");
+  // DropoutWrapper (absent: keep 1, not variational).
+  if (!absent(a, "input_keep_prob")) c.input_keep_prob = to_keep_prob(a.at("input_keep_prob"), "input_keep_prob");
+  if (!absent(a, "output_keep_prob")) c.output_keep_prob = to_keep_prob(a.at("output_keep_prob"), "output_keep_prob");
+  if (!absent(a, "variational_recurrent"))
+    c.variational_recurrent = to_bool(a.at("variational_recurrent"), "variational_recurrent");
   return c;
 }
 
@@ -159,6 +184,14 @@ Problem problem_from_fixture(const golden::Fixture& fx) {
     for (double v : values_of(fx, "seq_len", static_cast<size_t>(p.B))) {
       if (v != std::floor(v)) fail(fx.name, "seq_len holds a non-integer value");
       p.seq_len.push_back(static_cast<int>(v));
+    }
+  }
+  // Header "dropout_seed <decimal>" (absent: 0), the seed of the DropoutWrapper masks.
+  if (fx.meta.count("dropout_seed")) {
+    try {
+      p.dropout_seed = to_uint64(fx.meta.at("dropout_seed"), "dropout_seed");
+    } catch (const std::exception& e) {
+      fail(fx.name, e.what());
     }
   }
   p.has_initial_state = fx.meta_int("has_initial_state") != 0;

@@ -3,6 +3,7 @@
 #include "reference.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <sstream>
@@ -44,6 +45,28 @@ double clip(double v, double lo, double hi, Pattern* pat) {
 // minimum(v, hi) >= lo (inclusive at both bounds).
 double clip_pass(double v, double lo, double hi) {
   return (v <= hi && std::min(v, hi) >= lo) ? 1.0 : 0.0;
+}
+
+// ---------------------------------------------------------------- dropout
+// DropoutWrapper's keep probability at `site` (0: the cell's input, 1: its output), as TF holds it:
+// its __init__ runs a Python float through convert_to_tensor (a float32 constant) and keeps
+// float(constant_value), so the wrapper computes with the float32-rounded value, float64 cells too.
+double keep_of(const Cell& cell, int site) {
+  return static_cast<double>(static_cast<float>(site == 0 ? cell.input_keep_prob : cell.output_keep_prob));
+}
+
+// Applies layer `layer`'s dropout at `site` to one step's [B x W] block (rows in the caller's order):
+// forward v / keep * mask, gradient v * mask / keep. keep == 1: no op at all.
+void apply_dropout(Vec& v, int B, int W, const Cell& cell, int site, uint64_t seed, int direction, int layer, int step,
+                   bool gradient) {
+  const double keep = keep_of(cell, site);
+  if (keep == 1.0) return;
+  for (int b = 0; b < B; ++b)
+    for (int q = 0; q < W; ++q) {
+      const double m = dropout_mask(seed, direction, layer, site, cell.variational_recurrent, step, b, q, keep);
+      double& e = v[static_cast<size_t>(b) * W + q];
+      e = gradient ? e * m / keep : e / keep * m;
+    }
 }
 
 // ---------------------------------------------------------------- matrices
@@ -440,8 +463,10 @@ struct DirRun {
 };
 
 // dynamic_rnn of a MultiRNNCell stack on a time-major input (spec 1.5).
+// `direction` (0 fw, 1 bw) and `seed` key the DropoutWrapper masks; step t is the loop iteration.
 DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, const Vec& x_tm, int T, int B,
-                     const std::vector<int>* seq_len, std::vector<LState> state, Pattern* pat) {
+                     const std::vector<int>* seq_len, std::vector<LState> state, Pattern* pat, int direction,
+                     uint64_t seed) {
   DirRun run;
   const int L = static_cast<int>(cells.size());
   const int O = output_width(cells.back());
@@ -459,9 +484,13 @@ DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& 
     std::vector<LState> new_state(L);
     int in = D;
     for (int l = 0; l < L; ++l) {
-      new_state[l] = cell_forward(cells[l], w[l], in, inp, state[l], B, run.cache[t][l], pat);
-      Vec layer_out = new_state[l].h;  // the cell's output is its new h
-      if (cells[l].residual)           // ResidualWrapper: inputs + cell output (check(): equal widths)
+      // DropoutWrapper: the cell reads its input dropped; the undropped input stays for the residual.
+      Vec cell_in = inp;
+      apply_dropout(cell_in, B, in, cells[l], 0, seed, direction, l, t, false);
+      new_state[l] = cell_forward(cells[l], w[l], in, cell_in, state[l], B, run.cache[t][l], pat);
+      Vec layer_out = new_state[l].h;  // the cell's output is its new h; the state is never dropped
+      apply_dropout(layer_out, B, output_width(cells[l]), cells[l], 1, seed, direction, l, t, false);
+      if (cells[l].residual)  // ResidualWrapper(DropoutWrapper(cell)): inputs + dropped cell output
         for (size_t q = 0; q < layer_out.size(); ++q) layer_out[q] += inp[q];
       inp = std::move(layer_out);  // the next layer's input
       in = output_width(cells[l]);
@@ -497,7 +526,7 @@ struct DirGrad {
 // Masked BPTT of spec 3.1 over a finished run.
 DirGrad backward_direction(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, int T, int B,
                            const std::vector<int>* seq_len, const DirRun& run, const Vec& dout_tm,
-                           std::vector<LState> g) {
+                           std::vector<LState> g, int direction, uint64_t seed) {
   const int L = static_cast<int>(cells.size());
   const int O = output_width(cells.back());
   DirGrad res;
@@ -529,11 +558,16 @@ DirGrad backward_direction(const std::vector<Cell>& cells, const std::vector<Par
     Vec d_above = gy;  // upstream of the stack's output
     for (int l = L - 1; l >= 0; --l) {
       const int in = layer_input_width(cells, l, D);
+      // The layer output's gradient reaches the cell's output through the output mask; the state's
+      // upstream reaches the (undropped) state directly.
       Vec dh = d_above;
+      apply_dropout(dh, B, output_width(cells[l]), cells[l], 1, seed, direction, l, t, true);
       for (size_t q = 0; q < dh.size(); ++q) dh[q] += gs_new[l].h[q];
       LState dprev;
       Vec d_in = cell_backward(cells[l], w[l], in, run.cache[t][l], dh, gs_new[l].c, B, dprev, res.dw[l]);
-      // ResidualWrapper's identity path: d(inputs) gets d(layer output) too (not the state's upstream).
+      apply_dropout(d_in, B, in, cells[l], 0, seed, direction, l, t, true);  // through the input mask
+      // ResidualWrapper's identity path: d(inputs) gets d(layer output) too (not the state's upstream),
+      // undropped: the residual adds the undropped input.
       if (cells[l].residual)
         for (size_t q = 0; q < d_in.size(); ++q) d_in[q] += d_above[q];
       d_above = std::move(d_in);
@@ -633,6 +667,14 @@ std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params
       m << dir << "/" << l << ": peepholes/cell_clip/num_proj/proj_clip need kind LSTM";
       return m.str();
     }
+    for (int site = 0; site < 2; ++site) {
+      const double keep = site == 0 ? c.input_keep_prob : c.output_keep_prob;
+      if (!(keep > 0.0 && keep <= 1.0 && keep_of(c, site) > 0.0)) {  // NaN too; > 0 in float32 as well
+        m << dir << "/" << l << ": " << (site == 0 ? "input_keep_prob" : "output_keep_prob") << " " << keep
+          << " not in (0, 1]";
+        return m.str();
+      }
+    }
     const int in = layer_input_width(cells, static_cast<int>(l), D);
     if (c.residual && in != output_width(c)) {
       m << dir << "/" << l << ": residual needs input width " << in << " == output width " << output_width(c);
@@ -664,12 +706,14 @@ Forward forward_impl(const Problem& p, Pattern* pat, DirRun* fw_run, DirRun* bw_
   Forward f;
   const std::vector<int>* sl = p.has_seq_len ? &p.seq_len : nullptr;
   const Vec x_tm = to_time_major(p.x, p.T, p.B, p.D, p.time_major);
-  DirRun fw = run_direction(p.fw, p.w_fw, p.D, x_tm, p.T, p.B, sl, initial_states(p, p.fw, "fw"), pat);
+  DirRun fw =
+      run_direction(p.fw, p.w_fw, p.D, x_tm, p.T, p.B, sl, initial_states(p, p.fw, "fw"), pat, 0, p.dropout_seed);
   f.out_fw = from_time_major(fw.out, p.T, p.B, output_width(p.fw.back()), p.time_major);
   export_states(fw.final_state, p.fw, "fw", f.final_state);
   if (!p.bw.empty()) {
     const Vec x_rev = reverse_seq(x_tm, p.T, p.B, p.D, sl);
-    DirRun bw = run_direction(p.bw, p.w_bw, p.D, x_rev, p.T, p.B, sl, initial_states(p, p.bw, "bw"), pat);
+    DirRun bw =
+        run_direction(p.bw, p.w_bw, p.D, x_rev, p.T, p.B, sl, initial_states(p, p.bw, "bw"), pat, 1, p.dropout_seed);
     const int O = output_width(p.bw.back());
     f.out_bw = from_time_major(reverse_seq(bw.out, p.T, p.B, O, sl), p.T, p.B, O, p.time_major);
     export_states(bw.final_state, p.bw, "bw", f.final_state);
@@ -708,6 +752,40 @@ Vec upstream_out(const Problem& p, const Vec& d, const std::vector<Cell>& cells,
 }  // namespace
 
 // ================================================================ public API
+std::array<uint32_t, 4> philox4x32_10(const std::array<uint32_t, 4>& counter, uint32_t key0, uint32_t key1) {
+  // Random123's Philox4x32 with R = 10: each round two 32 x 32 -> 64-bit products,
+  //   (c0, c1, c2, c3) <- (hi(M1 c2) ^ c1 ^ k0, lo(M1 c2), hi(M0 c0) ^ c3 ^ k1, lo(M0 c0)),
+  // and the key advanced by the Weyl constants before every round but the first.
+  constexpr uint64_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
+  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+  std::array<uint32_t, 4> c = counter;
+  std::array<uint32_t, 2> k = {key0, key1};
+  for (int round = 1; round <= 10; ++round) {
+    const uint64_t p0 = kM0 * c[0], p1 = kM1 * c[2];
+    c = {static_cast<uint32_t>(p1 >> 32) ^ c[1] ^ k[0], static_cast<uint32_t>(p1 & 0xFFFFFFFFu),
+         static_cast<uint32_t>(p0 >> 32) ^ c[3] ^ k[1], static_cast<uint32_t>(p0 & 0xFFFFFFFFu)};
+    k[0] += kW0;
+    k[1] += kW1;
+  }
+  return c;
+}
+
+double dropout_uniform(uint64_t seed, int direction, int layer, int site, bool variational, int64_t step, int64_t row,
+                       int64_t col) {
+  const uint32_t stream = static_cast<uint32_t>(4 * layer + 2 * direction + site);
+  std::array<uint32_t, 4> counter = {static_cast<uint32_t>(col), static_cast<uint32_t>(row),
+                                     static_cast<uint32_t>(step), stream};
+  if (variational) counter[1] = counter[2] = 0;  // one mask for every row and step
+  const std::array<uint32_t, 4> r =
+      philox4x32_10(counter, static_cast<uint32_t>(seed & 0xFFFFFFFFu), static_cast<uint32_t>(seed >> 32));
+  return std::ldexp(static_cast<double>(r[0] >> 8), -24);  // top 24 bits: [0, 1), exact in float
+}
+
+double dropout_mask(uint64_t seed, int direction, int layer, int site, bool variational, int64_t step, int64_t row,
+                    int64_t col, double keep) {
+  return std::floor(keep + dropout_uniform(seed, direction, layer, site, variational, step, row, col));
+}
+
 int state_width(const Cell& c, const char* leaf) {
   const std::string l = leaf;
   if (l == "h") return is_lstm(c.kind) ? output_width(c) : c.units;
@@ -815,14 +893,15 @@ Gradients backward(const Problem& p, const Upstream& u) {
   const std::vector<int>* sl = p.has_seq_len ? &p.seq_len : nullptr;
   Gradients g;
   DirGrad gf = backward_direction(p.fw, p.w_fw, p.D, p.T, p.B, sl, fw, upstream_out(p, u.dout_fw, p.fw, "dout_fw"),
-                                  upstream_states(p, u, p.fw, "fw"));
+                                  upstream_states(p, u, p.fw, "fw"), 0, p.dropout_seed);
   Vec dx_tm = gf.dx_tm;
   export_states(gf.dinit, p.fw, "fw", g.dinit);
   g.dw_fw = std::move(gf.dw);
   if (!p.bw.empty()) {
     const int O = output_width(p.bw.back());
     const Vec dtmp = reverse_seq(upstream_out(p, u.dout_bw, p.bw, "dout_bw"), p.T, p.B, O, sl);
-    DirGrad gb = backward_direction(p.bw, p.w_bw, p.D, p.T, p.B, sl, bw, dtmp, upstream_states(p, u, p.bw, "bw"));
+    DirGrad gb = backward_direction(p.bw, p.w_bw, p.D, p.T, p.B, sl, bw, dtmp, upstream_states(p, u, p.bw, "bw"), 1,
+                                    p.dropout_seed);
     const Vec dx_b = reverse_seq(gb.dx_tm, p.T, p.B, p.D, sl);
     for (size_t q = 0; q < dx_tm.size(); ++q) dx_tm[q] += dx_b[q];
     export_states(gb.dinit, p.bw, "bw", g.dinit);

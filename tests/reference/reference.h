@@ -10,8 +10,17 @@
 // the Keras cell's equations, quoted at its forward step in reference.cpp.
 // Cell::residual (ResidualWrapper) is written from the wrapper's definition:
 // output = inputs + cell_output, state = the cell's new state.
+// Cell::input_keep_prob / output_keep_prob / variational_recurrent
+// (DropoutWrapper, inside the ResidualWrapper when both are set) are written
+// from the wrappers' definitions: the cell reads x / keep_in * mask_in, the
+// layer outputs out_c / keep_out * mask_out (+ the undropped x if residual),
+// the state is the cell's, undropped. The masks follow the contract of
+// include/dynrnn/dropout_math.h, reimplemented here independently (Philox4x32-10
+// from Random123's description, checked against its known-answer vectors);
+// backward is the masked BPTT with the gradients multiplied by mask / keep.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <random>
@@ -39,6 +48,13 @@ struct Cell {
   // the layer's output is input + cell output (the new h); its state is the
   // cell's own. Needs input width == output_width (TF asserts equal shapes).
   bool residual = false;
+  // tf.compat.v1.nn.rnn_cell.DropoutWrapper(cell, input_keep_prob,
+  // output_keep_prob, variational_recurrent), inside the ResidualWrapper when
+  // both are set (ResidualWrapper(DropoutWrapper(cell))). 1.0 = no dropout.
+  // Masks: include/dynrnn/dropout_math.h's contract, reimplemented here.
+  double input_keep_prob = 1.0;
+  double output_keep_prob = 1.0;
+  bool variational_recurrent = false;
 };
 
 // TF local variable names: "kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag",
@@ -60,6 +76,7 @@ struct Problem {
   bool has_initial_state = false;
   Named init;  // all leaves when has_initial_state, else zeros (ignored)
   std::vector<Params> w_fw, w_bw;
+  uint64_t dropout_seed = 0;  // the call's DropoutWrapper masks
 };
 
 struct Forward {
@@ -82,6 +99,19 @@ std::string check(const Problem&);
 // Both throw std::invalid_argument with check()'s message on an invalid problem.
 Forward forward(const Problem&);
 Gradients backward(const Problem&, const Upstream&);
+
+// ---- DropoutWrapper masks (include/dynrnn/dropout_math.h's contract) ----
+// Philox4x32-10 (Random123): counter[4], key (key0, key1) -> 4 words.
+std::array<uint32_t, 4> philox4x32_10(const std::array<uint32_t, 4>& counter, uint32_t key0, uint32_t key1);
+// The uniform number in [0, 1) (a multiple of 2^-24) of one mask element: Philox of counter
+// (col, row, step, 4 * layer + 2 * direction + site), or (col, 0, 0, stream) when variational, and
+// key (low, high) 32 bits of seed; word 0 >> 8 times 2^-24. site 0: the cell's input, 1: its output;
+// direction 0: fw, 1: bw; step: the loop iteration; row: the caller's batch row.
+double dropout_uniform(uint64_t seed, int direction, int layer, int site, bool variational, int64_t step, int64_t row,
+                       int64_t col);
+// floor(keep + dropout_uniform(...)) in double: 1 keeps, 0 drops.
+double dropout_mask(uint64_t seed, int direction, int layer, int site, bool variational, int64_t step, int64_t row,
+                    int64_t col, double keep);
 
 // ---- helpers ----
 int state_width(const Cell&, const char* leaf);  // "c" or "h"; 0 for a leaf the cell lacks
