@@ -79,9 +79,9 @@ Status validate_cell(const CellSpec& c, const std::string& where) {
       return invalid(where + ".proj_clip is " + num(*c.proj_clip) + "; expected a finite value >= 0");
     }
   }
-  const double keeps[2] = {c.input_keep_prob, c.output_keep_prob};
-  const char* keep_names[2] = {".input_keep_prob", ".output_keep_prob"};
-  for (int i = 0; i < 2; ++i) {
+  const double keeps[3] = {c.input_keep_prob, c.output_keep_prob, c.state_keep_prob};
+  const char* keep_names[3] = {".input_keep_prob", ".output_keep_prob", ".state_keep_prob"};
+  for (int i = 0; i < 3; ++i) {
     // TF computes with the float32-rounded value, which must stay above 0 too (it divides by it).
     if (!(keeps[i] > 0.0 && keeps[i] <= 1.0 && static_cast<float>(keeps[i]) > 0.0f)) {
       return invalid(where + keep_names[i] + " is " + num(keeps[i]) +
@@ -177,8 +177,10 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.residual = c.residual;
       l.input_keep = float32_value(c.input_keep_prob);
       l.output_keep = float32_value(c.output_keep_prob);
+      l.state_keep = float32_value(c.state_keep_prob);
       l.input_dropout = l.input_keep < 1.0;
       l.output_dropout = l.output_keep < 1.0;
+      l.state_dropout = l.state_keep < 1.0;
       l.out_width = l.project ? c.num_proj : c.num_units;
       if (l.residual && in_width != l.out_width) {
         return invalid(where + ".residual is true but the layer's input width is " + std::to_string(in_width) +

@@ -27,9 +27,10 @@ struct LayerModel {
   bool residual = false;  ///< ResidualWrapper: the layer's output is its input plus h
   /// DropoutWrapper's keep probabilities as TF holds them: rounded to float32 (its __init__ makes a
   /// float32 constant of a Python float), float64 cells too; dropout happens where they are below 1.
-  double input_keep = 1.0, output_keep = 1.0;
+  double input_keep = 1.0, output_keep = 1.0, state_keep = 1.0;
   bool input_dropout = false;
   bool output_dropout = false;
+  bool state_dropout = false;
   int64_t state_col_c = -1;  ///< column offset of c in the flat state (LSTM)
   int64_t state_col_h = 0;   ///< column offset of h
   // Weight offsets (elements) in the flat weight buffer. "kernel" is the main kernel:

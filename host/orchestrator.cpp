@@ -198,7 +198,10 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     DYNRNN_TRY(ex_.copy(S.hs, entry(prev.hs, K, O), B * O));
     if (l.is_lstm) DYNRNN_TRY(copy_wide(S.cs, entry(prev.cs, K, H), H));
   }
-  const cell::SeqView<T> y = above(l) ? cell::SeqView<T>{} : user_view(c.outputs[l.direction], O, reverse);
+  // The top layer writes the caller's outputs; one whose state is dropped writes its undropped output
+  // for the layer above.
+  cell::SeqView<T> y = user_view(c.outputs[l.direction], O, reverse);
+  if (above(l)) y = l.state_dropout ? chunk_view(S.ys, O, s0) : cell::SeqView<T>{};
   DYNRNN_TRY(ex_.recurrent_steps(recurrent_steps(c, l, S, s0, n, gx, gxc, y)));
   DYNRNN_TRY(wrap_outputs(l, S, s0, n, in, y));
   if (lo && l.residual) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
@@ -227,6 +230,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   s1.k = O;
   s1.w = W + l.kernel + Din * GW;
   s1.out = at(lp.gh);
+  const cell::StateDropout<A> sd = state_dropout(l);
   if (l.is_gru) {
     s1.gates = 2;
     auto g = stage_params<cell::GruGatesForwardParams<T>>(map, B, H);
@@ -253,6 +257,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
     k.h_prev = slot.hs;
     k.h_out = entry(slot.hs, 1, O);
     k.y = y;
+    k.state_drop = sd;
     k.zc_save = slot.zc;
     s2.op = k;
     return r;
@@ -267,6 +272,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
       k.h_prev = slot.hs;
       k.h_out = entry(slot.hs, 1, O);
       k.y = y;
+      k.state_drop = sd;
       k.z_save = slot.z;
       return k;
     };
@@ -295,6 +301,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
     k.h_prev = slot.hs;
     k.h_out = entry(slot.hs, 1, O);
     k.y = y;
+    k.state_drop = sd;
   }
   k.z_save = slot.z;
   s1.op = k;
@@ -314,6 +321,7 @@ RecurrentSteps<T> Orchestrator<T>::recurrent_steps(const ForwardCall<T>& c, cons
   pk.h_prev = slot.hs;
   pk.h_out = entry(slot.hs, 1, O);
   pk.y = y;
+  pk.state_drop = sd;
   s2.op = pk;
   return r;
 }
@@ -592,7 +600,7 @@ Status Orchestrator<T>::wrap_outputs(const LayerModel& l, const Slot& slot, int6
                                      cell::SeqView<T> y) {
   const int64_t B = p_.batch, O = l.out_width;
   if (above(l)) {
-    const T* h = entry(slot.hs, 1, O);
+    const T* h = l.state_dropout ? slot.ys : entry(slot.hs, 1, O);
     if (l.output_dropout) {
       DYNRNN_TRY(apply_dropout(l, dropout::Site::kOutput, chunk_view(h, O, s0), chunk_view(slot.ys, O, s0), s0, n, O,
                                false, false));
@@ -627,14 +635,31 @@ Status Orchestrator<T>::apply_dropout(const LayerModel& l, dropout::Site site, c
   p.rows_per_step = p_.batch;
   p.src = src;
   p.dst = dst;
-  p.mask.seed = dropout_seed_;
-  p.mask.seed_at = dropout_seed_at_;
-  p.mask.stream = dropout::stream(l.direction, l.layer, site);
-  p.mask.keep = A(site == dropout::Site::kInput ? l.input_keep : l.output_keep);
-  p.mask.variational = l.cell.variational_recurrent;
-  p.mask.rows = rows_;
+  p.mask = mask(l, site);
   p.gradient = gradient;
   return ex_.pointwise(p);
+}
+
+template <typename T>
+dropout::Mask<compute_t<T>> Orchestrator<T>::mask(const LayerModel& l, dropout::Site site) const {
+  dropout::Mask<A> m;
+  m.seed = dropout_seed_;
+  m.seed_at = dropout_seed_at_;
+  m.stream = dropout::stream(l.direction, l.layer, site);
+  m.keep = A(site == dropout::Site::kInput    ? l.input_keep
+             : site == dropout::Site::kOutput ? l.output_keep
+                                              : l.state_keep);
+  m.variational = l.cell.variational_recurrent;
+  m.rows = rows_;
+  return m;
+}
+
+template <typename T>
+cell::StateDropout<compute_t<T>> Orchestrator<T>::state_dropout(const LayerModel& l) const {
+  cell::StateDropout<A> d;
+  d.on = l.state_dropout;
+  if (d.on) d.mask = mask(l, dropout::Site::kState);
+  return d;
 }
 
 template <typename T>
@@ -702,6 +727,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
   const cell::StepMap map{seq_len_, s0, p_.max_time};
   T* dz = at(lp.dz);
   RecurrentBackwardSteps<T> r(chunk_steps(s0, n));
+  const cell::StateDropout<A> sd = state_dropout(l);
   r.dh[0] = wide(at(lp.dh, 0));
   r.dh[1] = wide(at(lp.dh, 1));
   r.first = dh_cur_[l.direction][l.layer];
@@ -720,6 +746,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
     k.zc = slot.zc;
     k.h_prev = slot.hs;
     k.dy = dy;
+    k.state_drop = sd;
     k.dzc = at(lp.dzc);
     k.dzg = dz;
     RecurrentBackwardStage<T>& s1 = r.stage[0];
@@ -745,6 +772,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
     k.n = slot.zc;
     k.h_prev = slot.hs;
     k.dy = dy;
+    k.state_drop = sd;
     k.dz = dz;
     k.dzh = at(lp.dzc);
     last.op = k;
@@ -755,6 +783,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
     k.act = l.cell.activation;
     k.z = slot.z;
     k.dy = dy;
+    k.state_drop = sd;
     k.dz = dz;
     last.op = k;
     return r;
@@ -774,6 +803,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
     pk.proj_clip = static_cast<compute_t<T>>(l.cell.proj_clip.value_or(0.0));
     pk.m_p = slot.mp;
     pk.dy = dy;
+    pk.state_drop = sd;
     pk.dm_p = at(lp.dmp);
     RecurrentBackwardStage<T>& s1 = r.stage[0];
     s1.op = pk;
@@ -786,6 +816,7 @@ RecurrentBackwardSteps<T> Orchestrator<T>::recurrent_backward_steps(const Backwa
     k.dm_raw = s1.out;
   } else {
     k.dy = dy;
+    k.state_drop = sd;
   }
   last.op = k;
   return r;

@@ -116,10 +116,11 @@ class Orchestrator {
   /// backward, recompute) scratch.
   Slot slot(const LayerModel& l, int64_t chunk, bool backward = false) const;
   /// The outputs of a layer's chunk in step order, [n, B, O]: what the layer above reads (h, or with
-  /// ResidualWrapper input + h, with DropoutWrapper h through the output mask).
+  /// ResidualWrapper input + h, with DropoutWrapper h through the output mask; not the state h when
+  /// that is dropped).
   const T* layer_output(const LayerModel& l, int64_t chunk, bool backward) const {
     const Slot s = slot(l, chunk, backward);
-    return l.residual || l.output_dropout ? s.ys : entry(s.hs, 1, l.out_width);
+    return l.residual || l.output_dropout || l.state_dropout ? s.ys : entry(s.hs, 1, l.out_width);
   }
   /// The wrappers' part of a forward chunk after its steps: the output mask (DropoutWrapper), then the
   /// chunk's input `in` added (ResidualWrapper), into ys, or in place into the caller's outputs y at
@@ -132,6 +133,10 @@ class Orchestrator {
   /// past their length become 0 there.
   Status apply_dropout(const LayerModel& l, dropout::Site site, cell::SeqView<const T> src, cell::SeqView<T> dst,
                        int64_t s0, int64_t n, int64_t width, bool caller, bool gradient);
+  /// This call's masks of a layer's DropoutWrapper site.
+  dropout::Mask<A> mask(const LayerModel& l, dropout::Site site) const;
+  /// A layer's state mask for its cell stages (off without state_keep_prob < 1).
+  cell::StateDropout<A> state_dropout(const LayerModel& l) const;
   /// Copies steps [first_step, first_step + steps) between a caller sequence and a step-ordered chunk.
   Status copy_steps(cell::SeqView<const T> src, cell::SeqView<T> dst, int64_t first_step, int64_t steps, int64_t width);
   /// Time positions [t0, t1) of a caller sequence of the given width, as a 2D block of elements.

@@ -38,8 +38,9 @@ struct ChunkSlot {
   int64_t rh = -1;    ///< K entries [B, H]: GRU r * h
   int64_t mraw = -1;  ///< K entries [B, H]: LSTM projection input
   int64_t mp = -1;    ///< K entries [B, P]: LSTM projection output before proj_clip
-  int64_t ys = -1;    ///< K entries [B, O]: the output that the layer above reads when it is not h
-                      ///< (ResidualWrapper: input + h; DropoutWrapper: h through the output mask)
+  int64_t ys = -1;    ///< K entries [B, O]: the output that the layer above reads when it is not the
+                      ///< state h (ResidualWrapper: input + h; DropoutWrapper: h through the output
+                      ///< mask, or the undropped h when the state is dropped)
   int64_t elems = 0;  ///< slot size (elements, a multiple of the alignment)
 };
 

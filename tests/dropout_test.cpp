@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "call_buffers.h"
-#include "dynrnn/dropout_math.h"
+#include "dynrnn/dropout_mask.h"
 
 namespace {
 
@@ -20,20 +20,22 @@ using testing_support::CallBuffers;
 
 constexpr int64_t kT = 7, kB = 5;
 
-/// A bidirectional stack with dropout at every kind of site: inner and top layers, input and output,
-/// variational, under a ResidualWrapper.
+/// A bidirectional stack with dropout at every kind of site: inner and top layers, input, output and
+/// state, variational, under a ResidualWrapper.
 RnnSpec dropout_spec() {
   RnnSpec s;
   s.input_size = 5;
   CellSpec lstm = CellSpec::lstm(5);
   lstm.input_keep_prob = 0.7;
   lstm.output_keep_prob = 0.8;
+  lstm.state_keep_prob = 0.85;
   CellSpec gru = CellSpec::gru(5);
   gru.output_keep_prob = 0.6;
   gru.variational_recurrent = true;
   gru.residual = true;
   CellSpec rnn = CellSpec::basic_rnn(4);
   rnn.input_keep_prob = 0.5;
+  rnn.state_keep_prob = 0.75;
   s.cells_fw = {lstm, gru};
   s.cells_bw = {rnn};
   s.dtype = dynrnn::DataType::kFloat64;
@@ -66,6 +68,14 @@ void run(Call& c, uint64_t seed, const uint64_t* seed_at = nullptr) {
   b.dropout_seed_at = seed_at;
   const dynrnn::Status bst = c.rnn->backward(b);
   ASSERT_TRUE(bst.is_ok()) << bst.message();
+}
+
+/// A training forward and backward of T steps of a batch of B without sequence lengths.
+Call run_without_lengths(const RnnSpec& spec, int64_t T, int64_t B, uint64_t seed) {
+  Call c = make_call(spec, T, B);
+  c.buf->len.clear();
+  run(c, seed);
+  return c;
 }
 
 std::vector<uint8_t> results_of(const RnnSpec& spec, uint64_t seed, const uint64_t* seed_at = nullptr) {
@@ -116,6 +126,7 @@ TEST(Dropout, KeepOneIsTheBareCell) {
     for (CellSpec& c : *cells) {
       c.input_keep_prob = 1.0;
       c.output_keep_prob = 1.0;
+      c.state_keep_prob = 1.0;
     }
   }
   RnnSpec none = bare;
@@ -143,12 +154,8 @@ TEST(Dropout, OutputMaskKeepsOrZeroesEachOutput) {
   const double keep = 0.75;
   const int64_t T = 20, B = 64;
   for (bool variational : {false, true}) {
-    Call bare = make_call(top_output_dropout(1.0, false), T, B);
-    Call drop = make_call(top_output_dropout(keep, variational), T, B);
-    bare.buf->len.clear();
-    drop.buf->len.clear();
-    run(bare, 3);
-    run(drop, 3);
+    const Call bare = run_without_lengths(top_output_dropout(1.0, false), T, B, 3);
+    const Call drop = run_without_lengths(top_output_dropout(keep, variational), T, B, 3);
     EXPECT_EQ(drop.buf->fin, bare.buf->fin);
     int64_t zeros = 0;
     const int64_t H = 16;
@@ -171,7 +178,7 @@ TEST(Dropout, OutputMaskKeepsOrZeroesEachOutput) {
 }
 
 // Input dropout on layer 0 is the bare cell run on x * mask / keep, with the mask of each caller row
-// and step (dropout_math.h) even when the batch runs sorted by length; its input gradient is the bare
+// and step (dropout_mask.h) even when the batch runs sorted by length; its input gradient is the bare
 // cell's times mask / keep.
 TEST(Dropout, InputMaskScalesTheCellsInputPerCallerRowAndStep) {
   const double keep = 0.625;
@@ -224,6 +231,7 @@ TEST(Dropout, KeepProbabilitiesAreTheirFloat32Rounding) {
       for (CellSpec& c : *cells) {
         c.input_keep_prob = in;
         c.output_keep_prob = out;
+        c.state_keep_prob = in;
       }
     }
     return s;
@@ -233,6 +241,43 @@ TEST(Dropout, KeepProbabilitiesAreTheirFloat32Rounding) {
   EXPECT_EQ(results_of(with_keeps(in, out), 11),
             results_of(with_keeps(static_cast<float>(in), static_cast<float>(out)), 11));
   EXPECT_EQ(results_of(with_keeps(1.0 - 1e-9, 1.0 - 1e-9), 11), results_of(with_keeps(1.0, 1.0), 11));
+}
+
+// The state mask drops the new state (an LSTM's h, never its c), not the output: after one step the
+// output is the bare cell's, and the final state's h is 0 or that output / keep.
+TEST(Dropout, StateMaskDropsTheStateNotTheOutput) {
+  const double keep = 0.75;
+  const int64_t B = 32;
+  for (CellSpec cell : {CellSpec::basic_rnn(8), CellSpec::lstm(8), CellSpec::gru_reset_after(8)}) {
+    for (bool variational : {false, true}) {
+      RnnSpec bare;
+      bare.input_size = 3;
+      bare.dtype = dynrnn::DataType::kFloat64;
+      bare.cells_fw = {cell};
+      RnnSpec dropped = bare;
+      dropped.cells_fw[0].state_keep_prob = keep;
+      dropped.cells_fw[0].variational_recurrent = variational;
+      const Call a = run_without_lengths(bare, 1, B, 9), d = run_without_lengths(dropped, 1, B, 9);
+      EXPECT_EQ(d.buf->out, a.buf->out);
+      int64_t zeros = 0;
+      for (const dynrnn::StateLeaf& leaf : d.rnn->state_layout()) {
+        for (int64_t b = 0; b < B; ++b) {
+          for (int64_t j = 0; j < leaf.width; ++j) {
+            const size_t i = static_cast<size_t>(B * leaf.column_offset + b * leaf.width + j);
+            const double got = d.buf->fin[i], bare_state = a.buf->fin[i];
+            if (leaf.is_cell) {
+              ASSERT_EQ(got, bare_state) << "c is never dropped: row " << b;
+              continue;
+            }
+            const double h = d.buf->out[static_cast<size_t>(b * leaf.width + j)];
+            ASSERT_TRUE(got == 0.0 || got == h / keep) << leaf.name << " row " << b << ": " << got << " from h " << h;
+            zeros += got == 0.0;
+          }
+        }
+      }
+      EXPECT_GT(zeros, 0);
+    }
+  }
 }
 
 }  // namespace

@@ -216,6 +216,7 @@ std::string describe_cell(const CellSpec& c) {
   if (c.residual) os << ",residual";
   if (c.input_keep_prob != 1.0) os << ",keep_in=" << c.input_keep_prob;
   if (c.output_keep_prob != 1.0) os << ",keep_out=" << c.output_keep_prob;
+  if (c.state_keep_prob != 1.0) os << ",keep_state=" << c.state_keep_prob;
   if (c.variational_recurrent) os << ",variational";
   os << ")";
   return os.str();
@@ -584,9 +585,10 @@ void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Ou
   for (const StateLeaf& leaf : rnn.state_layout()) {
     const std::vector<CellSpec>& stack = leaf.direction == 0 ? c.spec.cells_fw : c.spec.cells_bw;
     const int top = static_cast<int>(stack.size()) - 1;
-    // A residual top layer's output is its input plus h, not h; output dropout scales and masks h.
-    const bool output_is_h =
-        !stack[static_cast<size_t>(top)].residual && stack[static_cast<size_t>(top)].output_keep_prob == 1.0;
+    // A residual top layer's output is its input plus h, not h; output dropout scales and masks h;
+    // state dropout scales and masks the final h.
+    const CellSpec& top_cell = stack[static_cast<size_t>(top)];
+    const bool output_is_h = !top_cell.residual && top_cell.output_keep_prob == 1.0 && top_cell.state_keep_prob == 1.0;
     const size_t base = static_cast<size_t>(B * leaf.column_offset);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t len = c.length(b);
@@ -758,11 +760,12 @@ std::vector<Case> coverage_cases() {
     c.spec.swap_memory = true;
     v.push_back(c);
   }
-  {  // DropoutWrapper at every site: inner and top layers, input and output, variational, under a
+  {  // DropoutWrapper at every site: inner and top layers, input, output and state, variational, under a
      // ResidualWrapper, both directions, in chunks of 3 steps, the batch sorted by length on the device
     CellSpec lstm = lstm_full(14, 9, 1.0, 0.6);
     lstm.input_keep_prob = 0.7;
     lstm.output_keep_prob = 0.8;
+    lstm.state_keep_prob = 0.85;
     CellSpec gru_ra = CellSpec::gru_reset_after(9);
     gru_ra.residual = true;
     gru_ra.output_keep_prob = 0.6;
@@ -772,6 +775,7 @@ std::vector<Case> coverage_cases() {
     CellSpec gru = CellSpec::gru(8);
     gru.input_keep_prob = 0.75;
     gru.output_keep_prob = 0.9;
+    gru.state_keep_prob = 0.7;
     gru.variational_recurrent = true;
     Case c = make_case("dropout_stack", {lstm, gru_ra, rnn}, {gru}, 6, 9, 6, false, 30);
     c.spec.parallel_iterations = 3;

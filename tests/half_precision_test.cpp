@@ -330,6 +330,7 @@ void expect_exact_masking(const ref::Problem& p, const ref::Upstream* up, const 
     const std::vector<ref::Cell>& stack = d == 0 ? p.fw : p.bw;
     if (stack.back().residual) continue;                 // ResidualWrapper: the output is the layer's input + h
     if (stack.back().output_keep_prob != 1.0) continue;  // DropoutWrapper: the output is h / keep * mask
+    if (stack.back().state_keep_prob != 1.0) continue;   // DropoutWrapper: the final h is h / keep * mask
     const std::string leaf = std::string(d == 0 ? "fw/" : "bw/") + std::to_string(stack.size() - 1) + "/h";
     const std::vector<double>& out = d == 0 ? got.forward.out_fw : got.forward.out_bw;
     auto it = got.forward.final_state.find(leaf);

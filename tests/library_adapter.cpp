@@ -49,6 +49,7 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
   s.residual = c.residual;
   s.input_keep_prob = c.input_keep_prob;
   s.output_keep_prob = c.output_keep_prob;
+  s.state_keep_prob = c.state_keep_prob;
   s.variational_recurrent = c.variational_recurrent;
   return s;
 }

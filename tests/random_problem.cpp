@@ -69,6 +69,17 @@ void add_dropout_layers(std::vector<ref::Cell>& stack, std::mt19937_64& side) {
   }
 }
 
+// DropoutWrapper's state_keep_prob in [0.5, 0.95] on each layer that got dropout above, with
+// probability 1/3. From `side` after every other draw of the problem on it (the dropout seed too),
+// so that problems without dropout layers, and the other settings of those with them, are those
+// drawn before state dropout existed.
+void add_state_dropout(std::vector<ref::Cell>& stack, std::mt19937_64& side) {
+  for (ref::Cell& c : stack) {
+    if (c.input_keep_prob == 1.0 && c.output_keep_prob == 1.0) continue;
+    if (coin(side, 1.0 / 3.0)) c.state_keep_prob = uniform(side, 0.5, 0.95);
+  }
+}
+
 }  // namespace
 
 ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
@@ -88,6 +99,8 @@ ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
   add_dropout_layers(p.fw, side);
   add_dropout_layers(p.bw, side);
   p.dropout_seed = side();
+  add_state_dropout(p.fw, side);
+  add_state_dropout(p.bw, side);
   p.x = random_vector(rng, static_cast<size_t>(p.T * p.B * p.D), 1.0);
   p.has_seq_len = coin(rng, 0.6);
   if (p.has_seq_len) {
@@ -145,6 +158,7 @@ std::string describe(const ref::Problem& p) {
          << ",P=" << c.num_proj << (c.has_proj_clip ? ",pclip" : "") << (c.residual ? ",residual" : "");
       if (c.input_keep_prob != 1.0) os << ",keep_in=" << c.input_keep_prob;
       if (c.output_keep_prob != 1.0) os << ",keep_out=" << c.output_keep_prob;
+      if (c.state_keep_prob != 1.0) os << ",keep_state=" << c.state_keep_prob;
       if (c.variational_recurrent) os << ",variational";
       os << ")";
     }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "dynrnn/dropout_mask.h"
 #include "dynrnn/half_types.h"
 #include "dynrnn/host_device.h"
 #include "dynrnn/spec.h"
@@ -125,6 +126,42 @@ struct SeqView {
   /// The same view, read-only.
   DYNRNN_HD SeqView<const T> as_const() const { return {data, stride_t, stride_b, reverse, t_offset, rows}; }
 };
+
+/// DropoutWrapper's state_keep_prob: the new h that the next step reads, and the final state, is
+/// h / keep * mask at a running row (TF drops the new state inside the cell call, before
+/// dynamic_rnn's copy-through; an LSTM's c is never dropped); the output stays h. Backward, the next
+/// state's gradient reaches h times mask / keep. Off: the identity, bit for bit.
+template <typename A>
+struct StateDropout {
+  bool on = false;
+  dropout::Mask<A> mask;
+
+  DYNRNN_HD A value(A h, const StepMap& m, int64_t b, int64_t j) const {
+    return on ? h / mask.keep * mask.at(m.step, b, j) : h;
+  }
+  DYNRNN_HD A grad(A g, const StepMap& m, int64_t b, int64_t j) const {
+    return on ? g * mask.at(m.step, b, j) / mask.keep : g;
+  }
+};
+
+/// The masked store of a step's new h, element (b, j) at i = b * width + j: the state h_out (h through
+/// the state mask at a running row, the previous state copied through at a finished one) and the
+/// output y (h, or 0 past the row's length; y.data null: no output here).
+template <typename T>
+DYNRNN_HD void store_h(compute_t<T> h, bool running, const StateDropout<compute_t<T>>& sd, const StepMap& m, int64_t b,
+                       int64_t j, int64_t i, const T* h_prev, T* h_out, const SeqView<T>& y) {
+  h_out[i] = running ? T(sd.value(h, m, b, j)) : h_prev[i];
+  if (y.data) y.at(m, b)[j] = running ? T(h) : T(compute_t<T>(0));
+}
+
+/// The gradient reaching a running row's new h, element (b, j): the next state's (through the state
+/// mask) plus the output's (dy.data null: none).
+template <typename T>
+DYNRNN_HD compute_t<T> h_grad(const StateDropout<compute_t<T>>& sd, const StepMap& m, compute_t<T> dh_next,
+                              const SeqView<const T>& dy, int64_t b, int64_t j) {
+  using A = compute_t<T>;
+  return sd.grad(dh_next, m, b, j) + (dy.data ? A(dy.at(m, b)[j]) : A(0));
+}
 
 /// Copies steps map.step .. map.step + batch / rows_per_step - 1 between two sequence views: a caller
 /// sequence (any layout, reversed for the backward direction) and a step-ordered chunk buffer
@@ -260,13 +297,14 @@ struct RnnForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   Activation act = Activation::kTanh;
-  SeqView<const T> gx;        ///< input projection, width H
-  const T* gh = nullptr;      ///< [B, H] recurrent GEMM result
-  const T* bias = nullptr;    ///< [H]
-  const T* h_prev = nullptr;  ///< [B, H]
-  T* h_out = nullptr;         ///< [B, H]
-  SeqView<T> y;               ///< outputs, width H (null below the top layer)
-  T* z_save = nullptr;        ///< [B, H] pre-activation (training) or null
+  SeqView<const T> gx;         ///< input projection, width H
+  const T* gh = nullptr;       ///< [B, H] recurrent GEMM result
+  const T* bias = nullptr;     ///< [H]
+  const T* h_prev = nullptr;   ///< [B, H]
+  T* h_out = nullptr;          ///< [B, H]
+  SeqView<T> y;                ///< outputs, width H (null below the top layer)
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
+  T* z_save = nullptr;         ///< [B, H] pre-activation (training) or null
 
   /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
   /// (the GEMM result it reads is the same buffer each step).
@@ -285,8 +323,7 @@ struct RnnForwardParams {
     A z = preactivation<T>(gx.at(map, b)[j] + running_row_value(v, gh[i]) + bias[j]);
     if (z_save) z_save[i] = z;
     A h = activate(act, z);
-    h_out[i] = v ? T(h) : h_prev[i];
-    if (y.data) y.at(map, b)[j] = v ? h : A(0);
+    store_h(h, v, state_drop, map, b, j, i, h_prev, h_out, y);
   }
 };
 
@@ -298,6 +335,7 @@ struct RnnBackwardParams {
   Activation act = Activation::kTanh;
   const T* z = nullptr;        ///< [B, H] saved pre-activation
   SeqView<const T> dy;         ///< upstream output gradient (data may be null = zero)
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
   const A* dh_next = nullptr;  ///< [B, H] gradient of the state after this step
   A* dh_prev = nullptr;        ///< [B, H] out: pass-through (finished rows) or 0; the GEMM adds dz Kh^T
   T* dz = nullptr;             ///< [B, H] out, step order
@@ -318,7 +356,7 @@ struct RnnBackwardParams {
     const int64_t i = b * cols + j;
     A g = A(0);
     if (map.valid(b)) {
-      A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+      A dh = h_grad(state_drop, map, dh_next[i], dy, b, j);
       g = dh * activate_grad(act, activate(act, A(z[i])));
       dh_prev[i] = A(0);
     } else {
@@ -378,17 +416,18 @@ struct LstmForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   LstmConfig<T> cfg;
-  bool project = false;       ///< num_proj: write m_raw; the projection stage masks h and y
-  SeqView<const T> gx;        ///< input projection, width 4H
-  const T* gh = nullptr;      ///< [B, 4H] recurrent GEMM result
-  const T* bias = nullptr;    ///< [4H]
-  const A* c_prev = nullptr;  ///< [B, H] (c is kept in the compute type)
-  const T* h_prev = nullptr;  ///< [B, H] (no projection)
-  A* c_out = nullptr;         ///< [B, H]
-  T* h_out = nullptr;         ///< [B, H] (no projection)
-  SeqView<T> y;               ///< outputs, width H (no projection)
-  T* m_raw = nullptr;         ///< [B, H] projection input (projection only), unmasked
-  T* z_save = nullptr;        ///< [B, 4H] pre-activations (training) or null
+  bool project = false;        ///< num_proj: write m_raw; the projection stage masks h and y
+  SeqView<const T> gx;         ///< input projection, width 4H
+  const T* gh = nullptr;       ///< [B, 4H] recurrent GEMM result
+  const T* bias = nullptr;     ///< [4H]
+  const A* c_prev = nullptr;   ///< [B, H] (c is kept in the compute type)
+  const T* h_prev = nullptr;   ///< [B, H] (no projection)
+  A* c_out = nullptr;          ///< [B, H]
+  T* h_out = nullptr;          ///< [B, H] (no projection)
+  SeqView<T> y;                ///< outputs, width H (no projection)
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
+  T* m_raw = nullptr;          ///< [B, H] projection input (projection only), unmasked
+  T* z_save = nullptr;         ///< [B, 4H] pre-activations (training) or null
 
   /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
   /// (the GEMM result it reads is the same buffer each step).
@@ -428,8 +467,7 @@ struct LstmForwardParams {
     if (project) {
       m_raw[i] = m;
     } else {
-      h_out[i] = v ? T(m) : h_prev[i];
-      if (y.data) y.at(map, b)[j] = v ? m : A(0);
+      store_h(m, v, state_drop, map, b, j, i, h_prev, h_out, y);
     }
   }
 };
@@ -444,6 +482,7 @@ struct LstmBackwardParams {
   const T* z = nullptr;        ///< [B, 4H] saved pre-activations
   const A* c_prev = nullptr;   ///< [B, H]
   SeqView<const T> dy;         ///< no projection: upstream output gradient (data may be null)
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
   const A* dh_next = nullptr;  ///< no projection: [B, H] gradient of h after this step
   A* dh_prev = nullptr;        ///< no projection: [B, H] out, pass-through or 0 (the GEMM adds dz Kh^T)
   const T* dm_raw = nullptr;   ///< projection: [B, H] gradient of m_raw (zero on finished rows)
@@ -481,7 +520,7 @@ struct LstmBackwardParams {
       if (project) {
         dm = dm_raw[i];
       } else {
-        dm = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+        dm = h_grad(state_drop, map, dh_next[i], dy, b, j);
         dh_prev[i] = A(0);
       }
       dout = dm * s.a * (s.so * (A(1) - s.so));
@@ -524,10 +563,11 @@ struct ProjForwardParams {
   int64_t batch = 0, cols = 0;  ///< B, P
   bool has_proj_clip = false;
   compute_t<T> proj_clip = 0;
-  const T* m_p = nullptr;     ///< [B, P] projection GEMM result
-  const T* h_prev = nullptr;  ///< [B, P]
-  T* h_out = nullptr;         ///< [B, P]
-  SeqView<T> y;               ///< outputs, width P
+  const T* m_p = nullptr;      ///< [B, P] projection GEMM result
+  const T* h_prev = nullptr;   ///< [B, P]
+  T* h_out = nullptr;          ///< [B, P]
+  SeqView<T> y;                ///< outputs, width P
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
 
   /// The same stage e steps later in its chunk (the projection result m_p is a per-step field too).
   DYNRNN_HD ProjForwardParams at_step(int64_t e) const {
@@ -544,8 +584,7 @@ struct ProjForwardParams {
     const bool v = map.valid(b);
     const A mp = running_row_value(v, m_p[i]);
     A m = has_proj_clip ? clip(mp, proj_clip) : mp;
-    h_out[i] = v ? T(m) : h_prev[i];
-    if (y.data) y.at(map, b)[k] = v ? m : A(0);
+    store_h(m, v, state_drop, map, b, k, i, h_prev, h_out, y);
   }
 };
 
@@ -558,6 +597,7 @@ struct ProjBackwardParams {
   compute_t<T> proj_clip = 0;
   const T* m_p = nullptr;      ///< [B, P] saved projection result (before the clip)
   SeqView<const T> dy;         ///< upstream output gradient (data may be null)
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
   const A* dh_next = nullptr;  ///< [B, P]
   A* dh_prev = nullptr;        ///< [B, P] out: pass-through or 0 (the GEMM adds dz Kh^T)
   T* dm_p = nullptr;           ///< [B, P] out: gradient of m_p (0 on finished rows)
@@ -578,7 +618,7 @@ struct ProjBackwardParams {
     const int64_t i = b * cols + k;
     A g = A(0);
     if (map.valid(b)) {
-      A dm = dh_next[i] + (dy.data ? A(dy.at(map, b)[k]) : A(0));
+      A dm = h_grad(state_drop, map, dh_next[i], dy, b, k);
       g = (has_proj_clip && !clip_passes(A(m_p[i]), proj_clip)) ? A(0) : dm;
       dh_prev[i] = A(0);
     } else {
@@ -655,14 +695,15 @@ struct GruCandidateForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;
   Activation act = Activation::kTanh;
-  SeqView<const T> gx;        ///< input projection of the candidate, width H
-  const T* gc = nullptr;      ///< [B, H] (r*h) Wc_h
-  const T* bias = nullptr;    ///< [H]
-  const T* zg = nullptr;      ///< [B, 2H]
-  const T* h_prev = nullptr;  ///< [B, H]
-  T* h_out = nullptr;         ///< [B, H]
-  SeqView<T> y;               ///< outputs, width H
-  T* zc_save = nullptr;       ///< [B, H] candidate pre-activation (training) or null
+  SeqView<const T> gx;         ///< input projection of the candidate, width H
+  const T* gc = nullptr;       ///< [B, H] (r*h) Wc_h
+  const T* bias = nullptr;     ///< [H]
+  const T* zg = nullptr;       ///< [B, 2H]
+  const T* h_prev = nullptr;   ///< [B, H]
+  T* h_out = nullptr;          ///< [B, H]
+  SeqView<T> y;                ///< outputs, width H
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
+  T* zc_save = nullptr;        ///< [B, H] candidate pre-activation (training) or null
 
   /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
   /// (the GEMM result it reads is the same buffer each step).
@@ -685,8 +726,7 @@ struct GruCandidateForwardParams {
     A c = activate(act, zc);
     A u = sigmoid(A(zg[b * 2 * H + H + j]));
     A h = gru_update(u, A(h_prev[i]), c);
-    h_out[i] = v ? T(h) : h_prev[i];
-    if (y.data) y.at(map, b)[j] = v ? h : A(0);
+    store_h(h, v, state_drop, map, b, j, i, h_prev, h_out, y);
   }
 };
 
@@ -700,6 +740,7 @@ struct GruCandidateBackwardParams {
   const T* zc = nullptr;      ///< [B, H] saved
   const T* h_prev = nullptr;  ///< [B, H]
   SeqView<const T> dy;
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
   const A* dh_next = nullptr;  ///< [B, H]
   A* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * u (the gates stage and a GEMM add more)
   T* dzc = nullptr;            ///< [B, H] out
@@ -725,7 +766,7 @@ struct GruCandidateBackwardParams {
     const int64_t i = b * H + j;
     A gc = A(0), gu = A(0);
     if (map.valid(b)) {
-      A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+      A dh = h_grad(state_drop, map, dh_next[i], dy, b, j);
       A u = sigmoid(A(zg[b * 2 * H + H + j]));
       const GruUpdateGrads<A> g = gru_update_grads(act, dh, u, A(h_prev[i]), activate(act, A(zc[i])));
       dh_prev[i] = g.dh_prev;
@@ -807,14 +848,15 @@ struct GruResetAfterForwardParams {
   StepMap map;
   int64_t batch = 0, cols = 0;  ///< B, H
   Activation act = Activation::kTanh;
-  SeqView<const T> gx;        ///< input projection x [Wz Wr Wh], width 3H
-  const T* gh = nullptr;      ///< [B, 3H] recurrent GEMM result h [Rz Rr Rh]
-  const T* bias = nullptr;    ///< [2, 3H]: input row, recurrent row
-  const T* h_prev = nullptr;  ///< [B, H]
-  T* h_out = nullptr;         ///< [B, H]
-  SeqView<T> y;               ///< outputs, width H
-  T* z_save = nullptr;        ///< [B, 3H] pre-activations z^, r^, h~^ (training) or null
-  T* n_save = nullptr;        ///< [B, H] n = h Rh + b_rh (training) or null
+  SeqView<const T> gx;         ///< input projection x [Wz Wr Wh], width 3H
+  const T* gh = nullptr;       ///< [B, 3H] recurrent GEMM result h [Rz Rr Rh]
+  const T* bias = nullptr;     ///< [2, 3H]: input row, recurrent row
+  const T* h_prev = nullptr;   ///< [B, H]
+  T* h_out = nullptr;          ///< [B, H]
+  SeqView<T> y;                ///< outputs, width H
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
+  T* z_save = nullptr;         ///< [B, 3H] pre-activations z^, r^, h~^ (training) or null
+  T* n_save = nullptr;         ///< [B, H] n = h Rh + b_rh (training) or null
 
   /// The same stage e steps later in its chunk: map.step advances, and so does every per-step field
   /// (the GEMM result it reads is the same buffer each step).
@@ -843,8 +885,7 @@ struct GruResetAfterForwardParams {
       n_save[i] = s.n;
     }
     const A h = gru_update(sigmoid(s.z), A(h_prev[i]), activate(act, s.h));
-    h_out[i] = v ? T(h) : h_prev[i];
-    if (y.data) y.at(map, b)[j] = v ? h : A(0);
+    store_h(h, v, state_drop, map, b, j, i, h_prev, h_out, y);
   }
 };
 
@@ -858,6 +899,7 @@ struct GruResetAfterBackwardParams {
   const T* n = nullptr;       ///< [B, H] saved n
   const T* h_prev = nullptr;  ///< [B, H]
   SeqView<const T> dy;
+  StateDropout<A> state_drop;  ///< DropoutWrapper state_keep_prob (off by default)
   const A* dh_next = nullptr;  ///< [B, H]
   A* dh_prev = nullptr;        ///< [B, H] out: pass-through, or dh' * z (the GEMM adds dz R^T)
   T* dz = nullptr;             ///< [B, 3H] out: gradients of z^, r^ and n (the recurrent GEMM's result)
@@ -884,7 +926,7 @@ struct GruResetAfterBackwardParams {
     A gz = A(0), gr = A(0), gn = A(0), gh = A(0);
     if (map.valid(b)) {
       const T* z3 = z + b * 3 * H;
-      const A dh = dh_next[i] + (dy.data ? A(dy.at(map, b)[j]) : A(0));
+      const A dh = h_grad(state_drop, map, dh_next[i], dy, b, j);
       const A r = sigmoid(A(z3[H + j]));
       const GruUpdateGrads<A> g =
           gru_update_grads(act, dh, sigmoid(A(z3[j])), A(h_prev[i]), activate(act, A(z3[2 * H + j])));

@@ -187,6 +187,7 @@ CellSpec decode_cell(Reader& r) {
   if (opts & 64) {
     c.input_keep_prob = r.real(0.7);
     c.output_keep_prob = r.real(0.8);
+    c.state_keep_prob = r.real(0.9);
     c.variational_recurrent = r.bit();
   }
   return c;
@@ -316,7 +317,7 @@ std::string spec_string(const RnnSpec& s) {
              " num_proj=" + std::to_string(c.num_proj) +
              " proj_clip=" + (c.proj_clip ? std::to_string(*c.proj_clip) : "none") +
              " residual=" + std::to_string(c.residual) + " keep_in=" + std::to_string(c.input_keep_prob) +
-             " keep_out=" + std::to_string(c.output_keep_prob) +
+             " keep_out=" + std::to_string(c.output_keep_prob) + " keep_state=" + std::to_string(c.state_keep_prob) +
              " variational=" + std::to_string(c.variational_recurrent) + "\n";
     }
   }
@@ -1084,7 +1085,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (backend != Backend::kCpu) oracle_failure("create succeeded for a backend this build lacks", "");
   for (const auto* cells : {&spec.cells_fw, &spec.cells_bw}) {
     for (const CellSpec& c : *cells) {
-      for (double keep : {c.input_keep_prob, c.output_keep_prob}) {
+      for (double keep : {c.input_keep_prob, c.output_keep_prob, c.state_keep_prob}) {
         if (!(keep > 0.0 && keep <= 1.0 && static_cast<float>(keep) > 0.0f)) {
           oracle_failure("create accepted a keep probability outside (0, 1] (or 0 in float32)", "");
         }

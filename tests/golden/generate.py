@@ -68,31 +68,49 @@ Notes
   ResidualWrapper whose __call__ leaves that keyword out (dynamic_rnn and
   MultiRNNCell never pass a scope); the residual math is ResidualWrapper's own.
   float64 needs nothing special (the wrapper adds tensors of the cell's dtype).
-* Dropout: input_keep_prob / output_keep_prob / variational_recurrent in
-  C(...) (V(...) sets variational_recurrent=True) wrap the cell in
-  tf.compat.v1.nn.rnn_cell.DropoutWrapper(cell, input_keep_prob,
-  output_keep_prob, state_keep_prob=1.0, variational_recurrent=True,
-  input_size=<the layer's input width>, dtype=<the case's dtype>); with
+* Dropout: input_keep_prob / output_keep_prob / state_keep_prob /
+  variational_recurrent in C(...) (V(...) sets variational_recurrent=True)
+  wrap the cell in tf.compat.v1.nn.rnn_cell.DropoutWrapper(cell,
+  input_keep_prob, output_keep_prob, state_keep_prob,
+  variational_recurrent=True, input_size=<the layer's input width>,
+  dtype=<the case's dtype>) (default dropout_state_filter_visitor); with
   residual=True too, the order is ResidualWrapper(DropoutWrapper(cell))
-  (GNMT's order: the residual adds the undropped input). The state is the
-  cell's, undropped; DropoutWrapper adds no variable scope, so variable names
-  are the bare cell's.
+  (GNMT's order: the residual adds the undropped input). DropoutWrapper adds
+  no variable scope, so variable names are the bare cell's.
+  State dropout (state_keep_prob < 1): after the cell call the wrapper drops
+  the NEW state's leaves that the default filter selects: every leaf except
+  an LSTMStateTuple's c. So BasicLSTM / LSTM: only h (m, num_proj wide with a
+  projection) is dropped, c never; BasicRNN, GRU and the Keras GRUCell
+  (whose state is a single tensor when dynamic_rnn / MultiRNNCell pass one):
+  h. The cell's output is not affected (only output_keep_prob drops it).
+  This happens inside the cell call, i.e. before dynamic_rnn's
+  sequence_length copy-through: the next step and the final state read the
+  dropped h, and rows past their length keep (copy through) the state of
+  their last valid step, dropped once; a row of length 0 keeps the initial
+  state, undropped.
   Only variational_recurrent=True can be generated: the standard mode calls
   tf.nn.dropout at every step, whose random numbers come from TF's stateful
   per-op random kernels and cannot be made to equal dynrnn's masks, so C(...)
   rejects keep < 1 without variational_recurrent.
   With variational_recurrent=True TF draws, once in __init__, noise tensors of
   shape [1, width] (tf.random.uniform: wrapper._recurrent_input_noise,
-  _recurrent_state_noise, _recurrent_output_noise) and at every step computes
-  mask = floor(keep + noise), value / keep * mask, in the case's dtype. Right
-  after constructing the wrapper this generator REPLACES the input and output
-  noise with tf.constant([1, width]) holding dynrnn's uniform numbers
-  (include/dynrnn/dropout_math.h, reimplemented below; Random123's Philox
-  known-answer vectors are asserted first): u_j = (word 0 of
-  Philox4x32-10(counter = (j, 0, 0, stream), key = (low, high) 32 bits of the
-  case's dropout_seed) >> 8) * 2^-24, stream = 4 * layer + 2 * direction
-  (fw 0, bw 1) + site (0 the cell's input, 1 its output). The state noise is
-  left alone (state_keep_prob = 1.0: unused).
+  _recurrent_state_noise, _recurrent_output_noise; the state noise has the
+  structure of cell.state_size: LSTMStateTuple(c [1, units], h [1, h width])
+  for the LSTMs, one [1, units] tensor for BasicRNN, GRU and the Keras
+  GRUCell) and at every step computes mask = floor(keep + noise),
+  value / keep * mask, in the case's dtype. Right after constructing the
+  wrapper this generator REPLACES the input and output noise, and with
+  state_keep_prob < 1 the state noise's h leaf, with tf.constant([1, width])
+  holding dynrnn's uniform numbers (include/dynrnn/dropout_mask.h,
+  reimplemented below; Random123's Philox known-answer vectors are asserted
+  first): u_j = (word 0 of Philox4x32-10(counter = (j, 0, 0, stream),
+  key = (low, high) 32 bits of the case's dropout_seed) >> 8) * 2^-24, with
+  stream = 4 * layer + 2 * direction (fw 0, bw 1) + site (0 the cell's input,
+  1 its output) and, for the state site (the new state's h),
+  stream = 0x80000000 | (2 * layer + direction). An LSTM's c noise is
+  replaced by zeros, which the default filter never reads (checked: the
+  constant feeds nothing fetched; were it read, c would be zeroed). With
+  state_keep_prob = 1 the state noise is left alone (TF never reads it).
   Quirk: the wrapper turns a Python float keep probability into a tensor with
   tf.convert_to_tensor (float32) and keeps its static value,
   float(np.float32(keep)), whatever the dtype: 0.7 becomes 0.699999988079071
@@ -101,14 +119,18 @@ Notes
   with (the generator asserts the wrapper holds exactly that): a float64
   computation given the recorded value reproduces TF, one given 0.7 differs
   by ~1e-8 relative.
-  Checks: before any dropout case a self-test runs a BasicRNN with injected
-  noise and compares TF with a numpy recomputation (and sees other noise
-  change the outputs); every dropout case asserts that no random op feeds
-  anything it fetches, that every injected noise constant with keep < 1 does,
-  that each such mask keeps and drops at least one column, and that the masks
-  are the same from the keep as written and from float32(keep).
-  The cell line records input_keep_prob=..., output_keep_prob=... (%.17g,
-  when below 1) and variational_recurrent=1 (when set); absent means 1, 1, 0.
+  Checks: before any dropout case a self-test runs a BasicRNN and a BasicLSTM
+  with injected noise (input, output, and state keep 1 or 0.65, the LSTM's c
+  noise zeros) and compares TF with a numpy recomputation (h dropped for the
+  next step and the final state, c not; and sees other noise change the
+  outputs); every dropout case asserts that no random op feeds anything it
+  fetches, that every injected noise constant with keep < 1 does, that no
+  LSTM c state noise does, that each such mask keeps and drops at least one
+  column, and that the masks are the same from the keep as written and from
+  float32(keep).
+  The cell line records input_keep_prob=..., output_keep_prob=...,
+  state_keep_prob=... (%.17g, when below 1) and variational_recurrent=1 (when
+  set); absent means 1, 1, 1, 0.
   The header records "dropout_seed <decimal uint64>" when nonzero (case(...,
   dropout_seed=...)). A gru_ra cell is wrapped in KerasCellDropoutWrapper (the
   v1 wrapper passes the `scope` keyword, as for KerasCellResidualWrapper); a
@@ -152,19 +174,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
       cell_clip=None, num_proj=None, proj_clip=None, residual=False,
-      input_keep_prob=1.0, output_keep_prob=1.0, variational_recurrent=False):
+      input_keep_prob=1.0, output_keep_prob=1.0, variational_recurrent=False, state_keep_prob=1.0):
     """A cell spec. residual=True wraps the cell in ResidualWrapper; keep
     probabilities below 1 (variational_recurrent=True only) in DropoutWrapper."""
     assert kind in ("basic_rnn", "basic_lstm", "lstm", "gru", "gru_ra")
     if forget_bias is None and kind in ("basic_lstm", "lstm"):
         forget_bias = 1.0
-    for what, k in (("input_keep_prob", input_keep_prob), ("output_keep_prob", output_keep_prob)):
+    for what, k in (("input_keep_prob", input_keep_prob), ("output_keep_prob", output_keep_prob),
+                    ("state_keep_prob", state_keep_prob)):
         if not 0.0 < k <= 1.0:
             raise ValueError("%s=%r: must be in (0, 1]" % (what, k))
     # What TF keeps of a Python float keep probability (see the module docstring).
-    keep_args = (float(input_keep_prob), float(output_keep_prob))
-    input_keep_prob, output_keep_prob = (float(np.float32(k)) for k in keep_args)
-    if (input_keep_prob < 1.0 or output_keep_prob < 1.0) and not variational_recurrent:
+    # keep_args[site]: site 0 input, 1 output, 2 state.
+    keep_args = (float(input_keep_prob), float(output_keep_prob), float(state_keep_prob))
+    input_keep_prob, output_keep_prob, state_keep_prob = (float(np.float32(k)) for k in keep_args)
+    if min(input_keep_prob, output_keep_prob, state_keep_prob) < 1.0 and not variational_recurrent:
         raise ValueError(
             "DropoutWrapper with keep < 1 needs variational_recurrent=True here: the standard mode draws "
             "fresh masks at every step from TF's stateful random kernels (tf.nn.dropout), which cannot be "
@@ -173,7 +197,7 @@ def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
                 forget_bias=forget_bias, use_peepholes=use_peepholes,
                 cell_clip=cell_clip, num_proj=num_proj, proj_clip=proj_clip,
                 residual=bool(residual), input_keep_prob=input_keep_prob,
-                output_keep_prob=output_keep_prob, keep_args=keep_args,
+                output_keep_prob=output_keep_prob, state_keep_prob=state_keep_prob, keep_args=keep_args,
                 variational_recurrent=bool(variational_recurrent))
 
 
@@ -191,10 +215,10 @@ def case(name, fw, T=5, B=3, D=4, bw=None, time_major=False, seq_len=None,
                 dropout_seed=int(dropout_seed))
 
 
-def V(kind, units, input_keep_prob=1.0, output_keep_prob=1.0, **kw):
+def V(kind, units, input_keep_prob=1.0, output_keep_prob=1.0, state_keep_prob=1.0, **kw):
     """C(...) with variational_recurrent=True (the only generatable dropout mode)."""
     return C(kind, units, input_keep_prob=input_keep_prob, output_keep_prob=output_keep_prob,
-             variational_recurrent=True, **kw)
+             state_keep_prob=state_keep_prob, variational_recurrent=True, **kw)
 
 
 LSTM_ALL = dict(use_peepholes=True, cell_clip=0.3, num_proj=3, proj_clip=0.1,
@@ -351,6 +375,24 @@ CASES = [
          [V("lstm", 5, use_peepholes=True, input_keep_prob=0.7, output_keep_prob=0.8),
           V("gru_ra", 4, input_keep_prob=0.6), C("gru", 4, residual=True)],
          B=3, seq_len=[5, 0, 3], init=True, dtype="float64", dropout_seed=31339),
+    # --- state dropout: DropoutWrapper(state_keep_prob < 1), the new state's h (never c) dropped ---
+    case("dropout_state_basic_rnn_tanh", V("basic_rnn", 6, state_keep_prob=0.6), T=6, dropout_seed=99),
+    case("dropout_state_lstm_all_in_out_seqlen_init",
+         V("lstm", 7, input_keep_prob=0.8, output_keep_prob=0.7, state_keep_prob=0.5, **LSTM_ALL), B=4, D=5,
+         seq_len=[5, 0, 3, 2], init=True, dropout_seed=0xC0FFEE0123456789),
+    case("dropout_state_gru_seqlen", V("gru", 5, state_keep_prob=0.7), B=4, seq_len=[4, 5, 1, 3],
+         dropout_seed=4242),
+    case("dropout_state_gru_ra_init", V("gru_ra", 6, state_keep_prob=0.65, input_keep_prob=0.8), D=5,
+         init=True, dropout_seed=0x100000007),
+    case("dropout_state_bidi_stacks_residual_seqlen",
+         [V("lstm", 5, use_peepholes=True, state_keep_prob=0.7),
+          V("gru", 5, output_keep_prob=0.8, state_keep_prob=0.6, residual=True)],
+         bw=[V("gru_ra", 4, input_keep_prob=0.75, state_keep_prob=0.7), V("basic_lstm", 4, state_keep_prob=0.6)],
+         B=4, seq_len=[5, 2, 0, 4], init=True, dropout_seed=777),
+    case("dropout_state_f64_stack_seqlen_init",
+         [V("basic_lstm", 4, input_keep_prob=0.8, state_keep_prob=0.7), V("gru_ra", 4, state_keep_prob=0.6),
+          V("basic_rnn", 3, activation="relu", output_keep_prob=0.7, state_keep_prob=0.75)],
+         B=3, seq_len=[5, 0, 3], init=True, dtype="float64", dropout_seed=0xABCDF2),
 ]
 
 
@@ -430,7 +472,7 @@ def residual_wrapper(spec, cell):
 
 
 # ---------------------------------------------------------------------------
-# Dropout masks: include/dynrnn/dropout_math.h's contract
+# Dropout masks: include/dynrnn/dropout_mask.h's contract
 # ---------------------------------------------------------------------------
 
 M32 = 0xFFFFFFFF
@@ -470,8 +512,16 @@ def check_philox():
                 ["%08x" % w for w in want]))
 
 
+SITE_INPUT, SITE_OUTPUT, SITE_STATE = 0, 1, 2
+SITE_NAMES = ("input", "output", "state")
+
+
 def dropout_stream(direction, layer, site):
-    """direction 0 fw / 1 bw, site 0 the cell's input / 1 its output."""
+    """direction 0 fw / 1 bw; site 0 the cell's input, 1 its output: 4 * layer + 2 * direction + site;
+    site 2 its new state's h: 0x80000000 | (2 * layer + direction)."""
+    if site == SITE_STATE:
+        return (0x80000000 | (2 * layer + direction)) & M32
+    assert site in (SITE_INPUT, SITE_OUTPUT), site
     return (4 * layer + 2 * direction + site) & M32
 
 
@@ -493,47 +543,76 @@ def mask_of(keep, noise, np_dtype):
 
 
 def has_dropout_wrapper(spec):
-    return spec["input_keep_prob"] < 1.0 or spec["output_keep_prob"] < 1.0 or spec["variational_recurrent"]
+    return (spec["input_keep_prob"] < 1.0 or spec["output_keep_prob"] < 1.0 or spec["state_keep_prob"] < 1.0
+            or spec["variational_recurrent"])
 
 
-def dropout_wrapper(spec, cell, in_width, dtype, np_dtype, seed, direction, layer, injected, tag):
-    """DropoutWrapper(cell) whose input / output noise is dynrnn's (see the module docstring).
-    Appends (tag, constant, keep, mask) of every replaced noise to injected."""
+def dropout_wrapper(spec, cell, in_width, dtype, np_dtype, seed, direction, layer, injected, unused, tag):
+    """DropoutWrapper(cell) whose input / output / state noise is dynrnn's (see the module docstring).
+    Appends (tag, constant, keep, mask) of every replaced noise to injected, (tag, constant) of the
+    LSTMStateTuple c noise (replaced by zeros; the default state filter never drops c) to unused."""
     cls = KerasCellDropoutWrapper if spec["kind"] == "gru_ra" else rnn_cell.DropoutWrapper
     assert spec["variational_recurrent"]  # C(...) rejects the rest
-    w = cls(cell, input_keep_prob=spec["keep_args"][0], output_keep_prob=spec["keep_args"][1],
-            state_keep_prob=1.0, variational_recurrent=True, input_size=in_width, dtype=dtype)
+    w = cls(cell, input_keep_prob=spec["keep_args"][SITE_INPUT], output_keep_prob=spec["keep_args"][SITE_OUTPUT],
+            state_keep_prob=spec["keep_args"][SITE_STATE], variational_recurrent=True, input_size=in_width,
+            dtype=dtype)
     # TF keeps float32(keep) as a Python float, whatever the dtype; that is what the cell line records.
-    for attr, want in (("_input_keep_prob", spec["input_keep_prob"]), ("_output_keep_prob", spec["output_keep_prob"])):
+    for attr, want in (("_input_keep_prob", spec["input_keep_prob"]), ("_output_keep_prob", spec["output_keep_prob"]),
+                       ("_state_keep_prob", spec["state_keep_prob"])):
         got = getattr(w, attr)
         if not isinstance(got, float) or got != want:
             raise RuntimeError("%s: DropoutWrapper.%s is %r, expected %r" % (tag, attr, got, want))
-    for site, attr, width, keep in ((0, "_recurrent_input_noise", in_width, spec["input_keep_prob"]),
-                                    (1, "_recurrent_output_noise", h_width(spec), spec["output_keep_prob"])):
-        tf_noise = getattr(w, attr)
-        if keep < 1.0:
-            if not isinstance(tf_noise, tf.Tensor) or tf_noise.shape.as_list() != [1, width]:
-                raise RuntimeError("%s: DropoutWrapper.%s is %r, expected a [1, %d] tensor" % (
-                    tag, attr, tf_noise, width))
-        if tf_noise is None:
-            continue
+    d = "fw" if direction == 0 else "bw"
+
+    def dynrnn_noise(site, width, keep):
         noise = variational_noise(seed, direction, layer, site, width)
         # floor(keep + u) must not depend on TF's rounding of keep to float32 (see the module docstring).
         if not np.array_equal(mask_of(keep, noise, np_dtype), mask_of(spec["keep_args"][site], noise, np.float64)):
             raise RuntimeError("%s site %d: float32(keep) and keep give different masks" % (tag, site))
-        const = tf.constant(noise.astype(np_dtype), dtype=dtype, name="dynrnn_noise_%s_%d_%d" % (
-            "fw" if direction == 0 else "bw", layer, site))
-        setattr(w, attr, const)
+        const = tf.constant(noise.astype(np_dtype), dtype=dtype, name="dynrnn_noise_%s_%d_%d" % (d, layer, site))
         if keep < 1.0:
-            mask = mask_of(keep, noise, np_dtype)
-            injected.append(("%s/%d/%s" % ("fw" if direction == 0 else "bw", layer, ("input", "output")[site]),
-                             const, keep, mask))
+            injected.append(("%s/%d/%s" % (d, layer, SITE_NAMES[site]), const, keep, mask_of(keep, noise, np_dtype)))
+        return const
+
+    def check_noise(tf_noise, attr, width):
+        if not isinstance(tf_noise, tf.Tensor) or tf_noise.shape.as_list() != [1, width]:
+            raise RuntimeError("%s: DropoutWrapper.%s is %r, expected a [1, %d] tensor" % (tag, attr, tf_noise, width))
+
+    for site, attr, width, keep in ((SITE_INPUT, "_recurrent_input_noise", in_width, spec["input_keep_prob"]),
+                                    (SITE_OUTPUT, "_recurrent_output_noise", h_width(spec), spec["output_keep_prob"])):
+        tf_noise = getattr(w, attr)
+        if keep < 1.0:
+            check_noise(tf_noise, attr, width)
+        if tf_noise is None:
+            continue
+        setattr(w, attr, dynrnn_noise(site, width, keep))
+    # The state noise: TF draws one [1, width] tensor per leaf of cell.state_size, an LSTMStateTuple
+    # (c, h) for the LSTMs, a single tensor (h) for BasicRNN, GRU and the Keras GRUCell. Replaced only
+    # when state_keep_prob < 1 (with keep 1 TF never reads it): h by dynrnn's draws, an LSTM's c by
+    # zeros that must not feed anything (checked by check_dropout_graph).
+    keep = spec["state_keep_prob"]
+    if keep < 1.0:
+        attr = "_recurrent_state_noise"
+        tf_noise = getattr(w, attr)
+        if is_lstm(spec):
+            if not isinstance(tf_noise, rnn_cell.LSTMStateTuple):
+                raise RuntimeError("%s: DropoutWrapper.%s is %r, expected an LSTMStateTuple" % (tag, attr, tf_noise))
+            check_noise(tf_noise.c, attr + ".c", spec["units"])
+            check_noise(tf_noise.h, attr + ".h", h_width(spec))
+            c_const = tf.constant(np.zeros([1, spec["units"]], dtype=np_dtype), dtype=dtype,
+                                  name="dynrnn_unused_noise_%s_%d_c" % (d, layer))
+            unused.append(("%s/%d/state.c" % (d, layer), c_const))
+            setattr(w, attr, rnn_cell.LSTMStateTuple(c_const, dynrnn_noise(SITE_STATE, h_width(spec), keep)))
+        else:
+            check_noise(tf_noise, attr, h_width(spec))
+            setattr(w, attr, dynrnn_noise(SITE_STATE, h_width(spec), keep))
     return w
 
 
-def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, injected=None):
+def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, injected=None, unused=None):
     """The cell (or MultiRNNCell) of direction d; appends (d, layer, cell) of Keras cells to keras_cells,
-    (tag, noise constant, keep, mask) of injected dropout noise to injected."""
+    (tag, noise constant, keep, mask) of injected dropout noise to injected, (tag, constant) of noise
+    that must stay unused (an LSTM's c state noise) to unused."""
     cells = [make_cell(s, dtype) for s in specs]
     for layer, (s, cell) in enumerate(zip(specs, cells)):
         if s["kind"] == "gru_ra":
@@ -543,7 +622,7 @@ def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, inje
     for layer, (s, cell) in enumerate(zip(specs, cells)):
         if has_dropout_wrapper(s):
             in_width = D if layer == 0 else h_width(specs[layer - 1])
-            cell = dropout_wrapper(s, cell, in_width, dtype, np_dtype, seed, direction, layer, injected,
+            cell = dropout_wrapper(s, cell, in_width, dtype, np_dtype, seed, direction, layer, injected, unused,
                                    "%s/%d" % (d, layer))
         if s["residual"]:
             cell = residual_wrapper(s, cell)
@@ -572,9 +651,13 @@ def ancestor_ops(tensors):
     return seen
 
 
-def check_dropout_graph(name, fetched, injected):
-    """No random op feeds the fetched tensors; every injected noise with keep < 1 does."""
+def check_dropout_graph(name, fetched, injected, unused=()):
+    """No random op feeds the fetched tensors; every injected noise with keep < 1 does; no noise in
+    unused (an LSTM's c state noise: the default dropout_state_filter_visitor never drops c) does."""
     anc = ancestor_ops(fetched)
+    for tag, const in unused:
+        if const.op in anc:
+            raise RuntimeError("%s: the noise %s (%s) feeds the fetched tensors" % (name, tag, const.op.name))
     rnd = sorted(op.name for op in anc if op.type in RANDOM_OP_TYPES or "Random" in op.type)
     if rnd:
         raise RuntimeError("%s: random ops feed the fetched tensors: %s" % (name, rnd))
@@ -609,6 +692,8 @@ def cell_line(d, layer, s):
         parts.append("input_keep_prob=%.17g" % s["input_keep_prob"])
     if s["output_keep_prob"] != 1.0:
         parts.append("output_keep_prob=%.17g" % s["output_keep_prob"])
+    if s["state_keep_prob"] != 1.0:
+        parts.append("state_keep_prob=%.17g" % s["state_keep_prob"])
     if s["variational_recurrent"]:
         parts.append("variational_recurrent=1")
     return " ".join(parts)
@@ -750,10 +835,11 @@ def run_case(c):
                 init_states[d] = None
         keras_cells = []  # (dir, layer, cell) of the gru_ra cells
         injected = []  # (tag, constant, keep, mask) of the dropout noise
+        unused = []  # (tag, constant) of noise that must not be used (LSTM c state noise)
         dropout = any(has_dropout_wrapper(s) for _, specs in dirs for s in specs)
         if dropout:
             assert not c["cf2"], c["name"]
-        stack_args = dict(D=D, seed=c["dropout_seed"], np_dtype=np_dtype, injected=injected)
+        stack_args = dict(D=D, seed=c["dropout_seed"], np_dtype=np_dtype, injected=injected, unused=unused)
         if bidi:
             (out_fw, out_bw), (st_fw, st_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
                 make_stack(c["fw"], "fw", tf_dtype, keras_cells, **stack_args),
@@ -812,7 +898,7 @@ def run_case(c):
         grads = [gr if gr is not None else tf.zeros_like(w) for gr, w in zip(grads, wrt)]
         if dropout:
             check_dropout_graph(c["name"], [outs[d] for d, _ in dirs] + [t for _, t in final_leaves] + grads,
-                                injected)
+                                injected, unused)
             if not injected:
                 raise RuntimeError("%s: dropout wrappers but no keep probability below 1" % c["name"])
 
@@ -887,18 +973,27 @@ def run_case(c):
 
 
 def dropout_self_test():
-    """TF's DropoutWrapper uses the injected noise: a single-layer BasicRNN (tanh) under
-    DropoutWrapper(variational_recurrent=True) with dynrnn's noise equals a numpy recomputation of
-    x / keep_in * mask_in -> h = tanh([x_d, h] W + b) -> out = h / keep_out * mask_out (the state h
-    undropped), and other noise changes the outputs."""
+    """TF's DropoutWrapper uses the injected noise as the module docstring says: a single-layer BasicRNN
+    (tanh) and a BasicLSTM under DropoutWrapper(variational_recurrent=True) with dynrnn's noise equal a
+    numpy recomputation of x / keep_in * mask_in -> the cell -> out = h / keep_out * mask_out, new state
+    h / keep_state * mask_state (an LSTM's c undropped: its state noise is zeros, which would zero c if
+    it were used), which the next step and the final state read; and other noise changes the outputs."""
     check_philox()
+    for kind in ("basic_rnn", "basic_lstm"):
+        for keep_state in (1.0, 0.65):
+            dropout_self_test_case(kind, keep_state)
+
+
+def dropout_self_test_case(kind, keep_state):
     T, B, D, H = 3, 2, 5, 6
     keep_in, keep_out = 0.6, 0.7
+    lstm = kind == "basic_lstm"
+    G = 4 * H if lstm else H
     seed = 0x1234567890ABCDEF
     rng = np.random.RandomState(4242)
     x_val = rng.uniform(-1, 1, size=(B, T, D)).astype(np.float32)
-    k_val = rng.uniform(-0.6, 0.6, size=(D + H, H)).astype(np.float32)
-    b_val = rng.uniform(-0.6, 0.6, size=(H,)).astype(np.float32)
+    k_val = rng.uniform(-0.6, 0.6, size=(D + H, G)).astype(np.float32)
+    b_val = rng.uniform(-0.6, 0.6, size=(G,)).astype(np.float32)
     tf.compat.v1.disable_control_flow_v2()
     tf.compat.v1.disable_resource_variables()
 
@@ -906,16 +1001,27 @@ def dropout_self_test():
         g = tf.Graph()
         with g.as_default():
             x = tf.constant(x_val)
-            cell = rnn_cell.DropoutWrapper(rnn_cell.BasicRNNCell(H), input_keep_prob=keep_in,
-                                           output_keep_prob=keep_out, variational_recurrent=True,
+            inner = rnn_cell.BasicLSTMCell(H, state_is_tuple=True) if lstm else rnn_cell.BasicRNNCell(H)
+            cell = rnn_cell.DropoutWrapper(inner, input_keep_prob=keep_in, output_keep_prob=keep_out,
+                                           state_keep_prob=keep_state, variational_recurrent=True,
                                            input_size=D, dtype=tf.float32)
             assert cell._recurrent_input_noise.shape.as_list() == [1, D]
             assert cell._recurrent_output_noise.shape.as_list() == [1, H]
-            cell._recurrent_input_noise = tf.constant(noise_fn(0, D).astype(np.float32))
-            cell._recurrent_output_noise = tf.constant(noise_fn(1, H).astype(np.float32))
+            cell._recurrent_input_noise = tf.constant(noise_fn(SITE_INPUT, D).astype(np.float32))
+            cell._recurrent_output_noise = tf.constant(noise_fn(SITE_OUTPUT, H).astype(np.float32))
+            state_noise = tf.constant(noise_fn(SITE_STATE, H).astype(np.float32))
+            if lstm:
+                assert isinstance(cell._recurrent_state_noise, rnn_cell.LSTMStateTuple)
+                assert [n.shape.as_list() for n in cell._recurrent_state_noise] == [[1, H], [1, H]]
+                cell._recurrent_state_noise = rnn_cell.LSTMStateTuple(tf.zeros([1, H]), state_noise)
+            else:
+                assert cell._recurrent_state_noise.shape.as_list() == [1, H]
+                cell._recurrent_state_noise = state_noise
             out, st = tf.compat.v1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+            if not lstm:
+                st = rnn_cell.LSTMStateTuple(tf.zeros_like(st), st)
             names = sorted(v.name for v in tf.compat.v1.trainable_variables())
-            assert names == ["rnn/basic_rnn_cell/bias:0", "rnn/basic_rnn_cell/kernel:0"], names
+            assert names == ["rnn/%s_cell/bias:0" % kind, "rnn/%s_cell/kernel:0" % kind], names
             with tf.compat.v1.Session(graph=g) as sess:
                 for v in tf.compat.v1.trainable_variables():
                     v.load(k_val if "kernel" in v.name else b_val, sess)
@@ -924,23 +1030,39 @@ def dropout_self_test():
     def ours(site, width):
         return variational_noise(seed, 0, 0, site, width)
 
-    out, st = run(ours)
-    m_in = mask_of(keep_in, ours(0, D), np.float32)[0].astype(np.float64)
-    m_out = mask_of(keep_out, ours(1, H), np.float32)[0].astype(np.float64)
+    out, (st_c, st_h) = run(ours)
+    masks = [mask_of(k, ours(site, H if site else D), np.float32)[0].astype(np.float64)
+             for site, k in ((SITE_INPUT, keep_in), (SITE_OUTPUT, keep_out), (SITE_STATE, keep_state))]
+    m_in, m_out, m_state = masks
     assert 0 < m_in.sum() < D and 0 < m_out.sum() < H, (m_in, m_out)
+    assert keep_state == 1.0 or 0 < m_state.sum() < H, m_state
+
+    def sigmoid(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
     h = np.zeros((B, H))
+    c = np.zeros((B, H))
     want = np.zeros((B, T, H))
     for t in range(T):
         xd = x_val[:, t, :].astype(np.float64) / float(np.float32(keep_in)) * m_in
-        h = np.tanh(np.concatenate([xd, h], axis=1) @ k_val + b_val)
+        z = np.concatenate([xd, h], axis=1) @ k_val + b_val
+        if lstm:
+            i, j, f, o = np.split(z, 4, axis=1)
+            c = c * sigmoid(f + 1.0) + sigmoid(i) * np.tanh(j)
+            h = np.tanh(c) * sigmoid(o)
+        else:
+            h = np.tanh(z)
         want[:, t, :] = h / float(np.float32(keep_out)) * m_out
-    err = max(np.abs(out - want).max(), np.abs(st - h).max())
+        if keep_state < 1.0:
+            h = h / float(np.float32(keep_state)) * m_state
+    err = max(np.abs(out - want).max(), np.abs(st_h - h).max(), np.abs(st_c - c).max() if lstm else 0.0)
+    what = "dropout self-test (%s, state_keep_prob %g)" % (kind, keep_state)
     if not err < 1e-5:
-        raise RuntimeError("dropout self-test: TF differs from numpy by %g\nTF %s\nnumpy %s" % (err, out, want))
+        raise RuntimeError("%s: TF differs from numpy by %g\nTF %s\nnumpy %s" % (what, err, out, want))
     out2, _ = run(lambda site, width: 1.0 - 2.0 ** -24 - ours(site, width))
     if np.abs(out2 - out).max() < 1e-3:
-        raise RuntimeError("dropout self-test: other noise leaves TF's outputs unchanged")
-    print("dropout self-test passed (TF vs numpy %.2g)" % err, flush=True)
+        raise RuntimeError("%s: other noise leaves TF's outputs unchanged" % what)
+    print("%s passed (TF vs numpy %.2g)" % (what, err), flush=True)
 
 
 def main():

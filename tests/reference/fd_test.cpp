@@ -77,6 +77,25 @@ Cell dropout(Cell c, double input_keep, double output_keep, bool variational = f
   c.variational_recurrent = variational;
   return c;
 }
+// DropoutWrapper's state_keep_prob on top of the cell's other wrapper settings: the new state's h
+// (never an LSTM's c) / keep * mask before the copy-through.
+Cell state_dropout(Cell c, double state_keep) {
+  c.state_keep_prob = state_keep;
+  return c;
+}
+// LSTMCell(4) with every option: peepholes, cell_clip, num_proj, proj_clip, forget_bias; with
+// weights of all_options_scale() both clips are active somewhere and inactive elsewhere.
+Cell lstm_all_options() {
+  Cell c = lstm(4);
+  c.peepholes = true;
+  c.has_cell_clip = true;
+  c.cell_clip = 0.35;
+  c.num_proj = 3;
+  c.has_proj_clip = true;
+  c.proj_clip = 0.15;
+  c.forget_bias = 0.3;
+  return c;
+}
 Cell lstm_proj(int units, int num_proj) {
   Cell c = lstm(units);
   c.num_proj = num_proj;
@@ -93,6 +112,13 @@ struct Options {
   uint64_t seed = 1;
   uint64_t dropout_seed = 0;  // 0: derived from seed (every problem its own masks)
 };
+
+// The weight scale at which lstm_all_options() reaches both sides of its clips.
+Options all_options_scale() {
+  Options o;
+  o.wscale = 0.9;
+  return o;
+}
 
 ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& bw, const Options& o) {
   std::mt19937_64 rng(o.seed);
@@ -363,16 +389,8 @@ TEST(ReferenceFiniteDifference, LSTMProjectionClip) {
 }
 
 TEST(ReferenceFiniteDifference, LSTMAllOptions) {
-  Cell c = lstm(4);
-  c.peepholes = true;
-  c.has_cell_clip = true;
-  c.cell_clip = 0.35;
-  c.num_proj = 3;
-  c.has_proj_clip = true;
-  c.proj_clip = 0.15;
-  c.forget_bias = 0.3;
-  Options o;
-  o.wscale = 0.9;
+  const Cell c = lstm_all_options();
+  const Options o = all_options_scale();
   const FdStats st = check_stack({c}, {}, o);
   EXPECT_TRUE(st.clip_active && st.clip_inactive);
 }
@@ -567,6 +585,12 @@ TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
       const ref::Problem d =
           make_problem({dropout(lstm(2), 0.6, 0.7), gru(2)}, {residual(dropout(rnn(2), 0.6, 0.6, true))}, o);
       run_fd(d, make_upstream(d, o.seed));
+      const ref::Problem st =
+          make_problem({state_dropout(lstm(2), 0.6), state_dropout(gru(2), 0.7)}, {state_dropout(rnn(2), 0.6)}, o);
+      run_fd(st, make_upstream(st, o.seed));
+      const ref::Problem sd = make_problem({state_dropout(dropout(gru_ra(2), 0.6, 0.7, true), 0.6)},
+                                           {residual(state_dropout(dropout(basic_lstm(2), 0.6, 0.6), 0.7))}, o);
+      run_fd(sd, make_upstream(sd, o.seed));
     }
 }
 
@@ -598,16 +622,8 @@ TEST(ReferenceFiniteDifference, DropoutReluAndClips) {
   EXPECT_TRUE(st.relu_on && st.relu_off);
   st = check_stack({dropout(gru_ra(4, true), 0.7, 0.6, true)});
   EXPECT_TRUE(st.relu_on && st.relu_off);
-  Cell c = lstm(4);
-  c.peepholes = true;
-  c.has_cell_clip = true;
-  c.cell_clip = 0.35;
-  c.num_proj = 3;
-  c.has_proj_clip = true;
-  c.proj_clip = 0.15;
-  c.forget_bias = 0.3;
-  Options o;
-  o.wscale = 0.9;
+  const Cell c = lstm_all_options();
+  const Options o = all_options_scale();
   st = check_stack({dropout(c, 0.6, 0.7)}, {}, o);
   EXPECT_TRUE(st.clip_active && st.clip_inactive);
 }
@@ -654,6 +670,111 @@ TEST(ReferenceFiniteDifference, DropoutBidirectionalSequenceLengthEdgeCases) {
                 {dropout(rnn(2), 0.7, 0.6), residual(dropout(gru(2), 0.6, 0.7, true))}, 1600);
   check_lengths(kBidirectionalLengthEdgeCases, {residual(dropout(gru_ra(3), 0.6, 0.7, true))},
                 {dropout(lstm(2), 0.6, 0.6)}, 1700);
+}
+
+// ------------------------------------------------------------------ DropoutWrapper state_keep_prob
+// The state mask multiplies the new state's h (not an LSTM's c) before the copy-through; the
+// gradient from the next step (or the final state) into the cell's new h is multiplied by
+// mask / keep at the rows that ran the step.
+
+// Every kind: state dropout alone, variational or not, with input and output dropout, with the
+// ResidualWrapper.
+TEST(ReferenceFiniteDifference, DropoutStateEveryKind) {
+  Cell peep_proj = lstm_proj(4, 2);
+  peep_proj.peepholes = true;
+  peep_proj.forget_bias = 0.4;
+  Cell peep_proj3 = lstm_proj(5, 3);  // output width 3 = D: residual
+  peep_proj3.peepholes = true;
+  for (const Cell& c : {rnn(3), basic_lstm(3), lstm(3), peep_proj, peep_proj3, gru(3), gru_ra(3)})
+    for (int config = 0; config < 6; ++config) {
+      SCOPED_TRACE("kind " + std::to_string(static_cast<int>(c.kind)) + " units " + std::to_string(c.units) + " proj " +
+                   std::to_string(c.num_proj) + " config " + std::to_string(config));
+      const bool res_ok = ref::output_width(c) == 3;
+      switch (config) {
+        case 0: check_stack({state_dropout(c, 0.6)}); break;
+        case 1: check_stack({state_dropout(dropout(c, 1.0, 1.0, true), 0.6)}); break;
+        case 2: check_stack({state_dropout(dropout(c, 0.6, 0.7), 0.7)}); break;
+        case 3: check_stack({state_dropout(dropout(c, 0.7, 0.6, true), 0.6)}); break;
+        case 4:
+          if (res_ok) check_stack({residual(state_dropout(dropout(c, 1.0, 0.7), 0.6))});
+          break;
+        case 5:
+          if (res_ok) check_stack({residual(state_dropout(dropout(c, 0.6, 1.0, true), 0.7))});
+          break;
+      }
+    }
+}
+
+TEST(ReferenceFiniteDifference, DropoutStateReluAndClips) {
+  FdStats st = check_stack({state_dropout(rnn(4, true), 0.6)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  st = check_stack({state_dropout(dropout(gru(4, true), 0.7, 0.7), 0.6)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  st = check_stack({state_dropout(dropout(gru_ra(4, true), 1.0, 0.6, true), 0.7)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  st = check_stack({state_dropout(basic_lstm(3, 1.0, true), 0.6)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  const Cell c = lstm_all_options();
+  Options o = all_options_scale();
+  st = check_stack({state_dropout(dropout(c, 0.6, 0.7), 0.6)}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+  st = check_stack({state_dropout(dropout(c, 1.0, 1.0, true), 0.7)}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+  Cell cc = lstm(3);  // cell clip without a projection: the clipped c is never dropped, h = m is
+  cc.has_cell_clip = true;
+  cc.cell_clip = 0.25;
+  o.wscale = 1.0;
+  st = check_stack({state_dropout(cc, 0.6)}, {}, o);
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+}
+
+// State dropout, other dropout, residual and plain layers mixed in one stack.
+TEST(ReferenceFiniteDifference, DropoutStateStacks) {
+  FdStats st =
+      check_stack({state_dropout(gru(3), 0.6), residual(state_dropout(dropout(lstm_proj(4, 3), 0.7, 0.6), 0.7)), rnn(3),
+                   residual(state_dropout(dropout(gru_ra(3), 0.6, 1.0, true), 0.6)),
+                   state_dropout(dropout(rnn(3, true), 1.0, 0.7), 0.7)});
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  check_stack(
+      {basic_lstm(4), state_dropout(dropout(gru(2), 0.6, 1.0), 0.7), residual(dropout(rnn(2), 0.7, 0.7, true))});
+  check_stack({state_dropout(lstm(3), 0.6), state_dropout(basic_lstm(2), 0.7), state_dropout(gru_ra(2), 0.6)});
+}
+
+TEST(ReferenceFiniteDifference, DropoutStateBidirectional) {
+  check_stack({state_dropout(lstm(3), 0.6)}, {state_dropout(gru(2), 0.7)});
+  check_stack({state_dropout(dropout(gru_ra(3), 0.6, 0.7, true), 0.7), residual(dropout(rnn(3), 0.7, 0.6))},
+              {basic_lstm(2), state_dropout(dropout(lstm_proj(3, 2), 0.6, 0.6), 0.6)});
+  // State dropout on one direction only; the same cell on both.
+  check_stack({gru(2)}, {residual(state_dropout(dropout(gru_ra(3), 0.6, 0.7), 0.6))});
+  check_stack({state_dropout(rnn(2), 0.6)}, {state_dropout(rnn(2), 0.6)});
+}
+
+TEST(ReferenceFiniteDifference, DropoutStateSeveralSeeds) {
+  for (uint64_t seed : {1ULL, 0xFFFFFFFFULL, 0x100000000ULL, 0xDEADBEEFCAFEF00DULL}) {
+    SCOPED_TRACE("dropout seed " + std::to_string(seed));
+    Options o;
+    o.dropout_seed = seed;
+    o.seed = 5 + seed % 89;
+    check_stack({state_dropout(dropout(lstm(3), 0.6, 0.7), 0.6), residual(state_dropout(gru(3), 0.7))},
+                {state_dropout(dropout(rnn(2), 0.6, 0.7, true), 0.6)}, o);
+  }
+}
+
+TEST(ReferenceFiniteDifference, DropoutStateSequenceLengthEdgeCases) {
+  check_lengths(kLengthEdgeCases, {state_dropout(gru(3), 0.6), residual(state_dropout(lstm_proj(4, 3), 0.6))}, {},
+                1800);
+  check_lengths(
+      kLengthEdgeCases,
+      {state_dropout(dropout(gru_ra(2), 0.6, 0.7, true), 0.6), state_dropout(dropout(rnn(2, true), 1.0, 0.6), 0.7)}, {},
+      1900);
+  check_lengths(kLengthEdgeCases, {state_dropout(basic_lstm(2), 0.6), state_dropout(lstm(2), 0.7)}, {}, 2000);
+}
+
+TEST(ReferenceFiniteDifference, DropoutStateBidirectionalSequenceLengthEdgeCases) {
+  check_lengths(kBidirectionalLengthEdgeCases, {state_dropout(basic_lstm(3), 0.6)},
+                {state_dropout(rnn(2), 0.7), residual(state_dropout(dropout(gru(2), 0.6, 0.7, true), 0.6))}, 2100);
+  check_lengths(kBidirectionalLengthEdgeCases, {residual(state_dropout(dropout(gru_ra(3), 0.6, 0.7), 0.6))},
+                {state_dropout(dropout(lstm_proj(3, 2), 0.6, 0.6, true), 0.7)}, 2200);
 }
 
 // ------------------------------------------------------------------ forward semantics
@@ -920,7 +1041,7 @@ size_t user_index(bool tm, int T, int B, int W, int t, int b, int q) {
 ref::Problem without_dropout(ref::Problem p, bool keep_residual = true) {
   for (std::vector<Cell>* stack : {&p.fw, &p.bw})
     for (Cell& c : *stack) {
-      c = dropout(c, 1.0, 1.0, false);
+      c = state_dropout(dropout(c, 1.0, 1.0, false), 1.0);
       if (!keep_residual) c.residual = false;
     }
   return p;
@@ -1123,6 +1244,287 @@ TEST(ReferenceSemantics, CheckRejectsBadKeepProbs) {
         EXPECT_NE(e.find("(0, 1]"), std::string::npos);
         EXPECT_THROW(ref::forward(p), std::invalid_argument);
       }
+}
+
+// ------------------------------------------------------------------ DropoutWrapper state_keep_prob semantics
+// Keep probabilities that are 1 in float32 (TF rounds them so) are no state dropout at all.
+TEST(ReferenceSemantics, DropoutStateKeepOneIsNoDropout) {
+  for (bool tm : {false, true}) {
+    Options o;
+    o.time_major = tm;
+    o.has_seq_len = true;
+    o.seq_len = {3, 0, 4};
+    o.dropout_seed = 0x0123456789ABCDEFULL;
+    const double one = 1.0 - 1e-9;  // rounds to 1 in float32
+    const ref::Problem p =
+        make_problem({state_dropout(dropout(lstm(3), 0.6, 0.7, true), 1.0),
+                      residual(state_dropout(dropout(gru(3), 0.7, 1.0), one)), state_dropout(rnn(2), one)},
+                     {state_dropout(dropout(gru_ra(3), 1.0, 0.6), 1.0)}, o);
+    ref::Problem none = p;
+    for (std::vector<Cell>* stack : {&none.fw, &none.bw})
+      for (Cell& c : *stack) c.state_keep_prob = 1.0;
+    expect_same_run(p, none, make_upstream(p, 15));
+    expect_same_run(without_dropout(p), without_dropout(none), make_upstream(p, 16));
+  }
+}
+
+// State dropout changes the final state and (past the first step) the outputs; another seed gives
+// other results; the same seed the same ones. T = 1: the outputs are the bare cell's.
+TEST(ReferenceSemantics, DropoutStateChangesResultsAndFollowsTheSeed) {
+  for (const Cell& c : {state_dropout(gru(3), 0.6), state_dropout(lstm_proj(4, 2), 0.6),
+                        state_dropout(dropout(rnn(3), 1.0, 1.0, true), 0.6), state_dropout(basic_lstm(3), 0.6)}) {
+    Options o;
+    o.has_seq_len = true;
+    o.seq_len = {3, 1, 4};
+    const ref::Problem p = make_problem({c}, {c}, o);
+    const ref::Upstream u = make_upstream(p, 9);
+    const ref::Problem plain = without_dropout(p);
+    const ref::Forward f = ref::forward(p), fp = ref::forward(plain);
+    EXPECT_NE(f.out_fw, fp.out_fw);
+    EXPECT_NE(f.out_bw, fp.out_bw);
+    EXPECT_NE(f.final_state.at("fw/0/h"), fp.final_state.at("fw/0/h"));
+    EXPECT_NE(f.final_state.at("bw/0/h"), fp.final_state.at("bw/0/h"));
+    EXPECT_NE(ref::backward(p, u).dx, ref::backward(plain, u).dx);
+    expect_same_run(p, p, u);
+    ref::Problem other = p;
+    other.dropout_seed ^= uint64_t(1) << 40;
+    EXPECT_NE(ref::forward(other).final_state.at("fw/0/h"), f.final_state.at("fw/0/h"));
+    EXPECT_NE(ref::forward(other).out_bw, f.out_bw);
+    // One step: the state mask acts on the state only.
+    o.T = 1;
+    o.seq_len = {1, 1, 1};
+    const ref::Problem p1 = make_problem({c}, {c}, o);
+    const ref::Forward f1 = ref::forward(p1), fp1 = ref::forward(without_dropout(p1));
+    EXPECT_EQ(f1.out_fw, fp1.out_fw);
+    EXPECT_EQ(f1.out_bw, fp1.out_bw);
+    EXPECT_NE(f1.final_state, fp1.final_state);
+  }
+}
+
+// A single layer, one direction, built up one cell call at a time: each call is the bare cell
+// (no wrapper) run for one step on every row from the state so far, on the input x / keep_in *
+// mask_in (the input mask of loop iteration s, row b); the layer's output at the row's time
+// position (s; L - 1 - s for the backward direction) is the call's output (/ keep_out * mask_out
+// when output dropout is on), undropped by the state mask; the state carried on is the call's new
+// state with h / keep_state * mask_state (an LSTM's c as the call left it); rows past their length
+// keep their state, and the final state is the state so far (the initial state for length 0).
+TEST(ReferenceSemantics, DropoutStateIsTheScaledMaskedNewH) {
+  const double ks = 0.625, ki = 0.75, ko = 0.5;  // exact in float32, as TF rounds them
+  Cell peep_proj = lstm_proj(4, 3);
+  peep_proj.peepholes = true;
+  Cell clipped = lstm(3);
+  clipped.has_cell_clip = true;
+  clipped.cell_clip = 0.3;
+  int dropped_total = 0;
+  for (const Cell& bare : {rnn(3), rnn(3, true), basic_lstm(3), lstm(3), peep_proj, clipped, gru(3), gru_ra(3)})
+    for (int dir = 0; dir < 2; ++dir)
+      for (bool variational : {false, true})
+        for (bool others : {false, true})
+          for (bool tm : {false, true}) {
+            SCOPED_TRACE("kind " + std::to_string(static_cast<int>(bare.kind)) + " units " +
+                         std::to_string(bare.units) + (dir ? " bw" : " fw") + (variational ? " variational" : "") +
+                         (others ? " input+output dropout" : "") + (tm ? " time-major" : " batch-major"));
+            Options o;
+            o.T = 5;
+            o.B = 5;
+            o.time_major = tm;
+            o.has_seq_len = true;
+            o.seq_len = dir == 0 ? std::vector<int>{5, 0, 2, 7, -1} : std::vector<int>{5, 0, 2, 4, 3};
+            o.seed = 43 + dir;
+            const Cell c = state_dropout(dropout(bare, others ? ki : 1.0, others ? ko : 1.0, variational), ks);
+            const ref::Problem p = dir == 0 ? make_problem({c}, {}, o) : make_problem({rnn(2)}, {c}, o);
+            const ref::Forward f = ref::forward(p);
+            const std::string d = dir == 0 ? "fw/0/" : "bw/0/";
+            const std::vector<double>& out = dir == 0 ? f.out_fw : f.out_bw;
+            const int O = ref::output_width(bare), Hh = ref::state_width(bare, "h");
+            ASSERT_EQ(out.size(), static_cast<size_t>(o.T) * o.B * O);
+            auto mask = [&](int site, int s, int b, int q, double keep) {
+              return ref::dropout_mask(p.dropout_seed, dir, 0, site, variational, s, b, q, keep);
+            };
+            std::vector<int> len(o.B);
+            for (int b = 0; b < o.B; ++b) len[b] = std::min(std::max(o.seq_len[b], 0), o.T);
+            ref::Named state;
+            for (const std::string& leaf : ref::leaves(bare)) state[leaf] = p.init.at(d + leaf);
+            int dropped = 0;
+            for (int s = 0; s < o.T; ++s) {
+              ref::Problem step;
+              step.T = 1;
+              step.B = o.B;
+              step.D = o.D;
+              step.fw = {bare};
+              step.w_fw = {dir == 0 ? p.w_fw[0] : p.w_bw[0]};
+              step.has_initial_state = true;
+              for (const auto& [leaf, v] : state) step.init["fw/0/" + leaf] = v;
+              for (int b = 0; b < o.B; ++b) {
+                const int tau = s < len[b] ? (dir == 0 ? s : len[b] - 1 - s) : 0;  // rows past L: unused
+                for (int q = 0; q < o.D; ++q) {
+                  const double x = p.x[user_index(tm, o.T, o.B, o.D, tau, b, q)];
+                  step.x.push_back(others ? x / ki * mask(0, s, b, q, ki) : x);
+                }
+              }
+              const ref::Forward fs = ref::forward(step);
+              for (int b = 0; b < o.B; ++b) {
+                if (s >= len[b]) continue;
+                const int tau = dir == 0 ? s : len[b] - 1 - s;
+                for (int q = 0; q < O; ++q) {
+                  const double h = fs.out_fw[static_cast<size_t>(b) * O + q];
+                  EXPECT_EQ(out[user_index(tm, o.T, o.B, O, tau, b, q)], others ? h / ko * mask(1, s, b, q, ko) : h)
+                      << "step " << s << " row " << b << " column " << q;
+                }
+                for (auto& [leaf, v] : state) {
+                  const std::vector<double>& next = fs.final_state.at("fw/0/" + leaf);
+                  const int w = static_cast<int>(v.size()) / o.B;
+                  for (int j = 0; j < w; ++j) {
+                    const size_t e = static_cast<size_t>(b) * w + j;
+                    if (leaf == "h") {
+                      const double m = mask(2, s, b, j, ks);
+                      dropped += m == 0.0;
+                      v[e] = next[e] / ks * m;
+                    } else {
+                      v[e] = next[e];  // an LSTM's c: never dropped
+                    }
+                  }
+                }
+              }
+            }
+            for (const auto& [leaf, v] : state) EXPECT_EQ(f.final_state.at(d + leaf), v) << leaf;
+            // Directly: a full-length row's final h is its last output / keep * mask of the last step
+            // (the output undropped); a length-0 row's final state is its initial state.
+            for (int b = 0; b < o.B; ++b) {
+              for (const std::string& leaf : ref::leaves(bare)) {
+                if (len[b] != 0) continue;
+                const int w = ref::state_width(bare, leaf.c_str());
+                for (int j = 0; j < w; ++j) {
+                  const size_t e = static_cast<size_t>(b) * w + j;
+                  EXPECT_EQ(f.final_state.at(d + leaf)[e], p.init.at(d + leaf)[e]) << leaf << " row " << b;
+                }
+              }
+              if (others || len[b] != o.T) continue;
+              for (int j = 0; j < Hh; ++j) {
+                const double last = out[user_index(tm, o.T, o.B, O, dir == 0 ? o.T - 1 : 0, b, j)];
+                EXPECT_EQ(f.final_state.at(d + "h")[static_cast<size_t>(b) * Hh + j],
+                          last / ks * mask(2, o.T - 1, b, j, ks))
+                    << "row " << b << " column " << j;
+              }
+            }
+            if (!variational) EXPECT_GT(dropped, 0);
+            dropped_total += dropped;
+          }
+  EXPECT_GT(dropped_total, 0);
+}
+
+// One step on a single layer: the LSTM's c is the bare cell's, h the bare h / keep * mask (the
+// initial state at length-0 rows), the outputs the bare ones; the gradients are the bare layer's
+// with the final h's upstream multiplied by mask / keep at the rows that ran (not at length-0 rows,
+// whose initial-state gradient is their final-state gradient).
+TEST(ReferenceSemantics, DropoutStateOneStepForwardAndGradient) {
+  const double ks = 0.625;
+  Cell peep_proj = lstm_proj(4, 2);
+  peep_proj.peepholes = true;
+  for (const Cell& bare : {rnn(3), basic_lstm(3), lstm(3), peep_proj, gru(3), gru_ra(3, true)})
+    for (int dir = 0; dir < 2; ++dir)
+      for (bool variational : {false, true}) {
+        SCOPED_TRACE("kind " + std::to_string(static_cast<int>(bare.kind)) + (dir ? " bw" : " fw") +
+                     (variational ? " variational" : ""));
+        Options o;
+        o.T = 1;
+        o.B = 4;
+        o.has_seq_len = true;
+        o.seq_len = {1, 0, 1, 1};
+        o.seed = 71 + dir;
+        const Cell c = state_dropout(dropout(bare, 1.0, 1.0, variational), ks);
+        const ref::Problem p = dir == 0 ? make_problem({c}, {}, o) : make_problem({rnn(2)}, {c}, o);
+        const ref::Problem plain = without_dropout(p);
+        const std::string d = dir == 0 ? "fw/0/" : "bw/0/";
+        const ref::Forward f = ref::forward(p), fp = ref::forward(plain);
+        EXPECT_EQ(f.out_fw, fp.out_fw);
+        EXPECT_EQ(f.out_bw, fp.out_bw);
+        if (f.final_state.count(d + "c")) EXPECT_EQ(f.final_state.at(d + "c"), fp.final_state.at(d + "c"));
+        const int Hh = ref::state_width(bare, "h");
+        const ref::Upstream u = make_upstream(p, 23);
+        ref::Upstream up = u;  // the plain layer's upstream: d(final h) through the mask
+        std::vector<double>& dh = up.dfinal.at(d + "h");
+        for (int b = 0; b < o.B; ++b)
+          for (int j = 0; j < Hh; ++j) {
+            const size_t e = static_cast<size_t>(b) * Hh + j;
+            const double m = ref::dropout_mask(p.dropout_seed, dir, 0, 2, variational, 0, b, j, ks);
+            const double h = fp.final_state.at(d + "h")[e];
+            EXPECT_EQ(f.final_state.at(d + "h")[e], o.seq_len[b] > 0 ? h / ks * m : p.init.at(d + "h")[e]);
+            if (o.seq_len[b] > 0) dh[e] = dh[e] * m / ks;
+          }
+        const ref::Gradients g = ref::backward(p, u), gp = ref::backward(plain, up);
+        EXPECT_EQ(g.dx, gp.dx);
+        EXPECT_EQ(g.dinit, gp.dinit);
+        EXPECT_EQ(g.dw_fw, gp.dw_fw);
+        EXPECT_EQ(g.dw_bw, gp.dw_bw);
+        for (const auto& [k, v] : g.dinit)  // length-0 row 1: the final state's upstream, unmasked
+          if (k.rfind(d, 0) == 0) {
+            const int w = static_cast<int>(v.size()) / o.B;
+            for (int j = 0; j < w; ++j) EXPECT_EQ(v[static_cast<size_t>(w) + j], u.dfinal.at(k)[w + j]) << k;
+          }
+      }
+}
+
+// One step of bidirectional stacks: every layer's final h is the bare stack's / keep * the mask of
+// its own (layer, direction) state stream, its c the bare one; the outputs are the bare stack's
+// (at one step the state feeds nothing).
+TEST(ReferenceSemantics, DropoutStateMaskOfEveryLayerAndDirection) {
+  const double ks = 0.625;
+  for (bool variational : {false, true}) {
+    SCOPED_TRACE(variational ? "variational" : "per element");
+    Options o;
+    o.T = 1;
+    o.B = 3;
+    o.has_seq_len = true;
+    o.seq_len = {1, 1, 1};
+    auto sd = [&](Cell c) { return state_dropout(dropout(c, 1.0, 1.0, variational), ks); };
+    const ref::Problem p =
+        make_problem({sd(gru(3)), sd(lstm_proj(4, 2)), sd(rnn(3))}, {sd(basic_lstm(2)), sd(gru_ra(3)), sd(lstm(2))}, o);
+    const ref::Problem plain = without_dropout(p);
+    const ref::Forward f = ref::forward(p), fp = ref::forward(plain);
+    EXPECT_EQ(f.out_fw, fp.out_fw);
+    EXPECT_EQ(f.out_bw, fp.out_bw);
+    int dropped = 0;
+    for (int dir = 0; dir < 2; ++dir) {
+      const std::vector<Cell>& stack = dir == 0 ? p.fw : p.bw;
+      for (int l = 0; l < static_cast<int>(stack.size()); ++l) {
+        const std::string k = std::string(dir == 0 ? "fw/" : "bw/") + std::to_string(l) + "/";
+        if (f.final_state.count(k + "c")) EXPECT_EQ(f.final_state.at(k + "c"), fp.final_state.at(k + "c")) << k;
+        const int w = ref::state_width(stack[l], "h");
+        for (int b = 0; b < o.B; ++b)
+          for (int j = 0; j < w; ++j) {
+            const size_t e = static_cast<size_t>(b) * w + j;
+            const double m = ref::dropout_mask(p.dropout_seed, dir, l, 2, variational, 0, b, j, ks);
+            dropped += m == 0.0;
+            EXPECT_EQ(f.final_state.at(k + "h")[e], fp.final_state.at(k + "h")[e] / ks * m)
+                << k << " " << b << " " << j;
+          }
+      }
+    }
+    EXPECT_GT(dropped, 0);
+  }
+}
+
+TEST(ReferenceSemantics, EmptyTimeAndBatchDropoutState) {
+  check_empty_time_and_batch(state_dropout(dropout(gru(2), 0.6, 0.7, true), 0.6));
+  check_empty_time_and_batch(state_dropout(lstm(3), 0.6));
+  check_empty_time_and_batch(residual(state_dropout(gru_ra(3), 0.6)));
+}
+
+TEST(ReferenceSemantics, CheckRejectsBadStateKeepProb) {
+  EXPECT_EQ(ref::check(make_problem({state_dropout(lstm(2), 1e-9)}, {state_dropout(gru(2), 1.0)}, Options{})), "");
+  for (double bad : {0.0, -0.25, 1.5, std::nan(""), 1e-46 /* > 0, but 0 in float32 */})
+    for (int dir = 0; dir < 2; ++dir) {
+      const Cell c = state_dropout(dropout(gru(2), 0.5, 0.5), bad);
+      const ref::Problem p =
+          dir == 0 ? make_problem({lstm(2), c}, {}, Options{}) : make_problem({lstm(2)}, {lstm(3), c}, Options{});
+      const std::string e = ref::check(p);
+      SCOPED_TRACE(e);
+      EXPECT_NE(e.find("state_keep_prob"), std::string::npos);
+      EXPECT_NE(e.find(dir == 0 ? "fw/1" : "bw/1"), std::string::npos);
+      EXPECT_NE(e.find("(0, 1]"), std::string::npos);
+      EXPECT_THROW(ref::forward(p), std::invalid_argument);
+    }
 }
 
 }  // namespace

@@ -115,9 +115,19 @@ std::vector<Params> weights_of(const golden::Fixture& fx, const std::string& dir
 
 Cell cell_from_fixture(const golden::CellLine& line) {
   const auto& a = line.attrs;
-  static const char* known[] = {"kind",          "units",           "activation",       "forget_bias",
-                                "use_peepholes", "cell_clip",       "num_proj",         "proj_clip",
-                                "residual",      "input_keep_prob", "output_keep_prob", "variational_recurrent"};
+  static const char* known[] = {"kind",
+                                "units",
+                                "activation",
+                                "forget_bias",
+                                "use_peepholes",
+                                "cell_clip",
+                                "num_proj",
+                                "proj_clip",
+                                "residual",
+                                "input_keep_prob",
+                                "output_keep_prob",
+                                "state_keep_prob",
+                                "variational_recurrent"};
   for (const auto& kv : a) {
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
@@ -159,9 +169,10 @@ Cell cell_from_fixture(const golden::CellLine& line) {
     c.proj_clip = to_double(a.at("proj_clip"), "proj_clip");
   }
   if (!absent(a, "residual")) c.residual = to_bool(a.at("residual"), "residual");
-  // DropoutWrapper (absent: keep 1, not variational).
+  // DropoutWrapper (absent: keep 1, not variational); state_keep_prob drops the new state's h (not c).
   if (!absent(a, "input_keep_prob")) c.input_keep_prob = to_keep_prob(a.at("input_keep_prob"), "input_keep_prob");
   if (!absent(a, "output_keep_prob")) c.output_keep_prob = to_keep_prob(a.at("output_keep_prob"), "output_keep_prob");
+  if (!absent(a, "state_keep_prob")) c.state_keep_prob = to_keep_prob(a.at("state_keep_prob"), "state_keep_prob");
   if (!absent(a, "variational_recurrent"))
     c.variational_recurrent = to_bool(a.at("variational_recurrent"), "variational_recurrent");
   return c;

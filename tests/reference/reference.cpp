@@ -48,11 +48,22 @@ double clip_pass(double v, double lo, double hi) {
 }
 
 // ---------------------------------------------------------------- dropout
-// DropoutWrapper's keep probability at `site` (0: the cell's input, 1: its output), as TF holds it:
-// its __init__ runs a Python float through convert_to_tensor (a float32 constant) and keeps
-// float(constant_value), so the wrapper computes with the float32-rounded value, float64 cells too.
+// DropoutWrapper's sites: the cell's input, its output, and its new state's h (never an LSTM's c:
+// TF's default dropout_state_filter_visitor keeps LSTMStateTuple.c undropped).
+constexpr int kSiteInput = 0, kSiteOutput = 1, kSiteState = 2;
+
+double raw_keep(const Cell& cell, int site) {
+  return site == kSiteInput ? cell.input_keep_prob : site == kSiteOutput ? cell.output_keep_prob : cell.state_keep_prob;
+}
+const char* keep_name(int site) {
+  return site == kSiteInput ? "input_keep_prob" : site == kSiteOutput ? "output_keep_prob" : "state_keep_prob";
+}
+
+// DropoutWrapper's keep probability at `site`, as TF holds it: its __init__ runs a Python float
+// through convert_to_tensor (a float32 constant) and keeps float(constant_value), so the wrapper
+// computes with the float32-rounded value, float64 cells too.
 double keep_of(const Cell& cell, int site) {
-  return static_cast<double>(static_cast<float>(site == 0 ? cell.input_keep_prob : cell.output_keep_prob));
+  return static_cast<double>(static_cast<float>(raw_keep(cell, site)));
 }
 
 // Applies layer `layer`'s dropout at `site` to one step's [B x W] block (rows in the caller's order):
@@ -486,10 +497,14 @@ DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& 
     for (int l = 0; l < L; ++l) {
       // DropoutWrapper: the cell reads its input dropped; the undropped input stays for the residual.
       Vec cell_in = inp;
-      apply_dropout(cell_in, B, in, cells[l], 0, seed, direction, l, t, false);
+      apply_dropout(cell_in, B, in, cells[l], kSiteInput, seed, direction, l, t, false);
       new_state[l] = cell_forward(cells[l], w[l], in, cell_in, state[l], B, run.cache[t][l], pat);
-      Vec layer_out = new_state[l].h;  // the cell's output is its new h; the state is never dropped
-      apply_dropout(layer_out, B, output_width(cells[l]), cells[l], 1, seed, direction, l, t, false);
+      Vec layer_out = new_state[l].h;  // the cell's output is its new h, undropped by the state mask
+      // state_keep_prob: the new state's h (not c) / keep * mask, before dynamic_rnn's copy-through,
+      // so the next step and the final state see it dropped; rows past their length keep the
+      // previous state below. Then the output mask, independent of it.
+      apply_dropout(new_state[l].h, B, state_width(cells[l], "h"), cells[l], kSiteState, seed, direction, l, t, false);
+      apply_dropout(layer_out, B, output_width(cells[l]), cells[l], kSiteOutput, seed, direction, l, t, false);
       if (cells[l].residual)  // ResidualWrapper(DropoutWrapper(cell)): inputs + dropped cell output
         for (size_t q = 0; q < layer_out.size(); ++q) layer_out[q] += inp[q];
       inp = std::move(layer_out);  // the next layer's input
@@ -559,13 +574,16 @@ DirGrad backward_direction(const std::vector<Cell>& cells, const std::vector<Par
     for (int l = L - 1; l >= 0; --l) {
       const int in = layer_input_width(cells, l, D);
       // The layer output's gradient reaches the cell's output through the output mask; the state's
-      // upstream reaches the (undropped) state directly.
+      // upstream reaches the cell's new h through the state mask (state_keep_prob; zero at rows that
+      // did not run the step), its c directly.
       Vec dh = d_above;
-      apply_dropout(dh, B, output_width(cells[l]), cells[l], 1, seed, direction, l, t, true);
-      for (size_t q = 0; q < dh.size(); ++q) dh[q] += gs_new[l].h[q];
+      apply_dropout(dh, B, output_width(cells[l]), cells[l], kSiteOutput, seed, direction, l, t, true);
+      Vec dstate_h = gs_new[l].h;
+      apply_dropout(dstate_h, B, state_width(cells[l], "h"), cells[l], kSiteState, seed, direction, l, t, true);
+      for (size_t q = 0; q < dh.size(); ++q) dh[q] += dstate_h[q];
       LState dprev;
       Vec d_in = cell_backward(cells[l], w[l], in, run.cache[t][l], dh, gs_new[l].c, B, dprev, res.dw[l]);
-      apply_dropout(d_in, B, in, cells[l], 0, seed, direction, l, t, true);  // through the input mask
+      apply_dropout(d_in, B, in, cells[l], kSiteInput, seed, direction, l, t, true);  // through the input mask
       // ResidualWrapper's identity path: d(inputs) gets d(layer output) too (not the state's upstream),
       // undropped: the residual adds the undropped input.
       if (cells[l].residual)
@@ -667,11 +685,10 @@ std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params
       m << dir << "/" << l << ": peepholes/cell_clip/num_proj/proj_clip need kind LSTM";
       return m.str();
     }
-    for (int site = 0; site < 2; ++site) {
-      const double keep = site == 0 ? c.input_keep_prob : c.output_keep_prob;
+    for (int site : {kSiteInput, kSiteOutput, kSiteState}) {
+      const double keep = raw_keep(c, site);
       if (!(keep > 0.0 && keep <= 1.0 && keep_of(c, site) > 0.0)) {  // NaN too; > 0 in float32 as well
-        m << dir << "/" << l << ": " << (site == 0 ? "input_keep_prob" : "output_keep_prob") << " " << keep
-          << " not in (0, 1]";
+        m << dir << "/" << l << ": " << keep_name(site) << " " << keep << " not in (0, 1]";
         return m.str();
       }
     }
@@ -772,7 +789,10 @@ std::array<uint32_t, 4> philox4x32_10(const std::array<uint32_t, 4>& counter, ui
 
 double dropout_uniform(uint64_t seed, int direction, int layer, int site, bool variational, int64_t step, int64_t row,
                        int64_t col) {
-  const uint32_t stream = static_cast<uint32_t>(4 * layer + 2 * direction + site);
+  // Sites 0 and 1: 4 * layer + 2 * direction + site; the state site (2): the top bit over
+  // 2 * layer + direction, apart from the others' streams for every layer < 2^29.
+  const uint32_t stream = site == 2 ? (0x80000000u | static_cast<uint32_t>(2 * int64_t(layer) + direction))
+                                    : static_cast<uint32_t>(4 * int64_t(layer) + 2 * direction + site);
   std::array<uint32_t, 4> counter = {static_cast<uint32_t>(col), static_cast<uint32_t>(row),
                                      static_cast<uint32_t>(step), stream};
   if (variational) counter[1] = counter[2] = 0;  // one mask for every row and step

@@ -10,12 +10,15 @@
 // the Keras cell's equations, quoted at its forward step in reference.cpp.
 // Cell::residual (ResidualWrapper) is written from the wrapper's definition:
 // output = inputs + cell_output, state = the cell's new state.
-// Cell::input_keep_prob / output_keep_prob / variational_recurrent
-// (DropoutWrapper, inside the ResidualWrapper when both are set) are written
-// from the wrappers' definitions: the cell reads x / keep_in * mask_in, the
-// layer outputs out_c / keep_out * mask_out (+ the undropped x if residual),
-// the state is the cell's, undropped. The masks follow the contract of
-// include/dynrnn/dropout_math.h, reimplemented here independently (Philox4x32-10
+// Cell::input_keep_prob / output_keep_prob / state_keep_prob /
+// variational_recurrent (DropoutWrapper, inside the ResidualWrapper when both
+// are set) are written from the wrappers' definitions: the cell reads
+// x / keep_in * mask_in, the layer outputs out_c / keep_out * mask_out (+ the
+// undropped x if residual); the new state's h (never an LSTM's c, as TF's
+// default dropout_state_filter_visitor) is h / keep_state * mask_state before
+// dynamic_rnn's copy-through (the output is the undropped h; the initial state
+// is never dropped). The masks follow the contract of
+// include/dynrnn/dropout_mask.h, reimplemented here independently (Philox4x32-10
 // from Random123's description, checked against its known-answer vectors);
 // backward is the masked BPTT with the gradients multiplied by mask / keep.
 #pragma once
@@ -51,9 +54,12 @@ struct Cell {
   // tf.compat.v1.nn.rnn_cell.DropoutWrapper(cell, input_keep_prob,
   // output_keep_prob, variational_recurrent), inside the ResidualWrapper when
   // both are set (ResidualWrapper(DropoutWrapper(cell))). 1.0 = no dropout.
-  // Masks: include/dynrnn/dropout_math.h's contract, reimplemented here.
+  // Masks: include/dynrnn/dropout_mask.h's contract, reimplemented here.
   double input_keep_prob = 1.0;
   double output_keep_prob = 1.0;
+  // DropoutWrapper's state_keep_prob: the new state's h (never an LSTM's c) times
+  // mask / keep before dynamic_rnn's copy-through; the output is undropped.
+  double state_keep_prob = 1.0;
   bool variational_recurrent = false;
 };
 
@@ -100,13 +106,15 @@ std::string check(const Problem&);
 Forward forward(const Problem&);
 Gradients backward(const Problem&, const Upstream&);
 
-// ---- DropoutWrapper masks (include/dynrnn/dropout_math.h's contract) ----
+// ---- DropoutWrapper masks (include/dynrnn/dropout_mask.h's contract) ----
 // Philox4x32-10 (Random123): counter[4], key (key0, key1) -> 4 words.
 std::array<uint32_t, 4> philox4x32_10(const std::array<uint32_t, 4>& counter, uint32_t key0, uint32_t key1);
 // The uniform number in [0, 1) (a multiple of 2^-24) of one mask element: Philox of counter
-// (col, row, step, 4 * layer + 2 * direction + site), or (col, 0, 0, stream) when variational, and
-// key (low, high) 32 bits of seed; word 0 >> 8 times 2^-24. site 0: the cell's input, 1: its output;
-// direction 0: fw, 1: bw; step: the loop iteration; row: the caller's batch row.
+// (col, row, step, stream), or (col, 0, 0, stream) when variational, and key (low, high) 32 bits of
+// seed; word 0 >> 8 times 2^-24. site 0: the cell's input, 1: its output, both with stream
+// 4 * layer + 2 * direction + site; site 2: the new state's h (state_keep_prob), stream
+// 0x80000000 | (2 * layer + direction). direction 0: fw, 1: bw; step: the loop iteration (the
+// step-th cell call, the backward direction's too); row: the caller's batch row. Streams modulo 2^32.
 double dropout_uniform(uint64_t seed, int direction, int layer, int site, bool variational, int64_t step, int64_t row,
                        int64_t col);
 // floor(keep + dropout_uniform(...)) in double: 1 keeps, 0 drops.
