@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -106,6 +107,10 @@ std::string help_text(const char* prog) {
      << "  --swap                   swap_memory: saved activations beyond a device ring go to pinned host\n"
      << "  --budget-mib N           with --swap: device bytes for the ring (default: the smallest, 2 chunks)\n"
      << "  --recompute              keep only states; regenerate gate pre-activations in backward\n"
+     << "  --dropout KEEP           also run each shape as <id>+dropout: every layer in a DropoutWrapper\n"
+     << "                           with input, output and state keep KEEP (dynrnn rows only, verified\n"
+     << "                           against dynrnn float64 with the same masks; the plain shape's rows\n"
+     << "                           in the same run give the cost of the masks)\n"
      << "  --cpu-ref-gflop X        largest training GFLOP count verified against the float64 CPU\n"
      << "                           reference; larger shapes use dynrnn CUDA float64 (default 5)\n"
      << "  --calibrate              first measure this card's ceilings (performance.md 3.4: GEMM\n"
@@ -270,12 +275,17 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       int64_t x = 0;
       if (!parse_int(v, 0, &x)) return bad(v, "an integer >= 0");
       o.seed = static_cast<uint64_t>(x);
-    } else if (arg == "--cpu-ref-gflop") {
+    } else if (arg == "--cpu-ref-gflop" || arg == "--dropout") {
       if (!need(&v)) return ParseResult::kError;
       char* end = nullptr;
       const double x = std::strtod(v.c_str(), &end);
-      if (*end != '\0' || !(x >= 0)) return bad(v, "a number >= 0");
-      o.cpu_ref_gflop = x;
+      if (arg == "--dropout") {
+        if (*end != '\0' || !(x > 0 && x < 1)) return bad(v, "a keep probability in (0, 1)");
+        o.dropout_keep = x;
+      } else {
+        if (*end != '\0' || !(x >= 0)) return bad(v, "a number >= 0");
+        o.cpu_ref_gflop = x;
+      }
     } else if (arg == "--csv") {
       if (!need(&o.csv)) return ParseResult::kError;
     } else if (arg == "--json") {
@@ -323,6 +333,27 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
   return ParseResult::kOk;
 }
 
+namespace {
+
+/// With --dropout: after each shape, the same shape with every dynrnn layer in a DropoutWrapper.
+void add_dropout_copies(const Options& opt, std::vector<Shape>* shapes) {
+  if (opt.dropout_keep >= 1.0) return;
+  std::vector<Shape> v;
+  for (const Shape& s : *shapes) {
+    v.push_back(s);
+    Shape d = s;
+    d.id += "+dropout";
+    d.dropout_keep = opt.dropout_keep;
+    char keep[32];
+    std::snprintf(keep, sizeof keep, "%g", opt.dropout_keep);
+    d.source += std::string("; DropoutWrapper keep ") + keep;
+    v.push_back(d);
+  }
+  *shapes = std::move(v);
+}
+
+}  // namespace
+
 bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, std::string* error) {
   std::vector<Shape> all;
   if (opt.adhoc) {
@@ -362,6 +393,7 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
   }
   if (opt.shape_ids.empty()) {
     *out = all;
+    add_dropout_copies(opt, out);
     return true;
   }
   out->clear();
@@ -382,6 +414,7 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
       return false;
     }
   }
+  add_dropout_copies(opt, out);
   return true;
 }
 

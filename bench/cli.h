@@ -40,6 +40,9 @@ struct Options {
   int64_t budget_mib = 0;  ///< activation_memory_budget with --swap (0: the smallest ring)
   bool recompute = false;
   int parallel_iterations = 0;  ///< 0: dynrnn's default (32)
+  /// --dropout: each selected shape once more with every dynrnn layer in a DropoutWrapper of these
+  /// input, output and state keep probabilities (1: no such copies).
+  double dropout_keep = 1.0;
   double cpu_ref_gflop = 5.0;
   uint64_t seed = 1234;
   std::string command_line;

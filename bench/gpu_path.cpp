@@ -467,7 +467,8 @@ int run_gpu_path(const Options& opt, Report& report) {
             });
           };
           emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
-          if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken) {
+          // (Not with dropout: masks follow the caller's rows, so a batch sorted by its caller draws others.)
+          if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken && shape.dropout_keep == 1.0) {
             // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: dynrnn
             // then runs it as it is instead of permuting it (the plain rows, with
             // host_sequence_length, run the batch sorted by length too).
@@ -499,6 +500,9 @@ int run_gpu_path(const Options& opt, Report& report) {
           if (!cudnn) {
             skipped.note = "cuDNN " + cudnn_state;
             emit(ctx, skipped);
+          } else if (shape.dropout_keep < 1.0) {
+            skipped.note = kNoDropoutWrapper;
+            emit(ctx, skipped);
           } else if (shape.cell == Cell::kGru) {
             // TF's GRUCell applies the reset gate before the candidate matmul; cuDNN's GRU after it.
             const bool g2 = shape.id == "G2" || shape.id.rfind("G2-", 0) == 0;
@@ -528,7 +532,13 @@ int run_gpu_path(const Options& opt, Report& report) {
 #endif
         }
 
-        if (opt.impl_naive && !ctx.broken) {
+        if (opt.impl_naive && !ctx.broken && shape.dropout_keep < 1.0) {
+          progress.update(++done, total, what + " naive");
+          Row skipped = base_row(p, prec, mode, "naive", "", true);
+          skipped.status = "skipped";
+          skipped.note = kNoDropoutWrapper;
+          emit(ctx, skipped);
+        } else if (opt.impl_naive && !ctx.broken) {
           progress.update(++done, total, what + " naive");
           const bool tf32 = prec == Precision::kTf32;
           const Factory f = [&](Arena* a) {

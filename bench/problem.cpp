@@ -23,6 +23,7 @@ dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMo
     case Cell::kRnnTanh: cell = dynrnn::CellSpec::basic_rnn(s.H, dynrnn::Activation::kTanh); break;
     case Cell::kRnnRelu: cell = dynrnn::CellSpec::basic_rnn(s.H, dynrnn::Activation::kRelu); break;
   }
+  cell.input_keep_prob = cell.output_keep_prob = cell.state_keep_prob = s.dropout_keep;
   spec.cells_fw.assign(static_cast<size_t>(s.layers), cell);
   if (s.bidirectional) spec.cells_bw.assign(static_cast<size_t>(s.layers), cell);
   spec.input_size = s.I;

@@ -13,6 +13,9 @@
 
 namespace bench {
 
+/// The note of a baseline's row on a --dropout shape.
+constexpr const char* kNoDropoutWrapper = "no DropoutWrapper here: --dropout shapes run dynrnn only";
+
 /// Shape, precision, mode and implementation columns, plus the command line that reproduces it.
 Row base_row(const Problem& p, Precision prec, Mode mode, const std::string& impl, const std::string& variant,
              bool gpu);

@@ -232,6 +232,7 @@ std::string shape_flags(const Shape& s) {
   os << "--cell " << cell_name(s.cell) << " --T " << s.T << " --B " << s.B << " --I " << s.I << " --H " << s.H
      << " --layers " << s.layers << (s.bidirectional ? " --bidirectional" : "") << " --lengths "
      << lengths_name(s.lengths);
+  if (s.dropout_keep < 1.0) os << " --dropout " << s.dropout_keep;
   return os.str();
 }
 

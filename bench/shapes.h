@@ -37,6 +37,9 @@ struct Shape {
   bool swap_memory = false;
   bool recompute = false;
   int parallel_iterations = 0;  ///< 0: default
+  /// --dropout: every dynrnn layer in a DropoutWrapper with this input, output and state keep
+  /// probability (1: none). Only dynrnn runs such a shape (cuDNN and naive have no DropoutWrapper).
+  double dropout_keep = 1.0;
 };
 
 /// performance.md §3.2 core set (A1..M1).
