@@ -67,6 +67,7 @@ struct Common {
   int64_t seq_len_size;
   const int32_t* host_seq_len;
   const void* weights;
+  const uint64_t* dropout_seed_at;
 };
 
 Status check_common(const Model& m, Backend backend, const Common& a, const Plan& p, int64_t* loop_bound,
@@ -105,9 +106,14 @@ Status check_common(const Model& m, Backend backend, const Common& a, const Plan
   }
   int64_t len_bytes = 0;
   checked_mul(a.seq_len ? B : 0, 4, &len_bytes);
+  // Read by the kernels as a uint64_t; alignment is all the host can check of a backend pointer.
+  if (reinterpret_cast<uintptr_t>(a.dropout_seed_at) % alignof(uint64_t) != 0) {
+    return invalid("dropout_seed_at is not 8-byte aligned; expected the address of a uint64_t");
+  }
   inputs->push_back({"x", a.x, x_bytes});
   inputs->push_back({"weights", a.weights, w_bytes});
   inputs->push_back({"sequence_length", a.seq_len, len_bytes});
+  inputs->push_back({"dropout_seed_at", a.dropout_seed_at, a.dropout_seed_at ? 8 : 0});
   return Status::ok();
 }
 
@@ -156,8 +162,9 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
   const int64_t T = p.max_time, B = p.batch;
   std::vector<Span> inputs;
   DYNRNN_TRY(check_common(
-      m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size, a.host_sequence_length, a.weights}, p,
-      loop_bound, &inputs));
+      m, backend,
+      {a.x_shape, a.x, a.sequence_length, a.sequence_length_size, a.host_sequence_length, a.weights, a.dropout_seed_at},
+      p, loop_bound, &inputs));
   int64_t state_bytes = 0, out_bytes[2] = {0, 0};
   DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
   for (int d = 0; d < m.num_directions(); ++d) {
@@ -204,8 +211,9 @@ Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a,
   const int64_t T = p.max_time, B = p.batch;
   std::vector<Span> inputs;
   DYNRNN_TRY(check_common(
-      m, backend, {a.x_shape, a.x, a.sequence_length, a.sequence_length_size, a.host_sequence_length, a.weights}, p,
-      loop_bound, &inputs));
+      m, backend,
+      {a.x_shape, a.x, a.sequence_length, a.sequence_length_size, a.host_sequence_length, a.weights, a.dropout_seed_at},
+      p, loop_bound, &inputs));
   int64_t state_bytes = 0, out_bytes[2] = {0, 0}, x_bytes = 0, w_bytes = 0;
   DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
   DYNRNN_TRY(bytes_of(m, "x", {T, B, m.spec.input_size}, &x_bytes));

@@ -331,6 +331,16 @@ TEST(Messages, EveryForwardArgument) {
        [](const Bufs& c) {
          return Expect{StatusCode::kWorkspaceTooSmall, "reserve_bytes", "is 12", "needs " + c.rs_bytes()};
        }},
+      {"dropout_seed_at misaligned", false,
+       [](Bufs& c) { c.f.dropout_seed_at = reinterpret_cast<const uint64_t*>(c.ws.data() + 4); },
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "dropout_seed_at", "not 8-byte aligned", "uint64_t"};
+       }},
+      {"workspace overlaps dropout_seed_at", false,
+       [](Bufs& c) { c.f.dropout_seed_at = reinterpret_cast<const uint64_t*>(c.ws.data()); },
+       [](const Bufs&) {
+         return Expect{StatusCode::kInvalidValue, "workspace", "overlaps dropout_seed_at", "must not alias"};
+       }},
       {"final_state overlaps initial_state", false, [](Bufs& c) { c.f.final_state = c.init.data(); },
        [](const Bufs&) {
          return Expect{StatusCode::kInvalidValue, "final_state", "overlaps initial_state", "must not alias"};

@@ -86,7 +86,8 @@ struct ForwardArgs {
   uint64_t dropout_seed = 0;
   /// [in] optional: the seed in backend memory (device memory for kCuda), read when the masks are
   /// drawn instead of dropout_seed, so that a captured CUDA graph draws new masks on each replay after
-  /// the caller writes a new seed there. It must hold the same value for the backward.
+  /// the caller writes a new seed there. It must hold the same value for the backward. 8-byte
+  /// aligned, and like every input it must not overlap an output, the workspace or the reserve.
   const uint64_t* dropout_seed_at = nullptr;
 };
 
