@@ -74,9 +74,9 @@ struct CellSpec {
   /// set: ResidualWrapper(DropoutWrapper(cell)), GNMT's order, so the residual adds the undropped
   /// input): the cell reads its input times mask / input_keep_prob and the layer outputs the cell's
   /// output times mask / output_keep_prob (TF's `x / keep * floor(keep + u)`); the state is the
-  /// cell's unless state_keep_prob is below 1. Each in (0, 1]; as in TF
-  /// the value used is the float32 rounding (also for float64 cells), and a value that rounds to 1 is
-  /// no dropout at all, as TF's Python float 1.0. Masks come from ForwardArgs::dropout_seed
+  /// cell's unless state_keep_prob is below 1. Each in (0, 1]; as in TF the value used is the float32
+  /// rounding (also for float64 cells), and a value that rounds to 1 is no dropout at all, as TF's
+  /// Python float 1.0. Masks come from ForwardArgs::dropout_seed
   /// (dropout_mask.h); dropout applies whenever a keep probability is below 1, inference included,
   /// as in a TF graph (pass 1 to evaluate without it).
   double input_keep_prob = 1.0;
