@@ -1253,6 +1253,34 @@ TEST(GpuMultiDevice, CallsWhileAnotherDeviceIsCurrent) {
   }
 }
 
+/// A session's calls (Session::enqueue) captured on a stream into an instantiated CUDA graph.
+struct CapturedCalls {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+
+  /// Replays the calls and waits for them.
+  void launch(cudaStream_t stream) const {
+    CUDA_OK(cudaGraphLaunch(exec, stream));
+    CUDA_OK(cudaStreamSynchronize(stream));
+  }
+  void destroy() {
+    CUDA_OK(cudaGraphExecDestroy(exec));
+    CUDA_OK(cudaGraphDestroy(graph));
+  }
+};
+
+template <typename T>
+CapturedCalls capture_calls(Session<T>& sess, cudaStream_t stream) {
+  CapturedCalls g;
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const Status st = sess.enqueue(stream);
+  const cudaError_t end = cudaStreamEndCapture(stream, &g.graph);
+  if (!st) throw std::runtime_error("enqueue during capture: " + st.to_string());
+  CUDA_OK(end);
+  CUDA_OK(cudaGraphInstantiate(&g.exec, g.graph, 0));
+  return g;
+}
+
 /// The handle's very first calls captured into a CUDA graph on a non-default stream (Rnn::create
 /// made every stream and event) and launched twice, then the same calls run eagerly: every result of
 /// the graph bit for bit equal to the eager one.
@@ -1265,26 +1293,17 @@ void check_graph_matches_eager(const Case& c) {
     std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, testing_support::dtype_of<T>(), MathMode::kDefault);
     Session<T> sess(c, *rnn, p);
 
-    cudaGraph_t graph = nullptr;
-    CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeGlobal));
-    Status st = sess.enqueue(stream.get());
-    const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-    ASSERT_TRUE(st.is_ok()) << "enqueue during capture: " << st.to_string();
-    CUDA_OK(end);
-    cudaGraphExec_t exec = nullptr;
-    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    CapturedCalls graph = capture_calls(sess, stream.get());
     std::vector<Outputs<T>> launched;
     for (int launch = 0; launch < 2; ++launch) {
       sess.poison();
-      CUDA_OK(cudaGraphLaunch(exec, stream.get()));
-      CUDA_OK(cudaStreamSynchronize(stream.get()));
+      graph.launch(stream.get());
       launched.push_back(sess.download());
     }
-    CUDA_OK(cudaGraphExecDestroy(exec));
-    CUDA_OK(cudaGraphDestroy(graph));
+    graph.destroy();
 
     sess.poison();
-    st = sess.enqueue(stream.get());
+    const Status st = sess.enqueue(stream.get());
     ASSERT_TRUE(st.is_ok()) << st.to_string();
     CUDA_OK(cudaStreamSynchronize(stream.get()));
     const Outputs<T> eager = sess.download();
@@ -1325,28 +1344,19 @@ TEST(GpuRnn, CudaGraphDrawsTheSeedInMemory) {
     std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, dynrnn::DataType::kFloat32, MathMode::kDefault);
     Session<float> sess(c, *rnn, p);
     sess.seed_in_memory = true;
-    cudaGraph_t graph = nullptr;
-    CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeGlobal));
-    const Status st = sess.enqueue(stream.get());
-    const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-    ASSERT_TRUE(st.is_ok()) << "enqueue during capture: " << st.to_string();
-    CUDA_OK(end);
-    cudaGraphExec_t exec = nullptr;
-    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    CapturedCalls graph = capture_calls(sess, stream.get());
     std::vector<Outputs<float>> replays;
     for (uint64_t seed : {uint64_t(5), uint64_t(0xABCDEF0123456789ull)}) {
       sess.set_dropout_seed(seed);
       sess.poison();
-      CUDA_OK(cudaGraphLaunch(exec, stream.get()));
-      CUDA_OK(cudaStreamSynchronize(stream.get()));
+      graph.launch(stream.get());
       replays.push_back(sess.download());
       Case eager = c;
       eager.dropout_seed = seed;
       SCOPED_TRACE("seed " + std::to_string(seed));
       expect_bitwise(replays.back(), run<float>(eager, Backend::kCuda, p));
     }
-    CUDA_OK(cudaGraphExecDestroy(exec));
-    CUDA_OK(cudaGraphDestroy(graph));
+    graph.destroy();
     EXPECT_NE(replays[0].out, replays[1].out) << "a new seed must draw new masks";
   } catch (const std::exception& e) {
     ADD_FAILURE() << e.what();
