@@ -31,6 +31,10 @@ struct LayerModel {
   bool input_dropout = false;
   bool output_dropout = false;
   bool state_dropout = false;
+
+  /// Whether the layer's output is its state h; if not (ResidualWrapper, output or state dropout),
+  /// the layer keeps its own output chunk for the layer above.
+  bool output_is_h() const { return !residual && !output_dropout && !state_dropout; }
   int64_t state_col_c = -1;  ///< column offset of c in the flat state (LSTM)
   int64_t state_col_h = 0;   ///< column offset of h
   // Weight offsets (elements) in the flat weight buffer. "kernel" is the main kernel:

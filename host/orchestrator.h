@@ -120,7 +120,7 @@ class Orchestrator {
   /// that is dropped).
   const T* layer_output(const LayerModel& l, int64_t chunk, bool backward) const {
     const Slot s = slot(l, chunk, backward);
-    return l.residual || l.output_dropout || l.state_dropout ? s.ys : entry(s.hs, 1, l.out_width);
+    return l.output_is_h() ? entry(s.hs, 1, l.out_width) : s.ys;
   }
   /// The wrappers' part of a forward chunk after its steps: the output mask (DropoutWrapper), then the
   /// chunk's input `in` added (ResidualWrapper), into ys, or in place into the caller's outputs y at

@@ -125,7 +125,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       // A layer whose output is not its state h (residual, output or state dropout) keeps its output
       // for the layer above (and its backward's dW_x) like a state.
       const bool has_above = l.layer + 1 < static_cast<int>(model.dirs[d].size());
-      const bool own_output = (l.residual || l.output_dropout || l.state_dropout) && has_above;
+      const bool own_output = !l.output_is_h() && has_above;
       const unsigned states = kHs | (l.is_lstm ? kCs : 0u) | (own_output ? kYs : 0u);
       const unsigned kept = (training && !regenerate ? cell_fields(l) : 0u) | states;
       int64_t bytes = 0;

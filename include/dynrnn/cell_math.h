@@ -100,6 +100,11 @@ struct StepMap {
     return len < 0 ? 0 : (len > max_time ? max_time : len);
   }
   DYNRNN_HD bool valid(int64_t b) const { return step < length(b); }
+  /// Row r of a chunk stage of rows_per_step rows per step that starts at this step: the map of its
+  /// step (its batch row is r % rows_per_step).
+  DYNRNN_HD StepMap chunk_row(int64_t r, int64_t rows_per_step) const {
+    return {seq_len, step + r / rows_per_step, max_time};
+  }
   DYNRNN_HD int64_t time(int64_t b, bool reverse) const {
     if (!reverse) return step;
     int64_t len = length(b);
@@ -176,7 +181,7 @@ struct SeqCopyParams {
   SeqView<T> dst;
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
-    const StepMap m{map.seq_len, map.step + r / rows_per_step, map.max_time};
+    const StepMap m = map.chunk_row(r, rows_per_step);
     const int64_t b = r % rows_per_step;
     dst.at(m, b)[j] = src.at(m, b)[j];
   }
@@ -219,7 +224,7 @@ struct ResidualSeqParams {
   T* grad_input = nullptr;
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
-    const StepMap m{map.seq_len, map.step + r / rows_per_step, map.max_time};
+    const StepMap m = map.chunk_row(r, rows_per_step);
     const int64_t b = r % rows_per_step;
     if (!m.valid(b)) return;
     const int64_t i = r * cols + j;

@@ -28,7 +28,7 @@ struct DropoutParams {
   bool gradient = false;
 
   DYNRNN_HD void apply(int64_t r, int64_t j) const {
-    const cell::StepMap m{map.seq_len, map.step + r / rows_per_step, map.max_time};
+    const cell::StepMap m = map.chunk_row(r, rows_per_step);
     const int64_t b = r % rows_per_step;
     T& out = dst.at(m, b)[j];
     if (!m.valid(b)) {
