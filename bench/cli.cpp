@@ -72,6 +72,14 @@ std::string help_text(const char* prog) {
      << "  --T N   --B N   --I N   --H N       (defaults 100, 64, I = H, 512)\n"
      << "  --layers N                          stack depth (default 1)\n"
      << "  --bidirectional                     TF bidirectional_dynamic_rnn (independent stacks)\n"
+     << "  --stack-bidirectional               with --bidirectional: TF stack_bidirectional_dynamic_rnn:\n"
+     << "                                      layer l > 0 reads both directions of layer l-1\n"
+     << "                                      concatenated (2H inputs), the bidirectional stack of cuDNN\n"
+     << "                                      and PyTorch (nn.LSTM(bidirectional=True, num_layers=L)),\n"
+     << "                                      so cuDNN's weights map one to one. The core shape A3 (and\n"
+     << "                                      A3-cpu) is stacked. Without it, a multi-layer --bidirectional\n"
+     << "                                      shape is TF's independent stacks, which cuDNN runs with zero\n"
+     << "                                      weight blocks (its rows note the extra FLOPs)\n"
      << "  --lengths fixed|uniform|skewed      fixed: no sequence_length; uniform: U[T/4,T];\n"
      << "                                      skewed: 90% U[T/10,T/5], 10% U[T/2,T] (default fixed)\n"
      << "\n"
@@ -219,6 +227,9 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
     } else if (arg == "--bidirectional") {
       o.bidirectional = true;
       o.adhoc = true;
+    } else if (arg == "--stack-bidirectional") {
+      o.stack_bidirectional = true;
+      o.adhoc = true;
     } else if (arg == "--lengths") {
       if (!need(&v)) return ParseResult::kError;
       if (!parse_lengths(v, &o.lengths)) return bad(v, "fixed, uniform or skewed");
@@ -318,16 +329,22 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       *error = "unknown option " + arg + " (see --help)";
       return ParseResult::kError;
     }
-    if (has_value &&
-        (arg == "--list-shapes" || arg == "--bidirectional" || arg == "--calibrate" || arg == "--calibrate-only" ||
-         arg == "--cpu" || arg == "--quiet" || arg == "--no-verify" || arg == "--swap" || arg == "--recompute")) {
+    if (has_value && (arg == "--list-shapes" || arg == "--bidirectional" || arg == "--stack-bidirectional" ||
+                      arg == "--calibrate" || arg == "--calibrate-only" || arg == "--cpu" || arg == "--quiet" ||
+                      arg == "--no-verify" || arg == "--swap" || arg == "--recompute")) {
       *error = arg + " takes no value";
       return ParseResult::kError;
     }
   }
   if (!I_given) o.I.clear();
+  if (o.stack_bidirectional && !o.bidirectional) {
+    *error = "--stack-bidirectional needs --bidirectional (it stacks bidirectional layers)";
+    return ParseResult::kError;
+  }
   if (o.adhoc && o.set_given) {
-    *error = "--set and an ad-hoc shape (--cell/--T/--B/--I/--H/--layers/--bidirectional/--lengths) are exclusive";
+    *error =
+        "--set and an ad-hoc shape (--cell/--T/--B/--I/--H/--layers/--bidirectional/--stack-bidirectional/--lengths) "
+        "are exclusive";
     return ParseResult::kError;
   }
   return ParseResult::kOk;
@@ -372,6 +389,7 @@ bool select_shapes(const Options& opt, bool cpu_path, std::vector<Shape>* out, s
               s.H = H;
               s.layers = L;
               s.bidirectional = opt.bidirectional;
+              s.stack_bidirectional = opt.stack_bidirectional;
               s.lengths = opt.lengths;
               s.source = "command line: " + shape_flags(s);
               all.push_back(s);

@@ -21,6 +21,7 @@ struct Options {
   std::vector<int64_t> T = {100}, B = {64}, I, H = {512};  ///< I empty: I = H
   std::vector<int> layers = {1};
   bool bidirectional = false;
+  bool stack_bidirectional = false;  ///< --stack-bidirectional (needs --bidirectional)
   Lengths lengths = Lengths::kFixed;
 
   std::vector<Precision> precisions;  ///< empty: default (fp32; extended set: fp32,tf32,bf16; CPU: fp32,bf16,fp64)

@@ -159,7 +159,7 @@ int run_cpu_path(const Options& opt, Report& report) {
             }
             if (mode == Mode::kBackward) runner->run(Mode::kForward, 0);
             const auto samples = time_host_ms(warmup, opt.iters, [&](int i) { runner->run(mode, i); });
-            const WorkModel w = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
+            const WorkModel w = work_model(work_input(p, mode, prec), 0, Ceilings{});
             fill_timing(r, samples, w, shape.layers, false);
             if (!is_dynrnn) r.note = r.note.empty() ? "naive op graph on the host" : r.note;
             if (variant == "sorted") add_note(r, kSortedBatchNote);

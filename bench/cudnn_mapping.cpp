@@ -48,10 +48,11 @@ struct Source {
   }
 
   /// TF kernel row of cuDNN column k, or -1 for the other direction's (zero) block. Rows [0, in)
-  /// multiply the layer's input, rows [in, in + H) the recurrent state.
+  /// multiply the layer's input, rows [in, in + H) the recurrent state. A stacked layer's input rows
+  /// are cuDNN's columns: both directions of the layer below, forward first.
   int64_t tf_row(int64_t k) const {
     if (recurrent) return L.in + k;
-    if (layer == 0 || D == 1) return k;
+    if (layer == 0 || D == 1 || p.stacked()) return k;
     return (k >= dir * H && k < (dir + 1) * H) ? k - dir * H : -1;
   }
 
@@ -156,30 +157,12 @@ std::vector<double> cudnn_states_to_flat(const Problem& p, const std::vector<dou
 
 void cudnn_split_outputs(const Problem& p, const std::vector<double>& y, std::vector<double>* out_fw,
                          std::vector<double>* out_bw) {
-  const int64_t rows = p.shape.T * p.shape.B, H = p.shape.H;
-  const int D = p.directions();
-  out_fw->assign(static_cast<size_t>(rows * H), 0.0);
-  if (D == 2) out_bw->assign(static_cast<size_t>(rows * H), 0.0);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < H; ++j) {
-      (*out_fw)[static_cast<size_t>(r * H + j)] = y[static_cast<size_t>(r * D * H + j)];
-      if (D == 2) (*out_bw)[static_cast<size_t>(r * H + j)] = y[static_cast<size_t>(r * D * H + H + j)];
-    }
-  }
+  split_directions(p, y, out_fw, out_bw);
 }
 
 std::vector<double> cudnn_join_outputs(const Problem& p, const std::vector<double>& dy_fw,
                                        const std::vector<double>& dy_bw) {
-  const int64_t rows = p.shape.T * p.shape.B, H = p.shape.H;
-  const int D = p.directions();
-  std::vector<double> y(static_cast<size_t>(rows * D * H), 0.0);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < H; ++j) {
-      y[static_cast<size_t>(r * D * H + j)] = dy_fw[static_cast<size_t>(r * H + j)];
-      if (D == 2) y[static_cast<size_t>(r * D * H + H + j)] = dy_bw[static_cast<size_t>(r * H + j)];
-    }
-  }
-  return y;
+  return join_directions(p, dy_fw, dy_bw);
 }
 
 void zero_padding(const Problem& p, int64_t width, std::vector<double>* v) {

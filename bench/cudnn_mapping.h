@@ -9,9 +9,12 @@
 // same function: n = tanh(W_n x + b_Wn + r * (R_n h + b_Rn)), h' = (1 - z) n + z h). TF's GRUCell
 // (reset before the matmul) has no cuDNN equivalent and is not mapped. Vanilla: W, R, b_W = b.
 //
-// Stacks: cuDNN's layer l > 0 reads D*H inputs (both directions concatenated); TF's two stacks are
-// independent. Direction d's columns [d*H, (d+1)*H) take TF's weights and the other direction's
-// columns are zero, so cuDNN computes exactly TF's independent stacks (plus wasted zero blocks).
+// Stacks: cuDNN's layer l > 0 reads D*H inputs (both directions concatenated, forward first).
+// A stacked shape (TF stack_bidirectional_dynamic_rnn) is the same model: its layer l > 0 kernel
+// has D*H input rows in the same order, so the mapping is one to one. TF's bidirectional_dynamic_rnn
+// stacks are independent instead: direction d's columns [d*H, (d+1)*H) take TF's weights and the
+// other direction's columns are zero, so cuDNN computes exactly TF's independent stacks (plus wasted
+// zero blocks).
 #pragma once
 
 #include <cstdint>

@@ -84,6 +84,7 @@ class DynrnnRunner final : public Runner {
     if (train && !training_) throw BenchError("dynrnn runner was set up for inference only");
     dynrnn::ForwardArgs a;
     common(a, s);
+    // Stacked (stack_bidirectional): one [T, B, 2H] buffer for both directions, outputs_bw null.
     a.outputs = b_.out_fw;
     a.outputs_bw = b_.out_bw;
     a.final_state = b_.final_state;
@@ -103,7 +104,7 @@ class DynrnnRunner final : public Runner {
     if (!training_) throw BenchError("dynrnn runner was set up for inference only");
     dynrnn::BackwardArgs a;
     common(a, fwd);
-    a.grad_outputs = up.dy_fw;
+    a.grad_outputs = up.dy_fw;  // stacked: both directions joined, grad_outputs_bw null
     a.grad_outputs_bw = up.dy_bw;
     a.grad_final_state = nullptr;
     a.grad_inputs = b_.dx;

@@ -33,8 +33,9 @@ struct Ceilings {
 /// or H200 ones when the device name says H200. tau = 0.6 us (cuDNN persistent SMALL_H anchor).
 Ceilings default_ceilings(const std::string& device_name, int64_t l2_bytes);
 
-/// What one row computes. concat_layers: layer l > 0 reads D*H inputs (cuDNN/PyTorch stacks);
-/// false: H inputs (TF bidirectional_dynamic_rnn: two independent stacks).
+/// What one row computes. concat_layers: layer l > 0 reads D*H inputs (TF
+/// stack_bidirectional_dynamic_rnn, the stacks of cuDNN and PyTorch); false: H inputs (TF
+/// bidirectional_dynamic_rnn: two independent stacks).
 struct WorkInput {
   Cell cell = Cell::kLstm;
   int64_t T = 0, B = 0, I = 0, H = 0;

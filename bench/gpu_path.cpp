@@ -93,7 +93,7 @@ struct Reference {
 void compute_reference(Reference& ref, const Problem& p, const Options& opt, cudaStream_t stream) {
   if (ref.tried) return;
   ref.tried = true;
-  const WorkModel w = work_model(work_input(p, Mode::kTraining, Precision::kFp64, false), 0, Ceilings{});
+  const WorkModel w = work_model(work_input(p, Mode::kTraining, Precision::kFp64), 0, Ceilings{});
   const bool on_cpu = w.flops_full <= opt.cpu_ref_gflop * 1e9;
   ref.label = on_cpu ? "dynrnn-cpu-fp64" : "dynrnn-cuda-fp64";
   try {
@@ -193,7 +193,7 @@ Row measure(Context& ctx, const Problem& p, Precision prec, Mode mode, const std
         time_gpu_ms(ctx.stream, ctx.warmup, ctx.opt.iters, [&](int i) { runner->run(mode, i); });
     const size_t mem2 = device_bytes_in_use();
     r.peak_mem_bytes = static_cast<double>(std::max(mem1, mem2) - std::min(mem0, std::max(mem1, mem2)));
-    const WorkModel w = work_model(work_input(p, mode, prec, false), ctx.ceilings.flops_for(prec), ctx.ceilings);
+    const WorkModel w = work_model(work_input(p, mode, prec), ctx.ceilings.flops_for(prec), ctx.ceilings);
     fill_timing(r, samples, w, p.shape.layers, true);
     note_host_traffic(r, mode, runner->host_reserve_bytes());
   } catch (const BenchUnsupported& e) {
@@ -271,7 +271,9 @@ void emit_cudnn_rows(Context& ctx, const Problem& p, Precision prec, Mode mode, 
     }
   }
   std::string notes;
-  if (p.shape.bidirectional && p.shape.layers > 1) {
+  // A stacked shape (stack_bidirectional) is cuDNN's own model, weights mapped one to one; only
+  // TF's independent stacks need the zero blocks.
+  if (p.shape.bidirectional && p.shape.layers > 1 && !p.stacked()) {
     const WorkModel tf = work_model(work_input(p, mode, prec, false), 0, Ceilings{});
     const WorkModel cat = work_model(work_input(p, mode, prec, true), 0, Ceilings{});
     notes =

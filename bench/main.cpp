@@ -26,13 +26,14 @@ std::string utc_now() {
 }
 
 void list_shapes(const std::vector<bench::Shape>& shapes) {
-  std::printf("%-28s %-8s %6s %5s %5s %5s %3s %-4s %-8s %s\n", "id", "cell", "T", "B", "I", "H", "L", "dir", "lengths",
+  std::printf("%-28s %-8s %6s %5s %5s %5s %3s %-8s %-8s %s\n", "id", "cell", "T", "B", "I", "H", "L", "dir", "lengths",
               "source");
   for (const bench::Shape& s : shapes) {
-    std::printf("%-28s %-8s %6lld %5lld %5lld %5lld %3d %-4s %-8s %s\n", s.id.c_str(), bench::cell_name(s.cell),
+    // bi-stack: stack_bidirectional_dynamic_rnn (layers read both directions); bi: independent stacks.
+    const char* dir = s.stacked() ? "bi-stack" : (s.bidirectional ? "bi" : "uni");
+    std::printf("%-28s %-8s %6lld %5lld %5lld %5lld %3d %-8s %-8s %s\n", s.id.c_str(), bench::cell_name(s.cell),
                 static_cast<long long>(s.T), static_cast<long long>(s.B), static_cast<long long>(s.I),
-                static_cast<long long>(s.H), s.layers, s.bidirectional ? "bi" : "uni", bench::lengths_name(s.lengths),
-                s.source.c_str());
+                static_cast<long long>(s.H), s.layers, dir, bench::lengths_name(s.lengths), s.source.c_str());
   }
 }
 

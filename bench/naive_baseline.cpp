@@ -14,7 +14,8 @@ std::vector<NaiveLayer> naive_layers(const Problem& p, int direction) {
     NaiveLayer& L = layers[static_cast<size_t>(l)];
     L.cell = p.shape.cell;
     L.H = p.shape.H;
-    L.in = l == 0 ? p.shape.I : p.shape.H;
+    // A stacked layer above the first reads both directions of the layer below.
+    L.in = l == 0 ? p.shape.I : (p.stacked() ? 2 : 1) * p.shape.H;
     L.kernel = L.bias = -1;
   }
   for (const dynrnn::ParamInfo& info : p.params) {
@@ -129,13 +130,27 @@ NaiveRnn<T>::NaiveRnn(const Problem& p, bool training, NaiveOps<T>* ops, Arena* 
       dir.buf.push_back(b);
     }
     if (d == 1) {
-      dir.x_rev = arena->alloc<T>(T_ * B * I_);
+      // Stacked, the backward direction of every layer reverses that layer's input.
+      const int64_t in_max = p.stacked() && p.shape.layers > 1 ? std::max(I_, 2 * H) : I_;
+      dir.x_rev = arena->alloc<T>(T_ * B * in_max);
       dir.y_rev = arena->alloc<T>(T_ * B * H);
       if (training) {
         dir.dy_rev = arena->alloc<T>(T_ * B * H);
-        dir.dx_rev = arena->alloc<T>(T_ * B * I_);
-        dir.dx_tmp = arena->alloc<T>(T_ * B * I_);
+        dir.dx_rev = arena->alloc<T>(T_ * B * in_max);
+        dir.dx_tmp = arena->alloc<T>(T_ * B * in_max);
       }
+    }
+  }
+  if (p.stacked()) {
+    const int64_t rows = T_ * B;
+    stack_.y_fw = arena->alloc<T>(rows * H);
+    stack_.y_bw = arena->alloc<T>(rows * H);
+    // Layer l writes y_cat[l % 2] while it reads y_cat[(l - 1) % 2]; the top layer writes the outputs.
+    for (int k = 0; k < std::min(p.shape.layers - 1, 2); ++k) stack_.y_cat[k] = arena->alloc<T>(rows * 2 * H);
+    if (training) {
+      stack_.dy_fw = arena->alloc<T>(rows * H);
+      stack_.dy_bw = arena->alloc<T>(rows * H);
+      if (p.shape.layers > 1) stack_.d_cat = arena->alloc<T>(rows * 2 * H);
     }
   }
 }
@@ -144,36 +159,62 @@ template <typename T>
 void NaiveRnn<T>::forward(const T* x, const T* weights, T* out_fw, T* out_bw, T* final_state, bool training) {
   if (training && !training_) throw BenchError("naive baseline was set up for inference only");
   weights_ = weights;
-  forward_direction(dir_[0], x, weights, out_fw, final_state);
-  if (p_.shape.bidirectional) {
-    Direction& d = dir_[1];
-    ops_->reverse_sequence(T_, B_, I_, len_, x, d.x_rev);
-    forward_direction(d, d.x_rev, weights, d.y_rev, final_state);
-    ops_->reverse_sequence(T_, B_, H_, len_, d.y_rev, out_bw);
+  if (p_.stacked()) {
+    forward_stacked(x, weights, out_fw, final_state);
+  } else {
+    forward_direction(dir_[0], 0, dir_[0].layers.size(), x, I_, weights, out_fw, final_state);
+    if (p_.shape.bidirectional) {
+      Direction& d = dir_[1];
+      ops_->reverse_sequence(T_, B_, I_, len_, x, d.x_rev);
+      forward_direction(d, 0, d.layers.size(), d.x_rev, I_, weights, d.y_rev, final_state);
+      ops_->reverse_sequence(T_, B_, H_, len_, d.y_rev, out_bw);
+    }
   }
   forward_trained_ = training;
 }
 
 template <typename T>
-void NaiveRnn<T>::forward_direction(Direction& d, const T* x, const T* w, T* y, T* final_state) {
+void NaiveRnn<T>::forward_stacked(const T* x, const T* w, T* out, T* final_state) {
+  const int64_t rows = T_ * B_, H = H_;
+  const size_t layers = dir_[0].layers.size();
+  Direction& bw = dir_[1];
+  const T* in = x;
+  int64_t width = I_;
+  for (size_t l = 0; l < layers; ++l) {
+    // bidirectional_dynamic_rnn(cell_fw[l], cell_bw[l], in): the backward cell reads the input
+    // reversed per sequence and its outputs are reversed back; then concat([fw, bw], 2).
+    T* y = l + 1 == layers ? out : stack_.y_cat[l % 2];
+    forward_direction(dir_[0], l, l + 1, in, width, w, stack_.y_fw, final_state);
+    ops_->reverse_sequence(T_, B_, width, len_, in, bw.x_rev);
+    forward_direction(bw, l, l + 1, bw.x_rev, width, w, bw.y_rev, final_state);
+    ops_->reverse_sequence(T_, B_, H, len_, bw.y_rev, stack_.y_bw);
+    ops_->concat(rows, stack_.y_fw, H, H, stack_.y_bw, H, H, y);
+    in = y;
+    width = 2 * H;
+  }
+}
+
+template <typename T>
+void NaiveRnn<T>::forward_direction(Direction& d, size_t l0, size_t l1, const T* x, int64_t x_width, const T* w, T* y,
+                                    T* final_state) {
   const int64_t B = B_, H = H_;
-  for (size_t l = 0; l < d.layers.size(); ++l) {
+  for (size_t l = l0; l < l1; ++l) {
     LayerBuffers& b = d.buf[l];
     ops_->fill_zero(b.h_state + state_off(0), B * H);
     if (b.c_state) ops_->fill_zero(b.c_state + state_off(0), B * H);
   }
   for (int64_t t = 0; t < t_loop_; ++t) {
-    const T* in = x + t * B * I_;
-    int64_t ld = I_;
-    for (size_t l = 0; l < d.layers.size(); ++l) {
-      const bool top = l + 1 == d.layers.size();
+    const T* in = x + t * B * x_width;
+    int64_t ld = x_width;
+    for (size_t l = l0; l < l1; ++l) {
+      const bool top = l + 1 == l1;
       in = forward_step(d.layers[l], d.buf[l], t, in, ld, w, y + t * B * H, top);
       ld = H;
     }
   }
   // TF's output TensorArray holds zeros past the loop bound.
   if (t_loop_ < T_) ops_->fill_zero(y + t_loop_ * B * H, (T_ - t_loop_) * B * H);
-  for (size_t l = 0; l < d.layers.size(); ++l) {
+  for (size_t l = l0; l < l1; ++l) {
     const NaiveLayer& L = d.layers[l];
     LayerBuffers& b = d.buf[l];
     ops_->copy(B, H, b.h_state + state_off(t_loop_), H, final_state + B * L.col_h, H);
@@ -278,38 +319,66 @@ void NaiveRnn<T>::backward(const T* dy_fw, const T* dy_bw, T* dx, T* dinit, T* d
   if (!training_ || !forward_trained_) throw BenchError("naive baseline: backward needs a training forward first");
   const T* w = weights_;
   ops_->fill_zero(dw, p_.param_count);
-  backward_direction(dir_[0], dy_fw, w, dx, dinit, dw);
+  if (p_.stacked()) {
+    backward_stacked(dy_fw, w, dx, dinit, dw);
+    return;
+  }
+  backward_direction(dir_[0], 0, dir_[0].layers.size(), dy_fw, w, dx, I_, dinit, dw);
   if (p_.shape.bidirectional) {
     Direction& d = dir_[1];
     ops_->reverse_sequence(T_, B_, H_, len_, dy_bw, d.dy_rev);
-    backward_direction(d, d.dy_rev, w, d.dx_rev, dinit, dw);
+    backward_direction(d, 0, d.layers.size(), d.dy_rev, w, d.dx_rev, I_, dinit, dw);
     ops_->reverse_sequence(T_, B_, I_, len_, d.dx_rev, d.dx_tmp);
     ops_->binary(BinaryOp::kAdd, T_ * B_, I_, dx, I_, d.dx_tmp, I_, dx, I_);
   }
 }
 
 template <typename T>
-void NaiveRnn<T>::backward_direction(Direction& d, const T* dy, const T* w, T* dx, T* dinit, T* dw) {
-  const int64_t B = B_, H = H_;
-  for (LayerBuffers& b : d.buf) {
-    ops_->fill_zero(b.dh, B * H);
-    ops_->fill_zero(b.dc, B * H);
+void NaiveRnn<T>::backward_stacked(const T* dy, const T* w, T* dx, T* dinit, T* dw) {
+  const int64_t rows = T_ * B_, H = H_;
+  const size_t layers = dir_[0].layers.size();
+  Direction& bw = dir_[1];
+  // The gradient of layer l's outputs: the caller's for the top layer, else the one layer l + 1 left.
+  const T* d_out = dy;
+  for (size_t l = layers; l-- > 0;) {
+    const int64_t width = l == 0 ? I_ : 2 * H;
+    // concat's gradient: the two directions' slices.
+    ops_->copy(rows, H, d_out, 2 * H, stack_.dy_fw, H);
+    ops_->copy(rows, H, d_out + H, 2 * H, stack_.dy_bw, H);
+    // d_cat is read (just above) before it is overwritten with the gradient of this layer's input.
+    T* d_in = l == 0 ? dx : stack_.d_cat;
+    backward_direction(dir_[0], l, l + 1, stack_.dy_fw, w, d_in, width, dinit, dw);
+    ops_->reverse_sequence(T_, B_, H, len_, stack_.dy_bw, bw.dy_rev);
+    backward_direction(bw, l, l + 1, bw.dy_rev, w, bw.dx_rev, width, dinit, dw);
+    ops_->reverse_sequence(T_, B_, width, len_, bw.dx_rev, bw.dx_tmp);
+    ops_->binary(BinaryOp::kAdd, rows, width, d_in, width, bw.dx_tmp, width, d_in, width);
+    d_out = d_in;
   }
-  ops_->fill_zero(dx, T_ * B * I_);
+}
+
+template <typename T>
+void NaiveRnn<T>::backward_direction(Direction& d, size_t l0, size_t l1, const T* dy, const T* w, T* dx,
+                                     int64_t dx_width, T* dinit, T* dw) {
+  const int64_t B = B_, H = H_;
+  for (size_t l = l0; l < l1; ++l) {
+    ops_->fill_zero(d.buf[l].dh, B * H);
+    ops_->fill_zero(d.buf[l].dc, B * H);
+  }
+  ops_->fill_zero(dx, T_ * B * dx_width);
   for (int64_t t = t_loop_ - 1; t >= 0; --t) {
     const T* above = dy + t * B * H;
     int64_t ld_above = H;
-    for (size_t i = d.layers.size(); i-- > 0;) {
-      const bool top = i + 1 == d.layers.size();
+    for (size_t i = l1; i-- > l0;) {
+      const bool top = i + 1 == l1;
       const T* d_in = nullptr;
       int64_t ld_d_in = 0;
-      backward_step(d.layers[i], d.buf[i], t, above, ld_above, top, w, dw, i == 0 ? dx + t * B * I_ : nullptr, &d_in,
-                    &ld_d_in);
+      backward_step(d.layers[i], d.buf[i], t, above, ld_above, top, w, dw, i == l0 ? dx + t * B * dx_width : nullptr,
+                    &d_in, &ld_d_in);
       above = d_in;
       ld_above = ld_d_in;
     }
   }
-  for (size_t l = 0; l < d.layers.size(); ++l) {
+  for (size_t l = l0; l < l1; ++l) {
     const NaiveLayer& L = d.layers[l];
     ops_->copy(B, H, d.buf[l].dh, H, dinit + B * L.col_h, H);
     if (L.col_c >= 0) ops_->copy(B, H, d.buf[l].dc, H, dinit + B * L.col_c, H);

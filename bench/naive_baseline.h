@@ -8,6 +8,12 @@
 // gradient ops and accumulates dW and db per step, as TF's while-loop gradient does. No input-GEMM hoisting, no fusion,
 // no graphs: the Appleyard starting point.
 //
+// A stacked shape (TF stack_bidirectional_dynamic_rnn) runs TF's graph of it: per layer, one
+// bidirectional_dynamic_rnn (the forward cell over the layer's input, the backward cell over its
+// ReverseSequence, the backward outputs reversed back) and a ConcatV2 of the two directions'
+// outputs, the input of the next layer; backward splits the concatenated gradient, runs both
+// directions' layer in reverse and adds the two input gradients (AddN), layer by layer down.
+//
 // The step logic is written once against NaiveOps; naive_ops_cpu.cpp runs it on the host (so the
 // CPU path verifies the logic against dynrnn) and naive_kernels.cu runs it with CUDA kernels and
 // cuBLAS.
@@ -80,10 +86,12 @@ class NaiveRnn {
  public:
   /// `lengths_ops`: sequence lengths in the ops' memory, or null (no sequence_length: no masking).
   NaiveRnn(const Problem& p, bool training, NaiveOps<T>* ops, Arena* arena, const int32_t* lengths_ops);
-  /// x [T, B, I]; outputs [T, B, H]; final_state: the flat state buffer. Zero initial state.
+  /// x [T, B, I]; outputs [T, B, H] per direction, or for a stacked shape both directions in
+  /// out_fw [T, B, 2H] (out_bw unused); final_state: the flat state buffer. Zero initial state.
   void forward(const T* x, const T* weights, T* out_fw, T* out_bw, T* final_state, bool training);
-  /// After a training forward: dy [T, B, H] (dy_bw for the backward stack), zero final-state
-  /// gradient; writes dx [T, B, I], dinit (flat state) and dw (flat TF table, overwritten).
+  /// After a training forward: dy [T, B, H] (dy_bw for the backward stack; stacked: both directions
+  /// in dy_fw [T, B, 2H]), zero final-state gradient; writes dx [T, B, I], dinit (flat state) and
+  /// dw (flat TF table, overwritten).
   void backward(const T* dy_fw, const T* dy_bw, T* dx, T* dinit, T* dw);
 
  private:
@@ -127,11 +135,21 @@ class NaiveRnn {
   struct Direction {
     std::vector<NaiveLayer> layers;
     std::vector<LayerBuffers> buf;
-    T* x_rev = nullptr;  ///< backward stack: reverse_sequence(x)
-    T* y_rev = nullptr;  ///< backward stack: outputs before reversing
+    // Backward stack; stacked: of the current layer, whose input is [T, B, max(I, 2H)] wide.
+    T* x_rev = nullptr;  ///< reverse_sequence(x)
+    T* y_rev = nullptr;  ///< outputs before reversing
     T* dy_rev = nullptr;
     T* dx_rev = nullptr;
     T* dx_tmp = nullptr;
+  };
+  /// A stacked shape's layer-to-layer tensors.
+  struct StackBuffers {
+    T* y_fw = nullptr;                 ///< [T, B, H] the forward direction's outputs of a layer
+    T* y_bw = nullptr;                 ///< [T, B, H] the backward direction's, reversed back
+    T* y_cat[2] = {nullptr, nullptr};  ///< [T, B, 2H] concatenated outputs of layers below the top
+    T* dy_fw = nullptr;                ///< [T, B, H] the split gradient of a layer's outputs
+    T* dy_bw = nullptr;
+    T* d_cat = nullptr;  ///< [T, B, 2H] gradient of a layer's input (the layer below's outputs)
   };
 
   /// Saved-per-step buffers: step t's slice in training, the single buffer otherwise.
@@ -139,11 +157,20 @@ class NaiveRnn {
   /// State after t steps: [T+1] history in training, ping-pong otherwise.
   int64_t state_off(int64_t t) const { return (training_ ? t : (t & 1)) * B_ * H_; }
 
-  void forward_direction(Direction& d, const T* x, const T* w, T* y, T* final_state);
+  /// Layers [l0, l1) of one direction over x [T, B, x_width] (the input of layer l0); the top
+  /// one's outputs to y [T, B, H].
+  void forward_direction(Direction& d, size_t l0, size_t l1, const T* x, int64_t x_width, const T* w, T* y,
+                         T* final_state);
   /// Runs one layer's step; returns the layer's (unmasked) output h for the layer above (ld H).
   const T* forward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* in, int64_t ld_in, const T* w, T* y_t,
                         bool top);
-  void backward_direction(Direction& d, const T* dy, const T* w, T* dx, T* dinit, T* dw);
+  /// The reverse of forward_direction: dy [T, B, H] of layer l1 - 1's outputs, dx [T, B, dx_width]
+  /// the gradient of layer l0's input.
+  void backward_direction(Direction& d, size_t l0, size_t l1, const T* dy, const T* w, T* dx, int64_t dx_width,
+                          T* dinit, T* dw);
+  /// stack_bidirectional_dynamic_rnn, layer by layer (see the file comment).
+  void forward_stacked(const T* x, const T* w, T* out, T* final_state);
+  void backward_stacked(const T* dy, const T* w, T* dx, T* dinit, T* dw);
   /// One layer's backward step. `dx_t` non-null (bottom layer): the input gradient is written
   /// there (ld = in); otherwise *d_in / *ld_d_in point at it for the layer below.
   void backward_step(const NaiveLayer& L, LayerBuffers& b, int64_t t, const T* from_above, int64_t ld_above, bool top,
@@ -156,6 +183,7 @@ class NaiveRnn {
   bool forward_trained_ = false;
   int64_t T_, B_, H_, I_, t_loop_;
   Direction dir_[2];
+  StackBuffers stack_;
   const T* weights_ = nullptr;
 };
 

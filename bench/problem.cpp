@@ -1,5 +1,6 @@
 #include "bench/problem.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -26,6 +27,7 @@ dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMo
   cell.input_keep_prob = cell.output_keep_prob = cell.state_keep_prob = s.dropout_keep;
   spec.cells_fw.assign(static_cast<size_t>(s.layers), cell);
   if (s.bidirectional) spec.cells_bw.assign(static_cast<size_t>(s.layers), cell);
+  spec.stack_bidirectional = s.stacked();
   spec.input_size = s.I;
   spec.dtype = dtype;
   spec.time_major = true;
@@ -114,6 +116,34 @@ Problem rounded_problem(const Problem& p, Precision prec) {
     }
   });
   return r;
+}
+
+std::vector<double> join_directions(const Problem& p, const std::vector<double>& fw, const std::vector<double>& bw) {
+  const int64_t rows = p.shape.T * p.shape.B, H = p.shape.H;
+  const int D = p.directions();
+  if (static_cast<int64_t>(fw.size()) != rows * H || (D == 2 && static_cast<int64_t>(bw.size()) != rows * H)) {
+    throw BenchError("join_directions: a direction's tensor is not [T, B, H]");
+  }
+  std::vector<double> y(static_cast<size_t>(rows * D * H));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(fw.begin() + r * H, fw.begin() + (r + 1) * H, y.begin() + r * D * H);
+    if (D == 2) std::copy(bw.begin() + r * H, bw.begin() + (r + 1) * H, y.begin() + r * D * H + H);
+  }
+  return y;
+}
+
+void split_directions(const Problem& p, const std::vector<double>& y, std::vector<double>* fw,
+                      std::vector<double>* bw) {
+  const int64_t rows = p.shape.T * p.shape.B, H = p.shape.H;
+  const int D = p.directions();
+  if (static_cast<int64_t>(y.size()) != rows * D * H)
+    throw BenchError("split_directions: the tensor is not [T, B, D*H]");
+  fw->resize(static_cast<size_t>(rows * H));
+  if (D == 2) bw->resize(static_cast<size_t>(rows * H));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(y.begin() + r * D * H, y.begin() + r * D * H + H, fw->begin() + r * H);
+    if (D == 2) std::copy(y.begin() + r * D * H + H, y.begin() + (r + 1) * D * H, bw->begin() + r * H);
+  }
 }
 
 double rel_error(const std::vector<double>& a, const std::vector<double>& b) {

@@ -16,11 +16,15 @@ namespace bench {
 /// function with the plain weight mapping (the mapping still adds forget_bias to cuDNN's f bias).
 constexpr double kForgetBias = 0.0;
 
-/// The dynrnn spec of a shape: time-major, kLSTM / kGRU / kGRUResetAfter / kBasicRNN cells, independent stacks
-/// per direction (TF bidirectional_dynamic_rnn); shapes with an activation budget (M1) use
-/// swap_memory with that device budget.
+/// The dynrnn spec of a shape: time-major, kLSTM / kGRU / kGRUResetAfter / kBasicRNN cells; a
+/// bidirectional shape is two independent stacks (TF bidirectional_dynamic_rnn) or, when
+/// Shape::stacked(), stack_bidirectional_dynamic_rnn (RnnSpec::stack_bidirectional); shapes with an
+/// activation budget (M1) use swap_memory with that device budget.
 dynrnn::RnnSpec make_spec(const Shape& s, dynrnn::DataType dtype, dynrnn::MathMode math);
 
+/// Upstream gradients are held per direction in every form; a stacked shape's runners pass them to
+/// dynrnn joined in one [T, B, 2H] buffer (join_directions), as its outputs come back (HostResult
+/// keeps them split, so every implementation is compared tensor by tensor).
 struct InputSet {
   std::vector<double> x;      ///< [T, B, I]
   std::vector<double> dy_fw;  ///< [T, B, H]
@@ -39,6 +43,9 @@ struct Problem {
   std::vector<InputSet> sets;   ///< rotated between timed runs; sets[0] is the verified one
 
   int directions() const { return shape.bidirectional ? 2 : 1; }
+  /// stack_bidirectional: layer l > 0 reads 2H inputs; the outputs (and their gradients) are one
+  /// [T, B, 2H] buffer, forward first.
+  bool stacked() const { return shape.stacked(); }
   int64_t x_elems() const { return shape.T * shape.B * shape.I; }
   int64_t y_elems() const { return shape.T * shape.B * shape.H; }
   int64_t state_elems() const { return shape.B * state_width; }
@@ -54,6 +61,13 @@ Problem make_problem(const Shape& s, int num_sets, uint64_t seed);
 /// reference of this copy: the implementation is judged on what it computes from the 16-bit data it
 /// was given, not on the rounding of that data, which no implementation can undo.
 Problem rounded_problem(const Problem& p, Precision prec);
+
+/// Per-direction [T, B, H] tensors -> one [T, B, D*H] tensor, direction d in columns [d*H, (d+1)*H):
+/// the layout of a stacked shape's outputs and output gradients (and of cuDNN's y, dy). `bw` is
+/// ignored for a unidirectional problem.
+std::vector<double> join_directions(const Problem& p, const std::vector<double>& fw, const std::vector<double>& bw);
+/// The inverse: [T, B, D*H] -> [T, B, H] per direction (`bw` is left alone when unidirectional).
+void split_directions(const Problem& p, const std::vector<double>& y, std::vector<double>* fw, std::vector<double>* bw);
 
 /// ||a - b|| / ||b|| (0 when both are zero; infinite when sizes differ or NaN appears).
 double rel_error(const std::vector<double>& a, const std::vector<double>& b);

@@ -11,10 +11,12 @@ Three variants per shape, precision and mode (performance.md §3.1 item 2):
 PyTorch runs cuDNN underneath, so these rows measure framework overhead and PyTorch's algorithm choice.
 nn.GRU is the reset-after GRU, dynrnn-bench's cell gru_ra (Keras GRUCell(reset_after=True), dynrnn's
 kGRUResetAfter) that G1 runs; TF's GRUCell (gru, shape G2) has no PyTorch module. Multi-layer
-bidirectional stacks concatenate directions between layers (cuDNN's model), not TF's independent stacks.
+bidirectional stacks concatenate directions between layers (cuDNN's model): A3 is
+nn.LSTM(bidirectional=True, num_layers=4), the same model as dynrnn-bench's A3, which runs TF's
+stack_bidirectional_dynamic_rnn (--stack-bidirectional: layer l > 0 reads both directions, 2H inputs).
 The script compares no values (its weights are PyTorch's own), so every row is NotVerified. FLOP columns use the same
-formulas as dynrnn-bench (TF's independent stacks, useful row-steps = sum of lengths), so TF/s is
-comparable across files; the roofline columns are left empty.
+formulas as dynrnn-bench (layer l > 0 of a bidirectional stack reads 2H inputs, as its stacked shapes;
+useful row-steps = sum of lengths), so TF/s is comparable across files; the roofline columns are left empty.
 
 bf16 and fp16 run the module and its data in that dtype (PyTorch hands them to cuDNN when
 torch.backends.cudnn accepts the dtype, else to its own RNN kernels; the note says which).
@@ -46,11 +48,14 @@ COLUMNS = [
 ]
 
 # performance.md §3.2 core set (the same table as bench/shapes.cpp core_shapes()).
-# id, source, cell, T, B, I, H, layers, bidirectional, lengths
+# id, source, cell, T, B, I, H, layers, bidirectional, lengths. A bidirectional module is always
+# PyTorch's (and cuDNN's) stack, layer l > 0 reading both directions: dynrnn-bench's bidirectional
+# core shape A3 is that model too (stack_bidirectional).
 CORE = [
     ("A1", "fastrnns / Appleyard", "lstm", 100, 64, 512, 512, 1, False, "fixed"),
     ("A2", "Appleyard blog", "lstm", 100, 64, 512, 512, 4, False, "fixed"),
-    ("A3", "A2 bidirectional", "lstm", 100, 64, 512, 512, 4, True, "fixed"),
+    ("A3", "A2 bidirectional, stacked (cuDNN / PyTorch bidirectional stack)", "lstm", 100, 64, 512, 512, 4, True,
+     "fixed"),
     ("D1", "DeepBench training LSTM", "lstm", 25, 16, 1024, 1024, 1, False, "fixed"),
     ("D2", "DeepBench training LSTM", "lstm", 25, 32, 1024, 1024, 1, False, "fixed"),
     ("D3", "DeepBench training LSTM", "lstm", 25, 64, 1024, 1024, 1, False, "fixed"),
@@ -87,13 +92,14 @@ def make_lengths(T, B, kind, seed):
 
 
 def flops(cell, I, H, layers, dirs, lengths, mode):
-    """Useful FLOPs in dynrnn-bench's two conventions (TF independent stacks)."""
+    """Useful FLOPs in dynrnn-bench's two conventions. PyTorch's bidirectional stack feeds layer l > 0
+    both directions (dirs * H inputs), as dynrnn-bench counts its stacked shapes (A3)."""
     G = GATES[cell]
     n = float(sum(lengths))
     full = rec = 0.0
     for _ in range(dirs):
         for layer in range(layers):
-            i_l = I if layer == 0 else H
+            i_l = I if layer == 0 else dirs * H
             full += 2 * G * H * (i_l + H) * n
             rec += 2 * G * H * H * n
     mult = {"inference": 1, "forward": 1, "backward": 2, "training": 3}[mode]
@@ -234,6 +240,9 @@ def run_one(torch, dev, row, cell, T, B, I, H, L, bi, lengths, prec, mode, varia
     net.train(training)
     dirs = 2 if bi else 1
     notes = ["PyTorch (cuDNN-style stacks%s)" % ("; nn.GRU = gru_ra, the reset-after GRU" if cell == "gru_ra" else "")]
+    if bi and L > 1:
+        notes.append("nn.%s(bidirectional=True, num_layers=%d): layers above the first read both directions, "
+                     "dynrnn-bench's stacked model (stack_bidirectional_dynamic_rnn)" % (type(net).__name__, L))
 
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()

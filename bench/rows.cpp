@@ -32,6 +32,10 @@ Row base_row(const Problem& p, Precision prec, Mode mode, const std::string& imp
   return r;
 }
 
+WorkInput work_input(const Problem& p, Mode mode, Precision prec) {
+  return work_input(p, mode, prec, p.stacked());
+}
+
 WorkInput work_input(const Problem& p, Mode mode, Precision prec, bool concat_layers) {
   WorkInput w;
   w.cell = p.shape.cell;

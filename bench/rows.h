@@ -23,7 +23,11 @@ Row base_row(const Problem& p, Precision prec, Mode mode, const std::string& imp
 /// Adds `note` to the row's note column, after a "; " when it already says something.
 void add_note(Row& r, const std::string& note);
 
-/// The work-model input of a problem (concat_layers: cuDNN-style stacks).
+/// The work-model input of the model a problem runs: layer l > 0 reads D*H inputs for a stacked
+/// shape (stack_bidirectional, cuDNN's and PyTorch's stacks), H for TF's independent stacks.
+WorkInput work_input(const Problem& p, Mode mode, Precision prec);
+/// The same with the stacking forced (concat_layers: cuDNN-style stacks): what cuDNN executes for
+/// TF's independent stacks mapped with zero blocks.
 WorkInput work_input(const Problem& p, Mode mode, Precision prec, bool concat_layers);
 
 /// Timing columns, FLOP rates and (when `roofline`) the §2.5 columns.

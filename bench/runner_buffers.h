@@ -1,5 +1,8 @@
 // bench/runner_buffers.h — what every runner keeps on its arena: weights, the rotated input sets,
 // lengths, and the result buffers, with their download. Allocated outside any timed region.
+// A stacked shape (stack_bidirectional) has one [T, B, 2H] outputs buffer and one [T, B, 2H]
+// upstream gradient per set, both directions joined (out_bw and dy_bw stay null), as dynrnn takes
+// them; fetch() splits the outputs per direction again.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +18,7 @@ template <typename T>
 struct RunnerBuffers {
   struct Set {
     T* x = nullptr;
-    T* dy_fw = nullptr;
+    T* dy_fw = nullptr;  ///< [T, B, H], or stacked [T, B, 2H] (both directions)
     T* dy_bw = nullptr;
   };
 
@@ -24,7 +27,9 @@ struct RunnerBuffers {
     for (const InputSet& s : p.sets) {
       Set d;
       d.x = arena->upload_as<T>(s.x);
-      if (training) {
+      if (training && p.stacked()) {
+        d.dy_fw = arena->upload_as<T>(join_directions(p, s.dy_fw, s.dy_bw));
+      } else if (training) {
         d.dy_fw = arena->upload_as<T>(s.dy_fw);
         if (p.shape.bidirectional) d.dy_bw = arena->upload_as<T>(s.dy_bw);
       }
@@ -34,8 +39,12 @@ struct RunnerBuffers {
       lengths = arena->alloc<int32_t>(p.shape.B);
       arena->upload(lengths, p.lengths.data(), p.lengths.size() * sizeof(int32_t));
     }
-    out_fw = arena->alloc<T>(p.y_elems());
-    if (p.shape.bidirectional) out_bw = arena->alloc<T>(p.y_elems());
+    if (p.stacked()) {
+      out_fw = arena->alloc<T>(2 * p.y_elems());
+    } else {
+      out_fw = arena->alloc<T>(p.y_elems());
+      if (p.shape.bidirectional) out_bw = arena->alloc<T>(p.y_elems());
+    }
     final_state = arena->alloc<T>(p.state_elems());
     if (training) {
       dx = arena->alloc<T>(p.x_elems());
@@ -51,8 +60,12 @@ struct RunnerBuffers {
   HostResult fetch(Arena* arena, const Problem& p, bool grads) const {
     arena->sync();
     HostResult r;
-    r.out_fw = arena->download_as<T>(out_fw, p.y_elems());
-    if (out_bw) r.out_bw = arena->download_as<T>(out_bw, p.y_elems());
+    if (p.stacked()) {
+      split_directions(p, arena->download_as<T>(out_fw, 2 * p.y_elems()), &r.out_fw, &r.out_bw);
+    } else {
+      r.out_fw = arena->download_as<T>(out_fw, p.y_elems());
+      if (out_bw) r.out_bw = arena->download_as<T>(out_bw, p.y_elems());
+    }
     r.final_state = arena->download_as<T>(final_state, p.state_elems());
     if (grads && training_) {
       r.has_grads = true;
@@ -66,8 +79,8 @@ struct RunnerBuffers {
   T* weights = nullptr;
   std::vector<Set> sets;
   int32_t* lengths = nullptr;
-  T* out_fw = nullptr;
-  T* out_bw = nullptr;
+  T* out_fw = nullptr;  ///< [T, B, H], or stacked [T, B, 2H] (both directions)
+  T* out_bw = nullptr;  ///< [T, B, H] (bidirectional, not stacked)
   T* final_state = nullptr;
   T* dx = nullptr;
   T* dinit = nullptr;

@@ -88,7 +88,13 @@ std::vector<Shape> core_shapes() {
   std::vector<Shape> v;
   v.push_back(make("A1", "fastrnns / Appleyard", L, 100, 64, 512, 512));
   v.push_back(make("A2", "Appleyard blog", L, 100, 64, 512, 512, 4));
-  v.push_back(make("A3", "A2 bidirectional", L, 100, 64, 512, 512, 4, true));
+  // A3 is the bidirectional stack of cuDNN and PyTorch (nn.LSTM(bidirectional=True, num_layers=4)):
+  // TF's stack_bidirectional_dynamic_rnn, layers above the first reading both directions of the
+  // layer below, so that all three implementations run the same model.
+  Shape a3 =
+      make("A3", "A2 bidirectional, stacked (cuDNN / PyTorch bidirectional stack)", L, 100, 64, 512, 512, 4, true);
+  a3.stack_bidirectional = true;
+  v.push_back(a3);
   const int64_t d_batches[4] = {16, 32, 64, 128};
   for (int i = 0; i < 4; ++i) {
     v.push_back(make("D" + std::to_string(i + 1), "DeepBench training LSTM", L, 25, d_batches[i], 1024, 1024));
@@ -175,7 +181,9 @@ std::vector<Shape> cpu_shapes() {
   std::vector<Shape> v;
   v.push_back(make("A1-cpu", "A1 at T=20 B=4 H=32", L, 20, 4, 32, 32));
   v.push_back(make("A2-cpu", "A2 at T=20 B=4 H=32, 2 layers", L, 20, 4, 32, 32, 2));
-  v.push_back(make("A3-cpu", "A3 at T=20 B=4 H=32, 2 layers, bidirectional", L, 20, 4, 32, 32, 2, true));
+  Shape a3 = make("A3-cpu", "A3 at T=20 B=4 H=32, 2 layers, bidirectional, stacked", L, 20, 4, 32, 32, 2, true);
+  a3.stack_bidirectional = true;
+  v.push_back(a3);
   v.push_back(make("G1-cpu", "G1 (reset-after GRU) at T=20 B=4 H=32", Cell::kGruResetAfter, 20, 4, 32, 32));
   v.push_back(make("G2-cpu", "G2 (TF GRU) at T=20 B=4 H=32", G, 20, 4, 32, 32));
   v.push_back(
@@ -230,8 +238,8 @@ int64_t sum_lengths(const std::vector<int32_t>& lengths) {
 std::string shape_flags(const Shape& s) {
   std::ostringstream os;
   os << "--cell " << cell_name(s.cell) << " --T " << s.T << " --B " << s.B << " --I " << s.I << " --H " << s.H
-     << " --layers " << s.layers << (s.bidirectional ? " --bidirectional" : "") << " --lengths "
-     << lengths_name(s.lengths);
+     << " --layers " << s.layers << (s.bidirectional ? " --bidirectional" : "")
+     << (s.stacked() ? " --stack-bidirectional" : "") << " --lengths " << lengths_name(s.lengths);
   if (s.dropout_keep < 1.0) os << " --dropout " << s.dropout_keep;
   return os.str();
 }

@@ -29,6 +29,12 @@ struct Shape {
   int64_t T = 0, B = 0, I = 0, H = 0;
   int layers = 1;
   bool bidirectional = false;
+  /// With bidirectional: tf.contrib.rnn.stack_bidirectional_dynamic_rnn (RnnSpec::stack_bidirectional):
+  /// layer l > 0 reads layer l - 1's outputs of both directions concatenated, [.., 2H], as cuDNN's
+  /// bidirectional stack and PyTorch's nn.LSTM(bidirectional=True, num_layers=L) do, and the call's
+  /// outputs are the top layer's two directions in one [T, B, 2H] buffer. false: TF's
+  /// bidirectional_dynamic_rnn, two independent stacks over the same input.
+  bool stack_bidirectional = false;
   Lengths lengths = Lengths::kFixed;
   /// M1: performance.md's imposed activation budget (bytes): dynrnn runs with swap_memory and this
   /// device budget (RnnSpec::activation_memory_budget); cuDNN and naive have no such knob.
@@ -40,6 +46,9 @@ struct Shape {
   /// --dropout: every dynrnn layer in a DropoutWrapper with this input, output and state keep
   /// probability (1: none). Only dynrnn runs such a shape (cuDNN and naive have no DropoutWrapper).
   double dropout_keep = 1.0;
+
+  /// A bidirectional stack whose layers read both directions of the layer below (stack_bidirectional).
+  bool stacked() const { return bidirectional && stack_bidirectional; }
 };
 
 /// performance.md §3.2 core set (A1..M1).

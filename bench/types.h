@@ -48,7 +48,8 @@ class BenchUnsupported : public BenchError {
 };
 
 /// Everything one run produced, widened to double on the host, in dynrnn's layouts:
-/// out_fw/out_bw [T, B, H] (time-major), final_state/dinit the flat state buffer, dx [T, B, I],
+/// out_fw/out_bw [T, B, H] (time-major; a stacked shape's one [T, B, 2H] outputs buffer is split per
+/// direction), final_state/dinit the flat state buffer, dx [T, B, I],
 /// dw the flat weight table in TF layout.
 struct HostResult {
   std::vector<double> out_fw, out_bw, final_state;

@@ -13,6 +13,9 @@ inline bool checked_mul(int64_t a, int64_t b, int64_t* out) {
 inline bool checked_add(int64_t a, int64_t b, int64_t* out) {
   return !__builtin_add_overflow(a, b, out);
 }
+inline bool checked_add(size_t a, size_t b, size_t* out) {
+  return !__builtin_add_overflow(a, b, out);
+}
 
 /// Product of non-negative factors; false on overflow.
 inline bool checked_product(std::initializer_list<int64_t> factors, int64_t* out) {

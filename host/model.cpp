@@ -5,6 +5,7 @@
 
 #include "host/checked_math.h"
 #include "host/element_types.h"
+#include "host/status_macros.h"
 
 namespace dynrnn {
 namespace {
@@ -153,21 +154,27 @@ Status build_model(const RnnSpec& spec, Model* model) {
     return invalid("spec.cells_fw is empty; must specify at least one cell (as MultiRNNCell requires)");
   }
   const bool bi = spec.bidirectional();
+  const bool stacked = spec.stack_bidirectional;
+  if (stacked && spec.cells_bw.size() != spec.cells_fw.size()) {
+    return invalid("spec.stack_bidirectional is true but spec.cells_fw has " + std::to_string(spec.cells_fw.size()) +
+                   " cells and spec.cells_bw " + std::to_string(spec.cells_bw.size()) +
+                   "; expected the same depth (stack_bidirectional_dynamic_rnn pairs them into layers)");
+  }
   const char* dir_name[2] = {"fw", "bw"};
-  int64_t state_col = 0;
+  auto where = [](int d, size_t i) {
+    return std::string(d == 0 ? "spec.cells_fw[" : "spec.cells_bw[") + std::to_string(i) + "]";
+  };
   for (int d = 0; d < (bi ? 2 : 1); ++d) {
     const std::vector<CellSpec>& cells = d == 0 ? spec.cells_fw : spec.cells_bw;
-    int64_t in_width = spec.input_size;
     for (size_t i = 0; i < cells.size(); ++i) {
-      const std::string where = std::string(d == 0 ? "spec.cells_fw[" : "spec.cells_bw[") + std::to_string(i) + "]";
-      Status st = validate_cell(cells[i], where);
-      if (!st) return st;
       const CellSpec& c = cells[i];
+      Status st = validate_cell(c, where(d, i));
+      if (!st) return st;
       LayerModel l;
       l.direction = d;
       l.layer = static_cast<int>(i);
+      l.stack_layer = l.layer;
       l.cell = c;
-      l.in_width = in_width;
       l.units = c.num_units;
       l.is_lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
       l.is_gru = c.kind == CellKind::kGRU;
@@ -182,45 +189,86 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.output_dropout = l.output_keep < 1.0;
       l.state_dropout = l.state_keep < 1.0;
       l.out_width = l.project ? c.num_proj : c.num_units;
-      if (l.residual && in_width != l.out_width) {
-        return invalid(where + ".residual is true but the layer's input width is " + std::to_string(in_width) +
+      l.gate_width = (l.is_lstm ? 4 : (l.is_gru ? 2 : (l.reset_after ? 3 : 1))) * c.num_units;  // bounded by kMaxWidth
+      m.dirs[d].push_back(l);
+    }
+  }
+  // A layer reads the layer below it, or with stack_bidirectional both directions' layers below
+  // concatenated (widths are at most 2^41: the sum cannot overflow).
+  for (int d = 0; d < (bi ? 2 : 1); ++d) {
+    for (LayerModel& l : m.dirs[d]) {
+      const size_t i = static_cast<size_t>(l.layer);
+      l.in_width = i == 0    ? spec.input_size
+                   : stacked ? m.dirs[0][i - 1].out_width + m.dirs[1][i - 1].out_width
+                             : m.dirs[d][i - 1].out_width;
+      if (l.residual && l.in_width != l.out_width) {
+        return invalid(where(d, i) + ".residual is true but the layer's input width is " + std::to_string(l.in_width) +
                        " and its output width is " + std::to_string(l.out_width) +
                        "; expected equal widths (ResidualWrapper adds the input to the output)");
       }
-      l.gate_width = (l.is_lstm ? 4 : (l.is_gru ? 2 : (l.reset_after ? 3 : 1))) * c.num_units;  // bounded by kMaxWidth
-      // TF variable names: rnn/<cell>/..., rnn/multi_rnn_cell/cell_i/<cell>/..., bidirectional_rnn/fw/...
-      std::string prefix = bi ? std::string("bidirectional_rnn/") + dir_name[d] + "/" : std::string("rnn/");
-      if (cells.size() > 1) prefix += "multi_rnn_cell/cell_" + std::to_string(i) + "/";
-      prefix += std::string(cell_scope_name(c.kind)) + "/";
-      const int64_t rows = in_width + l.out_width;
-      l.param_begin = m.param_count;
-      bool ok = true;
-      if (l.is_gru) {
-        ok = add_param(&m, prefix, l, "gates/kernel", {rows, 2 * l.units}, &l.kernel) &&
-             add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias) &&
-             add_param(&m, prefix, l, "candidate/kernel", {rows, l.units}, &l.cand_kernel) &&
-             add_param(&m, prefix, l, "candidate/bias", {l.units}, &l.cand_bias);
-      } else if (l.reset_after) {
-        // kernel then recurrent_kernel: together the [Din + H, 3H] main kernel the other cells have.
-        int64_t recurrent = 0;
-        ok = add_param(&m, prefix, l, "kernel", {in_width, l.gate_width}, &l.kernel) &&
-             add_param(&m, prefix, l, "recurrent_kernel", {l.units, l.gate_width}, &recurrent) &&
-             add_param(&m, prefix, l, "bias", {2, l.gate_width}, &l.bias);
-      } else {
-        int64_t unused = 0;
-        ok = add_param(&m, prefix, l, "kernel", {rows, l.gate_width}, &l.kernel) &&
-             add_param(&m, prefix, l, "bias", {l.gate_width}, &l.bias) &&
-             (!l.peepholes || (add_param(&m, prefix, l, "w_f_diag", {l.units}, &l.peephole) &&
-                               add_param(&m, prefix, l, "w_i_diag", {l.units}, &unused) &&
-                               add_param(&m, prefix, l, "w_o_diag", {l.units}, &unused))) &&
-             (!l.project || add_param(&m, prefix, l, "projection/kernel", {l.units, l.out_width}, &l.projection));
-      }
-      if (!ok) {
-        return invalid(where + ": the number of weights overflows 64 bits (input width " + std::to_string(in_width) +
-                       ", num_units " + std::to_string(l.units) + "); expected a smaller layer");
-      }
-      l.param_end = m.param_count;
-      const std::string leaf = std::string(dir_name[d]) + "/" + std::to_string(i) + "/";
+    }
+  }
+  // Weights in TF's creation order: per direction, per layer; stack_bidirectional_dynamic_rnn runs
+  // one bidirectional_dynamic_rnn per layer, which creates the forward cell's variables first.
+  auto add_params = [&](LayerModel& l) -> Status {
+    const size_t i = static_cast<size_t>(l.layer);
+    const CellSpec& c = l.cell;
+    // TF variable names: rnn/<cell>/..., rnn/multi_rnn_cell/cell_i/<cell>/..., bidirectional_rnn/fw/...,
+    // stack_bidirectional_rnn/cell_i/bidirectional_rnn/fw/...
+    std::string prefix;
+    if (stacked) {
+      prefix =
+          "stack_bidirectional_rnn/cell_" + std::to_string(i) + "/bidirectional_rnn/" + dir_name[l.direction] + "/";
+    } else {
+      prefix = bi ? std::string("bidirectional_rnn/") + dir_name[l.direction] + "/" : std::string("rnn/");
+      if (m.dirs[l.direction].size() > 1) prefix += "multi_rnn_cell/cell_" + std::to_string(i) + "/";
+    }
+    prefix += std::string(cell_scope_name(c.kind)) + "/";
+    const int64_t in_width = l.in_width, rows = in_width + l.out_width;
+    l.param_begin = m.param_count;
+    bool ok = true;
+    if (l.is_gru) {
+      ok = add_param(&m, prefix, l, "gates/kernel", {rows, 2 * l.units}, &l.kernel) &&
+           add_param(&m, prefix, l, "gates/bias", {2 * l.units}, &l.bias) &&
+           add_param(&m, prefix, l, "candidate/kernel", {rows, l.units}, &l.cand_kernel) &&
+           add_param(&m, prefix, l, "candidate/bias", {l.units}, &l.cand_bias);
+    } else if (l.reset_after) {
+      // kernel then recurrent_kernel: together the [Din + H, 3H] main kernel the other cells have.
+      int64_t recurrent = 0;
+      ok = add_param(&m, prefix, l, "kernel", {in_width, l.gate_width}, &l.kernel) &&
+           add_param(&m, prefix, l, "recurrent_kernel", {l.units, l.gate_width}, &recurrent) &&
+           add_param(&m, prefix, l, "bias", {2, l.gate_width}, &l.bias);
+    } else {
+      int64_t unused = 0;
+      ok = add_param(&m, prefix, l, "kernel", {rows, l.gate_width}, &l.kernel) &&
+           add_param(&m, prefix, l, "bias", {l.gate_width}, &l.bias) &&
+           (!l.peepholes || (add_param(&m, prefix, l, "w_f_diag", {l.units}, &l.peephole) &&
+                             add_param(&m, prefix, l, "w_i_diag", {l.units}, &unused) &&
+                             add_param(&m, prefix, l, "w_o_diag", {l.units}, &unused))) &&
+           (!l.project || add_param(&m, prefix, l, "projection/kernel", {l.units, l.out_width}, &l.projection));
+    }
+    if (!ok) {
+      return invalid(where(l.direction, i) + ": the number of weights overflows 64 bits (input width " +
+                     std::to_string(in_width) + ", num_units " + std::to_string(l.units) +
+                     "); expected a smaller layer");
+    }
+    l.param_end = m.param_count;
+    return Status::ok();
+  };
+  if (stacked) {
+    for (size_t i = 0; i < m.dirs[0].size(); ++i) {
+      for (int d = 0; d < 2; ++d) DYNRNN_TRY(add_params(m.dirs[d][i]));
+    }
+  } else {
+    for (int d = 0; d < (bi ? 2 : 1); ++d) {
+      for (LayerModel& l : m.dirs[d]) DYNRNN_TRY(add_params(l));
+    }
+  }
+  // State leaves: per direction, per layer (TF's (states_fw, states_bw) in both bidirectional forms).
+  int64_t state_col = 0;
+  for (int d = 0; d < (bi ? 2 : 1); ++d) {
+    for (LayerModel& l : m.dirs[d]) {
+      const std::string leaf = std::string(dir_name[d]) + "/" + std::to_string(l.layer) + "/";
       if (l.is_lstm) {
         l.state_col_c = state_col;
         m.state.push_back({leaf + "c", d, l.layer, true, l.units, state_col});
@@ -229,13 +277,35 @@ Status build_model(const RnnSpec& spec, Model* model) {
       l.state_col_h = state_col;
       m.state.push_back({leaf + "h", d, l.layer, false, l.out_width, state_col});
       state_col += l.out_width;
-      in_width = l.out_width;
-      m.dirs[d].push_back(l);
     }
   }
   m.state_width = state_col;
   *model = std::move(m);
   return Status::ok();
+}
+
+std::vector<Model> call_blocks(const Model& m) {
+  if (!m.spec.stack_bidirectional) return {m};
+  std::vector<Model> blocks;
+  for (size_t i = 0; i < m.dirs[0].size(); ++i) {
+    Model b;
+    b.spec = m.spec;
+    b.spec.stack_bidirectional = false;
+    b.spec.cells_fw = {m.spec.cells_fw[i]};
+    b.spec.cells_bw = {m.spec.cells_bw[i]};
+    b.spec.input_size = m.dirs[0][i].in_width;
+    for (int d = 0; d < 2; ++d) {
+      LayerModel l = m.dirs[d][i];
+      l.layer = 0;  // stack_layer, the weight offsets and the state columns stay the caller's
+      b.dirs[d].push_back(l);
+    }
+    b.state_width = m.state_width;
+    b.param_count = m.param_count;
+    b.elem_bytes = m.elem_bytes;
+    b.c_elems = m.c_elems;
+    blocks.push_back(std::move(b));
+  }
+  return blocks;
 }
 
 }  // namespace dynrnn

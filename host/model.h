@@ -13,7 +13,10 @@ constexpr int64_t kNoParam = -1;
 
 struct LayerModel {
   int direction = 0;
-  int layer = 0;
+  int layer = 0;  ///< place in the orchestrated stack of its direction
+  /// Place in the caller's stack (names the dropout streams): layer, except in a block of a
+  /// stack_bidirectional model, whose one layer per direction is layer 0 of the block.
+  int stack_layer = 0;
   CellSpec cell;
   int64_t in_width = 0;    ///< Din: spec.input_size for layer 0, else the width of the layer below
   int64_t units = 0;       ///< H
@@ -67,5 +70,11 @@ struct Model {
 
 /// Validates the spec (every rule names the field and its value) and fills the model.
 Status build_model(const RnnSpec& spec, Model* model);
+
+/// What a call of the model runs one after another, each through one orchestrator: the model itself,
+/// or for stack_bidirectional one block per layer, a one-layer bidirectional model whose layers keep
+/// the caller's weight offsets, state columns and dropout streams (its spec's input_size is the
+/// layer's input width). Block l reads layer l - 1's concatenated outputs.
+std::vector<Model> call_blocks(const Model& model);
 
 }  // namespace dynrnn

@@ -108,7 +108,7 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
       DYNRNN_TRY(ex_.set_queue(lp.queue));
       if (rows_) DYNRNN_TRY(ex_.wait(p_.ev_sorted));
       // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
-      if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, O));
+      if (!above(l) && lb < T_) DYNRNN_TRY(ex_.fill_zero(c.outputs[d], T_ * B, O, c.outputs_ld[d]));
       if (n_chunks_ == 0) {
         // No step runs: the final state is the initial state.
         if (c.final_state) DYNRNN_TRY(copy_state(l, c.final_state, c.initial_state));
@@ -200,7 +200,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   }
   // The top layer writes the caller's outputs; one whose state is dropped writes its undropped output
   // for the layer above.
-  cell::SeqView<T> y = user_view(c.outputs[l.direction], O, reverse);
+  cell::SeqView<T> y = user_view(c.outputs[l.direction], O, reverse, c.outputs_ld[l.direction]);
   if (above(l)) y = l.state_dropout ? chunk_view(S.ys, O, s0) : cell::SeqView<T>{};
   DYNRNN_TRY(ex_.recurrent_steps(recurrent_steps(c, l, S, s0, n, gx, gxc, y)));
   DYNRNN_TRY(wrap_outputs(l, S, s0, n, in, y));
@@ -440,7 +440,7 @@ Status Orchestrator<T>::backward_chunk(const BackwardCall<T>& c, const LayerMode
     DYNRNN_TRY(ex_.wait(plan(*up).ev_bwd_done));
     dy = chunk_view<const T>(at(plan(*up).dy_in, ch), O, s0);
   } else {
-    dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1);
+    dy = user_view(c.grad_outputs[l.direction], O, l.direction == 1, c.grad_outputs_ld[l.direction]);
   }
   // DropoutWrapper: the cell's output gradient is the layer's through the output mask.
   cell::SeqView<const T> cell_dy = dy;
@@ -645,7 +645,7 @@ dropout::Mask<compute_t<T>> Orchestrator<T>::mask(const LayerModel& l, dropout::
   dropout::Mask<A> m;
   m.seed = dropout_seed_;
   m.seed_at = dropout_seed_at_;
-  m.stream = dropout::stream(l.direction, l.layer, site);
+  m.stream = dropout::stream(l.direction, l.stack_layer, site);
   m.keep = A(site == dropout::Site::kInput    ? l.input_keep
              : site == dropout::Site::kOutput ? l.output_keep
                                               : l.state_keep);

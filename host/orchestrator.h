@@ -32,6 +32,9 @@ struct ForwardCall {
   const T* initial_state = nullptr;
   const T* weights = nullptr;
   T* outputs[2] = {nullptr, nullptr};
+  /// Elements between consecutive rows of outputs[d]: its width, or with stack_bidirectional the
+  /// width of both directions' outputs, which share one buffer.
+  int64_t outputs_ld[2] = {0, 0};
   T* final_state = nullptr;
   char* workspace = nullptr;
   char* reserve = nullptr;  ///< training forward only
@@ -49,6 +52,7 @@ struct BackwardCall {
   const int32_t* host_seq_len = nullptr;
   const T* weights = nullptr;
   const T* grad_outputs[2] = {nullptr, nullptr};
+  int64_t grad_outputs_ld[2] = {0, 0};  ///< as ForwardCall::outputs_ld
   const T* grad_final_state = nullptr;
   T* grad_inputs = nullptr;
   T* grad_initial_state = nullptr;
@@ -217,12 +221,14 @@ class Orchestrator {
     char* base = r.in_reserve ? reserve_ : workspace_;
     return reinterpret_cast<T*>(base + r.offset) + (s % r.slots) * r.slot_elems;
   }
-  /// A [T, B, width] (time_major) or [B, T, width] caller buffer, in the batch order of the run.
+  /// A [T, B, width] (time_major) or [B, T, width] caller buffer, in the batch order of the run, whose
+  /// rows are ld >= width elements apart (ld 0: width).
   template <typename U>
-  cell::SeqView<U> user_view(U* data, int64_t width, bool reverse) const {
+  cell::SeqView<U> user_view(U* data, int64_t width, bool reverse, int64_t ld = 0) const {
     if (!data) return {};
-    if (time_major_) return {data, p_.batch * width, width, reverse, 0, rows_};
-    return {data, width, p_.max_time * width, reverse, 0, rows_};
+    if (ld == 0) ld = width;
+    if (time_major_) return {data, p_.batch * ld, ld, reverse, 0, rows_};
+    return {data, ld, p_.max_time * ld, reverse, 0, rows_};
   }
   /// A chunk buffer [n, B, width] holding steps first_step .. first_step + n - 1.
   template <typename U>

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "host/checked_math.h"
+#include "host/status_macros.h"
 
 namespace dynrnn {
 namespace {
@@ -11,7 +12,8 @@ namespace {
 /// Hands out aligned byte ranges from a running offset, remembering any overflow.
 class Carver {
  public:
-  Carver(size_t elem_bytes, bool in_reserve) : elem_bytes_(elem_bytes), in_reserve_(in_reserve) {}
+  Carver(size_t elem_bytes, bool in_reserve, size_t start = 0)
+      : end_(start), elem_bytes_(elem_bytes), in_reserve_(in_reserve) {}
 
   /// `slots` slices of the product of `elem_factors` elements each.
   Region take(int64_t slots, std::initializer_list<int64_t> elem_factors) {
@@ -35,7 +37,7 @@ class Carver {
   bool overflow() const { return overflow_; }
 
  private:
-  size_t end_ = 0;
+  size_t end_;
   size_t elem_bytes_;
   bool in_reserve_;
   bool overflow_ = false;
@@ -83,45 +85,22 @@ bool layout_slot(const Model& m, const LayerModel& l, unsigned fields, int64_t K
   return ok;
 }
 
-}  // namespace
-
-PoolSizes pool_sizes(const Model& model) {
-  const int layers = static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
-  const bool swap = model.spec.swap_memory;
-  PoolSizes s;
-  // As make_plan counts them: the caller's queue, one per layer, the copy queue; per layer three
-  // events, and with swap up to kMaxSaveEvents save events and two load events; one for dx, one for
-  // the batch's length order.
-  s.queues = 1 + layers + (swap ? 1 : 0);
-  s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 2;
-  return s;
+/// K, the steps per chunk of a call of T steps.
+int64_t chunk_steps(const Model& model, int64_t T) {
+  return std::max<int64_t>(1, std::min<int64_t>(model.spec.parallel_iterations, std::max<int64_t>(T, 1)));
 }
 
-Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* out) {
-  Plan p;
-  p.max_time = T;
-  p.batch = B;
-  p.training = training;
-  const size_t eb = model.elem_bytes;
-  int64_t TB = 0;
-  if (!checked_mul(T, B, &TB)) {
-    return Status(StatusCode::kInvalidValue,
-                  "max_time * batch overflows 64 bits: " + std::to_string(T) + " * " + std::to_string(B));
-  }
-  const int64_t K = std::max<int64_t>(1, std::min<int64_t>(model.spec.parallel_iterations, std::max<int64_t>(T, 1)));
-  p.chunk = K;
-  p.chunks = T / K + (T % K != 0);  // ceil without overflow near INT64_MAX
-  const Status overflow(StatusCode::kInvalidValue, "buffer sizes for max_time = " + std::to_string(T) +
-                                                       ", batch = " + std::to_string(B) + " overflow 64 bits");
-
-  // Chunk slots first: their size decides the ring. A training forward keeps every field backward
-  // reads, or only the states when backward regenerates the rest; inference keeps the states.
+/// Lays out every layer's chunk slot into dirs: a training forward keeps every field backward reads,
+/// or only the states when backward regenerates the rest; inference keeps the states. Also the
+/// forward scratch and recompute's fields. Sums the kept slots' bytes; false on overflow.
+bool layout_slots(const Model& model, int64_t K, int64_t B, bool training, std::vector<LayerPlan> (&dirs)[2],
+                  int64_t* all_slot_bytes) {
   const bool regenerate = training && model.spec.recompute;
-  int64_t all_slot_bytes = 0;
+  *all_slot_bytes = 0;
   for (int d = 0; d < model.num_directions(); ++d) {
-    p.dirs[d].resize(model.dirs[d].size());
+    dirs[d].resize(model.dirs[d].size());
     for (const LayerModel& l : model.dirs[d]) {
-      LayerPlan& lp = p.dirs[d][l.layer];
+      LayerPlan& lp = dirs[d][l.layer];
       // A layer whose output is not its state h (residual, output or state dropout) keeps its output
       // for the layer above (and its backward's dW_x) like a state.
       const bool has_above = l.layer + 1 < static_cast<int>(model.dirs[d].size());
@@ -132,12 +111,52 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       if (!layout_slot(model, l, kept, K, B, &lp.slot) ||
           !layout_slot(model, l, forward_fields(l) & ~kept, K, B, &lp.scratch) ||
           !layout_slot(model, l, regenerate ? cell_fields(l) & ~kept : 0u, K, B, &lp.regen) ||
-          !checked_mul(lp.slot.elems, static_cast<int64_t>(eb), &bytes) ||
-          !checked_add(all_slot_bytes, bytes, &all_slot_bytes)) {
-        return overflow;
+          !checked_mul(lp.slot.elems, static_cast<int64_t>(model.elem_bytes), &bytes) ||
+          !checked_add(*all_slot_bytes, bytes, all_slot_bytes)) {
+        return false;
       }
     }
   }
+  return true;
+}
+
+}  // namespace
+
+PoolSizes pool_sizes(const Model& model) {
+  // A stack_bidirectional call runs its blocks (two layers each) one after another.
+  const int layers = model.spec.stack_bidirectional ? 2 : static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
+  const bool swap = model.spec.swap_memory;
+  PoolSizes s;
+  // As make_plan counts them: the caller's queue, one per layer, the copy queue; per layer three
+  // events, and with swap up to kMaxSaveEvents save events and two load events; one for dx, one for
+  // the batch's length order.
+  s.queues = 1 + layers + (swap ? 1 : 0);
+  s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 2;
+  return s;
+}
+
+Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* out, int64_t shared_slot_bytes) {
+  Plan p;
+  p.max_time = T;
+  p.batch = B;
+  p.training = training;
+  const size_t eb = model.elem_bytes;
+  int64_t TB = 0;
+  if (!checked_mul(T, B, &TB)) {
+    return Status(StatusCode::kInvalidValue,
+                  "max_time * batch overflows 64 bits: " + std::to_string(T) + " * " + std::to_string(B));
+  }
+  const int64_t K = chunk_steps(model, T);
+  p.chunk = K;
+  p.chunks = T / K + (T % K != 0);  // ceil without overflow near INT64_MAX
+  const Status overflow(StatusCode::kInvalidValue, "buffer sizes for max_time = " + std::to_string(T) +
+                                                       ", batch = " + std::to_string(B) + " overflow 64 bits");
+
+  // Chunk slots first: their size decides the ring.
+  int64_t all_slot_bytes = 0;
+  if (!layout_slots(model, K, B, training, p.dirs, &all_slot_bytes)) return overflow;
+  if (shared_slot_bytes > 0) all_slot_bytes = shared_slot_bytes;
+  const bool regenerate = training && model.spec.recompute;
   if (!training) {
     p.ring = std::min<int64_t>(2, p.chunks);
   } else if (!model.spec.swap_memory) {
@@ -253,6 +272,67 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
   p.forward_workspace_bytes = fwd_ws.end();
   p.backward_workspace_bytes = bwd_ws.end();
   p.host_bytes = static_cast<size_t>(host);
+  *out = std::move(p);
+  return Status::ok();
+}
+
+Status make_call_plan(const Model& model, const std::vector<Model>& blocks, int64_t T, int64_t B, bool training,
+                      CallPlan* out) {
+  CallPlan p;
+  p.max_time = T;
+  p.batch = B;
+  p.training = training;
+  const Status overflow(StatusCode::kInvalidValue, "buffer sizes for max_time = " + std::to_string(T) +
+                                                       ", batch = " + std::to_string(B) + " overflow 64 bits");
+  // The blocks' rings share the activation memory budget: each keeps as many chunks as the budget
+  // holds of every block's.
+  int64_t shared = 0;
+  if (blocks.size() > 1) {
+    for (const Model& m : blocks) {
+      std::vector<LayerPlan> dirs[2];
+      int64_t bytes = 0;
+      if (!layout_slots(m, chunk_steps(m, T), B, training, dirs, &bytes) || !checked_add(shared, bytes, &shared)) {
+        return overflow;
+      }
+    }
+  }
+  p.blocks.resize(blocks.size());
+  for (size_t b = 0; b < blocks.size(); ++b) DYNRNN_TRY(make_plan(blocks[b], T, B, training, &p.blocks[b], shared));
+  // Layer l's concatenated outputs, for l below the top (whose outputs are the caller's).
+  const int64_t boundaries = static_cast<int64_t>(blocks.size()) - 1;
+  int64_t width = 0;
+  for (int64_t l = 0; l < boundaries; ++l) {
+    const Model& m = blocks[static_cast<size_t>(l)];
+    width = std::max(width, m.dirs[0][0].out_width + m.dirs[1][0].out_width);
+  }
+  const size_t eb = model.elem_bytes;
+  Carver ws(eb, false);
+  if (boundaries > 0) {
+    const int64_t slots = std::min<int64_t>(2, boundaries);
+    if (training) {
+      p.concat_grad = ws.take(slots, {T, B, width});
+    } else {
+      p.concat = ws.take(slots, {T, B, width});
+    }
+  }
+  p.block_workspace = ws.end();
+  size_t reserve = 0, host = 0;
+  bool ok = !ws.overflow();
+  for (const Plan& bp : p.blocks) {
+    p.reserve_offsets.push_back(reserve);
+    p.host_offsets.push_back(host);
+    size_t fwd = 0, bwd = 0;
+    ok = ok && checked_add(p.block_workspace, bp.forward_workspace_bytes, &fwd) &&
+         checked_add(p.block_workspace, bp.backward_workspace_bytes, &bwd) &&
+         checked_add(reserve, bp.reserve_bytes, &reserve) && checked_add(host, bp.host_bytes, &host);
+    p.forward_workspace_bytes = std::max(p.forward_workspace_bytes, fwd);
+    if (training) p.backward_workspace_bytes = std::max(p.backward_workspace_bytes, bwd);
+  }
+  Carver rs(eb, true, reserve);
+  if (training && boundaries > 0) p.concat = rs.take(boundaries, {T, B, width});
+  if (!ok || rs.overflow() || rs.end() > (size_t(1) << 62)) return overflow;
+  p.reserve_bytes = training ? rs.end() : 0;
+  p.host_bytes = host;
   *out = std::move(p);
   return Status::ok();
 }

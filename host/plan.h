@@ -88,10 +88,24 @@ struct LayerPlan {
   Region rgx, rgxc, rgh, rghc;
 };
 
-struct Plan {
+/// What a call needs from its caller: its shape and the sizes of its buffers.
+struct CallSizes {
   int64_t max_time = 0;
   int64_t batch = 0;
   bool training = false;
+  size_t forward_workspace_bytes = 0;
+  size_t backward_workspace_bytes = 0;
+  size_t reserve_bytes = 0;
+  size_t host_bytes = 0;
+
+  /// Workspace bytes of a call: forward inference, or max(forward, backward) for training.
+  size_t workspace_bytes() const {
+    return training && backward_workspace_bytes > forward_workspace_bytes ? backward_workspace_bytes
+                                                                          : forward_workspace_bytes;
+  }
+};
+
+struct Plan : CallSizes {
   int64_t chunk = 1;        ///< K, steps per chunk
   int64_t chunks = 0;       ///< ceil(T / K)
   int64_t ring = 0;         ///< R, chunk slots per layer on the device
@@ -106,16 +120,7 @@ struct Plan {
   /// The batch sorted by length (Executor::order_by_length), int32 [B] each: forward's in the
   /// forward workspace, backward's in the backward workspace.
   Region fwd_rows, fwd_sorted_len, bwd_rows, bwd_sorted_len;
-  size_t forward_workspace_bytes = 0;
-  size_t backward_workspace_bytes = 0;
-  size_t reserve_bytes = 0;
-  size_t host_bytes = 0;
 
-  /// Workspace bytes of a call: forward inference, or max(forward, backward) for training.
-  size_t workspace_bytes() const {
-    return training && backward_workspace_bytes > forward_workspace_bytes ? backward_workspace_bytes
-                                                                          : forward_workspace_bytes;
-  }
   /// Number of chunks a call runs when it stops after `steps` steps.
   int64_t chunks_for(int64_t steps) const { return steps / chunk + (steps % chunk != 0); }
   /// Whether chunk c of a call with n_chunks chunks stays on the device (never swapped out).
@@ -136,7 +141,34 @@ PoolSizes pool_sizes(const Model& model);
 
 /// Lays out (max_time, batch) for a forward (training or inference) and the backward that follows.
 /// Fails with a message naming the sizes when a byte count does not fit in 64 bits, or when the
-/// activation memory budget cannot hold two chunks.
-Status make_plan(const Model& model, int64_t max_time, int64_t batch, bool training, Plan* plan);
+/// activation memory budget cannot hold two chunks. shared_slot_bytes: the bytes of one chunk of every
+/// layer that shares spec.activation_memory_budget with this model's (all blocks of a call; 0: this
+/// model's own), so that every block keeps the same ring and all of them stay within the budget.
+Status make_plan(const Model& model, int64_t max_time, int64_t batch, bool training, Plan* plan,
+                 int64_t shared_slot_bytes = 0);
+
+/// What one forward or backward runs: the plans of the model's call_blocks, one after another, each
+/// in its own part of the caller's workspace, reserve and host reserve. Between stack_bidirectional
+/// blocks, layer l's concatenated outputs [T, B, O_fw + O_bw] in the caller's layout (training: slot
+/// l in the reserve, since backward reads them again for dW_x; inference: workspace slot l % 2) and,
+/// in backward, their gradients (workspace slot l % 2). A slot holds the widest layer's.
+struct CallPlan : CallSizes {
+  std::vector<Plan> blocks;
+  std::vector<size_t> reserve_offsets;  ///< bytes into the reserve of each block's
+  std::vector<size_t> host_offsets;     ///< bytes into the host reserve of each block's
+  size_t block_workspace = 0;           ///< bytes into the workspace of every block's
+  Region concat, concat_grad;
+
+  /// Layer l's concatenated outputs (grad false) or their gradients (grad true).
+  char* concat_at(int64_t l, bool grad, char* workspace, char* reserve, size_t elem_bytes) const {
+    const Region& r = grad ? concat_grad : concat;
+    return (r.in_reserve ? reserve : workspace) + r.offset +
+           static_cast<size_t>(l % r.slots * r.slot_elems) * elem_bytes;
+  }
+};
+
+/// Plans a call of `model` whose call_blocks are `blocks`; fails as make_plan does.
+Status make_call_plan(const Model& model, const std::vector<Model>& blocks, int64_t max_time, int64_t batch,
+                      bool training, CallPlan* plan);
 
 }  // namespace dynrnn

@@ -16,11 +16,10 @@
 namespace dynrnn {
 
 template <typename T, typename F>
-Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, const void* host_reserve, F&& run) {
+Status Rnn::Impl::bracketed(const Model& block, const Plan& plan, Stream stream, F&& run) {
   Executor<T>& ex = *executor<T>();
-  if (plan.host_bytes > 0) DYNRNN_TRY(ex.check_host_buffer("host_reserve", host_reserve));
   DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
-  Orchestrator<T> orchestrator(model, plan, ex);
+  Orchestrator<T> orchestrator(block, plan, ex);
   Status st;
   try {
     st = run(orchestrator);
@@ -32,49 +31,106 @@ Status Rnn::Impl::bracketed(const Plan& plan, Stream stream, const void* host_re
   return st ? end : st;
 }
 
+namespace {
+
+/// Where block b of a call reads its input and writes its outputs (or, backward, reads their
+/// gradients and writes its input's): the caller's buffers, or for stack_bidirectional the
+/// concatenated outputs of the layer below and of this layer, both directions in one buffer.
 template <typename T>
-Status Rnn::Impl::run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream) {
+struct BlockIo {
+  const T* in;
+  T* out[2];
+  int64_t out_ld[2];
+  T* in_grad;  ///< backward: the input's gradient (grad == true)
+};
+
+template <typename T>
+BlockIo<T> block_io(const Model& model, const std::vector<Model>& blocks, const CallPlan& plan, size_t b, bool grad,
+                    const T* x, T* out, T* out_bw, T* grad_x, char* workspace, char* reserve) {
+  const Model& m = blocks[b];
+  const int64_t O[2] = {m.dirs[0].back().out_width, m.num_directions() == 2 ? m.dirs[1].back().out_width : 0};
+  if (!model.spec.stack_bidirectional) return {x, {out, out_bw}, {O[0], O[1]}, grad_x};
+  auto concat = [&](size_t l, bool g) {
+    return reinterpret_cast<T*>(plan.concat_at(l, g, workspace, reserve, sizeof(T)));
+  };
+  BlockIo<T> io;
+  io.in = b == 0 ? x : concat(b - 1, false);
+  io.out[0] = b + 1 == blocks.size() ? out : concat(b, grad);
+  io.out[1] = io.out[0] ? io.out[0] + O[0] : nullptr;
+  io.out_ld[0] = io.out_ld[1] = O[0] + O[1];
+  io.in_grad = !grad ? nullptr : b == 0 ? grad_x : concat(b - 1, true);
+  return io;
+}
+
+}  // namespace
+
+template <typename T>
+Status Rnn::Impl::run_forward(const ForwardArgs& a, const CallPlan& plan, int64_t loop_bound, Stream stream) {
+  if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
+  char* workspace = static_cast<char*>(a.workspace);
+  char* reserve = static_cast<char*>(a.reserve);
   ForwardCall<T> c;
   c.loop_bound = loop_bound;
   c.time_major = model.spec.time_major;
-  c.x = static_cast<const T*>(a.x);
   c.seq_len = a.sequence_length;
   c.host_seq_len = host_visible_lengths(backend, a.sequence_length, a.host_sequence_length);
   c.initial_state = static_cast<const T*>(a.initial_state);
   c.weights = static_cast<const T*>(a.weights);
-  c.outputs[0] = static_cast<T*>(a.outputs);
-  c.outputs[1] = static_cast<T*>(a.outputs_bw);
   c.final_state = static_cast<T*>(a.final_state);
-  c.workspace = static_cast<char*>(a.workspace);
-  c.reserve = static_cast<char*>(a.reserve);
-  c.host = static_cast<T*>(a.host_reserve);
+  c.workspace = workspace ? workspace + plan.block_workspace : nullptr;
   c.dropout_seed = a.dropout_seed;
   c.dropout_seed_at = a.dropout_seed_at;
-  return bracketed<T>(plan, stream, a.host_reserve, [&](Orchestrator<T>& o) { return o.forward(c); });
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockIo<T> io =
+        block_io<T>(model, blocks, plan, b, false, static_cast<const T*>(a.x), static_cast<T*>(a.outputs),
+                    static_cast<T*>(a.outputs_bw), nullptr, workspace, reserve);
+    c.x = io.in;
+    for (int d = 0; d < 2; ++d) {
+      c.outputs[d] = io.out[d];
+      c.outputs_ld[d] = io.out_ld[d];
+    }
+    c.reserve = reserve ? reserve + plan.reserve_offsets[b] : nullptr;
+    c.host = a.host_reserve ? static_cast<T*>(a.host_reserve) + plan.host_offsets[b] / sizeof(T) : nullptr;
+    DYNRNN_TRY(bracketed<T>(blocks[b], plan.blocks[b], stream, [&](Orchestrator<T>& o) { return o.forward(c); }));
+  }
+  return Status::ok();
 }
 
 template <typename T>
-Status Rnn::Impl::run_backward(const BackwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream) {
+Status Rnn::Impl::run_backward(const BackwardArgs& a, const CallPlan& plan, int64_t loop_bound, Stream stream) {
+  if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
+  char* workspace = static_cast<char*>(a.workspace);
+  char* reserve = static_cast<char*>(const_cast<void*>(a.reserve));  // backward only reads it
   BackwardCall<T> c;
   c.loop_bound = loop_bound;
   c.time_major = model.spec.time_major;
-  c.x = static_cast<const T*>(a.x);
   c.seq_len = a.sequence_length;
   c.host_seq_len = host_visible_lengths(backend, a.sequence_length, a.host_sequence_length);
   c.weights = static_cast<const T*>(a.weights);
-  c.grad_outputs[0] = static_cast<const T*>(a.grad_outputs);
-  c.grad_outputs[1] = static_cast<const T*>(a.grad_outputs_bw);
   c.grad_final_state = static_cast<const T*>(a.grad_final_state);
-  c.grad_inputs = static_cast<T*>(a.grad_inputs);
   c.grad_initial_state = static_cast<T*>(a.grad_initial_state);
   c.grad_weights = static_cast<T*>(a.grad_weights);
   c.accumulate_grad_weights = a.accumulate_grad_weights;
-  c.workspace = static_cast<char*>(a.workspace);
-  c.reserve = static_cast<const char*>(a.reserve);
-  c.host = static_cast<T*>(const_cast<void*>(a.host_reserve));  // backward only reads it
+  c.workspace = workspace ? workspace + plan.block_workspace : nullptr;
   c.dropout_seed = a.dropout_seed;
   c.dropout_seed_at = a.dropout_seed_at;
-  return bracketed<T>(plan, stream, a.host_reserve, [&](Orchestrator<T>& o) { return o.backward(c); });
+  // From the top layer down: block b reads the gradient of its outputs that block b + 1 left.
+  for (size_t b = blocks.size(); b-- > 0;) {
+    const BlockIo<T> io = block_io<T>(
+        model, blocks, plan, b, true, static_cast<const T*>(a.x), const_cast<T*>(static_cast<const T*>(a.grad_outputs)),
+        const_cast<T*>(static_cast<const T*>(a.grad_outputs_bw)), static_cast<T*>(a.grad_inputs), workspace, reserve);
+    c.x = io.in;
+    for (int d = 0; d < 2; ++d) {
+      c.grad_outputs[d] = io.out[d];
+      c.grad_outputs_ld[d] = io.out_ld[d];
+    }
+    c.grad_inputs = io.in_grad;
+    c.reserve = reserve ? reserve + plan.reserve_offsets[b] : nullptr;
+    c.host = a.host_reserve ? static_cast<T*>(const_cast<void*>(a.host_reserve)) + plan.host_offsets[b] / sizeof(T)
+                            : nullptr;
+    DYNRNN_TRY(bracketed<T>(blocks[b], plan.blocks[b], stream, [&](Orchestrator<T>& o) { return o.backward(c); }));
+  }
+  return Status::ok();
 }
 
 void Rnn::Impl::remember_forward(const void* reserve, int64_t steps) {
@@ -125,6 +181,7 @@ Status Rnn::create(const RnnSpec& spec, Backend backend, std::unique_ptr<Rnn>* o
       return Status(StatusCode::kInvalidValue, "out is null; expected a pointer to the std::unique_ptr<Rnn> to fill");
     auto impl = std::make_unique<Impl>();
     DYNRNN_TRY(build_model(spec, &impl->model));
+    impl->blocks = call_blocks(impl->model);
     const int be = static_cast<int>(backend);
     if (be < 0 || be > static_cast<int>(Backend::kCuda)) {
       return Status(StatusCode::kInvalidValue, "backend is " + std::to_string(be) + "; expected kCpu (0) or kCuda (1)");
@@ -182,22 +239,22 @@ int64_t Rnn::output_width(int direction) const {
 namespace {
 
 /// The plan a size query describes, after checking its arguments.
-Status plan_for_query(const Model& model, int64_t max_time, int64_t batch, bool training, const size_t* bytes,
-                      Plan* plan) {
+Status plan_for_query(const Rnn::Impl& impl, int64_t max_time, int64_t batch, bool training, const size_t* bytes,
+                      CallPlan* plan) {
   if (!bytes) return Status(StatusCode::kInvalidValue, "bytes is null; expected a pointer to the size_t to fill");
   if (max_time < 0 || batch < 0) {
     return Status(StatusCode::kInvalidValue, "max_time is " + std::to_string(max_time) + " and batch is " +
                                                  std::to_string(batch) + "; expected both >= 0");
   }
-  return make_plan(model, max_time, batch, training, plan);
+  return make_call_plan(impl.model, impl.blocks, max_time, batch, training, plan);
 }
 
 }  // namespace
 
 Status Rnn::get_workspace_size(int64_t max_time, int64_t batch, bool training, size_t* bytes) const {
   return guarded("Rnn::get_workspace_size", [&]() -> Status {
-    Plan p;
-    DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, training, bytes, &p));
+    CallPlan p;
+    DYNRNN_TRY(plan_for_query(*impl_, max_time, batch, training, bytes, &p));
     *bytes = p.workspace_bytes();
     return Status::ok();
   });
@@ -205,8 +262,8 @@ Status Rnn::get_workspace_size(int64_t max_time, int64_t batch, bool training, s
 
 Status Rnn::get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
   return guarded("Rnn::get_reserve_size", [&]() -> Status {
-    Plan p;
-    DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
+    CallPlan p;
+    DYNRNN_TRY(plan_for_query(*impl_, max_time, batch, true, bytes, &p));
     *bytes = p.reserve_bytes;
     return Status::ok();
   });
@@ -214,8 +271,8 @@ Status Rnn::get_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) con
 
 Status Rnn::get_host_reserve_size(int64_t max_time, int64_t batch, size_t* bytes) const {
   return guarded("Rnn::get_host_reserve_size", [&]() -> Status {
-    Plan p;
-    DYNRNN_TRY(plan_for_query(impl_->model, max_time, batch, true, bytes, &p));
+    CallPlan p;
+    DYNRNN_TRY(plan_for_query(*impl_, max_time, batch, true, bytes, &p));
     *bytes = p.host_bytes;
     return Status::ok();
   });
@@ -225,8 +282,8 @@ Status Rnn::forward(const ForwardArgs& a, Stream stream) {
   return guarded("Rnn::forward", [&]() -> Status {
     CallShape shape;
     DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
-    Plan plan;
-    DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, a.training, &plan));
+    CallPlan plan;
+    DYNRNN_TRY(make_call_plan(impl_->model, impl_->blocks, shape.max_time, shape.batch, a.training, &plan));
     int64_t loop_bound = 0;
     DYNRNN_TRY(validate_forward(impl_->model, impl_->backend, a, plan, &loop_bound));
     DYNRNN_TRY(dispatch_dtype(impl_->model.spec.dtype, [&](auto tag) {
@@ -241,8 +298,8 @@ Status Rnn::backward(const BackwardArgs& a, Stream stream) {
   return guarded("Rnn::backward", [&]() -> Status {
     CallShape shape;
     DYNRNN_TRY(call_shape(impl_->model, a.x_shape, &shape));
-    Plan plan;
-    DYNRNN_TRY(make_plan(impl_->model, shape.max_time, shape.batch, true, &plan));
+    CallPlan plan;
+    DYNRNN_TRY(make_call_plan(impl_->model, impl_->blocks, shape.max_time, shape.batch, true, &plan));
     int64_t loop_bound = 0;
     DYNRNN_TRY(validate_backward(impl_->model, impl_->backend, a, plan, &loop_bound));
     DYNRNN_TRY(impl_->check_backward_steps(a.reserve, loop_bound));

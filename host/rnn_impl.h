@@ -16,6 +16,7 @@ namespace dynrnn {
 
 struct Rnn::Impl {
   Model model;
+  std::vector<Model> blocks;  ///< call_blocks(model): what each call runs, one after another
   Backend backend = Backend::kCpu;
   /// The executor of the handle's element type (the others stay null).
   std::tuple<std::unique_ptr<Executor<float>>, std::unique_ptr<Executor<double>>, std::unique_ptr<Executor<bfloat16>>,
@@ -35,14 +36,15 @@ struct Rnn::Impl {
     return std::get<std::unique_ptr<Executor<T>>>(executors);
   }
 
-  /// Runs an orchestrator call between the executor's begin and end (end also when it throws), once
-  /// the executor accepts the call's host_reserve when the plan uses one.
+  /// Runs an orchestrator call of one block between the executor's begin and end (end also when it
+  /// throws): the caller's stream waits for it, and it for the caller's earlier work.
   template <typename T, typename F>
-  Status bracketed(const Plan& plan, Stream stream, const void* host_reserve, F&& run);
+  Status bracketed(const Model& block, const Plan& plan, Stream stream, F&& run);
+  /// Runs the call's blocks one after another (checked arguments).
   template <typename T>
-  Status run_forward(const ForwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
+  Status run_forward(const ForwardArgs& a, const CallPlan& plan, int64_t loop_bound, Stream stream);
   template <typename T>
-  Status run_backward(const BackwardArgs& a, const Plan& plan, int64_t loop_bound, Stream stream);
+  Status run_backward(const BackwardArgs& a, const CallPlan& plan, int64_t loop_bound, Stream stream);
 };
 
 /// Test-only access to a handle's internals (fault injection, schedule checks). Not installed.

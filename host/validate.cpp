@@ -59,6 +59,16 @@ Status bytes_of(const Model& m, const char* name, std::initializer_list<int64_t>
   return Status::ok();
 }
 
+/// Bytes of the outputs (or their gradients) of each direction: [T, B, O_d], or with stack_bidirectional
+/// one buffer [T, B, O_fw + O_bw] (out_bytes[1] 0).
+Status output_bytes(const Model& m, int64_t T, int64_t B, const char* name, int64_t out_bytes[2]) {
+  const int64_t O[2] = {m.dirs[0].back().out_width, m.num_directions() == 2 ? m.dirs[1].back().out_width : 0};
+  out_bytes[0] = out_bytes[1] = 0;
+  if (m.spec.stack_bidirectional) return bytes_of(m, name, {T, B, O[0] + O[1]}, &out_bytes[0]);
+  for (int d = 0; d < m.num_directions(); ++d) DYNRNN_TRY(bytes_of(m, name, {T, B, O[d]}, &out_bytes[d]));
+  return Status::ok();
+}
+
 /// The checks and facts shared by forward and backward.
 struct Common {
   const int64_t* x_shape;
@@ -70,7 +80,7 @@ struct Common {
   const uint64_t* dropout_seed_at;
 };
 
-Status check_common(const Model& m, Backend backend, const Common& a, const Plan& p, int64_t* loop_bound,
+Status check_common(const Model& m, Backend backend, const Common& a, const CallPlan& p, int64_t* loop_bound,
                     std::vector<Span>* inputs) {
   const int64_t T = p.max_time, B = p.batch;
   int64_t x_bytes = 0, w_bytes = 0;
@@ -129,7 +139,7 @@ Status check_workspace(size_t needed, const void* workspace, size_t bytes) {
 }
 
 /// swap_memory's host half of the reserve: present and large enough when the plan moves chunks.
-Status check_host_reserve(const Plan& p, const void* host_reserve, size_t bytes) {
+Status check_host_reserve(const CallPlan& p, const void* host_reserve, size_t bytes) {
   if (p.host_bytes == 0) return Status::ok();
   if (bytes < p.host_bytes) {
     return Status(StatusCode::kWorkspaceTooSmall, "host_reserve_bytes is " + std::to_string(bytes) +
@@ -158,7 +168,7 @@ Status call_shape(const Model& m, const int64_t x_shape[3], CallShape* shape) {
   return Status::ok();
 }
 
-Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, const Plan& p, int64_t* loop_bound) {
+Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, const CallPlan& p, int64_t* loop_bound) {
   const int64_t T = p.max_time, B = p.batch;
   std::vector<Span> inputs;
   DYNRNN_TRY(check_common(
@@ -167,12 +177,16 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
       p, loop_bound, &inputs));
   int64_t state_bytes = 0, out_bytes[2] = {0, 0};
   DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
-  for (int d = 0; d < m.num_directions(); ++d) {
-    DYNRNN_TRY(bytes_of(m, d == 0 ? "outputs" : "outputs_bw", {T, B, m.dirs[d].back().out_width}, &out_bytes[d]));
-  }
+  DYNRNN_TRY(output_bytes(m, T, B, "outputs", out_bytes));
   if (!a.outputs && out_bytes[0] > 0)
     return invalid("outputs is null; expected [T, B, O] = " + str(out_bytes[0]) + " bytes");
-  if (m.spec.bidirectional()) {
+  if (m.spec.stack_bidirectional) {
+    if (a.outputs_bw) {
+      return invalid(
+          "outputs_bw is set but spec.stack_bidirectional is true; both directions' outputs are "
+          "concatenated in outputs");
+    }
+  } else if (m.spec.bidirectional()) {
     if (!a.outputs_bw && out_bytes[1] > 0) return invalid("outputs_bw is null but the RNN is bidirectional");
   } else if (a.outputs_bw) {
     return invalid("outputs_bw is set but the RNN is unidirectional (spec.cells_bw is empty)");
@@ -207,7 +221,8 @@ Status validate_forward(const Model& m, Backend backend, const ForwardArgs& a, c
   return check_aliasing(inputs, outputs);
 }
 
-Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a, const Plan& p, int64_t* loop_bound) {
+Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a, const CallPlan& p,
+                         int64_t* loop_bound) {
   const int64_t T = p.max_time, B = p.batch;
   std::vector<Span> inputs;
   DYNRNN_TRY(check_common(
@@ -218,11 +233,14 @@ Status validate_backward(const Model& m, Backend backend, const BackwardArgs& a,
   DYNRNN_TRY(bytes_of(m, "the state", {B, m.state_width}, &state_bytes));
   DYNRNN_TRY(bytes_of(m, "x", {T, B, m.spec.input_size}, &x_bytes));
   DYNRNN_TRY(bytes_of(m, "weights", {m.param_count}, &w_bytes));
-  for (int d = 0; d < m.num_directions(); ++d) {
-    DYNRNN_TRY(bytes_of(m, "grad_outputs", {T, B, m.dirs[d].back().out_width}, &out_bytes[d]));
-  }
+  DYNRNN_TRY(output_bytes(m, T, B, "grad_outputs", out_bytes));
   if (!m.spec.bidirectional() && a.grad_outputs_bw) {
     return invalid("grad_outputs_bw is set but the RNN is unidirectional (spec.cells_bw is empty)");
+  }
+  if (m.spec.stack_bidirectional && a.grad_outputs_bw) {
+    return invalid(
+        "grad_outputs_bw is set but spec.stack_bidirectional is true; both directions' output "
+        "gradients are concatenated in grad_outputs");
   }
   if (!a.reserve && p.reserve_bytes > 0)
     return invalid("reserve is null; backward needs the reserve of a training forward");

@@ -25,11 +25,11 @@ inline const int32_t* host_visible_lengths(Backend backend, const int32_t* seq_l
 
 /// Checks pointers, sizes, lengths and aliasing of a forward call whose plan is `plan`; on success
 /// sets *loop_bound (the number of steps to run).
-Status validate_forward(const Model& model, Backend backend, const ForwardArgs& a, const Plan& plan,
+Status validate_forward(const Model& model, Backend backend, const ForwardArgs& a, const CallPlan& plan,
                         int64_t* loop_bound);
 
 /// The same for backward (plan made with training = true).
-Status validate_backward(const Model& model, Backend backend, const BackwardArgs& a, const Plan& plan,
+Status validate_backward(const Model& model, Backend backend, const BackwardArgs& a, const CallPlan& plan,
                          int64_t* loop_bound);
 
 }  // namespace dynrnn

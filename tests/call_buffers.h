@@ -43,6 +43,31 @@ void append_bytes(std::vector<uint8_t>& out, const std::vector<V>& v) {
   if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
 }
 
+/// The column blocks a (width wa) and b (width wb) of `rows` rows side by side, as
+/// stack_bidirectional's outputs hold both directions; an empty block is zeros, and two empty
+/// blocks give an empty result.
+template <typename T>
+std::vector<T> concat_columns(const std::vector<double>& a, int64_t wa, const std::vector<double>& b, int64_t wb,
+                              int64_t rows) {
+  if (a.empty() && b.empty()) return {};
+  std::vector<T> out(static_cast<size_t>(rows * (wa + wb)), T(0));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < wa && !a.empty(); ++j) out[r * (wa + wb) + j] = static_cast<T>(a[r * wa + j]);
+    for (int64_t j = 0; j < wb && !b.empty(); ++j) out[r * (wa + wb) + wa + j] = static_cast<T>(b[r * wb + j]);
+  }
+  return out;
+}
+
+/// Columns [first, first + width) of a buffer of rows of `ld` elements.
+inline std::vector<double> column_block(const std::vector<double>& v, int64_t ld, int64_t first, int64_t width) {
+  const int64_t rows = ld > 0 ? static_cast<int64_t>(v.size()) / ld : 0;
+  std::vector<double> out(static_cast<size_t>(rows * width));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < width; ++j) out[r * width + j] = v[r * ld + first + j];
+  }
+  return out;
+}
+
 /// Packs named state leaves into the flat state layout (missing leaves are zero).
 template <typename T>
 std::vector<T> pack_state(const dynrnn::Rnn& rnn, const ref::Named& leaves, int64_t B) {
@@ -72,7 +97,10 @@ template <typename T>
 struct CallBuffers {
   int64_t T_ = 0, B = 0, D = 0;
   bool time_major = false;
-  bool bi = false;                                 ///< bidirectional: out_bw is allocated and passed
+  bool bidirectional = false;
+  bool stacked = false;                            ///< stack_bidirectional: out (dout) holds both directions' columns
+  bool bi = false;                                 ///< bidirectional, not stacked: out_bw is allocated and passed
+  int64_t out_width = 0;                           ///< of out and dout
   std::vector<T> x, w, init, dout, dout_bw, dfin;  ///< inputs
   std::vector<int32_t> len;                        ///< sequence_length (empty: none)
   std::vector<T> out, out_bw, fin, dx, dinit, dw;  ///< results
@@ -85,7 +113,10 @@ struct CallBuffers {
         B(batch),
         D(rnn.spec().input_size),
         time_major(time_major_layout),
-        bi(rnn.spec().bidirectional()) {
+        bidirectional(rnn.spec().bidirectional()),
+        stacked(rnn.spec().stack_bidirectional),
+        bi(bidirectional && !stacked),
+        out_width(rnn.output_width(0) + (stacked ? rnn.output_width(1) : 0)) {
     size_t ws_bytes = 0, rs_bytes = 0, hrs_bytes = 0;
     if (!rnn.get_workspace_size(T_, B, training, &ws_bytes).is_ok() ||
         !rnn.get_reserve_size(T_, B, &rs_bytes).is_ok()) {
@@ -96,7 +127,7 @@ struct CallBuffers {
     ws.assign(ws_bytes, 0);
     rs.assign(rs_bytes, 0);
     hrs.assign(hrs_bytes, 0);
-    out.assign(static_cast<size_t>(T_ * B * rnn.output_width(0)), T(0));
+    out.assign(static_cast<size_t>(T_ * B * out_width), T(0));
     out_bw.assign(bi ? static_cast<size_t>(T_ * B * rnn.output_width(1)) : 0, T(0));
     fin.assign(static_cast<size_t>(B * rnn.state_width()), T(0));
     dx.assign(static_cast<size_t>(T_ * B * D), T(0));
@@ -117,8 +148,12 @@ struct CallBuffers {
   }
   /// The upstream gradients of `u`.
   void set_upstream(const dynrnn::Rnn& rnn, const ref::Upstream& u) {
-    dout.assign(u.dout_fw.begin(), u.dout_fw.end());
-    dout_bw.assign(u.dout_bw.begin(), u.dout_bw.end());
+    if (stacked) {
+      dout = concat_columns<T>(u.dout_fw, rnn.output_width(0), u.dout_bw, rnn.output_width(1), T_ * B);
+    } else {
+      dout.assign(u.dout_fw.begin(), u.dout_fw.end());
+      dout_bw.assign(u.dout_bw.begin(), u.dout_bw.end());
+    }
     dfin = pack_state<T>(rnn, u.dfinal, B);
   }
 
@@ -133,12 +168,12 @@ struct CallBuffers {
     fill(x, T_ * B * D, 1.0, 1);
     fill(w, rnn.param_count(), 0.5, 2);
     fill(init, B * rnn.state_width(), 0.5, 3);
-    fill(dout, T_ * B * rnn.output_width(0), 1.0, 4);
+    fill(dout, T_ * B * out_width, 1.0, 4);
     fill(dout_bw, bi ? T_ * B * rnn.output_width(1) : 0, 1.0, 5);
     fill(dfin, B * rnn.state_width(), 1.0, 6);
     len.assign(static_cast<size_t>(B), static_cast<int32_t>(T_));
     len[1] = 2;
-    len[2] = bi ? 0 : 4;
+    len[2] = bidirectional ? 0 : 4;
   }
 
   /// Every result (out, out_bw, fin, dx, dinit, dw) set to `v`.

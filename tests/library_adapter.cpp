@@ -69,6 +69,7 @@ dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype,
   dynrnn::RnnSpec spec;
   for (const ref::Cell& c : p.fw) spec.cells_fw.push_back(to_spec(c));
   for (const ref::Cell& c : p.bw) spec.cells_bw.push_back(to_spec(c));
+  spec.stack_bidirectional = p.stack_bidirectional;
   spec.input_size = p.D;
   spec.dtype = dtype;
   spec.time_major = p.time_major;
@@ -125,8 +126,14 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
     ADD_FAILURE() << "forward: " << st.to_string();
     return run;
   }
-  run.forward.out_fw = widen(c.out);
-  if (c.bi) run.forward.out_bw = widen(c.out_bw);
+  if (c.stacked) {
+    const int64_t o_fw = rnn->output_width(0);
+    run.forward.out_fw = column_block(widen(c.out), c.out_width, 0, o_fw);
+    run.forward.out_bw = column_block(widen(c.out), c.out_width, o_fw, c.out_width - o_fw);
+  } else {
+    run.forward.out_fw = widen(c.out);
+    if (c.bi) run.forward.out_bw = widen(c.out_bw);
+  }
   run.forward.final_state = unpack_state(*rnn, widen(c.fin), B);
   if (!upstream || !training) return run;
 

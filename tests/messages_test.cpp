@@ -173,6 +173,16 @@ TEST(Messages, EverySpecField) {
       {"parallel_iterations",
        [](RnnSpec& s) { s.parallel_iterations = -32; },
        {StatusCode::kInvalidValue, "spec.parallel_iterations", "is -32", "0 means the default"}},
+      {"stack_bidirectional with stacks of different depths",
+       [](RnnSpec& s) { s.stack_bidirectional = true; },
+       {StatusCode::kInvalidValue, "spec.stack_bidirectional", "cells_fw has 2 cells and spec.cells_bw 1",
+        "same depth"}},
+      {"stack_bidirectional without a backward stack",
+       [](RnnSpec& s) {
+         s.cells_bw.clear();
+         s.stack_bidirectional = true;
+       },
+       {StatusCode::kInvalidValue, "spec.stack_bidirectional", "spec.cells_bw 0", "same depth"}},
   };
   for (const SpecCase& c : cases) {
     RnnSpec s = base_spec(/*bidirectional=*/true);
@@ -202,6 +212,33 @@ TEST(Messages, CreateAndSizeQueries) {
                 {StatusCode::kInvalidValue, "max_time * batch", std::to_string(big), "overflows 64 bits"});
   check_message("reserve: size overflow", rnn->get_reserve_size(big, int64_t(1) << 21, &bytes),
                 {StatusCode::kInvalidValue, "max_time = " + std::to_string(big), "batch = 2097152", "overflow"});
+}
+
+TEST(Messages, StackBidirectionalOutputs) {
+  // Both directions' outputs (and their gradients) are one buffer: the size names both widths.
+  RnnSpec s = base_spec(/*bidirectional=*/true);
+  s.cells_bw.push_back(CellSpec::basic_lstm(5));
+  s.stack_bidirectional = true;
+  std::unique_ptr<dynrnn::Rnn> rnn;
+  ASSERT_TRUE(dynrnn::Rnn::create(s, Backend::kCpu, &rnn).is_ok());
+  testing_support::CallBuffers<float> c(*rnn, /*T=*/3, /*B=*/2, false);
+  ASSERT_EQ(c.out.size(), 3u * 2u * (4u + 5u));
+  c.x.assign(3 * 2 * 2, 0.5f);
+  c.w.assign(rnn->param_count(), 0.1f);
+  c.dout = c.out;
+  std::vector<float> other(c.out.size());
+  dynrnn::ForwardArgs f = c.forward_args();
+  f.outputs = nullptr;
+  check_message("outputs null", rnn->forward(f),
+                {StatusCode::kInvalidValue, "outputs", "null", std::to_string(3 * 2 * 9 * 4) + " bytes"});
+  f = c.forward_args();
+  f.outputs_bw = other.data();
+  check_message("outputs_bw set", rnn->forward(f),
+                {StatusCode::kInvalidValue, "outputs_bw", "is set", "concatenated in outputs"});
+  dynrnn::BackwardArgs b = c.backward_args();
+  b.grad_outputs_bw = other.data();
+  check_message("grad_outputs_bw set", rnn->backward(b),
+                {StatusCode::kInvalidValue, "grad_outputs_bw", "is set", "concatenated in grad_outputs"});
 }
 
 /// The handle of a Bufs, created before its buffers.

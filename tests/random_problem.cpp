@@ -1,5 +1,6 @@
 #include "random_problem.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace testing_support {
@@ -50,9 +51,10 @@ std::vector<ref::Cell> random_stack(std::mt19937_64& rng, const ProblemOptions& 
 // ResidualWrapper on each layer whose input width equals its output width, with probability 1/2.
 // `side` is an engine of its own, so the problem's other draws are those it had before residual
 // layers existed.
-void add_residual_layers(std::vector<ref::Cell>& stack, int D, std::mt19937_64& side) {
+void add_residual_layers(ref::Problem& p, int direction, std::mt19937_64& side) {
+  std::vector<ref::Cell>& stack = direction == 0 ? p.fw : p.bw;
   for (size_t l = 0; l < stack.size(); ++l)
-    if (ref::layer_input_width(stack, static_cast<int>(l), D) == ref::output_width(stack[l]))
+    if (ref::layer_input_width(p, direction, static_cast<int>(l)) == ref::output_width(stack[l]))
       stack[l].residual = coin(side, 0.5);
 }
 
@@ -86,6 +88,9 @@ ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
   // Seeded from (without advancing) `rng`: a stream uncorrelated with the problem's own draws.
   std::mt19937_64 side = rng;
   side.seed(side() ^ 0x5265736964756131ULL);
+  // Likewise for stack_bidirectional, so that the other problems are those drawn before it existed.
+  std::mt19937_64 stacking = rng;
+  stacking.seed(stacking() ^ 0x537461636b426964ULL);
   ref::Problem p;
   p.T = coin(rng, 0.05) ? 0 : uniform_int(rng, 1, opt.max_time);
   p.B = coin(rng, 0.03) ? 0 : uniform_int(rng, 1, opt.max_batch);
@@ -94,8 +99,16 @@ ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
   p.fw = random_stack(rng, opt);
   const bool bi = coin(rng, 0.3);
   if (bi) p.bw = random_stack(rng, opt);
-  add_residual_layers(p.fw, p.D, side);
-  add_residual_layers(p.bw, p.D, side);
+  // stack_bidirectional_dynamic_rnn for a third of the bidirectional problems, both stacks cut to
+  // the depth of the shorter one.
+  if (bi && coin(stacking, 1.0 / 3.0)) {
+    p.stack_bidirectional = true;
+    const size_t depth = std::min(p.fw.size(), p.bw.size());
+    p.fw.resize(depth);
+    p.bw.resize(depth);
+  }
+  add_residual_layers(p, 0, side);
+  add_residual_layers(p, 1, side);
   add_dropout_layers(p.fw, side);
   add_dropout_layers(p.bw, side);
   p.dropout_seed = side();
@@ -112,7 +125,7 @@ ref::Problem random_problem(std::mt19937_64& rng, const ProblemOptions& opt) {
     const std::vector<ref::Cell>& stack = d == 0 ? p.fw : p.bw;
     std::vector<ref::Params>& w = d == 0 ? p.w_fw : p.w_bw;
     for (size_t l = 0; l < stack.size(); ++l) {
-      w.push_back(ref::random_params(stack[l], ref::layer_input_width(stack, static_cast<int>(l), p.D), rng, 0.7));
+      w.push_back(ref::random_params(stack[l], ref::layer_input_width(p, d, static_cast<int>(l)), rng, 0.7));
     }
   }
   p.has_initial_state = coin(rng, 0.6);
@@ -167,7 +180,7 @@ std::string describe(const ref::Problem& p) {
      << (p.has_initial_state ? " init" : "") << " dropout_seed=" << p.dropout_seed << " fw:";
   stack(p.fw);
   if (!p.bw.empty()) {
-    os << " bw:";
+    os << (p.stack_bidirectional ? " stacked bw:" : " bw:");
     stack(p.bw);
   }
   if (p.has_seq_len) {

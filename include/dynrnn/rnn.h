@@ -62,8 +62,10 @@ struct ForwardArgs {
   const void* initial_state = nullptr;  ///< [in] [state_elements(B)] flat state (state_layout()); null = zeros
   const void* weights = nullptr;        ///< [in] [param_count()] flat weights (params())
 
-  void* outputs = nullptr;      ///< [out] forward stack output, [B, T, O_fw] or [T, B, O_fw]
-  void* outputs_bw = nullptr;   ///< [out] bidirectional only: backward stack output, same layout
+  /// [out] forward stack output, [B, T, O_fw] or [T, B, O_fw]; with spec.stack_bidirectional both
+  /// directions' top outputs concatenated, [B, T, O_fw + O_bw] or [T, B, O_fw + O_bw]
+  void* outputs = nullptr;
+  void* outputs_bw = nullptr;   ///< [out] bidirectional only (not stack_bidirectional): backward stack output
   void* final_state = nullptr;  ///< [out] optional [state_elements(B)] flat final state
 
   void* workspace = nullptr;  ///< [scratch] get_workspace_size(..., training) bytes
@@ -104,7 +106,7 @@ struct BackwardArgs {
   const void* weights = nullptr;
 
   const void* grad_outputs = nullptr;      ///< [in] optional dL/d outputs, same shape; null = zeros
-  const void* grad_outputs_bw = nullptr;   ///< [in] optional dL/d outputs_bw
+  const void* grad_outputs_bw = nullptr;   ///< [in] optional dL/d outputs_bw (null with stack_bidirectional)
   const void* grad_final_state = nullptr;  ///< [in] optional dL/d final_state; null = zeros
 
   void* grad_inputs = nullptr;           ///< [out] optional dL/dx, shape of x
@@ -197,7 +199,8 @@ class Rnn {
   const std::vector<StateLeaf>& state_layout() const;
   /// Sum of the leaf widths: the state has batch * state_width() elements.
   int64_t state_width() const;
-  /// Output width of the forward (direction 0) or backward (direction 1) stack.
+  /// Output width of the forward (direction 0) or backward (direction 1) stack (with
+  /// stack_bidirectional, `outputs` has output_width(0) + output_width(1) columns).
   int64_t output_width(int direction) const;
 
   /// Bytes of scratch that forward (training or not) or backward needs for max_time T and batch B.

@@ -126,11 +126,20 @@ struct CellSpec {
 /// The whole `dynamic_rnn` (cells_bw empty) or `bidirectional_dynamic_rnn` (cells_bw non-empty) call,
 /// minus the tensors. Each direction is a MultiRNNCell stack, bottom layer first; a one-element
 /// stack is the plain cell. As in TensorFlow, the two directions of a bidirectional RNN are
-/// independent stacks over the same input (no concatenation between layers) and may differ.
+/// independent stacks over the same input (no concatenation between layers) and may differ, unless
+/// stack_bidirectional is set.
 struct RnnSpec {
   std::vector<CellSpec> cells_fw;  ///< at least one cell
   std::vector<CellSpec> cells_bw;  ///< empty: unidirectional
-  int64_t input_size = 0;          ///< D, the depth of `inputs`, > 0
+  /// tf.contrib.rnn.stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, ...) instead of
+  /// bidirectional_dynamic_rnn(MultiRNNCell(cells_fw), MultiRNNCell(cells_bw), ...): layer l is one
+  /// bidirectional RNN of cells_fw[l] and cells_bw[l] whose input is layer l - 1's outputs of both
+  /// directions concatenated ([..., O_fw + O_bw], forward first) — the bidirectional stack of cuDNN,
+  /// PyTorch's nn.LSTM(bidirectional=True, num_layers=L) and Keras' stacked Bidirectional layers.
+  /// Needs cells_bw.size() == cells_fw.size(). The outputs are the top layer's, concatenated in one
+  /// buffer (ForwardArgs::outputs; outputs_bw stays null; the same for their gradients).
+  bool stack_bidirectional = false;
+  int64_t input_size = 0;  ///< D, the depth of `inputs`, > 0
   DataType dtype = DataType::kFloat32;
   bool time_major = false;  ///< false: inputs/outputs [B, T, ...]; true: [T, B, ...]
   /// Steps per chunk (TF's knob; 0 means 32 as in TF, negative is an error). dynrnn runs each layer

@@ -198,6 +198,7 @@ RnnSpec decode_spec(Reader& r) {
   const uint8_t layers = r.u8();
   const int n_fw = (layers & 3) == 3 ? 0 : (layers & 3) + 1;
   const int n_bw = (layers >> 2) & 3;
+  s.stack_bidirectional = (layers & 16) != 0;
   for (int i = 0; i < n_fw; ++i) s.cells_fw.push_back(decode_cell(r));
   for (int i = 0; i < n_bw; ++i) s.cells_bw.push_back(decode_cell(r));
   s.input_size = r.size(1, 8);
@@ -253,16 +254,22 @@ struct Facts {
   std::vector<LayerFacts> dirs[2];
   i128 params = 0, state = 0, out[2] = {0, 0};
   int num_dirs = 1;
+  bool stacked = false;  ///< stack_bidirectional: one outputs buffer of out[0] + out[1] columns
 };
 
 Facts facts_of(const RnnSpec& s) {
   Facts f;
   f.num_dirs = s.bidirectional() ? 2 : 1;
+  f.stacked = s.stack_bidirectional;
+  auto out_width = [](const CellSpec& c) -> i128 { return c.num_proj > 0 ? c.num_proj : c.num_units; };
   for (int d = 0; d < f.num_dirs; ++d) {
     i128 in = s.input_size;
-    for (const CellSpec& c : d == 0 ? s.cells_fw : s.cells_bw) {
+    const std::vector<CellSpec>& cells = d == 0 ? s.cells_fw : s.cells_bw;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const CellSpec& c = cells[i];
       LayerFacts l;
-      l.in = in;
+      // stack_bidirectional (equal depths, or create fails): both directions' layer below, concatenated.
+      l.in = f.stacked && i > 0 ? out_width(s.cells_fw[i - 1]) + out_width(s.cells_bw[i - 1]) : in;
       l.units = c.num_units;
       l.lstm = c.kind == CellKind::kLSTM || c.kind == CellKind::kBasicLSTM;
       l.gru = c.kind == CellKind::kGRU;
@@ -307,7 +314,8 @@ std::string spec_string(const RnnSpec& s) {
                     " time_major=" + std::to_string(s.time_major) +
                     " parallel_iterations=" + std::to_string(s.parallel_iterations) +
                     " swap=" + std::to_string(s.swap_memory) + " budget=" + std::to_string(s.activation_memory_budget) +
-                    " recompute=" + std::to_string(s.recompute) + "\n";
+                    " recompute=" + std::to_string(s.recompute) +
+                    " stack_bidirectional=" + std::to_string(s.stack_bidirectional) + "\n";
   for (int d = 0; d < 2; ++d) {
     for (const CellSpec& c : d == 0 ? s.cells_fw : s.cells_bw) {
       out += std::string(d == 0 ? "  fw " : "  bw ") + "kind=" + std::to_string(int(c.kind)) +
@@ -608,8 +616,10 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   }
   const bool shape_ok = c.T >= 0 && c.B >= 0 && c.D >= 0 && c.D == spec.input_size;
   c.x = shape_ok ? sat({c.T, c.B, c.D, eb}) : -1;
-  c.out[0] = shape_ok ? sat({c.T, c.B, f.out[0], eb}) : -1;
-  c.out[1] = shape_ok && bi ? sat({c.T, c.B, f.out[1], eb}) : 0;
+  // stack_bidirectional: both directions' outputs in `outputs`, none in outputs_bw.
+  const bool own_bw = bi && !f.stacked;
+  c.out[0] = shape_ok ? sat({c.T, c.B, f.stacked ? f.out[0] + f.out[1] : f.out[0], eb}) : -1;
+  c.out[1] = shape_ok && own_bw ? sat({c.T, c.B, f.out[1], eb}) : 0;
   c.state = shape_ok ? sat({c.B, f.state, eb}) : -1;
   c.weights = sat({f.params, eb});
   const bool sizes_fit = c.x <= INT64_MAX && c.out[0] <= INT64_MAX && c.out[1] <= INT64_MAX && c.state <= INT64_MAX &&
@@ -709,7 +719,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   arena.place(r, init, presence(true));
   arena.place(r, w, presence(true));
   arena.place(r, out, presence(true));
-  arena.place(r, out_bw, presence(bi));
+  arena.place(r, out_bw, presence(own_bw));
   arena.place(r, fin, presence(true));
   arena.place(r, ws, presence(true));
   arena.place(r, rs, training);
@@ -719,7 +729,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
       dfin{"grad_final_state", false, c.state, c.state}, dx{"grad_inputs", true, c.x, c.x},
       dinit{"grad_initial_state", true, c.state, c.state}, dw{"grad_weights", true, c.weights, c.weights};
   arena.place(r, dout, presence(true));
-  arena.place(r, dout_bw, presence(bi));
+  arena.place(r, dout_bw, presence(own_bw));
   arena.place(r, dfin, presence(true));
   arena.place(r, dx, presence(true));
   arena.place(r, dinit, presence(true));
@@ -814,8 +824,8 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   fv.rule(flag_training && hr_needed > 0 && !hr.ptr, "host_reserve null");
   fv.rule(!flag_training && (hr.ptr || hr_bytes > 0), "a host_reserve without training");
   fv.rule(!out.ptr && c.out[0] > 0, "outputs null");
-  fv.rule(bi && !out_bw.ptr && c.out[1] > 0, "outputs_bw null");
-  fv.rule(!bi && out_bw.ptr, "outputs_bw on a unidirectional RNN");
+  fv.rule(own_bw && !out_bw.ptr && c.out[1] > 0, "outputs_bw null");
+  fv.rule(!own_bw && out_bw.ptr, "outputs_bw on a unidirectional or stack_bidirectional RNN");
   fv.rule(!find_alias({&x, &w, &lengths, &init}, {&out, &out_bw, &fin, &ws, &rs, &hr}).empty(),
           find_alias({&x, &w, &lengths, &init}, {&out, &out_bw, &fin, &ws, &rs, &hr}));
   if (forced && fv.must_reject.empty()) oracle_failure("harness: a forced rejection breaks no rule", context);
@@ -841,9 +851,9 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
     if (!ch.empty()) oracle_failure("forward wrote an input", ch + "\n" + context);
     // Masking: outputs past each length are exactly zero; length-0 rows copy the state through.
     const int64_t T_ = c.T, B = c.B;
-    for (int d = 0; d < f.num_dirs; ++d) {
+    for (int d = 0; d < (own_bw ? 2 : 1); ++d) {
       const T* o = reinterpret_cast<const T*>(d == 0 ? out.ptr : out_bw.ptr);
-      const int64_t O = static_cast<int64_t>(f.out[d]);
+      const int64_t O = static_cast<int64_t>(f.stacked ? f.out[0] + f.out[1] : f.out[d]);
       if (!o) continue;
       for (int64_t b = 0; b < B; ++b) {
         for (int64_t t = effective_length(len_ptr, b, T_); t < T_; ++t) {
@@ -919,7 +929,7 @@ void run_calls(Reader& r, Rnn& rnn, const RnnSpec& spec, const Facts& f) {
   Verdict bv;
   common_rules(bv, ws_train_ok, ws_train);
   bv.rule(!rs_ok, "the reserve query fails");
-  bv.rule(!bi && dout_bw.ptr, "grad_outputs_bw on a unidirectional RNN");
+  bv.rule(!own_bw && dout_bw.ptr, "grad_outputs_bw on a unidirectional or stack_bidirectional RNN");
   bv.rule(!rs.ptr && rs_needed > 0, "reserve null");
   bv.rule(rs_bytes < rs_needed, "reserve_bytes short");
   bv.rule(!hr_ok, "the host reserve query fails");
@@ -1093,6 +1103,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
+  if (spec.stack_bidirectional && spec.cells_bw.size() != spec.cells_fw.size())
+    oracle_failure("create accepted stack_bidirectional with stacks of different depths", spec_string(spec));
   const Facts f = facts_of(spec);
   check_tables(*rnn, f, spec);
   const RnnSpec& kept = rnn->spec();

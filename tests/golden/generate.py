@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Generate the dynrnn golden fixtures from TensorFlow's graph-mode
-tf.compat.v1.nn.dynamic_rnn / bidirectional_dynamic_rnn.
+tf.compat.v1.nn.dynamic_rnn / bidirectional_dynamic_rnn (and
+tf.contrib.rnn.stack_bidirectional_dynamic_rnn, transcribed below).
 
 How to re-run (from the repository root, Python 3.11):
 
@@ -136,6 +137,26 @@ Notes
   v1 wrapper passes the `scope` keyword, as for KerasCellResidualWrapper); a
   ResidualWrapper around it is a plain one (the DropoutWrapper takes the
   keyword).
+* stack=True in case(...) (cases stack_bidi_*): tf.contrib.rnn's
+  stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, x, initial_states_fw,
+  initial_states_bw, ...), transcribed from TF 1.x
+  tensorflow/contrib/rnn/python/ops/rnn.py (contrib is gone from TF 2) around
+  TF's own tf.compat.v1.nn.bidirectional_dynamic_rnn: layer l of both
+  directions is one bidirectional_dynamic_rnn (single cells, no MultiRNNCell)
+  over layer l-1's concat([out_fw, out_bw], 2), so layer l > 0 has input width
+  O_fw(l-1) + O_bw(l-1) (kernel rows; a DropoutWrapper's input_size; a
+  residual layer needs output width == that). Variables are named
+  stack_bidirectional_rnn/cell_<l>/bidirectional_rnn/<fw|bw>/<cell scope>/
+  <local> (checked exactly, stack_tf_name). The header has
+  "stack_bidirectional 1" (absent: 0) and bidirectional 1, layers_fw ==
+  layers_bw. out/fw and out/bw are the two column blocks of TF's concatenated
+  output (fw first), dout/fw and dout/bw the upstream gradient of that concat
+  split the same way (their concat is fed as the gradient); state leaves are
+  per layer as in the bidirectional cases (TF returns tuple(states_fw),
+  tuple(states_bw); initial states go in as initial_states_fw[l] /
+  initial_states_bw[l]). Dropout noise of layer l, direction d: the same
+  streams as for a MultiRNNCell stack's layer l (dropout_stream(direction,
+  l, site)).
 
 File format (one file per case, see tests/golden/fixture.h for the loader):
     # comment line
@@ -202,7 +223,9 @@ def C(kind, units, activation="tanh", forget_bias=None, use_peepholes=False,
 
 
 def case(name, fw, T=5, B=3, D=4, bw=None, time_major=False, seq_len=None,
-         init=False, dtype="float32", cf2=False, dropout_seed=0):
+         init=False, dtype="float32", cf2=False, dropout_seed=0, stack=False):
+    """stack=True: stack_bidirectional_dynamic_rnn(fw, bw) (layer-wise bidirectional) instead of
+    bidirectional_dynamic_rnn(MultiRNNCell(fw), MultiRNNCell(bw)); needs len(fw) == len(bw)."""
     if isinstance(fw, dict):
         fw = [fw]
     if isinstance(bw, dict):
@@ -210,9 +233,12 @@ def case(name, fw, T=5, B=3, D=4, bw=None, time_major=False, seq_len=None,
     if seq_len is not None:
         assert len(seq_len) == B, name
     assert 0 <= dropout_seed < 2 ** 64, name
+    if stack:
+        assert bw is not None and len(fw) == len(bw) >= 1, name
+        assert not cf2, name
     return dict(name=name, fw=fw, bw=bw, T=T, B=B, D=D, time_major=time_major,
                 seq_len=seq_len, init=init, dtype=dtype, cf2=cf2,
-                dropout_seed=int(dropout_seed))
+                dropout_seed=int(dropout_seed), stack=bool(stack))
 
 
 def V(kind, units, input_keep_prob=1.0, output_keep_prob=1.0, state_keep_prob=1.0, **kw):
@@ -393,6 +419,33 @@ CASES = [
          [V("basic_lstm", 4, input_keep_prob=0.8, state_keep_prob=0.7), V("gru_ra", 4, state_keep_prob=0.6),
           V("basic_rnn", 3, activation="relu", output_keep_prob=0.7, state_keep_prob=0.75)],
          B=3, seq_len=[5, 0, 3], init=True, dtype="float64", dropout_seed=0xABCDF2),
+    # --- stack_bidirectional_dynamic_rnn: layer l is one bidirectional_dynamic_rnn over layer l-1's
+    # concat([out_fw, out_bw], 2) (stack=True, see the module docstring) ---
+    case("stack_bidi_lstm_seqlen_init", [C("lstm", 5), C("lstm", 4)], bw=[C("lstm", 4), C("lstm", 5)], B=4,
+         seq_len=[5, 0, 3, 2], init=True, stack=True),
+    case("stack_bidi_mixed_3_layers",
+         [C("lstm", 5, num_proj=3, use_peepholes=True, cell_clip=0.3), C("basic_rnn", 4, activation="relu"),
+          C("gru_ra", 4)],
+         bw=[C("gru", 4), C("basic_lstm", 5), C("lstm", 3)], stack=True),
+    case("stack_bidi_time_major_seqlen_init", [C("gru", 4), C("basic_lstm", 3)],
+         bw=[C("basic_lstm", 5), C("gru_ra", 4)], time_major=True, seq_len=[3, 5, 1], init=True, stack=True),
+    case("stack_bidi_residual_seqlen_init", [C("lstm", 3), C("gru", 6, residual=True)],
+         bw=[C("basic_rnn", 3), C("gru_ra", 6, residual=True)], B=4, seq_len=[5, 2, 0, 4], init=True,
+         stack=True),
+    case("stack_bidi_dropout_seqlen_init",
+         [V("lstm", 5, use_peepholes=True, input_keep_prob=0.7, output_keep_prob=0.8, state_keep_prob=0.7),
+          V("gru", 4, input_keep_prob=0.75, output_keep_prob=0.6, state_keep_prob=0.65)],
+         bw=[V("gru_ra", 4, input_keep_prob=0.8, output_keep_prob=0.7, state_keep_prob=0.6),
+             V("basic_lstm", 4, input_keep_prob=0.7, output_keep_prob=0.75, state_keep_prob=0.7)],
+         B=4, seq_len=[5, 2, 0, 4], init=True, dropout_seed=0x5EED0001, stack=True),
+    case("stack_bidi_f64_gru_ra_seqlen_init", [C("gru", 4), C("gru_ra", 5)], bw=[C("gru_ra", 3), C("gru", 4)],
+         seq_len=[4, 5, 0], init=True, dtype="float64", stack=True),
+    case("stack_bidi_seqlen_all_zero_init", [C("lstm", 4), C("gru", 3)], bw=[C("gru", 3), C("basic_rnn", 4)],
+         seq_len=[0, 0, 0], init=True, stack=True),
+    case("stack_bidi_t1_b1", [C("basic_lstm", 3), C("gru", 2)], bw=[C("basic_rnn", 3), C("lstm", 4, num_proj=2)],
+         T=1, B=1, D=2, stack=True),
+    case("stack_bidi_one_layer_b1_seqlen_init", C("lstm", 4, num_proj=2), bw=C("gru_ra", 3), B=1, seq_len=[3],
+         init=True, stack=True),
 ]
 
 
@@ -609,10 +662,10 @@ def dropout_wrapper(spec, cell, in_width, dtype, np_dtype, seed, direction, laye
     return w
 
 
-def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, injected=None, unused=None):
-    """The cell (or MultiRNNCell) of direction d; appends (d, layer, cell) of Keras cells to keras_cells,
-    (tag, noise constant, keep, mask) of injected dropout noise to injected, (tag, constant) of noise
-    that must stay unused (an LSTM's c state noise) to unused."""
+def make_layer_cells(specs, d, dtype, keras_cells, in_widths, seed=0, np_dtype=None, injected=None, unused=None):
+    """The (wrapped) cells of direction d, layer by layer; layer l's input has width in_widths[l]. Appends
+    (d, layer, cell) of Keras cells to keras_cells, (tag, noise constant, keep, mask) of injected dropout
+    noise to injected, (tag, constant) of noise that must stay unused (an LSTM's c state noise) to unused."""
     cells = [make_cell(s, dtype) for s in specs]
     for layer, (s, cell) in enumerate(zip(specs, cells)):
         if s["kind"] == "gru_ra":
@@ -621,16 +674,64 @@ def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, inje
     wrapped = []
     for layer, (s, cell) in enumerate(zip(specs, cells)):
         if has_dropout_wrapper(s):
-            in_width = D if layer == 0 else h_width(specs[layer - 1])
-            cell = dropout_wrapper(s, cell, in_width, dtype, np_dtype, seed, direction, layer, injected, unused,
-                                   "%s/%d" % (d, layer))
+            cell = dropout_wrapper(s, cell, in_widths[layer], dtype, np_dtype, seed, direction, layer, injected,
+                                   unused, "%s/%d" % (d, layer))
         if s["residual"]:
             cell = residual_wrapper(s, cell)
         wrapped.append(cell)
-    cells = wrapped
+    return wrapped
+
+
+def make_stack(specs, d, dtype, keras_cells, D=None, seed=0, np_dtype=None, injected=None, unused=None):
+    """The cell (or MultiRNNCell) of direction d (see make_layer_cells)."""
+    in_widths = [D] + [h_width(s) for s in specs[:-1]]
+    cells = make_layer_cells(specs, d, dtype, keras_cells, in_widths, seed, np_dtype, injected, unused)
     if len(cells) == 1:
         return cells[0]
     return rnn_cell.MultiRNNCell(cells, state_is_tuple=True)
+
+
+def stack_in_widths(fw, bw, D):
+    """Input widths of the layers of stack_bidirectional_dynamic_rnn: D, then the previous layer's
+    concat width O_fw(l-1) + O_bw(l-1) (the same for both directions)."""
+    return [D] + [h_width(f) + h_width(b) for f, b in zip(fw[:-1], bw[:-1])]
+
+
+def stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, inputs, initial_states_fw=None, initial_states_bw=None,
+                                    dtype=None, sequence_length=None, parallel_iterations=None,
+                                    time_major=False, scope=None, swap_memory=False):
+    """tf.contrib.rnn.stack_bidirectional_dynamic_rnn, transcribed from TF 1.x
+    tensorflow/contrib/rnn/python/ops/rnn.py (contrib is gone from TF 2); the bidirectional layers are
+    TF's own tf.compat.v1.nn.bidirectional_dynamic_rnn. Returns (concatenated top output,
+    tuple(states_fw), tuple(states_bw))."""
+    if not cells_fw:
+        raise ValueError("Must specify at least one fw cell for BidirectionalRNN.")
+    if not cells_bw:
+        raise ValueError("Must specify at least one bw cell for BidirectionalRNN.")
+    if len(cells_fw) != len(cells_bw):
+        raise ValueError("Forward and Backward cells must have the same depth.")
+    states_fw = []
+    states_bw = []
+    prev_layer = inputs
+    with tf.compat.v1.variable_scope(scope or "stack_bidirectional_rnn"):
+        for i, (cell_fw, cell_bw) in enumerate(zip(cells_fw, cells_bw)):
+            initial_state_fw = None
+            initial_state_bw = None
+            if initial_states_fw:
+                initial_state_fw = initial_states_fw[i]
+            if initial_states_bw:
+                initial_state_bw = initial_states_bw[i]
+            with tf.compat.v1.variable_scope("cell_%d" % i):
+                outputs, (state_fw, state_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
+                    cell_fw, cell_bw, prev_layer, initial_state_fw=initial_state_fw,
+                    initial_state_bw=initial_state_bw, sequence_length=sequence_length,
+                    parallel_iterations=parallel_iterations, dtype=dtype, swap_memory=swap_memory,
+                    time_major=time_major)
+                # Concat the outputs to create the new input.
+                prev_layer = tf.concat(outputs, 2)
+            states_fw.append(state_fw)
+            states_bw.append(state_bw)
+    return prev_layer, tuple(states_fw), tuple(states_bw)
 
 
 RANDOM_OP_TYPES = ("RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
@@ -725,6 +826,18 @@ def keras_weight_names(keras_cells):
     return out
 
 
+# The variable scope a cell kind names its variables in (gru_ra: by make_keras_gru_ra).
+KIND_SCOPE = {"basic_rnn": "basic_rnn_cell", "basic_lstm": "basic_lstm_cell", "lstm": "lstm_cell", "gru": "gru_cell",
+              "gru_ra": "gru_cell"}
+
+
+def stack_tf_name(d, layer, spec, local):
+    """The TF variable name of weight `local` of layer `layer`, direction d, of a stack=True case:
+    stack_bidirectional_dynamic_rnn's scopes stack_bidirectional_rnn/cell_<l>/, then
+    bidirectional_dynamic_rnn's bidirectional_rnn/<fw|bw>/, then the (single, unwrapped) cell's own."""
+    return "stack_bidirectional_rnn/cell_%d/bidirectional_rnn/%s/%s/%s" % (layer, d, KIND_SCOPE[spec["kind"]], local)
+
+
 def expected_weights(spec):
     if spec["kind"] != "lstm":
         return EXPECTED_WEIGHTS[spec["kind"]]
@@ -777,10 +890,14 @@ def pack_state(specs, leaves):
     return states[0] if len(specs) == 1 else tuple(states)
 
 
+def per_layer(specs, state):
+    """A plain cell's or MultiRNNCell's state -> [state of layer 0, ...]."""
+    return [state] if len(specs) == 1 else list(state)
+
+
 def flatten_state(specs, state):
-    per_layer = [state] if len(specs) == 1 else list(state)
     out = []
-    for s, st in zip(specs, per_layer):
+    for s, st in zip(specs, per_layer(specs, state)):
         if is_lstm(s):
             out += [st.c, st.h]
         else:
@@ -797,6 +914,7 @@ def run_case(c):
     tm = c["time_major"]
     dirs = [("fw", c["fw"])] + ([("bw", c["bw"])] if c["bw"] else [])
     bidi = c["bw"] is not None
+    stacked = c["stack"]
 
     def U(shape, lo, hi):
         return rng.uniform(lo, hi, size=shape).astype(np_dtype)
@@ -830,7 +948,11 @@ def run_case(c):
                     ph = tf.compat.v1.placeholder(tf_dtype, [B, w], name="init_" + leaf.replace("/", "_"))
                     init_ph[leaf] = ph
                     leaves.append(ph)
-                init_states[d] = pack_state(specs, leaves)
+                if stacked:
+                    # initial_states_fw / _bw: one state per layer.
+                    init_states[d] = per_layer(specs, pack_state(specs, leaves))
+                else:
+                    init_states[d] = pack_state(specs, leaves)
             else:
                 init_states[d] = None
         keras_cells = []  # (dir, layer, cell) of the gru_ra cells
@@ -840,7 +962,22 @@ def run_case(c):
         if dropout:
             assert not c["cf2"], c["name"]
         stack_args = dict(D=D, seed=c["dropout_seed"], np_dtype=np_dtype, injected=injected, unused=unused)
-        if bidi:
+        if stacked:
+            in_widths = stack_in_widths(c["fw"], c["bw"], D)
+            layer_args = dict(seed=c["dropout_seed"], np_dtype=np_dtype, injected=injected, unused=unused)
+            out_cat, st_fw, st_bw = stack_bidirectional_dynamic_rnn(
+                make_layer_cells(c["fw"], "fw", tf_dtype, keras_cells, in_widths, **layer_args),
+                make_layer_cells(c["bw"], "bw", tf_dtype, keras_cells, in_widths, **layer_args),
+                x, initial_states_fw=init_states["fw"], initial_states_bw=init_states["bw"],
+                dtype=tf_dtype, sequence_length=seq, time_major=tm)
+            o_fw = h_width(c["fw"][-1])
+            assert out_cat.shape.as_list() == (x_shape[:2] + [o_fw + h_width(c["bw"][-1])]), c["name"]
+            # out/fw, out/bw: the two column blocks of the concatenated output.
+            outs = {"fw": out_cat[:, :, :o_fw], "bw": out_cat[:, :, o_fw:]}
+            # tuple(states_fw): one state per layer, a 1-tuple too.
+            assert len(st_fw) == len(c["fw"]) and len(st_bw) == len(c["bw"]), c["name"]
+            finals = {"fw": st_fw if len(c["fw"]) > 1 else st_fw[0], "bw": st_bw if len(c["bw"]) > 1 else st_bw[0]}
+        elif bidi:
             (out_fw, out_bw), (st_fw, st_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
                 make_stack(c["fw"], "fw", tf_dtype, keras_cells, **stack_args),
                 make_stack(c["bw"], "bw", tf_dtype, keras_cells, **stack_args),
@@ -875,6 +1012,13 @@ def run_case(c):
                         for w in expected_weights(s))
         if sorted(wnames) != expect:
             raise RuntimeError("%s: variables %s, expected %s" % (c["name"], sorted(wnames), expect))
+        if stacked:
+            # The names the library gives its parameters (stack_tf_name).
+            for fname, tname in zip(wnames, tfnames):
+                d, l, local = fname.split("/", 2)
+                want = stack_tf_name(d, int(l), dict(dirs)[d][int(l)], local)
+                if tname != want:
+                    raise RuntimeError("%s: TF variable %s for %s, expected %s" % (c["name"], tname, fname, want))
         w_vals = [U(v.shape.as_list(), -0.6, 0.6) for v in tvars]
 
         # Loss = upstream gradients dotted with outputs and final states.
@@ -884,7 +1028,12 @@ def run_case(c):
             shp = outs[d].shape.as_list()
             assert None not in shp, (c["name"], shp)
             dout_vals[d] = U(shp, -1.0, 1.0)
-            loss = loss + tf.reduce_sum(outs[d] * tf.constant(dout_vals[d]))
+            if not stacked:
+                loss = loss + tf.reduce_sum(outs[d] * tf.constant(dout_vals[d]))
+        if stacked:
+            # The upstream gradient of the concatenated output: concat(dout/fw, dout/bw).
+            loss = loss + tf.reduce_sum(out_cat * tf.constant(np.concatenate([dout_vals["fw"], dout_vals["bw"]],
+                                                                               axis=2)))
         dfinal_vals = {}
         for leaf, t in final_leaves:
             shp = t.shape.as_list()
@@ -946,11 +1095,13 @@ def run_case(c):
              "dtype " + c["dtype"],
              "T %d" % T, "B %d" % B, "D %d" % D,
              "time_major %d" % int(tm),
-             "bidirectional %d" % int(bidi),
-             "has_seq_len %d" % int(c["seq_len"] is not None),
-             "has_initial_state %d" % int(c["init"]),
-             "layers_fw %d" % len(c["fw"]),
-             "layers_bw %d" % (len(c["bw"]) if bidi else 0)]
+             "bidirectional %d" % int(bidi)]
+    if stacked:
+        lines.append("stack_bidirectional 1")
+    lines += ["has_seq_len %d" % int(c["seq_len"] is not None),
+              "has_initial_state %d" % int(c["init"]),
+              "layers_fw %d" % len(c["fw"]),
+              "layers_bw %d" % (len(c["bw"]) if bidi else 0)]
     if c["dropout_seed"]:
         lines.append("dropout_seed %d" % c["dropout_seed"])
     for d, specs in dirs:

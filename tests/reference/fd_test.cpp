@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reference.h"
@@ -110,8 +112,40 @@ struct Options {
   bool has_initial_state = true;
   double wscale = 0.6, xscale = 1.0, sscale = 0.8;
   uint64_t seed = 1;
-  uint64_t dropout_seed = 0;  // 0: derived from seed (every problem its own masks)
+  uint64_t dropout_seed = 0;         // 0: derived from seed (every problem its own masks)
+  bool stack_bidirectional = false;  // stack_bidirectional_dynamic_rnn(fw, bw) instead of two stacks
 };
+
+// `o` for stack_bidirectional_dynamic_rnn.
+Options stacked(Options o = {}) {
+  o.stack_bidirectional = true;
+  return o;
+}
+
+// `o` with T steps of B rows of depth 2, every length T but row 0's, T - 1.
+Options tiny(int T, int B, uint64_t seed, Options o = {}) {
+  o.T = T;
+  o.B = B;
+  o.D = 2;
+  o.seed = seed;
+  o.has_seq_len = true;
+  o.seq_len.assign(B, T);
+  o.seq_len[0] = T - 1;
+  return o;
+}
+
+// stack_bidirectional_dynamic_rnn over T = 5 steps of B = 4 rows in a layout, with lengths unless
+// seq_len is empty.
+Options stacked_5x4(bool time_major, std::vector<int> seq_len, uint64_t seed) {
+  Options o = stacked();
+  o.T = 5;
+  o.B = 4;
+  o.time_major = time_major;
+  o.has_seq_len = !seq_len.empty();
+  o.seq_len = std::move(seq_len);
+  o.seed = seed;
+  return o;
+}
 
 // The weight scale at which lstm_all_options() reaches both sides of its clips.
 Options all_options_scale() {
@@ -129,6 +163,7 @@ ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& 
   p.time_major = o.time_major;
   p.fw = fw;
   p.bw = bw;
+  p.stack_bidirectional = o.stack_bidirectional;
   p.x = random_vec(rng, static_cast<size_t>(o.T) * o.B * o.D, o.xscale);
   p.has_seq_len = o.has_seq_len;
   p.seq_len = o.seq_len;
@@ -140,7 +175,7 @@ ref::Problem make_problem(const std::vector<Cell>& fw, const std::vector<Cell>& 
     const char* dir = d == 0 ? "fw" : "bw";
     auto& w = d == 0 ? p.w_fw : p.w_bw;
     for (size_t l = 0; l < cells.size(); ++l) {
-      w.push_back(ref::random_params(cells[l], ref::layer_input_width(cells, static_cast<int>(l), o.D), rng, o.wscale));
+      w.push_back(ref::random_params(cells[l], ref::layer_input_width(p, d, static_cast<int>(l)), rng, o.wscale));
       if (o.has_initial_state)
         for (const std::string& leaf : ref::leaves(cells[l]))
           p.init[std::string(dir) + "/" + std::to_string(l) + "/" + leaf] =
@@ -519,7 +554,7 @@ TEST(ReferenceFiniteDifference, ResidualBidirectional) {
 // ------------------------------------------------------------------ sequence_length edge cases
 // Finite differences of the stacks (fw, bw) for every length vector, batch- and time-major.
 void check_lengths(const std::vector<std::vector<int>>& lens, const std::vector<Cell>& fw, const std::vector<Cell>& bw,
-                   int first_seed) {
+                   int first_seed, bool stack_bidirectional = false) {
   int seed = first_seed;
   for (const auto& l : lens)
     for (bool tm : {false, true}) {
@@ -530,6 +565,7 @@ void check_lengths(const std::vector<std::vector<int>>& lens, const std::vector<
       o.has_seq_len = true;
       o.seq_len = l;
       o.seed = seed++;
+      o.stack_bidirectional = stack_bidirectional;
       const ref::Problem p = make_problem(fw, bw, o);
       run_fd(p, make_upstream(p, o.seed));
     }
@@ -570,14 +606,7 @@ TEST(ReferenceFiniteDifference, ResidualBidirectionalSequenceLengthEdgeCases) {
 TEST(ReferenceFiniteDifference, SingleStepAndSingleRow) {
   for (int T : {1, 2})
     for (int B : {1, 2}) {
-      Options o;
-      o.T = T;
-      o.B = B;
-      o.D = 2;
-      o.seed = 40 + T * 3 + B;
-      o.has_seq_len = true;
-      o.seq_len.assign(B, T);
-      o.seq_len[0] = T - 1;
+      const Options o = tiny(T, B, 40 + T * 3 + B);
       const ref::Problem p = make_problem({lstm(2), gru(2)}, {rnn(2)}, o);
       run_fd(p, make_upstream(p, o.seed));
       const ref::Problem q = make_problem({gru_ra(2)}, {gru_ra(3), lstm(2)}, o);
@@ -775,6 +804,93 @@ TEST(ReferenceFiniteDifference, DropoutStateBidirectionalSequenceLengthEdgeCases
                 {state_dropout(rnn(2), 0.7), residual(state_dropout(dropout(gru(2), 0.6, 0.7, true), 0.6))}, 2100);
   check_lengths(kBidirectionalLengthEdgeCases, {residual(state_dropout(dropout(gru_ra(3), 0.6, 0.7), 0.6))},
                 {state_dropout(dropout(lstm_proj(3, 2), 0.6, 0.6, true), 0.7)}, 2200);
+}
+
+// ------------------------------------------------------------------ stack_bidirectional_dynamic_rnn
+// Layer l is bidirectional_dynamic_rnn(fw[l], bw[l]) over layer l-1's concat([out_fw, out_bw], axis=2);
+// check_stack's variants: lengths {0, 4, 2} and {3, 1, 4} (0, T and mixed), none, batch- and
+// time-major, with and without an initial state.
+
+TEST(ReferenceFiniteDifference, StackBidirectionalTwoLayers) {
+  check_stack({lstm(3)}, {gru(2)}, stacked());  // one layer
+  // Layer 1 reads width 2 + 3 = 5; its two directions have different widths again.
+  check_stack({lstm_proj(4, 2), gru(3)}, {gru(3), basic_lstm(2)}, stacked());
+  check_stack({gru_ra(2), rnn(4)}, {lstm(3), gru_ra(2)}, stacked());
+}
+
+TEST(ReferenceFiniteDifference, StackBidirectionalThreeLayersMixedCells) {
+  Cell peep_clip = lstm_all_options();  // above the bottom layer, with other clips
+  peep_clip.cell_clip = 0.3;
+  peep_clip.proj_clip = 0.2;
+  peep_clip.forget_bias = 0.5;
+  FdStats st = check_stack({lstm_all_options(), gru_ra(2), rnn(3, true)},
+                           {basic_lstm(2), gru(4, true), lstm_proj(3, 2)}, stacked(all_options_scale()));
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  st = check_stack({rnn(3, true), peep_clip, gru_ra(2, true)}, {gru(2), basic_lstm(3, 0.7), peep_clip},
+                   stacked(all_options_scale()));
+  EXPECT_TRUE(st.clip_active && st.clip_inactive);
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  check_stack({gru(2), lstm_proj(3, 1), basic_lstm(2, 1.0, true)}, {gru_ra(3), rnn(2), gru(3)}, stacked());
+}
+
+// ResidualWrapper on layers >= 1 whose output width is the concat width; on layer 0 with D = 3.
+TEST(ReferenceFiniteDifference, StackBidirectionalResidual) {
+  // 2 + 2 = 4 into layer 1, 4 + 4 = 8 into layer 2.
+  check_stack({gru(2), residual(lstm_proj(3, 4)), basic_lstm(2)}, {rnn(2), residual(gru_ra(4)), gru(2)}, stacked());
+  // 1 + 3 = 4 into layer 1.
+  const FdStats st =
+      check_stack({lstm_proj(3, 1), residual(basic_lstm(4))}, {gru(3), residual(rnn(4, true))}, stacked());
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  // Residual bottom layer (D = 3), then 3 + 3 = 6 into a residual layer 1.
+  check_stack({residual(gru(3)), residual(rnn(6))}, {residual(lstm_proj(4, 3)), residual(gru_ra(6))}, stacked());
+}
+
+// DropoutWrapper (input, output, state; variational or not) on stacked layers: the masks of layer l.
+TEST(ReferenceFiniteDifference, StackBidirectionalDropout) {
+  check_stack({dropout(gru(2), 0.6, 0.7), state_dropout(dropout(lstm_proj(3, 4), 0.7, 0.6, true), 0.6)},
+              {state_dropout(rnn(2), 0.7), residual(state_dropout(dropout(gru_ra(4), 0.6, 0.7), 0.6))}, stacked());
+  // Three layers, dropout on some layers and sites only.
+  const FdStats st = check_stack(
+      {state_dropout(dropout(basic_lstm(3), 0.6, 1.0, true), 0.7), lstm(2), dropout(rnn(3, true), 1.0, 0.6)},
+      {gru(2), state_dropout(dropout(gru_ra(3), 0.7, 0.7), 0.6), state_dropout(lstm_proj(4, 2), 0.6)}, stacked());
+  EXPECT_TRUE(st.relu_on && st.relu_off);
+  for (uint64_t seed : {1ULL, 0xFFFFFFFFULL, 0xDEADBEEFCAFEF00DULL}) {
+    SCOPED_TRACE("dropout seed " + std::to_string(seed));
+    Options o = stacked();
+    o.dropout_seed = seed;
+    o.seed = 11 + seed % 83;
+    check_stack({dropout(lstm(3), 0.6, 0.7), state_dropout(dropout(gru(2), 0.7, 0.6, true), 0.6)},
+                {state_dropout(dropout(rnn(2), 0.6, 0.7, true), 0.7), dropout(basic_lstm(3), 0.6, 0.6)}, o);
+  }
+}
+
+TEST(ReferenceFiniteDifference, StackBidirectionalSequenceLengthEdgeCases) {
+  check_lengths(kBidirectionalLengthEdgeCases, {lstm_proj(3, 2), gru(2)}, {gru_ra(2), rnn(3, true)}, 2300, true);
+  // 2 + 2 = 4 into a residual layer 1, 4 + 2 = 6 into layer 2.
+  check_lengths(kBidirectionalLengthEdgeCases, {basic_lstm(2), residual(gru(4)), rnn(2)}, {rnn(2), lstm(2), gru_ra(3)},
+                2400, true);
+}
+
+TEST(ReferenceFiniteDifference, StackBidirectionalDropoutSequenceLengthEdgeCases) {
+  check_lengths(kBidirectionalLengthEdgeCases,
+                {state_dropout(dropout(gru(3), 0.6, 0.7), 0.6), dropout(lstm(2), 0.7, 0.6, true)},
+                {dropout(basic_lstm(2), 0.6, 1.0, true), state_dropout(rnn(2, true), 0.7)}, 2500, true);
+  check_lengths(kBidirectionalLengthEdgeCases,
+                {dropout(rnn(2), 1.0, 0.7), residual(state_dropout(dropout(gru_ra(4), 0.6, 0.6, true), 0.7))},
+                {lstm_proj(3, 2), residual(dropout(lstm_proj(3, 4), 0.7, 1.0))}, 2600, true);
+}
+
+TEST(ReferenceFiniteDifference, StackBidirectionalSingleStepAndSingleRow) {
+  for (int T : {1, 2})
+    for (int B : {1, 2}) {
+      const Options o = tiny(T, B, 60 + T * 3 + B, stacked());
+      const ref::Problem p = make_problem({lstm(2), gru(2)}, {rnn(2), gru_ra(3)}, o);
+      run_fd(p, make_upstream(p, o.seed));
+      const ref::Problem d = make_problem({state_dropout(dropout(lstm(2), 0.6, 0.7), 0.6), gru(2)},
+                                          {residual(dropout(rnn(2), 0.6, 0.6, true)), residual(gru(4))}, o);
+      run_fd(d, make_upstream(d, o.seed));
+    }
 }
 
 // ------------------------------------------------------------------ forward semantics
@@ -1465,14 +1581,13 @@ TEST(ReferenceSemantics, DropoutStateOneStepForwardAndGradient) {
       }
 }
 
-// One step of bidirectional stacks: every layer's final h is the bare stack's / keep * the mask of
-// its own (layer, direction) state stream, its c the bare one; the outputs are the bare stack's
-// (at one step the state feeds nothing).
-TEST(ReferenceSemantics, DropoutStateMaskOfEveryLayerAndDirection) {
+// One step of bidirectional layers (two stacks, or stacked with `o`): every layer's final h is the
+// bare problem's / keep * the mask of its own (layer, direction) state stream, its c the bare one;
+// the outputs are the bare problem's (at one step the state feeds nothing).
+void expect_state_masks_of_every_layer(Options o) {
   const double ks = 0.625;
   for (bool variational : {false, true}) {
     SCOPED_TRACE(variational ? "variational" : "per element");
-    Options o;
     o.T = 1;
     o.B = 3;
     o.has_seq_len = true;
@@ -1505,6 +1620,10 @@ TEST(ReferenceSemantics, DropoutStateMaskOfEveryLayerAndDirection) {
   }
 }
 
+TEST(ReferenceSemantics, DropoutStateMaskOfEveryLayerAndDirection) {
+  expect_state_masks_of_every_layer(Options{});
+}
+
 TEST(ReferenceSemantics, EmptyTimeAndBatchDropoutState) {
   check_empty_time_and_batch(state_dropout(dropout(gru(2), 0.6, 0.7, true), 0.6));
   check_empty_time_and_batch(state_dropout(lstm(3), 0.6));
@@ -1525,6 +1644,270 @@ TEST(ReferenceSemantics, CheckRejectsBadStateKeepProb) {
       EXPECT_NE(e.find("(0, 1]"), std::string::npos);
       EXPECT_THROW(ref::forward(p), std::invalid_argument);
     }
+}
+
+// ------------------------------------------------------------------ stack_bidirectional_dynamic_rnn semantics
+// One layer: stack_bidirectional_dynamic_rnn([fw], [bw]) is bidirectional_dynamic_rnn(fw, bw) bit for
+// bit (outputs, final states, every gradient, the kink pattern), dropout and residual included.
+TEST(ReferenceSemantics, StackBidirectionalOneLayerIsBidirectional) {
+  Cell peep_clip = lstm_all_options();
+  for (bool tm : {false, true})
+    for (bool lens : {false, true})
+      for (bool init : {false, true}) {
+        SCOPED_TRACE(std::string(tm ? "time-major" : "batch-major") + (lens ? " lengths" : "") +
+                     (init ? " initial state" : ""));
+        Options o = all_options_scale();
+        o.time_major = tm;
+        o.has_seq_len = lens;
+        o.seq_len = {0, 4, 2};
+        o.has_initial_state = init;
+        o.seed = 77;
+        const std::vector<std::pair<Cell, Cell>> pairs = {{peep_clip, gru(2)},
+                                                          {state_dropout(dropout(gru_ra(3, true), 0.6, 0.7, true), 0.6),
+                                                           residual(dropout(lstm_proj(4, 3), 0.7, 0.6))},
+                                                          {rnn(3, true), state_dropout(basic_lstm(2), 0.7)}};
+        for (const auto& [fw, bw] : pairs) {
+          const ref::Problem s = make_problem({fw}, {bw}, stacked(o));
+          ref::Problem plain = s;
+          plain.stack_bidirectional = false;
+          EXPECT_EQ(ref::check(s), "");
+          expect_same_run(s, plain, make_upstream(s, 3));
+          std::vector<int8_t> ps, pp;
+          ref::forward_with_pattern(s, &ps);
+          ref::forward_with_pattern(plain, &pp);
+          EXPECT_EQ(ps, pp);
+          EXPECT_FALSE(ps.empty());
+        }
+      }
+}
+
+// Two layers are the composition of two one-layer bidirectional problems: layer 1's input is layer
+// 0's [out_fw, out_bw] concatenated per position (its masked outputs); backward, layer 0's output
+// gradients are the two column blocks of layer 1's input gradient. Bit for bit. (Dropout only on
+// layer 0, whose masks are layer 0's in both.)
+TEST(ReferenceSemantics, StackBidirectionalComposesBidirectionalLayers) {
+  for (bool tm : {false, true})
+    for (bool lens : {false, true}) {
+      SCOPED_TRACE(std::string(tm ? "time-major" : "batch-major") + (lens ? " lengths" : ""));
+      const Options o = stacked_5x4(tm, lens ? std::vector<int>{5, 0, 2, 3} : std::vector<int>{}, 91);
+      const std::vector<Cell> fw = {state_dropout(dropout(lstm_proj(4, 2), 0.6, 0.7), 0.6), residual(gru(5))};
+      const std::vector<Cell> bw = {dropout(gru_ra(3), 0.7, 0.6, true), lstm(2)};
+      const ref::Problem s = make_problem(fw, bw, o);
+      ASSERT_EQ(ref::check(s), "");
+      const int O0f = 2, O0b = 3, W = O0f + O0b, n = o.T * o.B;
+      // Layer l alone, on input x of width D.
+      auto layer = [&](size_t l, int D, std::vector<double> x) {
+        ref::Problem q = s;
+        q.stack_bidirectional = false;
+        q.D = D;
+        q.x = std::move(x);
+        q.fw = {fw[l]};
+        q.bw = {bw[l]};
+        q.w_fw = {s.w_fw[l]};
+        q.w_bw = {s.w_bw[l]};
+        q.init.clear();
+        const std::string at = "/" + std::to_string(l) + "/";
+        for (const auto& [k, v] : s.init)
+          if (k.find(at) != std::string::npos) q.init[k.substr(0, 3) + "0/" + k.substr(5)] = v;
+        return q;
+      };
+      const ref::Problem p0 = layer(0, s.D, s.x);
+      const ref::Forward f0 = ref::forward(p0);
+      // Layer 1 on layer 0's concatenated outputs (same layout, n rows either way).
+      std::vector<double> x1;
+      for (int r = 0; r < n; ++r) {
+        for (int q = 0; q < O0f; ++q) x1.push_back(f0.out_fw[static_cast<size_t>(r) * O0f + q]);
+        for (int q = 0; q < O0b; ++q) x1.push_back(f0.out_bw[static_cast<size_t>(r) * O0b + q]);
+      }
+      const ref::Problem p1 = layer(1, W, x1);
+      ASSERT_EQ(ref::check(p1), "");
+      const ref::Forward f1 = ref::forward(p1), fs = ref::forward(s);
+      EXPECT_EQ(fs.out_fw, f1.out_fw);
+      EXPECT_EQ(fs.out_bw, f1.out_bw);
+      for (const auto& [k, v] : fs.final_state) {
+        if (k.find("/0/") != std::string::npos) {
+          EXPECT_EQ(v, f0.final_state.at(k)) << k;
+        } else {
+          EXPECT_EQ(v, f1.final_state.at(k.substr(0, 3) + "0/" + k.substr(5))) << k;
+        }
+      }
+      if (lens)  // the masked outputs: zeros past each row's length in both blocks
+        for (int t = 0; t < o.T; ++t)
+          for (int b = 0; b < o.B; ++b)
+            if (t >= o.seq_len[b]) {
+              for (int q = 0; q < W; ++q) EXPECT_EQ(p1.x[user_index(tm, o.T, o.B, W, t, b, q)], 0.0);
+            }
+      // Backward.
+      const ref::Upstream u = make_upstream(s, 4);
+      ref::Upstream u1;
+      u1.dout_fw = u.dout_fw;
+      u1.dout_bw = u.dout_bw;
+      for (const auto& [k, v] : u.dfinal)
+        if (k.find("/1/") != std::string::npos) u1.dfinal[k.substr(0, 3) + "0/" + k.substr(5)] = v;
+      const ref::Gradients g1 = ref::backward(p1, u1);
+      ref::Upstream u0;
+      for (int r = 0; r < n; ++r) {
+        for (int q = 0; q < O0f; ++q) u0.dout_fw.push_back(g1.dx[static_cast<size_t>(r) * W + q]);
+        for (int q = 0; q < O0b; ++q) u0.dout_bw.push_back(g1.dx[static_cast<size_t>(r) * W + O0f + q]);
+      }
+      for (const auto& [k, v] : u.dfinal)
+        if (k.find("/0/") != std::string::npos) u0.dfinal[k] = v;
+      const ref::Gradients g0 = ref::backward(p0, u0), gs = ref::backward(s, u);
+      EXPECT_EQ(gs.dx, g0.dx);
+      ASSERT_EQ(gs.dw_fw.size(), 2u);
+      ASSERT_EQ(gs.dw_bw.size(), 2u);
+      EXPECT_EQ(gs.dw_fw[0], g0.dw_fw[0]);
+      EXPECT_EQ(gs.dw_bw[0], g0.dw_bw[0]);
+      EXPECT_EQ(gs.dw_fw[1], g1.dw_fw[0]);
+      EXPECT_EQ(gs.dw_bw[1], g1.dw_bw[0]);
+      EXPECT_EQ(gs.dinit.size(), 6u);  // fw/0/c, fw/0/h, bw/0/h, fw/1/h, bw/1/c, bw/1/h
+      for (const auto& [k, v] : gs.dinit) {
+        if (k.find("/0/") != std::string::npos) {
+          EXPECT_EQ(v, g0.dinit.at(k)) << k;
+        } else {
+          EXPECT_EQ(v, g1.dinit.at(k.substr(0, 3) + "0/" + k.substr(5))) << k;
+        }
+      }
+    }
+}
+
+// The DropoutWrapper masks of stacked layer l are those of layer l (and the direction): with state
+// dropout only and one step, the outputs are the undropped problem's and every final h is its h /
+// keep * mask(direction, l, state site); with output dropout only on the top layer (2), its outputs
+// are the undropped ones / keep * mask(direction, 2, output site, loop iteration).
+TEST(ReferenceSemantics, StackBidirectionalDropoutMasksAreThoseOfTheLayer) {
+  expect_state_masks_of_every_layer(stacked());
+  const double keep = 0.625;
+  for (bool tm : {false, true})
+    for (bool variational : {false, true}) {
+      SCOPED_TRACE(std::string(tm ? "time-major" : "batch-major") + (variational ? " variational" : ""));
+      const Options o = stacked_5x4(tm, {5, 0, 2, 4}, 17);
+      const ref::Problem p = make_problem({gru(2), lstm(3), dropout(lstm_proj(4, 3), 1.0, keep, variational)},
+                                          {rnn(2), gru_ra(2), dropout(gru(3), 1.0, keep, variational)}, o);
+      const ref::Forward f = ref::forward(p), fp = ref::forward(without_dropout(p));
+      EXPECT_EQ(f.final_state, fp.final_state);
+      int dropped = 0;
+      for (int dir = 0; dir < 2; ++dir)
+        for (int b = 0; b < o.B; ++b)
+          for (int t = 0; t < o.T; ++t)
+            for (int q = 0; q < 3; ++q) {
+              const size_t i = user_index(tm, o.T, o.B, 3, t, b, q);
+              const double got = (dir == 0 ? f.out_fw : f.out_bw)[i], bare = (dir == 0 ? fp.out_fw : fp.out_bw)[i];
+              if (t >= o.seq_len[b]) {
+                EXPECT_EQ(got, 0.0);
+                continue;
+              }
+              const int step = dir == 0 ? t : o.seq_len[b] - 1 - t;
+              const double m = ref::dropout_mask(p.dropout_seed, dir, 2, 1, variational, step, b, q, keep);
+              dropped += m == 0.0;
+              EXPECT_EQ(got, bare / keep * m) << "dir " << dir << " t " << t << " b " << b << " q " << q;
+            }
+      EXPECT_GT(dropped, 0);
+    }
+}
+
+TEST(ReferenceSemantics, StackBidirectionalEmptyTimeAndBatch) {
+  Options o = stacked();
+  o.T = 0;
+  const ref::Problem p = make_problem({lstm(3), gru(2)}, {gru_ra(2), state_dropout(lstm_proj(3, 2), 0.6)}, o);
+  const ref::Forward f = ref::forward(p);
+  EXPECT_TRUE(f.out_fw.empty());
+  EXPECT_TRUE(f.out_bw.empty());
+  EXPECT_EQ(f.final_state, p.init);
+  const ref::Upstream u = make_upstream(p, 3);
+  const ref::Gradients g = ref::backward(p, u);
+  EXPECT_TRUE(g.dx.empty());
+  EXPECT_EQ(g.dinit, u.dfinal);
+  ASSERT_EQ(g.dw_fw.size(), 2u);
+  ASSERT_EQ(g.dw_bw.size(), 2u);
+  for (const auto* dw : {&g.dw_fw, &g.dw_bw})
+    for (const ref::Params& layer : *dw)
+      for (const auto& [n, v] : layer)
+        for (double e : v) EXPECT_EQ(e, 0.0) << n;
+  Options ob = stacked();
+  ob.B = 0;
+  ob.has_seq_len = true;
+  const ref::Problem pb = make_problem({lstm(3), gru(2)}, {gru_ra(2), rnn(2)}, ob);
+  const ref::Forward fb = ref::forward(pb);
+  EXPECT_TRUE(fb.out_fw.empty());
+  EXPECT_TRUE(fb.out_bw.empty());
+  for (const auto& [k, v] : fb.final_state) EXPECT_TRUE(v.empty()) << k;
+  const ref::Gradients gb = ref::backward(pb, ref::Upstream{});
+  EXPECT_TRUE(gb.dx.empty());
+  EXPECT_EQ(gb.dinit.size(), 5u);
+}
+
+TEST(ReferenceSemantics, StackBidirectionalLayerInputWidth) {
+  ref::Problem p = make_problem({lstm_proj(4, 2), gru(3), rnn(2)}, {gru(5), rnn(2), lstm(3)}, stacked());
+  EXPECT_EQ(ref::layer_input_width(p, 0, 0), 3);
+  EXPECT_EQ(ref::layer_input_width(p, 1, 0), 3);
+  EXPECT_EQ(ref::layer_input_width(p, 0, 1), 7);
+  EXPECT_EQ(ref::layer_input_width(p, 1, 1), 7);
+  EXPECT_EQ(ref::layer_input_width(p, 0, 2), 5);
+  EXPECT_EQ(ref::layer_input_width(p, 1, 2), 5);
+  EXPECT_EQ(ref::check(p), "");
+  p.stack_bidirectional = false;  // independent stacks: each its own
+  EXPECT_EQ(ref::layer_input_width(p, 0, 1), 2);
+  EXPECT_EQ(ref::layer_input_width(p, 1, 1), 5);
+  EXPECT_EQ(ref::layer_input_width(p, 0, 2), 3);
+  EXPECT_EQ(ref::layer_input_width(p, 1, 2), 2);
+  EXPECT_NE(ref::check(p), "");  // the stacked problem's weights do not fit independent stacks
+  EXPECT_THROW(ref::layer_input_width(p, 0, 3), std::out_of_range);
+  EXPECT_THROW(ref::layer_input_width(p, 1, -1), std::out_of_range);
+  EXPECT_THROW(ref::layer_input_width(p, 2, 0), std::out_of_range);
+  const ref::Problem uni = make_problem({gru(2), lstm(3)}, {}, Options{});
+  EXPECT_EQ(ref::layer_input_width(uni, 0, 1), 2);
+  EXPECT_THROW(ref::layer_input_width(uni, 1, 0), std::out_of_range);
+}
+
+TEST(ReferenceSemantics, CheckRejectsBadStackBidirectional) {
+  const Options o = stacked();
+  EXPECT_EQ(ref::check(make_problem({lstm(2), gru(2)}, {gru(3), rnn(2)}, o)), "");
+  // Depth mismatch.
+  ref::Problem p = make_problem({lstm(2), gru(2)}, {gru(3)}, Options{});
+  p.stack_bidirectional = true;
+  std::string e = ref::check(p);
+  EXPECT_NE(e.find("same depth"), std::string::npos) << e;
+  EXPECT_NE(e.find("fw has 2"), std::string::npos) << e;
+  EXPECT_THROW(ref::forward(p), std::invalid_argument);
+  EXPECT_THROW(ref::backward(p, ref::Upstream{}), std::invalid_argument);
+  p = make_problem({lstm(2)}, {gru(3), rnn(2)}, Options{});
+  p.stack_bidirectional = true;
+  EXPECT_NE(ref::check(p).find("same depth"), std::string::npos) << ref::check(p);
+  // No bw cells; no fw cells.
+  p = make_problem({lstm(2)}, {}, Options{});
+  p.stack_bidirectional = true;
+  e = ref::check(p);
+  EXPECT_NE(e.find("bw"), std::string::npos) << e;
+  EXPECT_NE(e.find("at least one"), std::string::npos) << e;
+  EXPECT_THROW(ref::forward(p), std::invalid_argument);
+  p = make_problem({lstm(2)}, {gru(2)}, o);
+  p.fw.clear();
+  p.w_fw.clear();
+  p.init.erase("fw/0/c");
+  p.init.erase("fw/0/h");
+  e = ref::check(p);
+  EXPECT_NE(e.find("fw"), std::string::npos) << e;
+  EXPECT_NE(e.find("at least one"), std::string::npos) << e;
+  // Weights of independent stacks (layer 1 reading 2, not 2 + 3).
+  p = make_problem({lstm(2), gru(2)}, {gru(3), rnn(2)}, Options{});
+  EXPECT_EQ(ref::check(p), "");
+  p.stack_bidirectional = true;
+  EXPECT_NE(ref::check(p), "");
+  // Residual on layer 1: the concat width, not the layer below's.
+  EXPECT_EQ(ref::check(make_problem({gru(2), residual(gru(4))}, {rnn(2), residual(lstm_proj(3, 4))}, o)), "");
+  p = make_problem({gru(2), residual(gru(2))}, {rnn(2), rnn(2)}, o);
+  e = ref::check(p);
+  EXPECT_NE(e.find("fw/1: residual"), std::string::npos) << e;
+  // Lengths must be in [0, T] as for every bidirectional problem.
+  Options ol = o;
+  ol.has_seq_len = true;
+  ol.seq_len = {1, -1, 2};
+  EXPECT_NE(ref::check(make_problem({lstm(2)}, {lstm(2)}, ol)), "");
+  ol.seq_len = {1, 5, 2};
+  EXPECT_NE(ref::check(make_problem({lstm(2)}, {lstm(2)}, ol)), "");
+  ol.seq_len = {0, 4, 2};
+  EXPECT_EQ(ref::check(make_problem({lstm(2)}, {lstm(2)}, ol)), "");
 }
 
 }  // namespace

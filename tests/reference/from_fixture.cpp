@@ -86,12 +86,15 @@ std::vector<double> values_of(const golden::Fixture& fx, const std::string& name
   return t.values;
 }
 
-std::vector<Params> weights_of(const golden::Fixture& fx, const std::string& dir, const std::vector<Cell>& cells,
-                               int D) {
+// The weights of direction `direction` (0: fw, 1: bw). Layer input widths from layer_input_width(problem, ...):
+// with stack_bidirectional, layer l > 0 reads layer l-1's concatenated output, O_fw(l-1) + O_bw(l-1) wide.
+std::vector<Params> weights_of(const golden::Fixture& fx, const Problem& problem, int direction) {
+  const std::string dir = direction == 0 ? "fw" : "bw";
+  const std::vector<Cell>& cells = direction == 0 ? problem.fw : problem.bw;
   std::vector<Params> w;
   for (size_t l = 0; l < cells.size(); ++l) {
     Params p;
-    const auto shapes = param_shapes(cells[l], layer_input_width(cells, static_cast<int>(l), D));
+    const auto shapes = param_shapes(cells[l], layer_input_width(problem, direction, static_cast<int>(l)));
     const std::string prefix = dir + "/" + std::to_string(l) + "/";
     for (const auto& [name, shape] : shapes) {
       size_t n = 1;
@@ -189,6 +192,11 @@ Problem problem_from_fixture(const golden::Fixture& fx) {
   p.bw = stack_of(fx, "bw");
   if (p.fw.empty()) fail(fx.name, "no fw cells");
   if (bidi != !p.bw.empty()) fail(fx.name, "'bidirectional' disagrees with the bw cell lines");
+  // Header "stack_bidirectional 1" (absent: 0): tf.contrib.rnn.stack_bidirectional_dynamic_rnn, layer l
+  // of both directions one bidirectional_dynamic_rnn over layer l-1's concatenated output.
+  p.stack_bidirectional = fx.meta.count("stack_bidirectional") && fx.meta_int("stack_bidirectional") != 0;
+  if (p.stack_bidirectional && (!bidi || p.fw.size() != p.bw.size()))
+    fail(fx.name, "'stack_bidirectional' needs bidirectional 1 and as many fw as bw layers");
   p.x = values_of(fx, "x", static_cast<size_t>(p.T) * p.B * p.D);
   p.has_seq_len = fx.meta_int("has_seq_len") != 0;
   if (p.has_seq_len) {
@@ -206,8 +214,8 @@ Problem problem_from_fixture(const golden::Fixture& fx) {
     }
   }
   p.has_initial_state = fx.meta_int("has_initial_state") != 0;
-  p.w_fw = weights_of(fx, "fw", p.fw, p.D);
-  p.w_bw = weights_of(fx, "bw", p.bw, p.D);
+  p.w_fw = weights_of(fx, p, 0);
+  p.w_bw = weights_of(fx, p, 1);
   if (p.has_initial_state) {
     for (int d = 0; d < 2; ++d) {
       const std::string dir = d == 0 ? "fw" : "bw";

@@ -475,9 +475,11 @@ struct DirRun {
 
 // dynamic_rnn of a MultiRNNCell stack on a time-major input (spec 1.5).
 // `direction` (0 fw, 1 bw) and `seed` key the DropoutWrapper masks; step t is the loop iteration.
+// cells[l] is layer first_layer + l of the masks (first_layer > 0: one layer of a
+// stack_bidirectional_dynamic_rnn, run as a one-cell stack).
 DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, const Vec& x_tm, int T, int B,
                      const std::vector<int>* seq_len, std::vector<LState> state, Pattern* pat, int direction,
-                     uint64_t seed) {
+                     uint64_t seed, int first_layer) {
   DirRun run;
   const int L = static_cast<int>(cells.size());
   const int O = output_width(cells.back());
@@ -497,14 +499,16 @@ DirRun run_direction(const std::vector<Cell>& cells, const std::vector<Params>& 
     for (int l = 0; l < L; ++l) {
       // DropoutWrapper: the cell reads its input dropped; the undropped input stays for the residual.
       Vec cell_in = inp;
-      apply_dropout(cell_in, B, in, cells[l], kSiteInput, seed, direction, l, t, false);
+      apply_dropout(cell_in, B, in, cells[l], kSiteInput, seed, direction, first_layer + l, t, false);
       new_state[l] = cell_forward(cells[l], w[l], in, cell_in, state[l], B, run.cache[t][l], pat);
       Vec layer_out = new_state[l].h;  // the cell's output is its new h, undropped by the state mask
       // state_keep_prob: the new state's h (not c) / keep * mask, before dynamic_rnn's copy-through,
       // so the next step and the final state see it dropped; rows past their length keep the
       // previous state below. Then the output mask, independent of it.
-      apply_dropout(new_state[l].h, B, state_width(cells[l], "h"), cells[l], kSiteState, seed, direction, l, t, false);
-      apply_dropout(layer_out, B, output_width(cells[l]), cells[l], kSiteOutput, seed, direction, l, t, false);
+      apply_dropout(new_state[l].h, B, state_width(cells[l], "h"), cells[l], kSiteState, seed, direction,
+                    first_layer + l, t, false);
+      apply_dropout(layer_out, B, output_width(cells[l]), cells[l], kSiteOutput, seed, direction, first_layer + l, t,
+                    false);
       if (cells[l].residual)  // ResidualWrapper(DropoutWrapper(cell)): inputs + dropped cell output
         for (size_t q = 0; q < layer_out.size(); ++q) layer_out[q] += inp[q];
       inp = std::move(layer_out);  // the next layer's input
@@ -538,10 +542,10 @@ struct DirGrad {
   std::vector<Params> dw;
 };
 
-// Masked BPTT of spec 3.1 over a finished run.
+// Masked BPTT of spec 3.1 over a finished run (of run_direction with the same first_layer).
 DirGrad backward_direction(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, int T, int B,
                            const std::vector<int>* seq_len, const DirRun& run, const Vec& dout_tm,
-                           std::vector<LState> g, int direction, uint64_t seed) {
+                           std::vector<LState> g, int direction, uint64_t seed, int first_layer) {
   const int L = static_cast<int>(cells.size());
   const int O = output_width(cells.back());
   DirGrad res;
@@ -577,13 +581,15 @@ DirGrad backward_direction(const std::vector<Cell>& cells, const std::vector<Par
       // upstream reaches the cell's new h through the state mask (state_keep_prob; zero at rows that
       // did not run the step), its c directly.
       Vec dh = d_above;
-      apply_dropout(dh, B, output_width(cells[l]), cells[l], kSiteOutput, seed, direction, l, t, true);
+      apply_dropout(dh, B, output_width(cells[l]), cells[l], kSiteOutput, seed, direction, first_layer + l, t, true);
       Vec dstate_h = gs_new[l].h;
-      apply_dropout(dstate_h, B, state_width(cells[l], "h"), cells[l], kSiteState, seed, direction, l, t, true);
+      apply_dropout(dstate_h, B, state_width(cells[l], "h"), cells[l], kSiteState, seed, direction, first_layer + l, t,
+                    true);
       for (size_t q = 0; q < dh.size(); ++q) dh[q] += dstate_h[q];
       LState dprev;
       Vec d_in = cell_backward(cells[l], w[l], in, run.cache[t][l], dh, gs_new[l].c, B, dprev, res.dw[l]);
-      apply_dropout(d_in, B, in, cells[l], kSiteInput, seed, direction, l, t, true);  // through the input mask
+      // Through the input mask.
+      apply_dropout(d_in, B, in, cells[l], kSiteInput, seed, direction, first_layer + l, t, true);
       // ResidualWrapper's identity path: d(inputs) gets d(layer output) too (not the state's upstream),
       // undropped: the residual adds the undropped input.
       if (cells[l].residual)
@@ -661,7 +667,12 @@ void export_states(const std::vector<LState>& s, const std::vector<Cell>& cells,
       out[key(dir, static_cast<int>(l), leaf)] = leaf == "c" ? s[l].c : s[l].h;
 }
 
-std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params>& w, int D, const char* dir) {
+// The cells and parameters of one direction (0: fw, 1: bw) of the problem; their input widths are
+// layer_input_width(p, direction, l).
+std::string check_stack(const Problem& p, int direction) {
+  const std::vector<Cell>& cells = direction == 0 ? p.fw : p.bw;
+  const std::vector<Params>& w = direction == 0 ? p.w_fw : p.w_bw;
+  const char* dir = direction == 0 ? "fw" : "bw";
   std::ostringstream m;
   if (cells.empty()) {
     m << dir << ": MultiRNNCell needs at least one cell";
@@ -692,7 +703,7 @@ std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params
         return m.str();
       }
     }
-    const int in = layer_input_width(cells, static_cast<int>(l), D);
+    const int in = layer_input_width(p, direction, static_cast<int>(l));
     if (c.residual && in != output_width(c)) {
       m << dir << "/" << l << ": residual needs input width " << in << " == output width " << output_width(c);
       return m.str();
@@ -717,20 +728,66 @@ std::string check_stack(const std::vector<Cell>& cells, const std::vector<Params
   return "";
 }
 
+// ---------------------------------------------------------------- stack_bidirectional_dynamic_rnn
+// tf.contrib.rnn.stack_bidirectional_dynamic_rnn(fw, bw, inputs, ...): for each layer l,
+//   outputs, (state_fw, state_bw) = bidirectional_dynamic_rnn(fw[l], bw[l], prev_layer, ...)
+//   prev_layer = concat(outputs, 2)
+// with prev_layer = inputs for layer 0. Each direction of a layer is a one-cell dynamic_rnn (the masks
+// of layer l); its outputs are the masked ones (zeros past each row's length, the bw direction's
+// reversed back to time order), which is what the next layer reads.
+struct StackedRun {
+  std::vector<DirRun> fw, bw;  // [layer]
+};
+
+// A valid (check()ed) stack_bidirectional problem.
+Forward stacked_forward(const Problem& p, Pattern* pat, StackedRun* runs) {
+  const std::vector<int>* sl = p.has_seq_len ? &p.seq_len : nullptr;
+  const int L = static_cast<int>(p.fw.size());
+  const std::vector<LState> init_fw = initial_states(p, p.fw, "fw"), init_bw = initial_states(p, p.bw, "bw");
+  std::vector<LState> final_fw(L), final_bw(L);
+  Vec in_tm = to_time_major(p.x, p.T, p.B, p.D, p.time_major);  // layer l's input, time-major
+  Vec out_fw_tm, out_bw_tm;
+  for (int l = 0; l < L; ++l) {
+    const int in = layer_input_width(p, 0, l);
+    const int Of = output_width(p.fw[l]), Ob = output_width(p.bw[l]);
+    DirRun fw = run_direction({p.fw[l]}, {p.w_fw[l]}, in, in_tm, p.T, p.B, sl, {init_fw[l]}, pat, 0, p.dropout_seed, l);
+    const Vec in_rev = reverse_seq(in_tm, p.T, p.B, in, sl);
+    DirRun bw =
+        run_direction({p.bw[l]}, {p.w_bw[l]}, in, in_rev, p.T, p.B, sl, {init_bw[l]}, pat, 1, p.dropout_seed, l);
+    out_fw_tm = fw.out;
+    out_bw_tm = reverse_seq(bw.out, p.T, p.B, Ob, sl);
+    final_fw[l] = fw.final_state[0];
+    final_bw[l] = bw.final_state[0];
+    // concat([out_fw, out_bw], axis=2): per (t, b) row, the fw columns then the bw columns.
+    in_tm = concat_cols(out_fw_tm, Of, out_bw_tm, Ob, p.T * p.B);
+    if (runs) {
+      runs->fw.push_back(std::move(fw));
+      runs->bw.push_back(std::move(bw));
+    }
+  }
+  Forward f;
+  f.out_fw = from_time_major(out_fw_tm, p.T, p.B, output_width(p.fw.back()), p.time_major);
+  f.out_bw = from_time_major(out_bw_tm, p.T, p.B, output_width(p.bw.back()), p.time_major);
+  export_states(final_fw, p.fw, "fw", f.final_state);
+  export_states(final_bw, p.bw, "bw", f.final_state);
+  return f;
+}
+
 Forward forward_impl(const Problem& p, Pattern* pat, DirRun* fw_run, DirRun* bw_run) {
   const std::string err = check(p);
   if (!err.empty()) throw std::invalid_argument("ref::forward: " + err);
+  if (p.stack_bidirectional) return stacked_forward(p, pat, nullptr);
   Forward f;
   const std::vector<int>* sl = p.has_seq_len ? &p.seq_len : nullptr;
   const Vec x_tm = to_time_major(p.x, p.T, p.B, p.D, p.time_major);
   DirRun fw =
-      run_direction(p.fw, p.w_fw, p.D, x_tm, p.T, p.B, sl, initial_states(p, p.fw, "fw"), pat, 0, p.dropout_seed);
+      run_direction(p.fw, p.w_fw, p.D, x_tm, p.T, p.B, sl, initial_states(p, p.fw, "fw"), pat, 0, p.dropout_seed, 0);
   f.out_fw = from_time_major(fw.out, p.T, p.B, output_width(p.fw.back()), p.time_major);
   export_states(fw.final_state, p.fw, "fw", f.final_state);
   if (!p.bw.empty()) {
     const Vec x_rev = reverse_seq(x_tm, p.T, p.B, p.D, sl);
     DirRun bw =
-        run_direction(p.bw, p.w_bw, p.D, x_rev, p.T, p.B, sl, initial_states(p, p.bw, "bw"), pat, 1, p.dropout_seed);
+        run_direction(p.bw, p.w_bw, p.D, x_rev, p.T, p.B, sl, initial_states(p, p.bw, "bw"), pat, 1, p.dropout_seed, 0);
     const int O = output_width(p.bw.back());
     f.out_bw = from_time_major(reverse_seq(bw.out, p.T, p.B, O, sl), p.T, p.B, O, p.time_major);
     export_states(bw.final_state, p.bw, "bw", f.final_state);
@@ -764,6 +821,56 @@ Vec upstream_out(const Problem& p, const Vec& d, const std::vector<Cell>& cells,
   if (d.empty()) return Vec(n, 0.0);
   if (d.size() != n) throw std::invalid_argument(std::string("ref::backward: ") + what + " has the wrong size");
   return to_time_major(d, p.T, p.B, output_width(cells.back()), p.time_major);
+}
+
+// Backward of stacked_forward: per layer, top first, the masked BPTT of both directions (as for a
+// one-layer bidirectional problem); layer l's input gradient, split into its fw and bw column blocks,
+// is the output gradient of layer l - 1's two directions. The final states' upstream of layer l
+// reaches layer l only.
+Gradients stacked_backward(const Problem& p, const Upstream& u) {
+  const std::string err = check(p);
+  if (!err.empty()) throw std::invalid_argument("ref::backward: " + err);
+  StackedRun runs;
+  stacked_forward(p, nullptr, &runs);
+  const std::vector<int>* sl = p.has_seq_len ? &p.seq_len : nullptr;
+  const int L = static_cast<int>(p.fw.size());
+  const std::vector<LState> dfinal_fw = upstream_states(p, u, p.fw, "fw"),
+                            dfinal_bw = upstream_states(p, u, p.bw, "bw");
+  std::vector<LState> dinit_fw(L), dinit_bw(L);
+  Gradients g;
+  g.dw_fw.resize(L);
+  g.dw_bw.resize(L);
+  // The gradients of layer l's two outputs (time-major, time order), the top layer's from the upstream.
+  Vec dout_fw_tm = upstream_out(p, u.dout_fw, p.fw, "dout_fw");
+  Vec dout_bw_tm = upstream_out(p, u.dout_bw, p.bw, "dout_bw");
+  Vec d_in;  // layer l's input gradient, time-major
+  for (int l = L - 1; l >= 0; --l) {
+    const int in = layer_input_width(p, 0, l);
+    const int Ob = output_width(p.bw[l]);
+    DirGrad gf = backward_direction({p.fw[l]}, {p.w_fw[l]}, in, p.T, p.B, sl, runs.fw[l], dout_fw_tm, {dfinal_fw[l]}, 0,
+                                    p.dropout_seed, l);
+    const Vec dtmp = reverse_seq(dout_bw_tm, p.T, p.B, Ob, sl);
+    DirGrad gb = backward_direction({p.bw[l]}, {p.w_bw[l]}, in, p.T, p.B, sl, runs.bw[l], dtmp, {dfinal_bw[l]}, 1,
+                                    p.dropout_seed, l);
+    d_in = gf.dx_tm;
+    const Vec d_in_b = reverse_seq(gb.dx_tm, p.T, p.B, in, sl);
+    for (size_t q = 0; q < d_in.size(); ++q) d_in[q] += d_in_b[q];
+    dinit_fw[l] = std::move(gf.dinit[0]);
+    dinit_bw[l] = std::move(gb.dinit[0]);
+    g.dw_fw[l] = std::move(gf.dw[0]);
+    g.dw_bw[l] = std::move(gb.dw[0]);
+    if (l > 0) {  // the gradient of concat([out_fw, out_bw], axis=2) of layer l - 1: its two column blocks
+      const int Of_below = output_width(p.fw[l - 1]), Ob_below = output_width(p.bw[l - 1]);
+      dout_fw_tm = cols(d_in, p.T * p.B, in, 0, Of_below);
+      dout_bw_tm = cols(d_in, p.T * p.B, in, Of_below, Ob_below);
+    }
+  }
+  export_states(dinit_fw, p.fw, "fw", g.dinit);
+  export_states(dinit_bw, p.bw, "bw", g.dinit);
+  for (const auto& [k, v] : u.dfinal)
+    if (!g.dinit.count(k)) throw std::invalid_argument("ref::backward: unknown dfinal leaf " + k);
+  g.dx = from_time_major(d_in, p.T, p.B, p.D, p.time_major);
+  return g;
 }
 
 }  // namespace
@@ -826,6 +933,19 @@ int layer_input_width(const std::vector<Cell>& stack, int layer, int D) {
   return layer == 0 ? D : output_width(stack[layer - 1]);
 }
 
+int layer_input_width(const Problem& p, int direction, int layer) {
+  if (direction != 0 && direction != 1) throw std::out_of_range("ref::layer_input_width: direction must be 0 or 1");
+  const std::vector<Cell>& stack = direction == 0 ? p.fw : p.bw;
+  if (layer < 0 || layer >= static_cast<int>(stack.size()))
+    throw std::out_of_range("ref::layer_input_width: no layer " + std::to_string(layer) + " in " +
+                            (direction == 0 ? "fw" : "bw"));
+  if (!p.stack_bidirectional || layer == 0) return layer_input_width(stack, layer, p.D);
+  if (layer >= static_cast<int>(p.fw.size()) || layer >= static_cast<int>(p.bw.size()))
+    throw std::out_of_range("ref::layer_input_width: stack_bidirectional layer " + std::to_string(layer) +
+                            " lacks a layer below in fw or bw");
+  return output_width(p.fw[layer - 1]) + output_width(p.bw[layer - 1]);
+}
+
 std::map<std::string, std::vector<int>> param_shapes(const Cell& c, int input_width) {
   std::map<std::string, std::vector<int>> m;
   for (auto& [name, shape] : param_list(c, input_width)) m[name] = shape;
@@ -852,11 +972,20 @@ std::string check(const Problem& p) {
     m << "x has " << p.x.size() << " values, expected T*B*D = " << static_cast<size_t>(p.T) * p.B * p.D;
     return m.str();
   }
-  std::string e = check_stack(p.fw, p.w_fw, p.D, "fw");
+  if (p.stack_bidirectional) {  // stack_bidirectional_dynamic_rnn's own ValueErrors
+    if (p.fw.empty()) return "stack_bidirectional: fw has no cells (Must specify at least one fw cell)";
+    if (p.bw.empty()) return "stack_bidirectional: bw has no cells (Must specify at least one bw cell)";
+    if (p.fw.size() != p.bw.size()) {
+      m << "stack_bidirectional: fw has " << p.fw.size() << " cells, bw has " << p.bw.size()
+        << " (Forward and Backward cells must have the same depth)";
+      return m.str();
+    }
+  }
+  std::string e = check_stack(p, 0);
   if (!e.empty()) return e;
   const bool bidi = !p.bw.empty() || !p.w_bw.empty();
   if (bidi) {
-    e = check_stack(p.bw, p.w_bw, p.D, "bw");
+    e = check_stack(p, 1);
     if (!e.empty()) return e;
   }
   if (p.has_seq_len) {
@@ -908,12 +1037,13 @@ Forward forward_with_pattern(const Problem& p, std::vector<int8_t>* pattern) {
 }
 
 Gradients backward(const Problem& p, const Upstream& u) {
+  if (p.stack_bidirectional) return stacked_backward(p, u);
   DirRun fw, bw;
   forward_impl(p, nullptr, &fw, &bw);
   const std::vector<int>* sl = p.has_seq_len ? &p.seq_len : nullptr;
   Gradients g;
   DirGrad gf = backward_direction(p.fw, p.w_fw, p.D, p.T, p.B, sl, fw, upstream_out(p, u.dout_fw, p.fw, "dout_fw"),
-                                  upstream_states(p, u, p.fw, "fw"), 0, p.dropout_seed);
+                                  upstream_states(p, u, p.fw, "fw"), 0, p.dropout_seed, 0);
   Vec dx_tm = gf.dx_tm;
   export_states(gf.dinit, p.fw, "fw", g.dinit);
   g.dw_fw = std::move(gf.dw);
@@ -921,7 +1051,7 @@ Gradients backward(const Problem& p, const Upstream& u) {
     const int O = output_width(p.bw.back());
     const Vec dtmp = reverse_seq(upstream_out(p, u.dout_bw, p.bw, "dout_bw"), p.T, p.B, O, sl);
     DirGrad gb = backward_direction(p.bw, p.w_bw, p.D, p.T, p.B, sl, bw, dtmp, upstream_states(p, u, p.bw, "bw"), 1,
-                                    p.dropout_seed);
+                                    p.dropout_seed, 0);
     const Vec dx_b = reverse_seq(gb.dx_tm, p.T, p.B, p.D, sl);
     for (size_t q = 0; q < dx_tm.size(); ++q) dx_tm[q] += dx_b[q];
     export_states(gb.dinit, p.bw, "bw", g.dinit);

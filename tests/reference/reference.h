@@ -21,6 +21,11 @@
 // include/dynrnn/dropout_mask.h, reimplemented here independently (Philox4x32-10
 // from Random123's description, checked against its known-answer vectors);
 // backward is the masked BPTT with the gradients multiplied by mask / keep.
+// Problem::stack_bidirectional (tf.contrib.rnn.stack_bidirectional_dynamic_rnn)
+// is written from that function's definition: layer l is one
+// bidirectional_dynamic_rnn(fw[l], bw[l]) over layer l-1's concatenated masked
+// outputs; backward is each layer's bidirectional masked BPTT, top layer first,
+// with layer l's input gradient split into layer l-1's fw and bw output blocks.
 #pragma once
 
 #include <array>
@@ -76,7 +81,14 @@ struct Problem {
   int T = 0, B = 0, D = 0;
   bool time_major = false;
   std::vector<Cell> fw, bw;  // MultiRNNCell stacks, bottom layer first; bw empty => unidirectional
-  std::vector<double> x;     // [B,T,D] or [T,B,D]
+  // tf.contrib.rnn.stack_bidirectional_dynamic_rnn(fw, bw, ...) instead of
+  // bidirectional_dynamic_rnn(MultiRNNCell(fw), MultiRNNCell(bw)): layer l of
+  // both directions is one bidirectional_dynamic_rnn over layer l-1's
+  // concat([out_fw, out_bw], axis=2). Needs fw.size() == bw.size() >= 1.
+  // Forward::out_fw / out_bw are the top layer's two column blocks of TF's
+  // concatenated output (Upstream::dout_fw / dout_bw their gradients).
+  bool stack_bidirectional = false;
+  std::vector<double> x;  // [B,T,D] or [T,B,D]
   bool has_seq_len = false;
   std::vector<int> seq_len;  // [B]
   bool has_initial_state = false;
@@ -132,6 +144,11 @@ std::map<std::string, std::vector<int>> param_shapes(const Cell&, int input_widt
 Params random_params(const Cell&, int input_width, std::mt19937_64&, double scale);
 // Input width of layer `layer` of a stack whose bottom input has width D.
 int layer_input_width(const std::vector<Cell>& stack, int layer, int D);
+// Input width of layer `layer` of direction `direction` (0: fw, 1: bw) of the problem: the stack's
+// layer_input_width(stack, layer, p.D) for independent stacks; with stack_bidirectional, p.D for
+// layer 0 and output_width(p.fw[layer - 1]) + output_width(p.bw[layer - 1]) above (both directions).
+// Throws std::out_of_range for a direction or layer the problem lacks.
+int layer_input_width(const Problem& p, int direction, int layer);
 
 // Forward pass that additionally records, for every relu activation and every
 // clip evaluated anywhere (all rows, all executed steps), which side of its
