@@ -43,6 +43,16 @@ void append_bytes(std::vector<uint8_t>& out, const std::vector<V>& v) {
   if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
 }
 
+/// The flat state layout split into named leaves (the inverse of pack_state).
+inline ref::Named unpack_state(const dynrnn::Rnn& rnn, const std::vector<double>& flat, int64_t B) {
+  ref::Named out;
+  for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
+    auto begin = flat.begin() + B * leaf.column_offset;
+    out[leaf.name] = std::vector<double>(begin, begin + B * leaf.width);
+  }
+  return out;
+}
+
 /// The column blocks a (width wa) and b (width wb) of `rows` rows side by side, as
 /// stack_bidirectional's outputs hold both directions; an empty block is zeros, and two empty
 /// blocks give an empty result.

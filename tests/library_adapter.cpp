@@ -54,15 +54,6 @@ dynrnn::CellSpec to_spec(const ref::Cell& c) {
   return s;
 }
 
-ref::Named unpack_state(const dynrnn::Rnn& rnn, const std::vector<double>& flat, int64_t B) {
-  ref::Named out;
-  for (const dynrnn::StateLeaf& leaf : rnn.state_layout()) {
-    auto begin = flat.begin() + B * leaf.column_offset;
-    out[leaf.name] = std::vector<double>(begin, begin + B * leaf.width);
-  }
-  return out;
-}
-
 }  // namespace
 
 dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype, const LibraryOptions& opt) {

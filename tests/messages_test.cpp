@@ -537,6 +537,50 @@ TEST(Messages, WeightConversion) {
   dynrnn::CudnnLayerWeights<const float> in{w_ih.data(), w_hh.data(), nullptr, b_hh.data(), w_hr.data()};
   check_message("b_ih null", dynrnn::cudnn_to_tf<float>(lstm, 2, in, k.data(), bias.data(), nullptr),
                 {StatusCode::kInvalidValue, "b_ih", "null", "expected"});
+
+  // Keras <-> TF: every kind converts (the TF GRUCell too); LSTMCell's options other than
+  // forget_bias do not.
+  dynrnn::KerasLayerWeights<const float> keras{w_ih.data(), w_hh.data(), b_ih.data()};
+  auto to_tf = [&](const CellSpec& c, int64_t D, const dynrnn::KerasLayerWeights<const float>& kk, float* tf) {
+    return dynrnn::keras_to_tf<float>(c, D, kk, tf);
+  };
+  check_message("keras: peepholes", to_tf(peep, 2, keras, k.data()),
+                {StatusCode::kNotSupported, "use_peepholes", "true", "no Keras equivalent"});
+  check_message("keras: cell_clip", to_tf(clip, 2, keras, k.data()),
+                {StatusCode::kNotSupported, "cell_clip", "0.5", "no Keras equivalent"});
+  check_message("keras: num_proj", to_tf(projected, 2, keras, k.data()),
+                {StatusCode::kNotSupported, "cell.num_proj", "is 2", "no Keras equivalent"});
+  CellSpec proj_clip = projected;
+  proj_clip.num_proj = 0;
+  proj_clip.proj_clip = 0.25;
+  check_message("keras: proj_clip", to_tf(proj_clip, 2, keras, k.data()),
+                {StatusCode::kNotSupported, "cell.proj_clip", "0.25", "no Keras equivalent"});
+  check_message("keras: input_size", to_tf(lstm, 0, keras, k.data()),
+                {StatusCode::kInvalidValue, "input_size", "is 0", "expected both > 0"});
+  check_message("keras: num_units", to_tf(CellSpec::gru(-1), 2, keras, k.data()),
+                {StatusCode::kInvalidValue, "cell.num_units", "is -1", "expected both > 0"});
+  check_message("keras: kind out of range", to_tf(kind, 2, keras, k.data()),
+                {StatusCode::kInvalidValue, "cell.kind", "is 7", "expected a CellKind"});
+  check_message("keras: overflow", to_tf(CellSpec::basic_rnn(int64_t{1} << 40), int64_t{1} << 40, keras, k.data()),
+                {StatusCode::kInvalidValue, "cell.num_units", "overflow 64 bits", "expected a smaller layer"});
+  dynrnn::KerasLayerWeights<const float> no_kernel = keras;
+  no_kernel.kernel = nullptr;
+  check_message("keras: kernel null", to_tf(lstm, 3, no_kernel, k.data()),
+                {StatusCode::kInvalidValue, "kernel is null", "null", "[input_size, 4 * num_units] = [3, 8]"});
+  dynrnn::KerasLayerWeights<const float> no_recurrent = keras;
+  no_recurrent.recurrent_kernel = nullptr;
+  check_message("keras: recurrent_kernel null", to_tf(CellSpec::gru_reset_after(2), 2, no_recurrent, k.data()),
+                {StatusCode::kInvalidValue, "recurrent_kernel", "null", "[num_units, 3 * num_units] = [2, 6]"});
+  check_message("keras: tf_layer null", to_tf(CellSpec::basic_rnn(2), 2, keras, nullptr),
+                {StatusCode::kInvalidValue, "tf_layer", "null", "first parameter"});
+  dynrnn::KerasLayerWeights<float> keras_out{w_ih.data(), nullptr, b_ih.data()};
+  check_message("keras: out recurrent_kernel null", dynrnn::tf_to_keras<float>(lstm, 2, k.data(), keras_out),
+                {StatusCode::kInvalidValue, "recurrent_kernel", "null", "[num_units, 4 * num_units] = [2, 8]"});
+  keras_out.recurrent_kernel = w_hh.data();
+  check_message("keras: tf_to_keras tf_layer null", dynrnn::tf_to_keras<float>(lstm, 2, nullptr, keras_out),
+                {StatusCode::kInvalidValue, "tf_layer", "null", "Rnn::params()"});
+  check_message("keras: tf_to_keras peepholes", dynrnn::tf_to_keras<float>(peep, 2, k.data(), keras_out),
+                {StatusCode::kNotSupported, "use_peepholes", "true", "no Keras equivalent"});
 }
 
 /// swap_memory's host_reserve (ForwardArgs / BackwardArgs): size, presence, training flag, aliasing.

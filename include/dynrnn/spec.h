@@ -21,7 +21,7 @@ enum class CellKind : int {
   kGRU = 3,        ///< tf.compat.v1.nn.rnn_cell.GRUCell (reset applied before the candidate matmul)
   /// tf.keras.layers.GRUCell(reset_after=True), TF2's default GRU, run by dynamic_rnn: the reset gate
   /// applied after the recurrent matmul, h~ = act(x Wh + b_ih + r * (h Rh + b_hh)), as in cuDNN's GRU
-  /// and PyTorch's nn.GRU (weights_convert.h maps them exactly). Weights `kernel` [D, 3H],
+  /// and PyTorch's nn.GRU (weights.h maps them exactly). Weights `kernel` [D, 3H],
   /// `recurrent_kernel` [H, 3H] (gate columns z, r, h) and `bias` [2, 3H] (input row, recurrent
   /// row). One recurrent GEMM per step instead of kGRU's two dependent ones.
   kGRUResetAfter = 4,

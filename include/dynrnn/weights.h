@@ -1,5 +1,6 @@
-// dynrnn/weights.h — conversion of one layer's weights between TensorFlow's layout and the layout
-// of cuDNN and PyTorch (nn.LSTM / nn.RNN / nn.GRU), on host memory.
+// dynrnn/weights.h — conversion of one layer's weights between TensorFlow's layout and the layouts
+// of cuDNN and PyTorch (nn.LSTM / nn.RNN / nn.GRU) and of Keras (tf.keras.layers.LSTM / GRU /
+// SimpleRNN), on host memory.
 //
 // TF:    kernel [D + Hs, G*H] (x @ K), gate columns i, j, f, o (LSTM); bias [G*H]; forget_bias is a
 //        constant added to f at run time. Hs = num_proj (projection) or H. For kGRUResetAfter (Keras'
@@ -12,7 +13,8 @@
 // Only cells that both sides can express convert, exactly (biases of LSTM/RNN up to the rounding of
 // their sum): BasicRNNCell (tanh/relu), BasicLSTMCell, LSTMCell without peepholes, cell_clip or
 // proj_clip, and the reset-after GRU. TF's GRUCell applies the reset gate before the candidate
-// matmul, which cuDNN/PyTorch GRUs cannot express, so it returns kNotSupported.
+// matmul, which cuDNN/PyTorch GRUs cannot express, so the cuDNN conversions return kNotSupported for
+// it; Keras' GRU(reset_after=False) is that cell, and converts.
 //
 // Instantiated for float, double, bfloat16 and float16 (half_types.h); bias sums run in compute_t<T>.
 #pragma once
@@ -47,5 +49,37 @@ Status tf_to_cudnn(const CellSpec& cell, int64_t input_size, const T* tf_kernel,
 template <typename T>
 Status cudnn_to_tf(const CellSpec& cell, int64_t input_size, const CudnnLayerWeights<const T>& in, T* tf_kernel,
                    T* tf_bias, T* tf_projection);
+
+/// Pointers to one Keras recurrent layer's weights (host memory): tf.keras.layers.LSTM, GRU and
+/// SimpleRNN, their cells, and each direction of a Bidirectional wrapper. Keras multiplies x @ kernel.
+///   LSTM:      kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]; gate columns i, f, c, o.
+///   GRU:       kernel [D, 3H], recurrent_kernel [H, 3H], gate columns z, r, h; bias [3H]
+///              (reset_after=False) or [2, 3H] (reset_after=True: input row, recurrent row).
+///   SimpleRNN: kernel [D, H], recurrent_kernel [H, H], bias [H].
+template <typename T>
+struct KerasLayerWeights {
+  T* kernel = nullptr;
+  T* recurrent_kernel = nullptr;
+  T* bias = nullptr;  ///< null: use_bias=False (keras_to_tf writes zeros; tf_to_keras writes nothing)
+};
+
+/// Keras -> TF, into one layer's parameters as dynrnn's flat weights hold them (`tf_layer` points at
+/// the layer's first parameter in Rnn::params(); the layer's parameters are contiguous):
+///   LSTM -> kLSTM or kBasicLSTM (no peepholes, clips or projection): kernel rows [kernel;
+///          recurrent_kernel], columns i, c, f, o -> i, j, f, o; bias minus cell.forget_bias on f
+///          (Keras adds no constant: use forget_bias = 0 to keep its biases exactly).
+///   GRU(reset_after=False) -> kGRU: gates/kernel [D + H, 2H] columns r, u(= z), gates/bias,
+///          candidate/kernel [D + H, H] (h), candidate/bias.
+///   GRU(reset_after=True) -> kGRUResetAfter: the same arrays (dynrnn keeps Keras' layout).
+///   SimpleRNN -> kBasicRNN.
+/// The cell's activation must be the layer's `activation` (tanh or relu) and the layer's
+/// recurrent_activation sigmoid (TF2's default); Keras' dropout and recurrent_dropout have no TF
+/// equivalent. Peepholes, clips and projections (which Keras has not) return kNotSupported.
+template <typename T>
+Status keras_to_tf(const CellSpec& cell, int64_t input_size, const KerasLayerWeights<const T>& in, T* tf_layer);
+
+/// TF -> Keras, the inverse of keras_to_tf (LSTM bias plus forget_bias on f).
+template <typename T>
+Status tf_to_keras(const CellSpec& cell, int64_t input_size, const T* tf_layer, const KerasLayerWeights<T>& out);
 
 }  // namespace dynrnn

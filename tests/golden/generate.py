@@ -1109,18 +1109,22 @@ def run_case(c):
             lines.append(cell_line(d, l, s))
     for wn, tn in zip(wnames, tfnames):
         lines.append("tfname %s %s" % (wn, tn))
-    ffmt = "%.9g" if c["dtype"] == "float32" else "%.17g"
+    lines += tensor_lines(c["name"], c["dtype"], np_dtype, tensors)
+    return "\n".join(lines) + "\n"
+
+
+def tensor_lines(case_name, dtype, np_dtype, tensors):
+    """The fixture lines of (name, array, is_int) tensors: "tensor <name> <ndim> <dims...>", then the
+    values (integers, or floats with the digits that round-trip dtype)."""
+    ffmt = "%.9g" if dtype == "float32" else "%.17g"
+    lines = []
     for name, arr, is_int in tensors:
         arr = np.asarray(arr)
         if arr.dtype.kind == "f":
-            assert arr.dtype == np_dtype, (c["name"], name, arr.dtype)
+            assert arr.dtype == np_dtype, (case_name, name, arr.dtype)
         lines.append("tensor %s %d%s" % (name, arr.ndim, "".join(" %d" % s for s in arr.shape)))
-        flat = arr.ravel().tolist()
-        if is_int:
-            lines.append(" ".join("%d" % v for v in flat))
-        else:
-            lines.append(" ".join(ffmt % v for v in flat))
-    return "\n".join(lines) + "\n"
+        lines.append(" ".join(("%d" if is_int else ffmt) % v for v in arr.ravel().tolist()))
+    return lines
 
 
 def dropout_self_test():
@@ -1216,33 +1220,43 @@ def dropout_self_test_case(kind, keep_state):
     print("%s passed (TF vs numpy %.2g)" % (what, err), flush=True)
 
 
+def selected_cases(all_cases, only, out):
+    """The cases to write into out: those named in `only` (comma-separated), or all of them once the
+    old fixture files there are removed."""
+    names = [c["name"] for c in all_cases]
+    assert len(names) == len(set(names)), "duplicate case names"
+    os.makedirs(out, exist_ok=True)
+    if not only:
+        for f in glob.glob(os.path.join(out, "*.txt")):
+            os.remove(f)
+        return all_cases
+    want = set(only.split(","))
+    unknown = want - set(names)
+    if unknown:
+        sys.exit("unknown cases: %s" % sorted(unknown))
+    return [c for c in all_cases if c["name"] in want]
+
+
+def write_cases(cases, out, run):
+    """Writes run(case), a fixture's text, to out/<name>.txt for each case."""
+    for c in cases:
+        text = run(c)
+        with open(os.path.join(out, c["name"] + ".txt"), "w") as f:
+            f.write(text)
+        print("wrote %s" % c["name"], flush=True)
+    print("%d cases" % len(cases))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, "data"))
     ap.add_argument("--only", default=None, help="comma-separated case names")
     args = ap.parse_args()
-    names = [c["name"] for c in CASES]
-    assert len(names) == len(set(names)), "duplicate case names"
-    cases = CASES
-    os.makedirs(args.out, exist_ok=True)
-    if args.only:
-        want = set(args.only.split(","))
-        unknown = want - set(names)
-        if unknown:
-            sys.exit("unknown cases: %s" % sorted(unknown))
-        cases = [c for c in CASES if c["name"] in want]
-    else:
-        for f in glob.glob(os.path.join(args.out, "*.txt")):
-            os.remove(f)
+    cases = selected_cases(CASES, args.only, args.out)
     check_philox()
     if any(has_dropout_wrapper(s) for c in cases for s in c["fw"] + (c["bw"] or [])):
         dropout_self_test()
-    for c in cases:
-        text = run_case(c)
-        with open(os.path.join(args.out, c["name"] + ".txt"), "w") as f:
-            f.write(text)
-        print("wrote %s" % c["name"], flush=True)
-    print("%d cases" % len(cases))
+    write_cases(cases, args.out, run_case)
 
 
 if __name__ == "__main__":
