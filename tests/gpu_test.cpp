@@ -195,6 +195,14 @@ struct Case {
   /// DropoutWrapper layers: the calls' dropout_seed (the same on both backends, so the same masks).
   uint64_t dropout_seed = 0x9E3779B97F4A7C15ull;
 
+  /// Whether the backward stack's outputs have a buffer of their own (with stack_bidirectional both
+  /// directions' are the columns of `outputs`).
+  bool own_bw() const { return spec.bidirectional() && !spec.stack_bidirectional; }
+  /// Columns of the outputs buffer.
+  int64_t outputs_width(const Rnn& rnn) const {
+    return rnn.output_width(0) + (spec.stack_bidirectional ? rnn.output_width(1) : 0);
+  }
+
   /// The length TF uses for row b: sequence_length clamped to [0, T], or T.
   int64_t length(int64_t b) const {
     if (!has_len) return T;
@@ -229,7 +237,7 @@ std::string describe(const Case& c) {
   for (const CellSpec& s : c.spec.cells_fw) os << describe_cell(s) << " ";
   os << "]";
   if (c.spec.bidirectional()) {
-    os << " bw=[";
+    os << (c.spec.stack_bidirectional ? " stacked bw=[" : " bw=[");
     for (const CellSpec& s : c.spec.cells_bw) os << describe_cell(s) << " ";
     os << "]";
   }
@@ -299,8 +307,8 @@ Problem<double> make_problem(const Case& c) {
     for (int64_t i = 0; i < info.count; ++i)
       p.weights[static_cast<size_t>(info.offset + i)] = uniform(rng, -scale, scale);
   }
-  if (c.grad_outputs) p.dout = random_vec(rng, T * B * static_cast<size_t>(rnn->output_width(0)), 1.0);
-  if (c.spec.bidirectional() && c.grad_outputs_bw) {
+  if (c.grad_outputs) p.dout = random_vec(rng, T * B * static_cast<size_t>(c.outputs_width(*rnn)), 1.0);
+  if (c.own_bw() && c.grad_outputs_bw) {
     p.dout_bw = random_vec(rng, T * B * static_cast<size_t>(rnn->output_width(1)), 1.0);
   }
   if (c.grad_final) p.dfinal = random_vec(rng, B * S, 1.0);
@@ -332,11 +340,11 @@ class Session {
         dout_(be_, bytes(p.dout.size())),
         dout_bw_(be_, bytes(p.dout_bw.size())),
         dfinal_(be_, bytes(p.dfinal.size())),
-        out_inf_(be_, bytes(c.T * c.B * rnn.output_width(0))),
-        out_bw_inf_(be_, bytes(c.T * c.B * rnn.output_width(1))),
+        out_inf_(be_, bytes(c.T * c.B * c.outputs_width(rnn))),
+        out_bw_inf_(be_, c.own_bw() ? bytes(c.T * c.B * rnn.output_width(1)) : 0),
         final_inf_(be_, bytes(c.B * rnn.state_width())),
-        out_(be_, bytes(c.T * c.B * rnn.output_width(0))),
-        out_bw_(be_, bytes(c.T * c.B * rnn.output_width(1))),
+        out_(be_, bytes(c.T * c.B * c.outputs_width(rnn))),
+        out_bw_(be_, c.own_bw() ? bytes(c.T * c.B * rnn.output_width(1)) : 0),
         final_(be_, bytes(c.B * rnn.state_width())),
         grad_x_(be_, c.want_grad_inputs ? bytes(p.x.size()) : 0),
         grad_init_(be_, c.want_grad_init ? bytes(c.B * rnn.state_width()) : 0),
@@ -385,7 +393,7 @@ class Session {
     f.initial_state = c_.init_state ? init_.data() : nullptr;
     f.weights = w_.data();
     f.outputs = out_inf_.data();
-    f.outputs_bw = c_.spec.bidirectional() ? out_bw_inf_.data() : nullptr;
+    f.outputs_bw = c_.own_bw() ? out_bw_inf_.data() : nullptr;
     f.final_state = final_inf_.data();
     f.workspace = ws_.data();
     f.workspace_bytes = ws_.bytes();
@@ -396,7 +404,7 @@ class Session {
     if (!st) return st;
 
     f.outputs = out_.data();
-    f.outputs_bw = c_.spec.bidirectional() ? out_bw_.data() : nullptr;
+    f.outputs_bw = c_.own_bw() ? out_bw_.data() : nullptr;
     f.final_state = final_.data();
     f.training = true;
     f.reserve = reserve_.data();
@@ -408,7 +416,7 @@ class Session {
 
     BackwardArgs b = BackwardArgs::of(f);
     b.grad_outputs = c_.grad_outputs ? dout_.data() : nullptr;
-    b.grad_outputs_bw = c_.spec.bidirectional() && c_.grad_outputs_bw ? dout_bw_.data() : nullptr;
+    b.grad_outputs_bw = c_.own_bw() && c_.grad_outputs_bw ? dout_bw_.data() : nullptr;
     b.grad_final_state = c_.grad_final ? dfinal_.data() : nullptr;
     b.grad_inputs = c_.want_grad_inputs ? grad_x_.data() : nullptr;
     b.grad_initial_state = c_.want_grad_init ? grad_init_.data() : nullptr;
@@ -561,13 +569,12 @@ void expect_bitwise(const Outputs<T>& a, const Outputs<T>& b) {
 template <typename T>
 void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Outputs<T>& o) {
   const int64_t T_ = c.T, B = c.B;
-  const int dirs = c.spec.bidirectional() ? 2 : 1;
   auto out_index = [&](int64_t t, int64_t b, int64_t width) {
     return static_cast<size_t>((c.spec.time_major ? t * B + b : b * T_ + t) * width);
   };
   int64_t bad_zero = 0;
-  for (int d = 0; d < dirs; ++d) {
-    const int64_t O = rnn.output_width(d);
+  for (int d = 0; d < (c.own_bw() ? 2 : 1); ++d) {
+    const int64_t O = d == 0 ? c.outputs_width(rnn) : rnn.output_width(1);
     for (const std::vector<T>* v : d == 0 ? std::vector<const std::vector<T>*>{&o.out, &o.out_inf}
                                           : std::vector<const std::vector<T>*>{&o.out_bw, &o.out_bw_inf}) {
       if (v->size() != static_cast<size_t>(T_ * B * O)) continue;  // reported by the comparison
@@ -601,11 +608,15 @@ void expect_masking(const Case& c, const Rnn& rnn, const Problem<T>& p, const Ou
           }
           if (o.grad_init.size() == state_elems) bad_grad += o.grad_init[i] != (c.grad_final ? p.dfinal[i] : T(0));
         } else if (leaf.layer == top && !leaf.is_cell && output_is_h) {
-          // the top layer's h is its output at the row's last step (time len-1, or 0 when reversed)
-          const std::vector<T>& y = leaf.direction == 0 ? o.out : o.out_bw;
+          // the top layer's h is its output at the row's last step (time len-1, or 0 when reversed),
+          // in its buffer or, stacked, in its direction's columns of the shared one
+          const bool own = leaf.direction == 0 || c.own_bw();
+          const std::vector<T>& y = own && leaf.direction == 1 ? o.out_bw : o.out;
+          const int64_t W = own ? leaf.width : c.outputs_width(rnn);
+          const int64_t col = own ? 0 : rnn.output_width(0);
           const int64_t t = leaf.direction == 0 ? len - 1 : 0;
-          if (y.size() == static_cast<size_t>(T_ * B * leaf.width) && o.final_state.size() == state_elems) {
-            bad_last += o.final_state[i] != y[out_index(t, b, leaf.width) + static_cast<size_t>(k)];
+          if (y.size() == static_cast<size_t>(T_ * B * W) && o.final_state.size() == state_elems) {
+            bad_last += o.final_state[i] != y[out_index(t, b, W) + static_cast<size_t>(col + k)];
           }
         }
       }
@@ -781,6 +792,20 @@ std::vector<Case> coverage_cases() {
     c.spec.parallel_iterations = 3;
     v.push_back(with_len(c, {4, 9, 0, 7, 2, 9}));
   }
+  {  // stack_bidirectional: residual layer over a concatenation of its width, dropout, chunks, swap
+    CellSpec proj = lstm_full(9, 5, 1.5, 0.9);
+    CellSpec gru = CellSpec::gru(9);
+    gru.residual = true;  // reads 5 + 4 columns
+    gru.output_keep_prob = 0.8;
+    CellSpec rnn = CellSpec::basic_rnn(7, Activation::kRelu);
+    rnn.state_keep_prob = 0.7;
+    Case c = make_case("stack_bidi", {proj, gru, CellSpec::basic_lstm(6)},
+                       {CellSpec::gru_reset_after(4), rnn, CellSpec::lstm(3)}, 6, 8, 5, true, 31);
+    c.spec.stack_bidirectional = true;
+    c.spec.parallel_iterations = 3;
+    c.spec.swap_memory = true;
+    v.push_back(with_len(c, {8, 2, 0, 5, 7}));
+  }
   // Large enough for several thread blocks per stage, the column_sum over many rows and real GEMM tiles.
   v.push_back(with_len(make_case("big_lstm", {CellSpec::lstm(300)}, {}, 70, 4, 257, false, 22), [] {
     std::vector<int32_t> l(257);
@@ -853,6 +878,11 @@ Case random_case(uint64_t seed) {
   c.grad_outputs_bw = rng() % 5 != 0;
   c.grad_final = rng() % 3 != 0;
   c.accumulate = rng() % 4 == 0;
+  // stack_bidirectional_dynamic_rnn for half of the bidirectional cases whose stacks have the same
+  // depth (drawn last, so that every other case is the one drawn before it existed).
+  if (c.spec.bidirectional() && c.spec.cells_fw.size() == c.spec.cells_bw.size()) {
+    c.spec.stack_bidirectional = rng() % 2 == 0;
+  }
   return c;
 }
 
@@ -1444,13 +1474,14 @@ TEST(GpuQuick, SanitizerSubset) {
   std::vector<Case> f32;
   for (const char* name : {"rnn_relu_tm_len", "lstm_all_options", "gru_relu_len", "stack_mixed", "bidi_mixed_tm",
                            "T1_len", "len_device_only", "accumulate_only_dfinal", "no_init_no_grads",
-                           "chunked_wavefront", "swap_bidi_chunks", "dropout_stack"}) {
+                           "chunked_wavefront", "swap_bidi_chunks", "dropout_stack", "stack_bidi"}) {
     f32.push_back(coverage_case(name));
   }
   gpu_matches_cpu<float>(f32, kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<double>({coverage_case("bidi_no_len")}, kTolFloat64, MathMode::kDefault);
   gpu_matches_cpu<float>({coverage_case("basic_lstm_fb")}, kTolTf32, MathMode::kTF32);
   check_graph_matches_eager<float>(coverage_case("swap_bidi_chunks"));
+  check_graph_matches_eager<float>(coverage_case("stack_bidi"));
   gpu_matches_cpu<dynrnn::bfloat16>({coverage_case("stack_mixed")}, kTolBFloat16, MathMode::kDefault);
   gpu_matches_cpu<dynrnn::float16>({coverage_case("bidi_mixed_tm")}, kTolFloat16, MathMode::kDefault);
   check_graph_matches_eager<dynrnn::bfloat16>(coverage_case("chunked_wavefront"));
