@@ -124,13 +124,14 @@ bool layout_slots(const Model& model, int64_t K, int64_t B, bool training, std::
 
 PoolSizes pool_sizes(const Model& model) {
   // A stack_bidirectional call runs its blocks (two layers each) one after another.
-  const int layers = model.spec.stack_bidirectional ? 2 : static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
+  const bool stacked = model.spec.stack_bidirectional;
+  const int layers = stacked ? 2 : static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
   const bool swap = model.spec.swap_memory;
   PoolSizes s;
-  // As make_plan counts them: the caller's queue, one per layer, the copy queue; per layer three
-  // events, and with swap up to kMaxSaveEvents save events and two load events; one for dx, one for
-  // the batch's length order.
-  s.queues = 1 + layers + (swap ? 1 : 0);
+  // As make_plan counts them: the caller's queue, one per layer, the copy queue (and make_call_plan's
+  // concat_queue); per layer three events, and with swap up to kMaxSaveEvents save events and two
+  // load events; one for dx, one for the batch's length order.
+  s.queues = 1 + layers + (swap ? 1 : 0) + (swap && stacked ? 1 : 0);
   s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 2;
   return s;
 }
@@ -297,41 +298,54 @@ Status make_call_plan(const Model& model, const std::vector<Model>& blocks, int6
     }
   }
   p.blocks.resize(blocks.size());
-  for (size_t b = 0; b < blocks.size(); ++b) DYNRNN_TRY(make_plan(blocks[b], T, B, training, &p.blocks[b], shared));
+  size_t blocks_reserve = 0, host = 0;
+  bool ok = true;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    DYNRNN_TRY(make_plan(blocks[b], T, B, training, &p.blocks[b], shared));
+    p.reserve_offsets.push_back(blocks_reserve);
+    p.host_offsets.push_back(host);
+    ok = ok && checked_add(blocks_reserve, p.blocks[b].reserve_bytes, &blocks_reserve) &&
+         checked_add(host, p.blocks[b].host_bytes, &host);
+    p.queues = std::max(p.queues, p.blocks[b].queues);
+  }
   // Layer l's concatenated outputs, for l below the top (whose outputs are the caller's).
   const int64_t boundaries = static_cast<int64_t>(blocks.size()) - 1;
   int64_t width = 0;
   for (int64_t l = 0; l < boundaries; ++l) {
     const Model& m = blocks[static_cast<size_t>(l)];
-    width = std::max(width, m.dirs[0][0].out_width + m.dirs[1][0].out_width);
+    p.concat_widths.push_back(m.dirs[0][0].out_width + m.dirs[1][0].out_width);
+    width = std::max(width, p.concat_widths.back());
   }
   const size_t eb = model.elem_bytes;
+  // In the reserve after the blocks' (training), unless swap_memory's budget cannot hold them.
+  Carver rs(eb, true, blocks_reserve);
+  const Region kept = rs.take(training ? boundaries : 0, {T, B, width});
+  p.concat_swapped =
+      kept.present() && model.spec.swap_memory && (p.blocks[0].swap || rs.end() > model.spec.activation_memory_budget);
   Carver ws(eb, false);
   if (boundaries > 0) {
     const int64_t slots = std::min<int64_t>(2, boundaries);
-    if (training) {
-      p.concat_grad = ws.take(slots, {T, B, width});
-    } else {
-      p.concat = ws.take(slots, {T, B, width});
-    }
+    if (training) p.concat_grad = ws.take(slots, {T, B, width});
+    if (!training || p.concat_swapped) p.concat = ws.take(slots, {T, B, width});
   }
   p.block_workspace = ws.end();
-  size_t reserve = 0, host = 0;
-  bool ok = !ws.overflow();
+  ok = ok && !ws.overflow();
   for (const Plan& bp : p.blocks) {
-    p.reserve_offsets.push_back(reserve);
-    p.host_offsets.push_back(host);
     size_t fwd = 0, bwd = 0;
     ok = ok && checked_add(p.block_workspace, bp.forward_workspace_bytes, &fwd) &&
-         checked_add(p.block_workspace, bp.backward_workspace_bytes, &bwd) &&
-         checked_add(reserve, bp.reserve_bytes, &reserve) && checked_add(host, bp.host_bytes, &host);
+         checked_add(p.block_workspace, bp.backward_workspace_bytes, &bwd);
     p.forward_workspace_bytes = std::max(p.forward_workspace_bytes, fwd);
     if (training) p.backward_workspace_bytes = std::max(p.backward_workspace_bytes, bwd);
   }
-  Carver rs(eb, true, reserve);
-  if (training && boundaries > 0) p.concat = rs.take(boundaries, {T, B, width});
-  if (!ok || rs.overflow() || rs.end() > (size_t(1) << 62)) return overflow;
-  p.reserve_bytes = training ? rs.end() : 0;
+  if (p.concat_swapped) {
+    p.concat_host = host;
+    ok = ok && checked_add(host, rs.end() - blocks_reserve, &host);
+    p.concat_queue = p.queues++;
+  } else if (kept.present()) {
+    p.concat = kept;
+  }
+  if (!ok || rs.overflow() || rs.end() > (size_t(1) << 62) || host > (size_t(1) << 62)) return overflow;
+  p.reserve_bytes = !training ? 0 : p.concat_swapped ? blocks_reserve : rs.end();
   p.host_bytes = host;
   *out = std::move(p);
   return Status::ok();

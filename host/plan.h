@@ -152,12 +152,32 @@ Status make_plan(const Model& model, int64_t max_time, int64_t batch, bool train
 /// blocks, layer l's concatenated outputs [T, B, O_fw + O_bw] in the caller's layout (training: slot
 /// l in the reserve, since backward reads them again for dW_x; inference: workspace slot l % 2) and,
 /// in backward, their gradients (workspace slot l % 2). A slot holds the widest layer's.
+///
+/// With swap_memory, a training call keeps the concatenated outputs in the reserve only if the
+/// activation budget holds them beside every chunk of every block; otherwise (concat_swapped) they
+/// live in workspace slots l % 2 as in inference, and a copy of each goes to the host reserve while
+/// the layer above runs forward (block l + 1 saves its input), and comes back into its slot for
+/// backward while the layer above that runs backward (block l + 2 loads the input of block l + 1;
+/// the top block's input is loaded before the first block). These copies run on concat_queue, a
+/// queue after every block's own, so that they never wait behind, nor delay, the blocks' chunk copies.
 struct CallPlan : CallSizes {
   std::vector<Plan> blocks;
   std::vector<size_t> reserve_offsets;  ///< bytes into the reserve of each block's
   std::vector<size_t> host_offsets;     ///< bytes into the host reserve of each block's
   size_t block_workspace = 0;           ///< bytes into the workspace of every block's
   Region concat, concat_grad;
+  std::vector<int64_t> concat_widths;  ///< O_fw + O_bw of each layer below the top
+  bool concat_swapped = false;
+  size_t concat_host = 0;  ///< concat_swapped: bytes into the host reserve of layer 0's (layer l's follow)
+  int concat_queue = 0;    ///< concat_swapped: the queue of the concatenated outputs' copies
+  int queues = 1;          ///< queues of a block's call: its plan's, and concat_queue
+
+  /// Elements of layer l's concatenated outputs, all that a copy to or from the host moves.
+  int64_t concat_elems(int64_t l) const { return max_time * batch * concat_widths[static_cast<size_t>(l)]; }
+  /// concat_swapped: layer l's concatenated outputs in the host reserve.
+  char* concat_host_at(int64_t l, char* host, size_t elem_bytes) const {
+    return host + concat_host + static_cast<size_t>(l * concat.slot_elems) * elem_bytes;
+  }
 
   /// Layer l's concatenated outputs (grad false) or their gradients (grad true).
   char* concat_at(int64_t l, bool grad, char* workspace, char* reserve, size_t elem_bytes) const {

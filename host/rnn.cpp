@@ -16,13 +16,12 @@
 namespace dynrnn {
 
 template <typename T, typename F>
-Status Rnn::Impl::bracketed(const Model& block, const Plan& plan, Stream stream, F&& run) {
+Status Rnn::Impl::bracketed(int queues, int events, Stream stream, F&& run) {
   Executor<T>& ex = *executor<T>();
-  DYNRNN_TRY(ex.begin(stream, plan.queues, plan.events));
-  Orchestrator<T> orchestrator(block, plan, ex);
+  DYNRNN_TRY(ex.begin(stream, queues, events));
   Status st;
   try {
-    st = run(orchestrator);
+    st = run(ex);
   } catch (...) {
     (void)ex.end();  // leave the handle usable; guarded() turns the exception into a status
     throw;
@@ -62,6 +61,20 @@ BlockIo<T> block_io(const Model& model, const std::vector<Model>& blocks, const 
   return io;
 }
 
+/// concat_swapped: copies layer l's concatenated outputs from their workspace slot to the host
+/// reserve (forward), or back (backward), on `queue`.
+template <typename T>
+Status move_concat(Executor<T>& ex, const CallPlan& plan, int64_t l, bool to_host, int queue, char* workspace,
+                   char* host) {
+  const int64_t n = plan.concat_elems(l);
+  if (n == 0) return Status::ok();
+  T* dev = reinterpret_cast<T*>(plan.concat_at(l, false, workspace, nullptr, sizeof(T)));
+  T* h = reinterpret_cast<T*>(plan.concat_host_at(l, host, sizeof(T)));
+  DYNRNN_TRY(ex.set_queue(queue));
+  DYNRNN_TRY(to_host ? ex.copy_to_host(h, dev, n) : ex.copy_to_device(dev, h, n));
+  return ex.set_queue(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -69,6 +82,7 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const CallPlan& plan, int64_
   if (plan.host_bytes > 0) DYNRNN_TRY(executor<T>()->check_host_buffer("host_reserve", a.host_reserve));
   char* workspace = static_cast<char*>(a.workspace);
   char* reserve = static_cast<char*>(a.reserve);
+  char* host = static_cast<char*>(a.host_reserve);
   ForwardCall<T> c;
   c.loop_bound = loop_bound;
   c.time_major = model.spec.time_major;
@@ -90,8 +104,13 @@ Status Rnn::Impl::run_forward(const ForwardArgs& a, const CallPlan& plan, int64_
       c.outputs_ld[d] = io.out_ld[d];
     }
     c.reserve = reserve ? reserve + plan.reserve_offsets[b] : nullptr;
-    c.host = a.host_reserve ? static_cast<T*>(a.host_reserve) + plan.host_offsets[b] / sizeof(T) : nullptr;
-    DYNRNN_TRY(bracketed<T>(blocks[b], plan.blocks[b], stream, [&](Orchestrator<T>& o) { return o.forward(c); }));
+    c.host = host ? reinterpret_cast<T*>(host + plan.host_offsets[b]) : nullptr;
+    DYNRNN_TRY(bracketed<T>(plan.queues, plan.blocks[b].events, stream, [&](Executor<T>& ex) -> Status {
+      // Block b reads layer b - 1's outputs; their copy for backward runs beside it.
+      if (plan.concat_swapped && b > 0)
+        DYNRNN_TRY(move_concat(ex, plan, b - 1, true, plan.concat_queue, workspace, host));
+      return Orchestrator<T>(blocks[b], plan.blocks[b], ex).forward(c);
+    }));
   }
   return Status::ok();
 }
@@ -114,6 +133,15 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const CallPlan& plan, int6
   c.workspace = workspace ? workspace + plan.block_workspace : nullptr;
   c.dropout_seed = a.dropout_seed;
   c.dropout_seed_at = a.dropout_seed_at;
+  char* host = static_cast<char*>(const_cast<void*>(a.host_reserve));  // backward only reads it
+  // The top block's input comes back first; each block then brings back the input of the block
+  // below it, into the other workspace slot, while it runs.
+  const size_t top = blocks.size() - 1;
+  if (plan.concat_swapped && top > 0) {
+    DYNRNN_TRY(bracketed<T>(1, 0, stream, [&](Executor<T>& ex) {
+      return move_concat(ex, plan, static_cast<int64_t>(top) - 1, false, 0, workspace, host);
+    }));
+  }
   // From the top layer down: block b reads the gradient of its outputs that block b + 1 left.
   for (size_t b = blocks.size(); b-- > 0;) {
     const BlockIo<T> io = block_io<T>(
@@ -126,9 +154,13 @@ Status Rnn::Impl::run_backward(const BackwardArgs& a, const CallPlan& plan, int6
     }
     c.grad_inputs = io.in_grad;
     c.reserve = reserve ? reserve + plan.reserve_offsets[b] : nullptr;
-    c.host = a.host_reserve ? static_cast<T*>(const_cast<void*>(a.host_reserve)) + plan.host_offsets[b] / sizeof(T)
-                            : nullptr;
-    DYNRNN_TRY(bracketed<T>(blocks[b], plan.blocks[b], stream, [&](Orchestrator<T>& o) { return o.backward(c); }));
+    c.host = host ? reinterpret_cast<T*>(host + plan.host_offsets[b]) : nullptr;
+    DYNRNN_TRY(bracketed<T>(plan.queues, plan.blocks[b].events, stream, [&](Executor<T>& ex) -> Status {
+      if (plan.concat_swapped && b >= 2) {
+        DYNRNN_TRY(move_concat(ex, plan, static_cast<int64_t>(b) - 2, false, plan.concat_queue, workspace, host));
+      }
+      return Orchestrator<T>(blocks[b], plan.blocks[b], ex).backward(c);
+    }));
   }
   return Status::ok();
 }

@@ -36,10 +36,11 @@ struct Rnn::Impl {
     return std::get<std::unique_ptr<Executor<T>>>(executors);
   }
 
-  /// Runs an orchestrator call of one block between the executor's begin and end (end also when it
-  /// throws): the caller's stream waits for it, and it for the caller's earlier work.
+  /// Runs run(executor) — an orchestrator call of one block, a copy — between the executor's begin
+  /// and end (end also when it throws): the caller's stream waits for it, and it for the caller's
+  /// earlier work.
   template <typename T, typename F>
-  Status bracketed(const Model& block, const Plan& plan, Stream stream, F&& run);
+  Status bracketed(int queues, int events, Stream stream, F&& run);
   /// Runs the call's blocks one after another (checked arguments).
   template <typename T>
   Status run_forward(const ForwardArgs& a, const CallPlan& plan, int64_t loop_bound, Stream stream);

@@ -60,6 +60,9 @@ class DeviceCall {
     set(h_.rs.data(), h_.rs.size());
   }
 
+  /// NaN into every workspace byte (between forward and backward: the workspace keeps nothing).
+  void poison_workspace() { set(h_.ws.data(), h_.ws.size()); }
+
   /// The result bytes in CallBuffers::results() order, after the device has finished.
   std::vector<uint8_t> results() {
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);

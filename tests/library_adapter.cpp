@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -127,6 +128,12 @@ LibraryRun run_library(const ref::Problem& p, const ref::Upstream* upstream, con
   }
   run.forward.final_state = unpack_state(*rnn, widen(c.fin), B);
   if (!upstream || !training) return run;
+  // The workspace keeps nothing from one call to the next: backward must not read what forward left.
+  if (device) {
+    device->poison_workspace();
+  } else {
+    std::fill(c.ws.begin(), c.ws.end(), char(-1));  // NaN in every element type
+  }
 
   st = rnn->backward(device ? device->b : c.backward_args());
   if (device) device->results();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "async_executor.h"
 #include "host/rnn_impl.h"
@@ -81,6 +82,61 @@ TEST(Schedule, SlowHostCopiesNeverExposeAStaleSlot) {
                      "configuration " + std::to_string(i));
     if (HasFailure()) return;
   }
+}
+
+TEST(Schedule, StackedSwapNeverExposesAStaleConcatenation) {
+  // stack_bidirectional with swap_memory: each lower layer's concatenated outputs go to the host
+  // while the layer above runs forward and come back, one layer ahead, while the layer above that
+  // runs backward, through two workspace slots that the layers reuse. Their copy queue, or the
+  // blocks' chunk-copy queue, lags far behind compute: a slot overwritten before its copy left, or
+  // read before its copy came back, would change the results.
+  std::mt19937_64 rng(2811);
+  int stacked = 0;
+  for (int i = 0; stacked < 8 && i < 2000; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, stacked_problems());
+    if (!p.stack_bidirectional || p.fw.size() < 2 || p.T == 0 || p.B == 0) continue;
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    LibraryOptions opt;
+    opt.parallel_iterations = 1 + stacked % 2;
+    opt.swap_memory = true;
+    const std::string what = "stacked configuration " + std::to_string(stacked++) + ": " + testing_support::describe(p);
+    const LibraryRun in_order = testing_support::run_library<double>(p, &up, opt);
+    // The smallest ring (every layer's chunks go to the host too), then a budget that holds every
+    // chunk but not the concatenations.
+    size_t full = 0;
+    for (bool rings_swap : {true, false}) {
+      opt.activation_memory_budget = rings_swap ? 0 : full - 1;
+      for (bool slow_concat : {true, false}) {
+        dynrnn::CallPlan plan;
+        auto slowed = [&](dynrnn::Rnn& rnn) {
+          dynrnn::Rnn::Impl& impl = dynrnn::RnnTestAccess::impl(rnn);
+          ASSERT_TRUE(dynrnn::make_call_plan(impl.model, impl.blocks, p.T, p.B, true, &plan).is_ok());
+          if (full == 0) {  // the reserve without swap_memory: every chunk and the concatenations
+            dynrnn::Model kept = impl.model;
+            std::vector<dynrnn::Model> blocks = impl.blocks;
+            kept.spec.swap_memory = false;
+            for (dynrnn::Model& m : blocks) m.spec.swap_memory = false;
+            dynrnn::CallPlan all;
+            ASSERT_TRUE(dynrnn::make_call_plan(kept, blocks, p.T, p.B, true, &all).is_ok());
+            full = all.reserve_bytes;
+          }
+          testing_support::DelayPolicy policy;
+          policy.max_delay_us = 5;
+          policy.slow_queue = slow_concat ? plan.concat_queue : plan.blocks[0].copy_queue;
+          policy.slow_delay_us = 300;
+          policy.seed = static_cast<unsigned>(i);
+          threaded(policy)(rnn);
+        };
+        const std::string how = what + (rings_swap ? ", smallest ring" : ", every chunk on the device") +
+                                (slow_concat ? ", concatenations' copies slow" : ", chunk copies slow");
+        expect_bit_equal(in_order, testing_support::run_library<double>(p, &up, opt, slowed), how);
+        EXPECT_TRUE(plan.concat_swapped) << how;
+        EXPECT_EQ(plan.blocks[0].swap, rings_swap && p.T > opt.parallel_iterations * 2) << how;
+      }
+    }
+    if (HasFailure()) return;
+  }
+  EXPECT_EQ(stacked, 8);
 }
 
 TEST(Schedule, SwapMemoryIsBitwiseNeutral) {

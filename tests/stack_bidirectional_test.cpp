@@ -246,31 +246,43 @@ TEST(StackBidirectional, TensorFlowNamesShapesAndStateLayout) {
 }
 
 TEST(StackBidirectional, SwapBudgetCoversEveryLayer) {
-  // The budget bounds the device ring of all layers together (each layer keeps as many chunks as the
-  // budget holds for the whole stack), as without stack_bidirectional; the concatenated outputs
-  // between layers, which backward reads in full, stay in the reserve beside it.
+  // The budget bounds the device reserve of the whole call: the rings of all layers together (each
+  // layer keeps as many chunks as the budget holds for the whole stack), as without
+  // stack_bidirectional, and the concatenated outputs between layers, which go to the host reserve
+  // unless the budget holds them beside every chunk.
   dynrnn::RnnSpec s = stacked_spec();
   s.parallel_iterations = 4;
   const int64_t T = 64, B = 3;
-  std::unique_ptr<dynrnn::Rnn> all, swapped;
-  ASSERT_TRUE(dynrnn::Rnn::create(s, dynrnn::Backend::kCpu, &all).is_ok());
-  size_t full = 0, host_none = 0;
-  ASSERT_TRUE(all->get_reserve_size(T, B, &full).is_ok());
-  ASSERT_TRUE(all->get_host_reserve_size(T, B, &host_none).is_ok());
-  EXPECT_EQ(host_none, 0u);
-  s.swap_memory = true;
-  s.activation_memory_budget = full / 4;
-  ASSERT_TRUE(dynrnn::Rnn::create(s, dynrnn::Backend::kCpu, &swapped).is_ok());
-  size_t device = 0, host = 0;
-  ASSERT_TRUE(swapped->get_reserve_size(T, B, &device).is_ok());
-  ASSERT_TRUE(swapped->get_host_reserve_size(T, B, &host).is_ok());
   const size_t concat = static_cast<size_t>(T * B * (3 + 2)) * sizeof(float);  // layer 0's outputs
-  const size_t align = 4 * 256;  // each of the 4 layers' rings rounds up to 256 bytes
-  EXPECT_LE(device, s.activation_memory_budget + concat + align) << "full reserve " << full;
-  EXPECT_GT(host, 0u);
-  // The host holds what the device no longer does.
-  EXPECT_LE(full, device + host + align);
+  const size_t align = 4 * 256 + 256;  // the 4 layers' rings and the concatenation round up to 256 bytes
+  auto sizes = [&](bool swap, size_t budget, size_t* device, size_t* host) {
+    s.swap_memory = swap;
+    s.activation_memory_budget = budget;
+    std::unique_ptr<dynrnn::Rnn> rnn;
+    ASSERT_TRUE(dynrnn::Rnn::create(s, dynrnn::Backend::kCpu, &rnn).is_ok());
+    ASSERT_TRUE(rnn->get_reserve_size(T, B, device).is_ok());
+    ASSERT_TRUE(rnn->get_host_reserve_size(T, B, host).is_ok());
+  };
+  size_t full = 0, host_none = 0;
+  sizes(false, 0, &full, &host_none);
+  EXPECT_EQ(host_none, 0u);
+  // A quarter of it: a ring of 4 of the 16 chunks per layer, the concatenation on the host.
+  size_t device = 0, host = 0;
+  sizes(true, full / 4, &device, &host);
+  EXPECT_LE(device, full / 4 + align) << "full reserve " << full;
+  EXPECT_GE(host, concat);
+  EXPECT_LE(full, device + host + align);  // the host holds what the device no longer does
   EXPECT_LE(device + host, full + align);
+  // Every chunk but not the concatenation: only the concatenation moves.
+  sizes(true, full - 1, &device, &host);
+  EXPECT_GE(host, concat);
+  EXPECT_LT(host, concat + 256);
+  EXPECT_EQ(device + host, full);
+  EXPECT_LE(device, full - 1);
+  // Everything: nothing moves.
+  sizes(true, full, &device, &host);
+  EXPECT_EQ(device, full);
+  EXPECT_EQ(host, 0u);
 }
 
 }  // namespace
