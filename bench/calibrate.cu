@@ -3,13 +3,10 @@
 //  2. tau candidates: 1000 dependent empty kernels eager vs one CUDA graph, 1000 dependent tiny
 //     cuBLAS GEMMs [4H x B x H] (H = 256, 1024; B = 64) eager vs graph, a cooperative kernel doing
 //     1000 grid.sync() on all SMs;
+//     and bench/overlap_probes.h: a chunk's input projection beside its steps, two persistent grids;
 //  3. cuDNN's per-call fixed cost (T = 1), when cuDNN is available;
 //  4. pinned host <-> device bandwidth.
 // Every CUDA / cuBLAS call is checked; a failed item is reported and skipped.
-#include <cooperative_groups.h>
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,87 +15,11 @@
 #include <vector>
 
 #include "bench/calibrate.h"
-#include "bench/cuda_check.h"
-#include "bench/gpu_timing.h"
-#include "bench/stats.h"
-#include "cuda/launch.h"
-#include "dynrnn/half_types.h"
+#include "bench/overlap_probes.h"
+#include "bench/probe_support.cuh"
 
 namespace bench {
 namespace {
-
-namespace cg = cooperative_groups;
-
-__global__ void empty_kernel() {}
-
-__global__ void grid_sync_kernel(int iters, int* sink) {
-  cg::grid_group grid = cg::this_grid();
-  for (int i = 0; i < iters; ++i) grid.sync();
-  if (grid.thread_rank() == 0) *sink = iters;
-}
-
-template <typename T>
-__global__ void fill_kernel(T* p, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 16;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    const float v = (static_cast<float>(h & 0xffff) / 65536.0f - 0.5f) * 0.1f;
-    p[i] = static_cast<T>(v);
-  }
-}
-
-template <typename T>
-void fill(T* p, int64_t n, uint32_t seed, cudaStream_t s) {
-  BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(fill_kernel<T>, dim3(1024), dim3(256), s, p, n, seed));
-}
-
-/// Fills a GEMM operand of cuBLAS type `type` (dynrnn's 16-bit types are CUDA_R_16BF / CUDA_R_16F
-/// bit for bit, and round from float on the device).
-void fill_operand(cudaDataType_t type, void* p, int64_t n, uint32_t seed, cudaStream_t s) {
-  switch (type) {
-    case CUDA_R_16BF: fill(static_cast<dynrnn::bfloat16*>(p), n, seed, s); break;
-    case CUDA_R_16F: fill(static_cast<dynrnn::float16*>(p), n, seed, s); break;
-    case CUDA_R_64F: fill(static_cast<double*>(p), n, seed, s); break;
-    default: fill(static_cast<float*>(p), n, seed, s); break;
-  }
-}
-
-/// RAII device buffer.
-struct DevBuf {
-  void* p = nullptr;
-  explicit DevBuf(size_t bytes) { BENCH_CUDA_CHECK(cudaMalloc(&p, bytes)); }
-  ~DevBuf() {
-    if (p) (void)cudaFree(p);
-  }
-  DevBuf(const DevBuf&) = delete;
-  DevBuf& operator=(const DevBuf&) = delete;
-};
-
-struct HostPinned {
-  void* p = nullptr;
-  explicit HostPinned(size_t bytes) { BENCH_CUDA_CHECK(cudaMallocHost(&p, bytes)); }
-  ~HostPinned() {
-    if (p) (void)cudaFreeHost(p);
-  }
-  HostPinned(const HostPinned&) = delete;
-  HostPinned& operator=(const HostPinned&) = delete;
-};
-
-struct Blas {
-  cublasHandle_t h = nullptr;
-  DevBuf workspace{size_t(32) << 20};
-  explicit Blas(cudaStream_t s) {
-    BENCH_CUBLAS_CHECK(cublasCreate(&h));
-    BENCH_CUBLAS_CHECK(cublasSetStream(h, s));
-    // A fixed workspace makes cuBLAS calls capturable into graphs.
-    BENCH_CUBLAS_CHECK(cublasSetWorkspace(h, workspace.p, size_t(32) << 20));
-  }
-  ~Blas() {
-    if (h) (void)cublasDestroy(h);
-  }
-};
 
 struct Graph {
   cudaGraph_t graph = nullptr;
@@ -108,10 +29,6 @@ struct Graph {
     if (graph) (void)cudaGraphDestroy(graph);
   }
 };
-
-double median_ms(cudaStream_t s, int warmup, int iters, const std::function<void(int)>& fn) {
-  return summarize(time_gpu_ms(s, warmup, iters, fn)).median;
-}
 
 /// Captures fn() on `s` into a graph, returns the instantiate time (ms) through `inst_ms`.
 void capture(cudaStream_t s, Graph& g, const std::function<void()>& fn, double* inst_ms) {
@@ -136,7 +53,7 @@ void capture(cudaStream_t s, Graph& g, const std::function<void()>& fn, double* 
 }  // namespace
 
 Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report,
-                   const std::function<double()>& cudnn_t1_us) {
+                   const std::function<double()>& cudnn_t1_us, const CalibrationSizes& sizes) {
   Ceilings c = defaults;
   int dev = 0;
   cudaDeviceProp prop{};
@@ -159,7 +76,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
 
   // 1. GEMM ceilings.
   {
-    const int n = 8192;
+    const int n = sizes.gemm_n;
     const double flops = 2.0 * n * n * static_cast<double>(n);
     auto gemm_rate = [&](cudaDataType_t ab, cudaDataType_t cty, cublasComputeType_t compute, size_t elem,
                          std::string* note) -> double {
@@ -176,7 +93,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
         BENCH_CUBLAS_CHECK(cublasGemmEx(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, alpha, A.p, ab, n, B.p, ab, n, beta,
                                         C.p, cty, n, compute, CUBLAS_GEMM_DEFAULT));
       });
-      *note = "cublasGemmEx 8192^3, median of 10";
+      *note = "cublasGemmEx " + std::to_string(n) + "^3, median of 10";
       return flops / (ms * 1e-3);
     };
     const double fp32 = item("gemm_fp32 (FP32 SIMT)", "TFLOP/s", [&](std::string* note) {
@@ -203,26 +120,26 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
 
   // D2D copy bandwidth (bytes read + written).
   const double copy_tbs = item("d2d_copy (read + write)", "TB/s", [&](std::string* note) {
-    const size_t bytes = size_t(1) << 30;
+    const size_t bytes = sizes.copy_bytes;
     DevBuf a(bytes), b(bytes);
     BENCH_CUDA_CHECK(cudaMemsetAsync(a.p, 1, bytes, stream));
     const double ms = median_ms(stream, 2, 10, [&](int) {
       BENCH_CUDA_CHECK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, stream));
     });
-    *note = "cudaMemcpyAsync 1 GiB, median of 10";
+    *note = "cudaMemcpyAsync " + std::to_string(bytes >> 20) + " MiB, median of 10";
     return 2.0 * bytes / (ms * 1e-3) / 1e12;
   });
   if (std::isfinite(copy_tbs)) c.bw_hbm = copy_tbs * 1e12, measured_any = true;
 
   // 2a/2b. Dependent empty kernels, eager vs graph.
-  const int chain = 1000;
+  const int chain = sizes.chain;
   item("empty_kernel_eager", "us/kernel", [&](std::string* note) {
     const double ms = median_ms(stream, 1, 5, [&](int) {
       for (int i = 0; i < chain; ++i) {
         BENCH_CUDA_CHECK(dynrnn::cuda_detail::launch_kernel(empty_kernel, dim3(1), dim3(1), stream));
       }
     });
-    *note = "1000 back-to-back launches in one stream";
+    *note = std::to_string(chain) + " back-to-back launches in one stream";
     return ms * 1e3 / chain;
   });
   double graph_node_us = kNaN;
@@ -238,13 +155,13 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
         },
         &inst);
     const double ms = median_ms(stream, 1, 5, [&](int) { BENCH_CUDA_CHECK(cudaGraphLaunch(g.exec, stream)); });
-    *note = "1000 nodes in one graph; instantiate " + std::to_string(inst) + " ms";
+    *note = std::to_string(chain) + " nodes in one graph; instantiate " + std::to_string(inst) + " ms";
     return ms * 1e3 / chain;
   });
 
   // 2c. Tiny dependent cuBLAS GEMMs C[4H x B] = W[4H x H] h[H x B], eager vs graph.
-  for (int H : {256, 1024}) {
-    const int B = 64;
+  for (int H : sizes.chain_h) {
+    const int B = sizes.chain_b;
     auto run_chain = [&](Blas& blas, DevBuf& W, DevBuf& h, DevBuf& C) {
       const float alpha = 1.0f, beta = 0.0f;
       for (int i = 0; i < chain; ++i) {
@@ -253,14 +170,14 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
                                        static_cast<float*>(C.p), 4 * H));
       }
     };
-    const std::string tag = "sgemm_4Hx64xH_H" + std::to_string(H);
+    const std::string tag = "sgemm_4Hx" + std::to_string(B) + "xH_H" + std::to_string(H);
     item(tag + "_eager", "us/gemm", [&](std::string* note) {
       Blas blas(stream);
       DevBuf W(size_t(4) * H * H * 4), h(size_t(H) * B * 4), C(size_t(4) * H * B * 4);
       fill(static_cast<float*>(W.p), int64_t(4) * H * H, 3, stream);
       fill(static_cast<float*>(h.p), int64_t(H) * B, 4, stream);
       const double ms = median_ms(stream, 1, 5, [&](int) { run_chain(blas, W, h, C); });
-      *note = "1000 SGEMMs in one stream";
+      *note = std::to_string(chain) + " SGEMMs in one stream";
       return ms * 1e3 / chain;
     });
     item(tag + "_graph", "us/gemm", [&](std::string* note) {
@@ -274,7 +191,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
       capture(
           stream, g, [&] { run_chain(blas, W, h, C); }, &inst);
       const double ms = median_ms(stream, 1, 5, [&](int) { BENCH_CUDA_CHECK(cudaGraphLaunch(g.exec, stream)); });
-      *note = "1000 SGEMMs in one graph; instantiate " + std::to_string(inst) + " ms";
+      *note = std::to_string(chain) + " SGEMMs in one graph; instantiate " + std::to_string(inst) + " ms";
       return ms * 1e3 / chain;
     });
   }
@@ -295,7 +212,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
     const double ms = median_ms(stream, 1, 5, [&](int) {
       BENCH_CUDA_CHECK(cudaLaunchCooperativeKernel(grid_sync_kernel, grid, block, args, 0, stream));
     });
-    *note = "cooperative kernel, one 128-thread block per SM, 1000 grid.sync()";
+    *note = "cooperative kernel, one 128-thread block per SM, " + std::to_string(chain) + " grid.sync()";
     return ms * 1e3 / chain;
   });
   if (std::isfinite(sync_us) && sync_us > 0) {
@@ -305,6 +222,9 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
     c.tau_s = graph_node_us * 1e-6;
     measured_any = true;
   }
+
+  // 2e. What runs beside what: a chunk's input projection beside its steps, two persistent grids.
+  overlap_probes(stream, sizes, item);
 
   // 3. cuDNN per-call fixed cost.
   if (cudnn_t1_us) {
@@ -319,7 +239,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
   // 4. Pinned host <-> device bandwidth.
   for (bool h2d : {true, false}) {
     item(h2d ? "pinned_h2d" : "pinned_d2h", "GB/s", [&](std::string* note) {
-      const size_t bytes = size_t(256) << 20;
+      const size_t bytes = sizes.pinned_bytes;
       HostPinned host(bytes);
       DevBuf d(bytes);
       const double ms = median_ms(stream, 1, 5, [&](int) {
@@ -328,7 +248,7 @@ Ceilings calibrate(cudaStream_t stream, const Ceilings& defaults, Report& report
         else
           BENCH_CUDA_CHECK(cudaMemcpyAsync(host.p, d.p, bytes, cudaMemcpyDeviceToHost, stream));
       });
-      *note = "cudaMemcpyAsync 256 MiB pinned, median of 5";
+      *note = "cudaMemcpyAsync " + std::to_string(bytes >> 20) + " MiB pinned, median of 5";
       return bytes / (ms * 1e-3) / 1e9;
     });
   }

@@ -126,6 +126,9 @@ std::string help_text(const char* prog) {
      << "                           tiny cuBLAS GEMM chains, grid.sync, pinned H2D/D2H, cuDNN T=1)\n"
      << "                           and use them for %roofline instead of the performance.md defaults\n"
      << "  --calibrate-only         calibrate and exit\n"
+     << "  --calibration-sizes S    full (default: performance.md 3.4's sizes) or tiny (every item's\n"
+     << "                           code on sizes an emulated device runs in seconds: for tests, the\n"
+     << "                           numbers mean nothing)\n"
      << "\n"
      << "Output\n"
      << "  --csv FILE               one row per (shape, precision, mode, implementation)\n"
@@ -305,6 +308,10 @@ ParseResult parse_cli(int argc, char** argv, Options* opt, std::string* error) {
       o.calibrate = true;
     } else if (arg == "--calibrate-only") {
       o.calibrate = o.calibrate_only = true;
+    } else if (arg == "--calibration-sizes") {
+      if (!need(&v)) return ParseResult::kError;
+      if (v != "full" && v != "tiny") return bad(v, "full or tiny");
+      o.calibrate_tiny = v == "tiny";
     } else if (arg == "--cpu") {
       o.force_cpu = true;
     } else if (arg == "--swap") {

@@ -32,6 +32,7 @@ struct Options {
   bool impl_dynrnn = true, impl_cudnn = true, impl_naive = true;
   std::string csv, json;
   bool calibrate = false, calibrate_only = false;
+  bool calibrate_tiny = false;  ///< --calibration-sizes tiny: every item's code on tiny sizes (tests)
   bool force_cpu = false;
   bool list_shapes = false;
   bool quiet = false;

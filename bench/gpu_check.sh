@@ -2,7 +2,8 @@
 # bench/gpu_check.sh — the one-command GPU check for a machine with an NVIDIA GPU (H100/H200).
 #
 #   bench/gpu_check.sh                 configure a Release build for this card, build with every
-#                                      core, run all of dynrnn_tests (GPU tests included), run
+#                                      core, run all of dynrnn_tests (GPU tests included; a test that
+#                                      hangs is killed and the rest run on: gtest_watchdog.sh), run
 #                                      compute-sanitizer memcheck/racecheck/initcheck/synccheck over
 #                                      the fast GPU subset (GpuQuick.*), and write a markdown summary
 #                                      to $OUT/gpu_check.md (or bench/results/gpu_check.md), logs beside it.
@@ -116,29 +117,29 @@ TEST_BIN="$BUILD_DIR/tests/dynrnn_tests"
 log "build $([ $BUILD_OK = 1 ] && echo ok || echo FAILED) in ${BUILD_S}s"
 
 # --- tests ----------------------------------------------------------------------------------------
+# shellcheck source=bench/gtest_watchdog.sh
+. "$ROOT/bench/gtest_watchdog.sh"
 # gtest_count LOG KIND -> the N of "[  KIND  ] N test(s)" in the final summary (0 when absent).
 gtest_count() {
   local n
   n="$(grep -E "^\[  $2 *\] [0-9]+ tests?[,.]" "$1" 2>/dev/null | tail -n1 | sed -E 's/^\[[^]]*\] ([0-9]+).*/\1/')"
   echo "${n:-0}"
 }
-gtest_total() {
-  local n
-  n="$(grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$1" 2>/dev/null | tail -n1 | sed -E 's/^\[==========\] ([0-9]+).*/\1/')"
-  echo "${n:-?}"
-}
 
-TEST_RC="not run"; PASSED=0; FAILED=0; SKIPPED=0; TOTAL="?"; TEST_S=0
+# A test that never returns (a kernel that never finishes) costs TEST_STALL_S seconds, not the rest
+# of the run: the watchdog kills it and runs the remaining tests (bench/gtest_watchdog.sh).
+TEST_STALL_S="${GPU_CHECK_TEST_STALL_S:-90}"
+TEST_RC="not run"; PASSED=0; FAILED=0; SKIPPED=0; HUNG=0; HUNG_TESTS=""; TOTAL="?"; TEST_S=0
 if [ $BUILD_OK = 1 ]; then
   T0=$SECONDS
   limit=$(( $(left) - 60 )); [ $limit -lt 60 ] && limit=60
-  timeout --kill-after=10 "$limit" "$TEST_BIN" --gtest_color=no >"$TEST_LOG" 2>&1
-  TEST_RC=$?
+  run_gtest_watched "$TEST_BIN" "$TEST_LOG" "$limit" "$TEST_STALL_S"
+  TEST_RC=$WATCH_RC
   TEST_S=$((SECONDS - T0))
-  PASSED="$(gtest_count "$TEST_LOG" PASSED)"; FAILED="$(gtest_count "$TEST_LOG" FAILED)"
-  SKIPPED="$(gtest_count "$TEST_LOG" SKIPPED)"; TOTAL="$(gtest_total "$TEST_LOG")"
-  [ "$TEST_RC" = 124 ] || [ "$TEST_RC" = 137 ] && TEST_RC="$TEST_RC (timed out after ${limit}s)"
-  log "tests: rc $TEST_RC, $PASSED passed, $FAILED failed, $SKIPPED skipped of $TOTAL in ${TEST_S}s"
+  PASSED=$WATCH_PASSED; FAILED=$WATCH_FAILED; SKIPPED=$WATCH_SKIPPED; HUNG=$WATCH_HUNG; HUNG_TESTS=$WATCH_HUNG_TESTS
+  TOTAL=$((PASSED + FAILED + SKIPPED + HUNG))
+  [ "$TEST_RC" = 124 ] && TEST_RC="124 (timed out after ${limit}s)"
+  log "tests: rc $TEST_RC, $PASSED passed, $FAILED failed, $SKIPPED skipped, $HUNG hung ($WATCH_RUNS runs) of $TOTAL in ${TEST_S}s"
 fi
 
 # --- sanitizers -----------------------------------------------------------------------------------
@@ -180,6 +181,7 @@ OK=1
 [ $BUILD_OK = 1 ] || OK=0
 [ "$TEST_RC" = 0 ] || OK=0
 [ "$FAILED" = 0 ] || OK=0
+[ "$HUNG" = 0 ] || OK=0
 for tool in "${TOOLS[@]}"; do
   case "${SAN_RC[$tool]}" in 0) ;; *) OK=0 ;; esac
   case "${SAN_ERR[$tool]}" in 0|"0 "*) ;; *) OK=0 ;; esac
@@ -200,9 +202,10 @@ done
   echo
   echo "## dynrnn_tests (all)"
   echo
-  echo "| rc | total | passed | failed | skipped | seconds |"
-  echo "| --- | --- | --- | --- | --- | --- |"
-  echo "| $TEST_RC | $TOTAL | $PASSED | $FAILED | $SKIPPED | $TEST_S |"
+  echo "| rc | total | passed | failed | skipped | hung | seconds |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| $TEST_RC | $TOTAL | $PASSED | $FAILED | $SKIPPED | $HUNG | $TEST_S |"
+  [ -n "$HUNG_TESTS" ] && { echo; echo "Hung (killed after ${TEST_STALL_S}s without output): \`$HUNG_TESTS\`"; }
   if [ -f "$TEST_LOG" ]; then
     echo
     echo "GPU suites: $(grep -cE '^\[       OK \] Gpu' "$TEST_LOG") passed, $(grep -cE '^\[  FAILED  \] Gpu[^ ]* \(' "$TEST_LOG") failed, $(grep -cE '^\[  SKIPPED \] Gpu[^ ]* \(' "$TEST_LOG") skipped."
@@ -225,11 +228,12 @@ done
     tail -n 40 "$BUILD_LOG"
     echo '```'
   fi
-  if [ -f "$TEST_LOG" ] && { [ "$TEST_RC" != 0 ] || [ "$FAILED" != 0 ]; }; then
+  if [ -f "$TEST_LOG" ] && { [ "$TEST_RC" != 0 ] || [ "$FAILED" != 0 ] || [ "$HUNG" != 0 ]; }; then
     echo
     echo "## Test failures (from $(basename "$TEST_LOG"))"
     echo
     echo '```'
+    grep -E '^\[watchdog\]' "$TEST_LOG"
     grep -E '^\[  FAILED  \] [^ ]+ \(' "$TEST_LOG" | head -n 40
     echo '--- first failure messages ---'
     grep -E -A6 ': Failure$' "$TEST_LOG" | head -n 80

@@ -367,7 +367,8 @@ int run_gpu_path(const Options& opt, Report& report) {
     }
 #endif
     try {
-      ceilings = calibrate(stream.s, ceilings, report, t1);
+      ceilings =
+          calibrate(stream.s, ceilings, report, t1, opt.calibrate_tiny ? CalibrationSizes::tiny() : CalibrationSizes{});
     } catch (const BenchError& e) {
       std::fprintf(stderr, "dynrnn-bench: calibration failed: %s\n", e.what());
     }

@@ -200,6 +200,19 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
   return cudaStreamCreateWithFlags(stream, cudaStreamDefault);
 }
 
+// A GPU dispatches the waiting blocks of higher-priority streams first; the emulation runs streams in
+// its own adversarial order, which a priority does not change. The range is a Hopper's; a priority
+// outside it is clamped, as CUDA does.
+cudaError_t cudaDeviceGetStreamPriorityRange(int* least, int* greatest) {
+  if (least) *least = 0;
+  if (greatest) *greatest = -5;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t* stream, unsigned flags, int /*priority*/) {
+  return cudaStreamCreateWithFlags(stream, flags);
+}
+
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   EMU_LOCK();
   note_call(__func__);

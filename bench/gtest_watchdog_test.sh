@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Tests bench/gtest_watchdog.sh against a stand-in GoogleTest binary (its output format and
+# --gtest_filter's negative patterns) whose third test never returns: the watchdog must kill it after
+# the stall, report it as hung, run the remaining tests, and count every result; and a limit below
+# the stall must cut the run short with status 124.
+set -u
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/gtest_watchdog.sh
+. "$here/gtest_watchdog.sh"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/fake_gtest" <<'FAKE'
+#!/usr/bin/env bash
+set -f  # patterns, not file names
+filter="*"
+for a in "$@"; do case "$a" in --gtest_filter=*) filter="${a#--gtest_filter=}" ;; esac; done
+pos="${filter%%-*}" neg=""
+case "$filter" in *-*) neg="${filter#*-}" ;; esac
+selected() {  # $1 matches a pattern of the colon-separated list $2
+  local IFS=: p
+  for p in $2; do
+    # shellcheck disable=SC2254
+    case "$1" in $p) return 0 ;; esac
+  done
+  return 1
+}
+for t in S.First S.Fail S.Hang P/S.Param/0 S.Skip; do
+  selected "$t" "$pos" || continue
+  selected "$t" "$neg" && continue
+  echo "[ RUN      ] $t"
+  case "$t" in
+    S.Hang) exec sleep 1000 ;;
+    S.Fail) echo "x.cpp:1: Failure"; echo "[  FAILED  ] $t (3 ms)" ;;
+    P/S.Param/0) echo "x.cpp:2: Failure"; echo "[  FAILED  ] $t, where GetParam() = 4 (2 ms)" ;;
+    S.Skip) echo "[  SKIPPED ] $t (0 ms)" ;;
+    *) echo "[       OK ] $t (1 ms)" ;;
+  esac
+done
+echo "[==========] done"
+FAKE
+chmod +x "$tmp/fake_gtest"
+fail=0
+expect() {  # expect WHAT GOT WANT
+  if [ "$2" != "$3" ]; then
+    echo "FAIL: $1 is '$2', expected '$3'"
+    fail=1
+  fi
+}
+
+start=$SECONDS
+run_gtest_watched "$tmp/fake_gtest" "$tmp/log" 60 3
+expect "passed" "$WATCH_PASSED" 1
+expect "failed" "$WATCH_FAILED" 2
+expect "skipped" "$WATCH_SKIPPED" 1
+expect "hung" "$WATCH_HUNG" 1
+expect "hung tests" "$WATCH_HUNG_TESTS" "S.Hang"
+expect "runs" "$WATCH_RUNS" 2
+expect "status" "$WATCH_RC" 1
+expect "the tests after the hung one ran once" "$(grep -c '^\[ RUN      \] S.Skip' "$tmp/log")" 1
+[ $((SECONDS - start)) -le 15 ] || { echo "FAIL: took $((SECONDS - start))s"; fail=1; }
+
+run_gtest_watched "$tmp/fake_gtest" "$tmp/log2" 2 30
+expect "status when the limit cuts the run" "$WATCH_RC" 124
+expect "passed before the limit" "$WATCH_PASSED" 1
+
+run_gtest_watched "$tmp/fake_gtest" "$tmp/log3" 60 3 "S.First:S.Skip"
+expect "status without a hang or failure" "$WATCH_RC" 0
+expect "runs without a hang" "$WATCH_RUNS" 1
+
+[ $fail = 0 ] && echo "gtest_watchdog: all checks passed"
+exit $fail
