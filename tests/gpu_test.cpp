@@ -1429,42 +1429,58 @@ TEST(GpuRnn, HalfPrecisionSumsAccumulateInFloat32) {
 
 /// Device memory: the calls allocate nothing (free memory is the same before and after a training
 /// forward and backward, swap included), and swap_memory saves on the device what the size queries say.
-TEST(GpuRnn, DeviceMemoryFollowsTheSizeQueries) {
-  REQUIRE_GPU();
-  Case c = make_case("memory", {CellSpec::lstm(256), CellSpec::lstm(256)}, {}, 128, 64, 64, false, 31);
-  c.spec.parallel_iterations = 8;
+/// Trains `c` with and without swap_memory and checks, with cudaMemGetInfo, that forward and backward
+/// allocate nothing and that the device memory swap_memory saves is what the size queries predict.
+/// Returns the two reserve sizes (without, with swap_memory).
+std::pair<size_t, size_t> expect_memory_follows_size_queries(Case c) {
   const Problem<float> p = cast_problem<float>(make_problem(c));
   size_t used[2] = {0, 0}, reserve[2] = {0, 0}, workspace[2] = {0, 0};
   for (int swap = 0; swap < 2; ++swap) {
     c.spec.swap_memory = swap == 1;
     std::unique_ptr<Rnn> rnn = create_rnn(c, Backend::kCuda, DataType::kFloat32, MathMode::kDefault);
-    ASSERT_TRUE(rnn->get_reserve_size(c.T, c.B, &reserve[swap]).is_ok());
+    EXPECT_TRUE(rnn->get_reserve_size(c.T, c.B, &reserve[swap]).is_ok());
     size_t inference_ws = 0;
-    ASSERT_TRUE(rnn->get_workspace_size(c.T, c.B, true, &workspace[swap]).is_ok());
-    ASSERT_TRUE(rnn->get_workspace_size(c.T, c.B, false, &inference_ws).is_ok());
+    EXPECT_TRUE(rnn->get_workspace_size(c.T, c.B, true, &workspace[swap]).is_ok());
+    EXPECT_TRUE(rnn->get_workspace_size(c.T, c.B, false, &inference_ws).is_ok());
     workspace[swap] = std::max(workspace[swap], inference_ws);  // a Session holds the larger one
     {
       // A first call sizes the handle's own pools (streams, events).
       Session<float> warm(c, *rnn, p);
-      ASSERT_TRUE(warm.enqueue(nullptr).is_ok());
+      EXPECT_TRUE(warm.enqueue(nullptr).is_ok());
       CUDA_OK(cudaDeviceSynchronize());
     }
     size_t free0 = 0, free1 = 0, free2 = 0, total = 0;
     CUDA_OK(cudaMemGetInfo(&free0, &total));
     Session<float> s(c, *rnn, p);
     CUDA_OK(cudaMemGetInfo(&free1, &total));
-    ASSERT_TRUE(s.enqueue(nullptr).is_ok());
+    EXPECT_TRUE(s.enqueue(nullptr).is_ok());
     CUDA_OK(cudaDeviceSynchronize());
     CUDA_OK(cudaMemGetInfo(&free2, &total));
-    EXPECT_EQ(free1, free2) << "forward/backward allocated device memory (swap_memory " << swap << ")";
+    EXPECT_EQ(free1, free2) << c.name << ": forward/backward allocated device memory (swap_memory " << swap << ")";
     used[swap] = free0 - free1;
   }
-  // Eight chunks of 8 steps: the smallest ring keeps two of them on the device.
-  EXPECT_EQ(reserve[1] * 4, reserve[0]);
   const double saved = static_cast<double>(used[0]) - static_cast<double>(used[1]);
   const double predicted =
       static_cast<double>(reserve[0] + workspace[0]) - static_cast<double>(reserve[1] + workspace[1]);
-  EXPECT_NEAR(saved, predicted, 8.0 * (1 << 20)) << "device bytes saved by swap_memory vs the size queries";
+  EXPECT_NEAR(saved, predicted, 8.0 * (1 << 20)) << c.name << ": device bytes saved by swap_memory vs the size queries";
+  return {reserve[0], reserve[1]};
+}
+
+TEST(GpuRnn, DeviceMemoryFollowsTheSizeQueries) {
+  REQUIRE_GPU();
+  Case c = make_case("memory", {CellSpec::lstm(256), CellSpec::lstm(256)}, {}, 128, 64, 64, false, 31);
+  c.spec.parallel_iterations = 8;
+  const auto [kept, ring] = expect_memory_follows_size_queries(c);
+  // Eight chunks of 8 steps: the smallest ring keeps two of them on the device.
+  EXPECT_EQ(ring * 4, kept);
+  // stack_bidirectional: the concatenated outputs between its 3 layers go to the host too.
+  Case stacked = make_case("memory_stacked", std::vector<CellSpec>(3, CellSpec::lstm(64)),
+                           std::vector<CellSpec>(3, CellSpec::lstm(64)), 64, 64, 32, false, 32);
+  stacked.spec.stack_bidirectional = true;
+  stacked.spec.parallel_iterations = 8;
+  const auto [stacked_kept, stacked_ring] = expect_memory_follows_size_queries(stacked);
+  const size_t concat = size_t(2) * 64 * 32 * 128 * sizeof(float);  // 2 boundaries of [T, B, 2H]
+  EXPECT_EQ(stacked_ring * 4, stacked_kept - concat);
 }
 
 // A few seconds of GPU work that reaches every kernel and verb: what bench/gpu_check.sh runs under
