@@ -192,9 +192,11 @@ class Orchestrator {
   /// not in that order already. Sets running_, and rows_ and seq_len_ (the lengths of the run's rows).
   Status order_batch(const int32_t* seq_len, const int32_t* host_seq_len, const Region& rows, const Region& sorted_len);
   /// Whether layer l gathers its chunk of inputs (and scatters their gradient) instead of reading the
-  /// caller's x in place: it is layer 0, and x is not in step and run order.
+  /// caller's x in place: it is layer 0, and x is not in step and run order (batch-major x of one step,
+  /// [B, 1, D], is: step-at-a-time callers save a gather and a scatter per call).
   bool gathers_input(const LayerModel& l) const {
-    return l.layer == 0 && (!time_major_ || l.direction == 1 || rows_ != nullptr);
+    const bool step_order = time_major_ || p_.max_time == 1;
+    return l.layer == 0 && (!step_order || l.direction == 1 || rows_ != nullptr);
   }
   /// B x width running sums within the compute type.
   Status copy_wide(A* dst, const A* src, int64_t H) {

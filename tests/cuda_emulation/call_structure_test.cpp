@@ -114,6 +114,30 @@ TEST(CudaCallStructure, PerStepGemmsAndFusedKernels) {
   }
 }
 
+/// A one-step batch-major input [B, 1, D] is already in step order: the first layer reads x and writes
+/// its gradient in place, as for time-major input, with no gather or scatter kernel (step-at-a-time
+/// callers run one call per step).
+TEST(CudaCallStructure, OneStepBatchMajorCallsReadInputsInPlace) {
+  for (const CellSpec& cell : {CellSpec::lstm(6), CellSpec::gru(5)}) {
+    RnnSpec spec;
+    spec.cells_fw = {cell, CellSpec::basic_rnn(4)};
+    spec.input_size = 5;
+    spec.time_major = true;
+    const Counts time_major = count_calls<float>(spec, 1, false)[1];
+    spec.time_major = false;
+    const Counts batch_major = count_calls<float>(spec, 1, false)[1];
+    const Counts two_steps = count_calls<float>(spec, 2, false)[1];
+    EXPECT_EQ(get(batch_major.forward, "cudaLaunchKernel"), get(time_major.forward, "cudaLaunchKernel"));
+    EXPECT_EQ(get(batch_major.backward, "cudaLaunchKernel"), get(time_major.backward, "cudaLaunchKernel"));
+    // Not vacuous: with two steps, batch-major input is gathered (forward, and backward for dW_x) and its
+    // gradient scattered.
+    spec.time_major = true;
+    const Counts two_steps_tm = count_calls<float>(spec, 2, false)[1];
+    EXPECT_EQ(get(two_steps.forward, "cudaLaunchKernel"), get(two_steps_tm.forward, "cudaLaunchKernel") + 1);
+    EXPECT_EQ(get(two_steps.backward, "cudaLaunchKernel"), get(two_steps_tm.backward, "cudaLaunchKernel") + 2);
+  }
+}
+
 /// kPersistent: a forward or backward chunk's steps are one cooperative kernel per layer, in place of
 /// every recurrent GEMM and per-step kernel; a layer whose recurrent weights do not fit in the
 /// (emulated H100's) shared memory runs the per-step path.
