@@ -43,6 +43,10 @@ Semantics (each asserted by this script on every case it writes)
   Stacked Bidirectional layers (return_sequences=True) read the concatenated outputs below (forward
   columns first, merge_mode="concat"): tf.contrib.rnn.stack_bidirectional_dynamic_rnn, dynrnn's
   RnnSpec::stack_bidirectional.
+* return_sequences=False (with zero_output_for_mask at its default, False), checked on every case
+  with the same weights: the output is the top layer's final h (Bidirectional: both directions',
+  forward first), except that an empty row (length 0) gives 0 where its final state is the initial
+  state. The fixtures hold return_sequences=True outputs and the final states.
 * Initial states: layer(x, initial_state=[h, c]) (LSTM), [h] (GRU, SimpleRNN);
   Bidirectional(...)(x, initial_state=[forward states..., backward states...]). return_state gives
   the final states in the same order (LSTM h before c). The fixture names state leaves as dynrnn's
@@ -144,8 +148,8 @@ CASES = [
 # Building and running
 # ---------------------------------------------------------------------------
 
-def make_layer(k, dtype, zero_output_for_mask=True, go_backwards=False):
-    common = dict(return_sequences=True, return_state=True, zero_output_for_mask=zero_output_for_mask,
+def make_layer(k, dtype, zero_output_for_mask=True, go_backwards=False, return_sequences=True):
+    common = dict(return_sequences=return_sequences, return_state=True, zero_output_for_mask=zero_output_for_mask,
                   go_backwards=go_backwards, dtype=dtype, activation=k["activation"])
     if k["layer"] == "LSTM":
         return keras.layers.LSTM(k["units"], **common)
@@ -342,8 +346,43 @@ def describe(c):
     return " -> ".join(body) + ("; " + ", ".join(extra) if extra else "")
 
 
+def check_last_output(c, model, layers, x, mask, inits, finals):
+    """return_sequences=False (zero_output_for_mask at its default, False): the top layer's output is its
+    final h, both directions' concatenated for Bidirectional (the backward layer's last step is the
+    row's first), except for an empty row (length 0), whose output is 0 while its final state is the
+    initial state."""
+    top = len(layers) - 1
+    k = layers[top]
+    h = x
+    kws = []
+    for l in range(len(layers)):
+        kw = {}
+        if mask is not None:
+            kw["mask"] = mask
+        if inits:
+            names = keras_state_names("fw", l, layers[l]) + (keras_state_names("bw", l, layers[l])
+                                                             if c["bidirectional"] else [])
+            kw["initial_state"] = [inits[n] for n in names]
+        kws.append(kw)
+    for l in range(top):
+        h = model[l](h, **kws[l])[0]
+    last = make_layer(k, c["dtype"], zero_output_for_mask=False, return_sequences=False)
+    if c["bidirectional"]:
+        last = keras.layers.Bidirectional(last, merge_mode="concat", dtype=c["dtype"])
+    last(h, **kws[top])
+    last.set_weights(model[top].get_weights())
+    got = last(h, **kws[top])[0].numpy()
+    dirs = ["fw", "bw"] if c["bidirectional"] else ["fw"]
+    want = np.concatenate([finals["%s/%d/h" % (d, top)].numpy() for d in dirs], axis=1)
+    for b, n in enumerate(c["seq_len"] or [c["T"]] * c["B"]):
+        check_close("%s: return_sequences=False output, row %d" % (c["name"], b), got[b],
+                    want[b] if n > 0 else np.zeros_like(want[b]), 0.0)
+    print("  return_sequences=False: the final h (0 for an empty row) (checked)")
+
+
 def check_semantics(c, model, keras_layers, layers, x, mask, inits, out, finals, tol):
     """The Keras semantics of the module docstring, on this case's weights and inputs."""
+    check_last_output(c, model, layers, x, mask, inits, finals)
     lens = c["seq_len"]
     if lens is None:
         return
