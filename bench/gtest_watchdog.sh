@@ -5,7 +5,9 @@
 # run_gtest_watched BIN LOG LIMIT_S STALL_S [FILTER]
 #   Runs BIN --gtest_filter=FILTER (default '*'), its output appended to LOG. Whenever its output
 #   stops growing for STALL_S seconds, kills it, records the test it was in as hung, and starts BIN
-#   again on the tests that have not run yet; at LIMIT_S seconds it kills it and stops. Sets
+#   again on the tests that have not run yet — leaving out the hung test's other parameters too
+#   (Prefix/Suite.Test/* for a parameterized test: they would most likely hang the same way, and each
+#   would cost STALL_S); at LIMIT_S seconds it kills it and stops. Sets
 #   WATCH_PASSED, WATCH_FAILED, WATCH_SKIPPED, WATCH_HUNG (test counts over every run), WATCH_HUNG_TESTS
 #   (their names), WATCH_RUNS and WATCH_RC: 0 when every test ran to its end and none failed or
 #   hung, 124 when the limit cut the run short, else the last run's status or 1.
@@ -65,8 +67,11 @@ run_gtest_watched() {
     echo "[watchdog] $culprit hung (no output for ${stall}s): killed; the tests not yet run start again" >>"$log"
     WATCH_HUNG=$((WATCH_HUNG + 1))
     WATCH_HUNG_TESTS="${WATCH_HUNG_TESTS:+$WATCH_HUNG_TESTS }$culprit"
-    local done_now
-    done_now="$( (gtest_finished "$seg"; echo "$culprit") | paste -sd: -)"
+    local done_now skip="$culprit"
+    # A parameterized test (a '/' after the suite's '.'): all its parameters.
+    case "${culprit#*.}" in */*) skip="${culprit%/*}/*" ;; esac
+    [ "$skip" != "$culprit" ] && echo "[watchdog] leaving out $skip, the hung test's other parameters" >>"$log"
+    done_now="$( (gtest_finished "$seg"; echo "$skip") | paste -sd: -)"
     exclude="${exclude:+$exclude:}$done_now"
   done
   if [ "$WATCH_RC" = 0 ] && { [ "$WATCH_HUNG" != 0 ] || [ "$WATCH_FAILED" != 0 ]; }; then WATCH_RC=1; fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tests bench/gtest_watchdog.sh against a stand-in GoogleTest binary (its output format and
-# --gtest_filter's negative patterns) whose third test never returns: the watchdog must kill it after
-# the stall, report it as hung, run the remaining tests, and count every result; and a limit below
-# the stall must cut the run short with status 124.
+# --gtest_filter's patterns) in which a test and a parameterized test never return: the watchdog must
+# kill each after the stall, report it as hung, leave out the hung parameterized test's other
+# parameters, run the remaining tests and count every result; and a limit below the stall must cut
+# the run short with status 124.
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=bench/gtest_watchdog.sh
@@ -24,12 +25,12 @@ selected() {  # $1 matches a pattern of the colon-separated list $2
   done
   return 1
 }
-for t in S.First S.Fail S.Hang P/S.Param/0 S.Skip; do
+for t in S.First S.Fail S.Hang P/S.Param/0 P/S.Wait/0 P/S.Wait/1 S.Skip; do
   selected "$t" "$pos" || continue
   selected "$t" "$neg" && continue
   echo "[ RUN      ] $t"
   case "$t" in
-    S.Hang) exec sleep 1000 ;;
+    S.Hang | P/S.Wait/*) exec sleep 1000 ;;
     S.Fail) echo "x.cpp:1: Failure"; echo "[  FAILED  ] $t (3 ms)" ;;
     P/S.Param/0) echo "x.cpp:2: Failure"; echo "[  FAILED  ] $t, where GetParam() = 4 (2 ms)" ;;
     S.Skip) echo "[  SKIPPED ] $t (0 ms)" ;;
@@ -52,12 +53,13 @@ run_gtest_watched "$tmp/fake_gtest" "$tmp/log" 60 3
 expect "passed" "$WATCH_PASSED" 1
 expect "failed" "$WATCH_FAILED" 2
 expect "skipped" "$WATCH_SKIPPED" 1
-expect "hung" "$WATCH_HUNG" 1
-expect "hung tests" "$WATCH_HUNG_TESTS" "S.Hang"
-expect "runs" "$WATCH_RUNS" 2
+expect "hung" "$WATCH_HUNG" 2
+expect "hung tests" "$WATCH_HUNG_TESTS" "S.Hang P/S.Wait/0"
+expect "runs" "$WATCH_RUNS" 3
+expect "a hung test's other parameters left out" "$(grep -c '^\[ RUN      \] P/S.Wait/1' "$tmp/log")" 0
 expect "status" "$WATCH_RC" 1
 expect "the tests after the hung one ran once" "$(grep -c '^\[ RUN      \] S.Skip' "$tmp/log")" 1
-[ $((SECONDS - start)) -le 15 ] || { echo "FAIL: took $((SECONDS - start))s"; fail=1; }
+[ $((SECONDS - start)) -le 20 ] || { echo "FAIL: took $((SECONDS - start))s"; fail=1; }
 
 run_gtest_watched "$tmp/fake_gtest" "$tmp/log2" 2 30
 expect "status when the limit cuts the run" "$WATCH_RC" 124
