@@ -470,6 +470,13 @@ int run_gpu_path(const Options& opt, Report& report) {
             });
           };
           emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "persistent", persistent, ref, true), &shape);
+          // RnnSpec::pipeline_projections: each layer's next input projection on its own stream
+          // beside the steps, instead of before them (against the plain row: what that overlap gives).
+          const Factory pipelined = [&](Arena* a) {
+            return make_dynrnn_runner(p, prec, dynrnn::Backend::kCuda, a, ctx.stream, training,
+                                      [](dynrnn::RnnSpec& s) { s.pipeline_projections = true; });
+          };
+          emit(ctx, measure(ctx, p, prec, mode, "dynrnn", "pipelined", pipelined, ref, true), &shape);
           // (Not with dropout: masks follow the caller's rows, so a batch sorted by its caller draws others.)
           if (lengths_ragged(p.lengths, p.shape.T) && !ctx.broken && shape.dropout_keep == 1.0) {
             // The batch sorted by decreasing length once, untimed, as for cuDNN's packed rows: dynrnn

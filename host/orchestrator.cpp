@@ -105,6 +105,10 @@ Status Orchestrator<T>::forward(const ForwardCall<T>& c) {
     for (const LayerModel& l : m_.dirs[d]) {
       const LayerPlan& lp = plan(l);
       const int64_t H = l.units, O = l.out_width;
+      if (rows_ && lp.proj_queue != lp.queue) {  // the projections' queue gathers rows in the run's order
+        DYNRNN_TRY(ex_.set_queue(lp.proj_queue));
+        DYNRNN_TRY(ex_.wait(p_.ev_sorted));
+      }
       DYNRNN_TRY(ex_.set_queue(lp.queue));
       if (rows_) DYNRNN_TRY(ex_.wait(p_.ev_sorted));
       // Steps past the loop bound never run; their outputs are zeros, as TF's TensorArray reads them.
@@ -156,12 +160,12 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   const int64_t R = p_.ring;
   const bool reverse = l.direction == 1;
   const Slot S = slot(l, ch);
-  DYNRNN_TRY(ex_.set_queue(lp.queue));
-  if (ch >= R) {
-    // The slot still holds chunk ch - R: it must be on the host and read by the layer above.
-    if (p_.swap) DYNRNN_TRY(ex_.wait(lp.ev_saved + static_cast<int>((ch - R) % p_.save_events)));
-    if (above(l)) DYNRNN_TRY(ex_.wait(plan(*above(l)).ev_fwd_read));
-  }
+  // The chunk's input projection: on the layer's queue before its steps, or (pipeline_projections) on
+  // its own queue into slot ps of two, where it runs beside the previous chunk's steps.
+  const bool pipelined = lp.proj_queue != lp.queue;
+  const int64_t ps = ch % lp.gx.slots;
+  DYNRNN_TRY(ex_.set_queue(lp.proj_queue));
+  if (pipelined && ch >= 2) DYNRNN_TRY(ex_.wait(lp.ev_proj_free + static_cast<int>(ps)));
   // This chunk's inputs: the states the layer below produced in the same chunk (rows of finished
   // batch entries carry copied-through states instead of zeros: they only feed steps whose results
   // are discarded, and their gradients are exactly zero), or the caller's x, gathered into step
@@ -172,8 +176,8 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     DYNRNN_TRY(ex_.wait(plan(*lo).ev_fwd_done));
     in = layer_output(*lo, ch, false);
   } else if (gathers_input(l)) {
-    in = at(lp.xg);
-    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg), Din, s0), s0, n, Din));
+    in = at(lp.xg, ps);
+    DYNRNN_TRY(copy_steps(user_view(c.x, Din, reverse), chunk_view(at(lp.xg, ps), Din, s0), s0, n, Din));
   }
   // DropoutWrapper: the cell reads its input through the input mask (a residual adds the undropped one).
   const T* cell_in = in;
@@ -182,16 +186,26 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
     DYNRNN_TRY(apply_dropout(l, dropout::Site::kInput, chunk_view<const T>(in, Din, s0), chunk_view(at(lp.xd), Din, s0),
                              s0, n, Din, false, false));
   }
-  DYNRNN_TRY(
-      ex_.gemm(n * B, GW, Din, A(1), {cell_in, Din, false}, {c.weights + l.kernel, GW, false}, A(0), at(lp.gx), GW));
+  DYNRNN_TRY(ex_.gemm(n * B, GW, Din, A(1), {cell_in, Din, false}, {c.weights + l.kernel, GW, false}, A(0),
+                      at(lp.gx, ps), GW));
   if (l.is_gru) {
     DYNRNN_TRY(ex_.gemm(n * B, H, Din, A(1), {cell_in, Din, false}, {c.weights + l.cand_kernel, H, false}, A(0),
-                        at(lp.gxc), H));
+                        at(lp.gxc, ps), H));
   }
   // A residual layer reads its input once more after its steps.
   if (lo && !l.residual) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
-  const cell::SeqView<const T> gx = chunk_view<const T>(at(lp.gx), GW, s0);
-  const cell::SeqView<const T> gxc = chunk_view<const T>(at(lp.gxc), H, s0);
+  if (pipelined) {
+    DYNRNN_TRY(ex_.record(lp.ev_proj_ready + static_cast<int>(ps)));
+    DYNRNN_TRY(ex_.set_queue(lp.queue));
+    DYNRNN_TRY(ex_.wait(lp.ev_proj_ready + static_cast<int>(ps)));
+  }
+  if (ch >= R) {
+    // The slot still holds chunk ch - R: it must be on the host and read by the layer above.
+    if (p_.swap) DYNRNN_TRY(ex_.wait(lp.ev_saved + static_cast<int>((ch - R) % p_.save_events)));
+    if (above(l)) DYNRNN_TRY(ex_.wait(plan(*above(l)).ev_fwd_read));
+  }
+  const cell::SeqView<const T> gx = chunk_view<const T>(at(lp.gx, ps), GW, s0);
+  const cell::SeqView<const T> gxc = chunk_view<const T>(at(lp.gxc, ps), H, s0);
   if (ch > 0) {
     // Carry the state across the chunk boundary (chunk ch - 1 is still in the ring: R >= 2).
     const Slot prev = slot(l, ch - 1);
@@ -205,6 +219,7 @@ Status Orchestrator<T>::forward_chunk(const ForwardCall<T>& c, const LayerModel&
   DYNRNN_TRY(ex_.recurrent_steps(recurrent_steps(c, l, S, s0, n, gx, gxc, y)));
   DYNRNN_TRY(wrap_outputs(l, S, s0, n, in, y));
   if (lo && l.residual) DYNRNN_TRY(ex_.record(lp.ev_fwd_read));
+  if (pipelined) DYNRNN_TRY(ex_.record(lp.ev_proj_free + static_cast<int>(ps)));
   DYNRNN_TRY(ex_.record(lp.ev_fwd_done));
   if (!p_.resident(ch, n_chunks_)) {
     DYNRNN_TRY(ex_.set_queue(p_.copy_queue));

@@ -126,13 +126,13 @@ PoolSizes pool_sizes(const Model& model) {
   // A stack_bidirectional call runs its blocks (two layers each) one after another.
   const bool stacked = model.spec.stack_bidirectional;
   const int layers = stacked ? 2 : static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
-  const bool swap = model.spec.swap_memory;
+  const bool swap = model.spec.swap_memory, pipelined = model.spec.pipeline_projections;
   PoolSizes s;
-  // As make_plan counts them: the caller's queue, one per layer, the copy queue (and make_call_plan's
-  // concat_queue); per layer three events, and with swap up to kMaxSaveEvents save events and two
-  // load events; one for dx, one for the batch's length order.
-  s.queues = 1 + layers + (swap ? 1 : 0) + (swap && stacked ? 1 : 0);
-  s.events = layers * (3 + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 2;
+  // As make_plan counts them: the caller's queue, one per layer (pipelined: two), the copy queue (and
+  // make_call_plan's concat_queue); per layer three events (pipelined: four more), and with swap up to
+  // kMaxSaveEvents save events and two load events; one for dx, one for the batch's length order.
+  s.queues = 1 + layers * (pipelined ? 2 : 1) + (swap ? 1 : 0) + (swap && stacked ? 1 : 0);
+  s.events = layers * (3 + (pipelined ? 4 : 0) + (swap ? static_cast<int>(kMaxSaveEvents) + 2 : 0)) + 2;
   return s;
 }
 
@@ -184,14 +184,23 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
   int64_t host = 0;
   int next_event = 0;
   int layer_index = 0;
+  const int layers = static_cast<int>(model.dirs[0].size() + model.dirs[1].size());
+  const bool pipelined = model.spec.pipeline_projections;
+  const int64_t proj_slots = pipelined ? 2 : 1;
   for (int d = 0; d < model.num_directions(); ++d) {
     for (const LayerModel& l : model.dirs[d]) {
       LayerPlan& lp = p.dirs[d][l.layer];
       const int64_t H = l.units, GW = l.gate_width, O = l.out_width;
       lp.queue = 1 + layer_index++;
+      lp.proj_queue = pipelined ? lp.queue + layers : lp.queue;
       lp.ev_fwd_done = next_event++;
       lp.ev_fwd_read = next_event++;
       lp.ev_bwd_done = next_event++;
+      if (pipelined) {
+        lp.ev_proj_ready = next_event;
+        lp.ev_proj_free = next_event + 2;
+        next_event += 4;
+      }
       lp.ring = keep.take(p.ring, {lp.slot.elems});
       const size_t slot_bytes = static_cast<size_t>(lp.slot.elems) * eb;
       if (p.swap) {
@@ -213,13 +222,13 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
       // gradient back to those positions. Whether a call sorts depends on its lengths, so every
       // layer 0 has the buffers.
       const bool gathers = l.layer == 0;
-      if (gathers) lp.xg = fwd_ws.take(1, {K, B, l.in_width});
+      if (gathers) lp.xg = fwd_ws.take(proj_slots, {K, B, l.in_width});
       if (l.input_dropout) lp.xd = fwd_ws.take(1, {K, B, l.in_width});
       lp.fscratch = fwd_ws.take(lp.scratch.elems > 0 ? 1 : 0, {lp.scratch.elems});
-      lp.gx = fwd_ws.take(1, {K, B, GW});
+      lp.gx = fwd_ws.take(proj_slots, {K, B, GW});
       lp.gh = fwd_ws.take(1, {B, GW});
       if (l.is_gru) {
-        lp.gxc = fwd_ws.take(1, {K, B, H});
+        lp.gxc = fwd_ws.take(proj_slots, {K, B, H});
         lp.ghc = fwd_ws.take(1, {B, H});
       }
       if (!training) continue;
@@ -267,7 +276,7 @@ Status make_plan(const Model& model, int64_t T, int64_t B, bool training, Plan* 
   p.ev_grad_inputs = next_event++;
   p.ev_sorted = next_event++;
   p.events = next_event;
-  p.queues = 1 + layer_index + (p.swap ? 1 : 0);
+  p.queues = 1 + layer_index * static_cast<int>(proj_slots) + (p.swap ? 1 : 0);
   p.copy_queue = p.swap ? p.queues - 1 : 0;
   p.reserve_bytes = training ? reserve.end() : 0;
   p.forward_workspace_bytes = fwd_ws.end();

@@ -45,12 +45,15 @@ struct ChunkSlot {
 };
 
 struct LayerPlan {
-  int queue = 0;         ///< executor queue of this layer
-  int ev_fwd_done = -1;  ///< recorded when a forward chunk is complete
-  int ev_fwd_read = -1;  ///< recorded when the layer has read its input chunk (the slot below is free)
-  int ev_bwd_done = -1;  ///< recorded when a backward chunk is complete
-  int ev_saved = -1;     ///< swap: + chunk % save_events, recorded when a chunk is on the host
-  int ev_loaded = -1;    ///< swap: + staging slot, recorded when a chunk is back on the device
+  int queue = 0;           ///< executor queue of this layer
+  int proj_queue = 0;      ///< the queue of its forward input projections: `queue`, or its own when pipelined
+  int ev_proj_ready = -1;  ///< pipeline_projections: + slot, recorded when a chunk's projection is in it
+  int ev_proj_free = -1;   ///< pipeline_projections: + slot, recorded when the steps are done with it
+  int ev_fwd_done = -1;    ///< recorded when a forward chunk is complete
+  int ev_fwd_read = -1;    ///< recorded when the layer has read its input chunk (the slot below is free)
+  int ev_bwd_done = -1;    ///< recorded when a backward chunk is complete
+  int ev_saved = -1;       ///< swap: + chunk % save_events, recorded when a chunk is on the host
+  int ev_loaded = -1;      ///< swap: + staging slot, recorded when a chunk is back on the device
 
   ChunkSlot slot;     ///< the fields kept across steps and for backward
   Region ring;        ///< R slots of slot.elems (reserve when training, else workspace)
@@ -62,7 +65,8 @@ struct LayerPlan {
   Region staging;          ///< swap: 2 slots (workspace) that backward loads host chunks into, so that
                            ///< the reserve stays as forward left it (backward may run again)
 
-  // Forward scratch (workspace): every layer projects its inputs one chunk at a time.
+  // Forward scratch (workspace): every layer projects its inputs one chunk at a time (pipelined: into
+  // slot chunk % 2 of xg, gx and gxc, so that the next chunk's projection runs beside the steps).
   Region xg;       ///< layer 0: the chunk's inputs gathered in step order (and batch order of the run)
   Region xd;       ///< DropoutWrapper input_keep_prob < 1: the chunk's inputs through the mask
   Region gx, gxc;  ///< input projections of one chunk (gates; GRU candidate)
@@ -112,7 +116,7 @@ struct Plan : CallSizes {
   bool swap = false;        ///< chunks older than the ring go to the host
   int64_t save_events = 0;  ///< swap: events per layer marking chunks on the host
   std::vector<LayerPlan> dirs[2];
-  int queues = 1;  ///< 0 = the caller's stream, then one per layer, then the copy queue
+  int queues = 1;  ///< 0 = the caller's stream, one per layer, (pipelined) one per layer's projections, the copy queue
   int copy_queue = 0;
   int events = 0;
   int ev_grad_inputs = -1;  ///< bidirectional: the forward stack's input gradient is complete

@@ -86,12 +86,14 @@ inline std::vector<dynrnn::RnnSpec> configurations() {
   persistent.cells_fw.push_back(dynrnn::CellSpec::basic_rnn(2));
   specs.push_back(persistent);
   // stack_bidirectional: a call of several blocks (a fault in a later one, after earlier blocks ran),
-  // with swap_memory's host reserve split between them.
+  // with swap_memory's host reserve split between them, and the input projections pipelined on their
+  // own queues.
   dynrnn::RnnSpec stacked = bi;
   stacked.cells_fw.push_back(dynrnn::CellSpec::basic_rnn(2));
   stacked.stack_bidirectional = true;
   stacked.swap_memory = true;
   stacked.parallel_iterations = 2;
+  stacked.pipeline_projections = true;
   specs.push_back(stacked);
   return specs;
 }
@@ -100,7 +102,7 @@ inline std::string describe(const dynrnn::RnnSpec& s) {
   return std::to_string(s.cells_fw.size()) + " fw + " + std::to_string(s.cells_bw.size()) + " bw cells, " +
          dtype_name(s.dtype) + (s.swap_memory ? ", swap_memory" : "") + (s.recompute ? ", recompute" : "") +
          (s.algorithm == dynrnn::RecurrentAlgorithm::kPersistent ? ", persistent" : "") +
-         (s.stack_bidirectional ? ", stack_bidirectional" : "");
+         (s.stack_bidirectional ? ", stack_bidirectional" : "") + (s.pipeline_projections ? ", pipelined" : "");
 }
 
 }  // namespace testing_support

@@ -244,6 +244,7 @@ std::string describe(const Case& c) {
   if (c.spec.parallel_iterations != 32) os << " chunk=" << c.spec.parallel_iterations;
   if (c.spec.swap_memory) os << " swap(budget=" << c.spec.activation_memory_budget << ")";
   if (c.spec.algorithm == dynrnn::RecurrentAlgorithm::kPersistent) os << " persistent";
+  if (c.spec.pipeline_projections) os << " pipelined";
   if (c.has_len) {
     os << " len=[";
     for (int32_t l : c.len) os << l << " ";
@@ -905,6 +906,11 @@ std::vector<Case> persistent(std::vector<Case> cases) {
   return cases;
 }
 
+std::vector<Case> pipelined(std::vector<Case> cases) {
+  for (Case& c : cases) c.spec.pipeline_projections = true;
+  return cases;
+}
+
 /// The CUDA backend in element type T against the CPU backend in T.
 template <typename T>
 void gpu_matches_cpu(const std::vector<Case>& cases, double tol, MathMode math) {
@@ -1144,6 +1150,17 @@ TEST(GpuRnn, PersistentMatchesCpu) {
   gpu_matches_cpu<dynrnn::float16>(persistent(all_cases(kRandomHalf, kSeedHalf)), kTolFloat16, MathMode::kDefault);
 }
 
+/// pipeline_projections: the next chunk's input projection on its own stream beside the steps; the
+/// CPU backend runs the same GEMMs in call order (on the emulated device, streams run in an order
+/// that breaks any missing fence).
+TEST(GpuRnn, PipelinedProjectionsMatchCpu) {
+  REQUIRE_GPU();
+  gpu_matches_cpu<float>(pipelined(all_cases(kRandomFloat32, kSeedFloat32)), kTolFloat32, MathMode::kDefault);
+  gpu_matches_cpu<dynrnn::bfloat16>(pipelined(all_cases(kRandomHalf, kSeedHalf)), kTolBFloat16, MathMode::kDefault);
+  std::vector<Case> both = persistent(pipelined({coverage_case("chunked_wavefront"), coverage_case("stack_bidi")}));
+  gpu_matches_cpu<float>(both, kTolFloat32, MathMode::kDefault);
+}
+
 TEST(GpuRnn, Tf32WithinLooseTolerance) {
   REQUIRE_GPU();
   std::vector<Case> cases = {
@@ -1359,6 +1376,9 @@ TEST(GpuRnn, CudaGraphMatchesEager) {
   for (const Case& c : persistent({coverage_case("stack_mixed"), coverage_case("chunked_wavefront")})) {
     check_graph_matches_eager<float>(c);
   }
+  for (const Case& c : pipelined({coverage_case("chunked_wavefront"), coverage_case("swap_bidi_chunks")})) {
+    check_graph_matches_eager<float>(c);
+  }
   check_graph_matches_eager<float>(coverage_case("dropout_stack"));
 }
 
@@ -1498,6 +1518,8 @@ TEST(GpuQuick, SanitizerSubset) {
   gpu_matches_cpu<float>({coverage_case("basic_lstm_fb")}, kTolTf32, MathMode::kTF32);
   check_graph_matches_eager<float>(coverage_case("swap_bidi_chunks"));
   check_graph_matches_eager<float>(coverage_case("stack_bidi"));
+  gpu_matches_cpu<float>(pipelined({coverage_case("chunked_wavefront"), coverage_case("swap_bidi_chunks")}),
+                         kTolFloat32, MathMode::kDefault);
   gpu_matches_cpu<dynrnn::bfloat16>({coverage_case("stack_mixed")}, kTolBFloat16, MathMode::kDefault);
   gpu_matches_cpu<dynrnn::float16>({coverage_case("bidi_mixed_tm")}, kTolFloat16, MathMode::kDefault);
   check_graph_matches_eager<dynrnn::bfloat16>(coverage_case("chunked_wavefront"));

@@ -70,6 +70,7 @@ dynrnn::RnnSpec spec_from_problem(const ref::Problem& p, dynrnn::DataType dtype,
   spec.activation_memory_budget = opt.activation_memory_budget;
   spec.recompute = opt.recompute;
   spec.algorithm = opt.algorithm;
+  spec.pipeline_projections = opt.pipeline_projections;
   return spec;
 }
 

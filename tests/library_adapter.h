@@ -11,7 +11,7 @@
 namespace testing_support {
 
 /// Library knobs that do not change the results beyond rounding (parallel_iterations) or at all
-/// (swap_memory).
+/// (swap_memory, pipeline_projections).
 struct LibraryOptions {
   int parallel_iterations = 32;
   bool swap_memory = false;
@@ -20,6 +20,7 @@ struct LibraryOptions {
   bool inference = false;                           ///< forward without a reserve (and no backward)
   dynrnn::Backend backend = dynrnn::Backend::kCpu;  ///< kCuda: the buffers are mirrored to the device
   dynrnn::RecurrentAlgorithm algorithm = dynrnn::RecurrentAlgorithm::kStandard;
+  bool pipeline_projections = false;
 };
 
 /// The RnnSpec that describes the problem's cells and layout.

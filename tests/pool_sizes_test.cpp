@@ -20,10 +20,12 @@ TEST(PoolSizes, BoundEveryPlanAndAreReached) {
   int reached_queues = 0, reached_events = 0, plans = 0, stacked_reached = 0;
   for (int layers = 1; layers <= 3; ++layers) {
     for (Shape shape : {kUnidirectional, kBidirectional, kStacked}) {
-      for (bool swap : {false, true}) {
+      for (int knobs = 0; knobs < 4; ++knobs) {
+        const bool swap = knobs & 1, pipelined = knobs & 2;
         for (size_t budget : {size_t(0), size_t(1) << 16, size_t(1) << 30}) {
           for (int k : {1, 3, 32}) {
             RnnSpec spec;
+            spec.pipeline_projections = pipelined;
             spec.cells_fw.assign(cells.begin(), cells.begin() + layers);
             if (shape == kBidirectional) spec.cells_bw = {CellSpec::lstm(2)};
             // stack_bidirectional runs its blocks one after another, each with its plan's queues and
@@ -61,7 +63,7 @@ TEST(PoolSizes, BoundEveryPlanAndAreReached) {
       }
     }
   }
-  EXPECT_GT(plans, 1000);
+  EXPECT_GT(plans, 2000);
   // Swapped plans with more than 64 chunks in the ring use every event and queue of the bound.
   EXPECT_GT(reached_queues, 0);
   EXPECT_GT(reached_events, 0);

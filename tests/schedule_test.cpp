@@ -29,6 +29,11 @@ int layer_queues(const ref::Problem& p) {
   return static_cast<int>(p.fw.size() + p.bw.size());
 }
 
+/// With pipeline_projections, queue 1 + layers + i is layer i's projection queue.
+int projection_queues(const ref::Problem& p, const LibraryOptions& opt) {
+  return opt.pipeline_projections ? layer_queues(p) : 0;
+}
+
 testing_support::ProblemOptions stacked_problems() {
   testing_support::ProblemOptions opt;
   opt.max_time = 10;
@@ -46,7 +51,8 @@ TEST(Schedule, ThreadedQueuesMatchInOrderExecution) {
     opt.swap_memory = i % 2 == 0;
     opt.recompute = i % 3 == 0;
     opt.inference = i % 5 == 4;  // inference: a ring of two chunks per layer, reused across the wavefront
-    const std::string what = "configuration " + std::to_string(i);
+    opt.pipeline_projections = i % 4 >= 2;
+    const std::string what = "configuration " + std::to_string(i) + (opt.pipeline_projections ? ", pipelined" : "");
     const LibraryRun in_order = testing_support::run_library<double>(p, &up, opt);
     testing_support::DelayPolicy policy;
     policy.seed = static_cast<unsigned>(i + 1);
@@ -54,7 +60,7 @@ TEST(Schedule, ThreadedQueuesMatchInOrderExecution) {
     // One layer's queue lags, so that the others run chunks ahead of it (every other time the
     // bottom layer of the forward stack, which both directions' input gradients meet behind).
     policy.max_delay_us = 5;
-    policy.slow_queue = i % 2 == 0 ? 1 : 1 + static_cast<int>(rng() % layer_queues(p));
+    policy.slow_queue = i % 2 == 0 ? 1 : 1 + static_cast<int>(rng() % (layer_queues(p) + projection_queues(p, opt)));
     policy.slow_delay_us = 200;
     expect_bit_equal(in_order, testing_support::run_library<double>(p, &up, opt, threaded(policy)),
                      what + " with queue " + std::to_string(policy.slow_queue) + " slow");
@@ -137,6 +143,40 @@ TEST(Schedule, StackedSwapNeverExposesAStaleConcatenation) {
     if (HasFailure()) return;
   }
   EXPECT_EQ(stacked, 8);
+}
+
+TEST(Schedule, PipelinedProjectionsAreBitwiseNeutralAndFenced) {
+  // pipeline_projections: each layer's next input projection runs on its own queue beside the steps,
+  // into the other of two buffers. The same bits as projecting on the layer's queue; and with a
+  // projection queue or a layer queue lagging far behind (a buffer overwritten before the steps read
+  // it, or read before the projection wrote it, would change them).
+  std::mt19937_64 rng(909);
+  for (int i = 0; i < 24; ++i) {
+    const ref::Problem p = testing_support::random_problem(rng, stacked_problems());
+    const ref::Upstream up = testing_support::random_upstream(p, rng);
+    LibraryOptions opt;
+    opt.parallel_iterations = 1 + static_cast<int>(rng() % 3);
+    opt.swap_memory = i % 3 == 0;
+    opt.recompute = i % 4 == 1;
+    opt.inference = i % 6 == 5;
+    const std::string what = "configuration " + std::to_string(i) + ": " + testing_support::describe(p);
+    const LibraryRun plain = testing_support::run_library<double>(p, &up, opt);
+    opt.pipeline_projections = true;
+    expect_bit_equal(plain, testing_support::run_library<double>(p, &up, opt), what + ", pipelined");
+    testing_support::DelayPolicy policy;
+    policy.seed = static_cast<unsigned>(500 + i);
+    policy.max_delay_us = 5;
+    policy.slow_delay_us = 200;
+    // A projection queue (its layer's steps wait for it), then a layer queue (its projections run
+    // ahead until both buffers are full).
+    const int layer = static_cast<int>(rng() % layer_queues(p));
+    for (int slow : {1 + layer_queues(p) + layer, 1 + layer}) {
+      policy.slow_queue = slow;
+      expect_bit_equal(plain, testing_support::run_library<double>(p, &up, opt, threaded(policy)),
+                       what + ", pipelined, queue " + std::to_string(slow) + " slow");
+    }
+    if (HasFailure()) return;
+  }
 }
 
 TEST(Schedule, SwapMemoryIsBitwiseNeutral) {

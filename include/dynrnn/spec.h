@@ -162,6 +162,14 @@ struct RnnSpec {
   bool recompute = false;
   MathMode math = MathMode::kDefault;
   RecurrentAlgorithm algorithm = RecurrentAlgorithm::kStandard;
+  /// Forward runs each layer's input projections (a GEMM per chunk: the cell's input times its kernel)
+  /// on a second stream, a chunk ahead of the steps that read them, instead of before those steps
+  /// on the layer's stream: the projection leaves the sequential path at the cost of a second chunk
+  /// of projection buffers (K * B * gate width per layer, and K * B * D for the first), and per handle
+  /// a stream and a cuBLAS workspace (8 MiB on Hopper) more per layer. Whether that
+  /// is faster depends on the card and the shape: the benchmark's "pipelined" rows and its
+  /// calibration's overlap probes measure it. Results are bitwise the same.
+  bool pipeline_projections = false;
 
   bool bidirectional() const { return !cells_bw.empty(); }
 };

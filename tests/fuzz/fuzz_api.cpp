@@ -199,6 +199,7 @@ RnnSpec decode_spec(Reader& r) {
   const int n_fw = (layers & 3) == 3 ? 0 : (layers & 3) + 1;
   const int n_bw = (layers >> 2) & 3;
   s.stack_bidirectional = (layers & 16) != 0;
+  s.pipeline_projections = (layers & 32) != 0;
   for (int i = 0; i < n_fw; ++i) s.cells_fw.push_back(decode_cell(r));
   for (int i = 0; i < n_bw; ++i) s.cells_bw.push_back(decode_cell(r));
   s.input_size = r.size(1, 8);
@@ -310,12 +311,12 @@ std::string str128(i128 v) {
 }
 
 std::string spec_string(const RnnSpec& s) {
-  std::string out = "spec: input_size=" + std::to_string(s.input_size) + " dtype=" + std::to_string(int(s.dtype)) +
-                    " time_major=" + std::to_string(s.time_major) +
-                    " parallel_iterations=" + std::to_string(s.parallel_iterations) +
-                    " swap=" + std::to_string(s.swap_memory) + " budget=" + std::to_string(s.activation_memory_budget) +
-                    " recompute=" + std::to_string(s.recompute) +
-                    " stack_bidirectional=" + std::to_string(s.stack_bidirectional) + "\n";
+  std::string out =
+      "spec: input_size=" + std::to_string(s.input_size) + " dtype=" + std::to_string(int(s.dtype)) +
+      " time_major=" + std::to_string(s.time_major) + " parallel_iterations=" + std::to_string(s.parallel_iterations) +
+      " swap=" + std::to_string(s.swap_memory) + " budget=" + std::to_string(s.activation_memory_budget) +
+      " recompute=" + std::to_string(s.recompute) + " stack_bidirectional=" + std::to_string(s.stack_bidirectional) +
+      " pipeline_projections=" + std::to_string(s.pipeline_projections) + "\n";
   for (int d = 0; d < 2; ++d) {
     for (const CellSpec& c : d == 0 ? s.cells_fw : s.cells_bw) {
       out += std::string(d == 0 ? "  fw " : "  bw ") + "kind=" + std::to_string(int(c.kind)) +
