@@ -2,8 +2,8 @@
 # bench/gpu_check.sh — the one-command GPU check for a machine with an NVIDIA GPU (H100/H200).
 #
 #   bench/gpu_check.sh                 configure a Release build for this card, build with every
-#                                      core, run all of dynrnn_tests (GPU tests included; a test that
-#                                      hangs is killed and the rest run on: gtest_watchdog.sh), run
+#                                      core, run all of dynrnn_tests (GPU tests included; after a test
+#                                      that hangs or crashes, the rest run on: gtest_watchdog.sh), run
 #                                      compute-sanitizer memcheck/racecheck/initcheck/synccheck over
 #                                      the fast GPU subset (GpuQuick.*), and write a markdown summary
 #                                      to $OUT/gpu_check.md (or bench/results/gpu_check.md), logs beside it.
@@ -126,10 +126,12 @@ gtest_count() {
   echo "${n:-0}"
 }
 
-# A test that never returns (a kernel that never finishes) costs TEST_STALL_S seconds, not the rest
-# of the run: the watchdog kills it and runs the remaining tests (bench/gtest_watchdog.sh).
+# A test that never returns (a kernel that never finishes) costs TEST_STALL_S seconds, and one that
+# crashes the binary a restart, not the rest of the run: the watchdog runs the remaining tests
+# (bench/gtest_watchdog.sh).
 TEST_STALL_S="${GPU_CHECK_TEST_STALL_S:-90}"
-TEST_RC="not run"; PASSED=0; FAILED=0; SKIPPED=0; HUNG=0; HUNG_TESTS=""; TOTAL="?"; TEST_S=0
+TEST_RC="not run"; PASSED=0; FAILED=0; SKIPPED=0; HUNG=0; HUNG_TESTS=""; CRASHED=0; CRASHED_TESTS=""; TOTAL="?"
+TEST_S=0
 if [ $BUILD_OK = 1 ]; then
   T0=$SECONDS
   limit=$(( $(left) - 60 )); [ $limit -lt 60 ] && limit=60
@@ -137,9 +139,10 @@ if [ $BUILD_OK = 1 ]; then
   TEST_RC=$WATCH_RC
   TEST_S=$((SECONDS - T0))
   PASSED=$WATCH_PASSED; FAILED=$WATCH_FAILED; SKIPPED=$WATCH_SKIPPED; HUNG=$WATCH_HUNG; HUNG_TESTS=$WATCH_HUNG_TESTS
-  TOTAL=$((PASSED + FAILED + SKIPPED + HUNG))
+  CRASHED=$WATCH_CRASHED; CRASHED_TESTS=$WATCH_CRASHED_TESTS
+  TOTAL=$((PASSED + FAILED + SKIPPED + HUNG + CRASHED))
   [ "$TEST_RC" = 124 ] && TEST_RC="124 (timed out after ${limit}s)"
-  log "tests: rc $TEST_RC, $PASSED passed, $FAILED failed, $SKIPPED skipped, $HUNG hung ($WATCH_RUNS runs) of $TOTAL in ${TEST_S}s"
+  log "tests: rc $TEST_RC, $PASSED passed, $FAILED failed, $SKIPPED skipped, $HUNG hung, $CRASHED crashed ($WATCH_RUNS runs) of $TOTAL in ${TEST_S}s"
 fi
 
 # --- sanitizers -----------------------------------------------------------------------------------
@@ -182,6 +185,7 @@ OK=1
 [ "$TEST_RC" = 0 ] || OK=0
 [ "$FAILED" = 0 ] || OK=0
 [ "$HUNG" = 0 ] || OK=0
+[ "$CRASHED" = 0 ] || OK=0
 for tool in "${TOOLS[@]}"; do
   case "${SAN_RC[$tool]}" in 0) ;; *) OK=0 ;; esac
   case "${SAN_ERR[$tool]}" in 0|"0 "*) ;; *) OK=0 ;; esac
@@ -202,10 +206,11 @@ done
   echo
   echo "## dynrnn_tests (all)"
   echo
-  echo "| rc | total | passed | failed | skipped | hung | seconds |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
-  echo "| $TEST_RC | $TOTAL | $PASSED | $FAILED | $SKIPPED | $HUNG | $TEST_S |"
+  echo "| rc | total | passed | failed | skipped | hung | crashed | seconds |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| $TEST_RC | $TOTAL | $PASSED | $FAILED | $SKIPPED | $HUNG | $CRASHED | $TEST_S |"
   [ -n "$HUNG_TESTS" ] && { echo; echo "Hung (killed after ${TEST_STALL_S}s without output): \`$HUNG_TESTS\`"; }
+  [ -n "$CRASHED_TESTS" ] && { echo; echo "Ended the test binary (the rest ran in a new one): \`$CRASHED_TESTS\`"; }
   if [ -f "$TEST_LOG" ]; then
     echo
     echo "GPU suites: $(grep -cE '^\[       OK \] Gpu' "$TEST_LOG") passed, $(grep -cE '^\[  FAILED  \] Gpu[^ ]* \(' "$TEST_LOG") failed, $(grep -cE '^\[  SKIPPED \] Gpu[^ ]* \(' "$TEST_LOG") skipped."
@@ -228,7 +233,7 @@ done
     tail -n 40 "$BUILD_LOG"
     echo '```'
   fi
-  if [ -f "$TEST_LOG" ] && { [ "$TEST_RC" != 0 ] || [ "$FAILED" != 0 ] || [ "$HUNG" != 0 ]; }; then
+  if [ -f "$TEST_LOG" ] && { [ "$TEST_RC" != 0 ] || [ "$FAILED" != 0 ] || [ "$HUNG" != 0 ] || [ "$CRASHED" != 0 ]; }; then
     echo
     echo "## Test failures (from $(basename "$TEST_LOG"))"
     echo

@@ -7,10 +7,12 @@
 #   stops growing for STALL_S seconds, kills it, records the test it was in as hung, and starts BIN
 #   again on the tests that have not run yet — leaving out the hung test's other parameters too
 #   (Prefix/Suite.Test/* for a parameterized test: they would most likely hang the same way, and each
-#   would cost STALL_S); at LIMIT_S seconds it kills it and stops. Sets
-#   WATCH_PASSED, WATCH_FAILED, WATCH_SKIPPED, WATCH_HUNG (test counts over every run), WATCH_HUNG_TESTS
-#   (their names), WATCH_RUNS and WATCH_RC: 0 when every test ran to its end and none failed or
-#   hung, 124 when the limit cut the run short, else the last run's status or 1.
+#   would cost STALL_S). When BIN dies inside a test (a crash, an abort), records that test as crashed
+#   and likewise starts again. At LIMIT_S seconds it kills BIN and stops. Sets WATCH_PASSED,
+#   WATCH_FAILED, WATCH_SKIPPED, WATCH_HUNG, WATCH_CRASHED (test counts over every run),
+#   WATCH_HUNG_TESTS, WATCH_CRASHED_TESTS (their names), WATCH_RUNS and WATCH_RC: 0 when every test
+#   ran to its end and none failed, hung or crashed, 124 when the limit cut the run short, else the
+#   last run's status or 1.
 
 # The names of the tests a GoogleTest log reports as finished (OK, FAILED or SKIPPED), one a line.
 gtest_finished() {
@@ -20,7 +22,8 @@ gtest_finished() {
 run_gtest_watched() {
   local bin="$1" log="$2" limit="$3" stall="$4" filter="${5:-*}"
   local deadline=$((SECONDS + limit)) exclude="" seg pid size last still killed rc=0 culprit
-  WATCH_PASSED=0 WATCH_FAILED=0 WATCH_SKIPPED=0 WATCH_HUNG=0 WATCH_HUNG_TESTS="" WATCH_RUNS=0 WATCH_RC=0
+  WATCH_PASSED=0 WATCH_FAILED=0 WATCH_SKIPPED=0 WATCH_HUNG=0 WATCH_HUNG_TESTS="" WATCH_CRASHED=0 WATCH_CRASHED_TESTS=""
+  WATCH_RUNS=0 WATCH_RC=0
   : >"$log"
   while :; do
     WATCH_RUNS=$((WATCH_RUNS + 1))
@@ -53,28 +56,39 @@ run_gtest_watched() {
       WATCH_RC=124
       break
     fi
-    if [ "$killed" != stall ]; then
+    # The test that was running when the output stopped or the binary ended: a RUN line without a
+    # result line after it.
+    culprit="$(sed -nE 's/^\[ RUN      \] ([^ ,]+).*/\1/p' "$seg" | tail -n1)"
+    if [ -n "$culprit" ] && gtest_finished "$seg" | grep -qxF "$culprit"; then culprit=""; fi
+    local skip="$culprit"
+    if [ "$killed" = stall ]; then
+      if [ -z "$culprit" ]; then
+        echo "[watchdog] no output for ${stall}s outside any test; stopping" >>"$log"
+        WATCH_RC=1
+        break
+      fi
+      echo "[watchdog] $culprit hung (no output for ${stall}s): killed; the tests not yet run start again" >>"$log"
+      WATCH_HUNG=$((WATCH_HUNG + 1))
+      WATCH_HUNG_TESTS="${WATCH_HUNG_TESTS:+$WATCH_HUNG_TESTS }$culprit"
+      # A parameterized test (a '/' after the suite's '.'): all its parameters.
+      case "${culprit#*.}" in */*) skip="${culprit%/*}/*" ;; esac
+      [ "$skip" != "$culprit" ] && echo "[watchdog] leaving out $skip, the hung test's other parameters" >>"$log"
+    elif [ "$rc" != 0 ] && [ -n "$culprit" ]; then
+      # The binary died inside a test (a crash, an abort): that costs one restart, not the rest.
+      echo "[watchdog] $culprit ended the test binary (status $rc); the tests not yet run start again" >>"$log"
+      WATCH_CRASHED=$((WATCH_CRASHED + 1))
+      WATCH_CRASHED_TESTS="${WATCH_CRASHED_TESTS:+$WATCH_CRASHED_TESTS }$culprit"
+    else
       WATCH_RC=$rc
       break
     fi
-    # The test that was running when the output stopped: its RUN line has no result line after it.
-    culprit="$(sed -nE 's/^\[ RUN      \] ([^ ,]+).*/\1/p' "$seg" | tail -n1)"
-    if [ -z "$culprit" ] || gtest_finished "$seg" | grep -qxF "$culprit"; then
-      echo "[watchdog] no output for ${stall}s outside any test; stopping" >>"$log"
-      WATCH_RC=1
-      break
-    fi
-    echo "[watchdog] $culprit hung (no output for ${stall}s): killed; the tests not yet run start again" >>"$log"
-    WATCH_HUNG=$((WATCH_HUNG + 1))
-    WATCH_HUNG_TESTS="${WATCH_HUNG_TESTS:+$WATCH_HUNG_TESTS }$culprit"
-    local done_now skip="$culprit"
-    # A parameterized test (a '/' after the suite's '.'): all its parameters.
-    case "${culprit#*.}" in */*) skip="${culprit%/*}/*" ;; esac
-    [ "$skip" != "$culprit" ] && echo "[watchdog] leaving out $skip, the hung test's other parameters" >>"$log"
+    local done_now
     done_now="$( (gtest_finished "$seg"; echo "$skip") | paste -sd: -)"
     exclude="${exclude:+$exclude:}$done_now"
   done
-  if [ "$WATCH_RC" = 0 ] && { [ "$WATCH_HUNG" != 0 ] || [ "$WATCH_FAILED" != 0 ]; }; then WATCH_RC=1; fi
+  if [ "$WATCH_RC" = 0 ] && { [ "$WATCH_HUNG" != 0 ] || [ "$WATCH_CRASHED" != 0 ] || [ "$WATCH_FAILED" != 0 ]; }; then
+    WATCH_RC=1
+  fi
   rm -f "$log".run*
   return 0
 }

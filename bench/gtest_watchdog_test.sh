@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Tests bench/gtest_watchdog.sh against a stand-in GoogleTest binary (its output format and
-# --gtest_filter's patterns) in which a test and a parameterized test never return: the watchdog must
-# kill each after the stall, report it as hung, leave out the hung parameterized test's other
-# parameters, run the remaining tests and count every result; and a limit below the stall must cut
-# the run short with status 124.
+# --gtest_filter's patterns) in which a test and a parameterized test never return and another test
+# crashes the binary: the watchdog must kill each hung one after the stall and report it as hung,
+# leave out the hung parameterized test's other parameters, report the crash, run the remaining tests
+# and count every result; and a limit below the stall must cut the run short with status 124.
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=bench/gtest_watchdog.sh
@@ -25,12 +25,13 @@ selected() {  # $1 matches a pattern of the colon-separated list $2
   done
   return 1
 }
-for t in S.First S.Fail S.Hang P/S.Param/0 P/S.Wait/0 P/S.Wait/1 S.Skip; do
+for t in S.First S.Fail S.Hang S.Crash P/S.Param/0 P/S.Wait/0 P/S.Wait/1 S.Skip; do
   selected "$t" "$pos" || continue
   selected "$t" "$neg" && continue
   echo "[ RUN      ] $t"
   case "$t" in
     S.Hang | P/S.Wait/*) exec sleep 1000 ;;
+    S.Crash) kill -SEGV $$ ;;
     S.Fail) echo "x.cpp:1: Failure"; echo "[  FAILED  ] $t (3 ms)" ;;
     P/S.Param/0) echo "x.cpp:2: Failure"; echo "[  FAILED  ] $t, where GetParam() = 4 (2 ms)" ;;
     S.Skip) echo "[  SKIPPED ] $t (0 ms)" ;;
@@ -55,7 +56,9 @@ expect "failed" "$WATCH_FAILED" 2
 expect "skipped" "$WATCH_SKIPPED" 1
 expect "hung" "$WATCH_HUNG" 2
 expect "hung tests" "$WATCH_HUNG_TESTS" "S.Hang P/S.Wait/0"
-expect "runs" "$WATCH_RUNS" 3
+expect "crashed" "$WATCH_CRASHED" 1
+expect "crashed tests" "$WATCH_CRASHED_TESTS" "S.Crash"
+expect "runs" "$WATCH_RUNS" 4
 expect "a hung test's other parameters left out" "$(grep -c '^\[ RUN      \] P/S.Wait/1' "$tmp/log")" 0
 expect "status" "$WATCH_RC" 1
 expect "the tests after the hung one ran once" "$(grep -c '^\[ RUN      \] S.Skip' "$tmp/log")" 1
