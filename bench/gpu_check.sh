@@ -3,7 +3,7 @@
 #
 #   bench/gpu_check.sh                 configure a Release build for this card, build with every
 #                                      core, run all of dynrnn_tests (GPU tests included; after a test
-#                                      that hangs or crashes, the rest run on: gtest_watchdog.sh), run
+#                                      that hangs or crashes, the rest run on: watchdog.sh), run
 #                                      compute-sanitizer memcheck/racecheck/initcheck/synccheck over
 #                                      the fast GPU subset (GpuQuick.*), and write a markdown summary
 #                                      to $OUT/gpu_check.md (or bench/results/gpu_check.md), logs beside it.
@@ -117,8 +117,8 @@ TEST_BIN="$BUILD_DIR/tests/dynrnn_tests"
 log "build $([ $BUILD_OK = 1 ] && echo ok || echo FAILED) in ${BUILD_S}s"
 
 # --- tests ----------------------------------------------------------------------------------------
-# shellcheck source=bench/gtest_watchdog.sh
-. "$ROOT/bench/gtest_watchdog.sh"
+# shellcheck source=bench/watchdog.sh
+. "$ROOT/bench/watchdog.sh"
 # gtest_count LOG KIND -> the N of "[  KIND  ] N test(s)" in the final summary (0 when absent).
 gtest_count() {
   local n
@@ -128,7 +128,7 @@ gtest_count() {
 
 # A test that never returns (a kernel that never finishes) costs TEST_STALL_S seconds, and one that
 # crashes the binary a restart, not the rest of the run: the watchdog runs the remaining tests
-# (bench/gtest_watchdog.sh).
+# (bench/watchdog.sh).
 TEST_STALL_S="${GPU_CHECK_TEST_STALL_S:-90}"
 TEST_RC="not run"; PASSED=0; FAILED=0; SKIPPED=0; HUNG=0; HUNG_TESTS=""; CRASHED=0; CRASHED_TESTS=""; TOTAL="?"
 TEST_S=0

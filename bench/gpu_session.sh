@@ -18,6 +18,8 @@ WORK="$(mktemp -d)"
 mkdir -p "$R"
 SECONDS=0
 left() { echo $((BUDGET_S - SECONDS)); }
+# shellcheck source=bench/watchdog.sh
+. "$ROOT/bench/watchdog.sh"
 
 # 1. Build, tests and sanitizers (leaves build-gpu configured for this card).
 GPU_CHECK_BUDGET_S=$(( BUDGET_S * 55 / 100 )) OUT="$WORK/check" bash bench/gpu_check.sh
@@ -35,11 +37,16 @@ if [ -x build-gpu/bench/dynrnn-bench ]; then
   # the persistent kernels and cuDNN's persistent algorithms compete, the ragged ones, the stacks,
   # DeepBench's batch sweep, the GRUs, the large ones, and M1 (swap) last.
   CORE_ORDER=A1,D7,S1,S2,H1-B1,H1-B32,H1-B128,V2,V1,A2,A3,D1,D2,D3,D4,G2,G1,D5,D6,M1
+  # A shape that hangs (no row or progress line for 180 s) or crashes costs that, not the shapes after
+  # it: bench/watchdog.sh starts the benchmark again on them.
   limit=$(( $(left) - 90 - HALF_RESERVE_S )); [ $limit -lt 60 ] && limit=60
-  timeout --kill-after=10 "$limit" build-gpu/bench/dynrnn-bench --calibrate --set core --shapes "$CORE_ORDER" \
-    --mode inference,training \
-    --csv "$R/bench.csv" --json "$R/bench.json" >"$R/bench.txt" 2>"$WORK/check/bench_stderr.log"
-  BENCH_RC=$?
+  run_bench_watched build-gpu/bench/dynrnn-bench "$WORK/check/bench" "$limit" 180 "$CORE_ORDER" \
+    --calibrate --set core --mode inference,training
+  cp "$WORK/check/bench.txt" "$R/bench.txt"
+  cp "$WORK/check/bench.csv" "$R/bench.csv" 2>/dev/null
+  cp "$WORK/check/bench.json" "$R/bench.json" 2>/dev/null
+  [ -n "$BENCH_HUNG_SHAPES$BENCH_CRASHED_SHAPES" ] &&
+    echo "gpu_session: benchmark shapes hung: ${BENCH_HUNG_SHAPES:-none}; crashed: ${BENCH_CRASHED_SHAPES:-none}"
 
   # 2b. bf16 and fp16 on two short core shapes (A1: I = H; H1-B32: I != H), every implementation,
   # verified against float64 of the same 16-bit-rounded data; a few seconds per shape and mode, so

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Tests bench/gtest_watchdog.sh against a stand-in GoogleTest binary (its output format and
+# Tests bench/watchdog.sh. run_gtest_watched: against a stand-in GoogleTest binary (its output format and
 # --gtest_filter's patterns) in which a test and a parameterized test never return and another test
 # crashes the binary: the watchdog must kill each hung one after the stall and report it as hung,
 # leave out the hung parameterized test's other parameters, report the crash, run the remaining tests
 # and count every result; and a limit below the stall must cut the run short with status 124.
+# run_bench_watched: against a stand-in dynrnn-bench (progress lines on stderr, a table on stdout,
+# --shapes, --csv, --json, --calibrate) in which one shape hangs and one crashes: the shapes after
+# each run in a new process without --calibrate, and the runs' rows merge into one CSV and one JSON.
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=bench/gtest_watchdog.sh
-. "$here/gtest_watchdog.sh"
+# shellcheck source=bench/watchdog.sh
+. "$here/watchdog.sh"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/fake_gtest" <<'FAKE'
@@ -72,5 +75,50 @@ run_gtest_watched "$tmp/fake_gtest" "$tmp/log3" 60 3 "S.First:S.Skip"
 expect "status without a hang or failure" "$WATCH_RC" 0
 expect "runs without a hang" "$WATCH_RUNS" 1
 
-[ $fail = 0 ] && echo "gtest_watchdog: all checks passed"
+cat >"$tmp/fake_bench" <<'FAKE'
+#!/usr/bin/env bash
+shapes="" csv="" json="" calibrate=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shapes) shapes="$2"; shift ;;
+    --csv) csv="$2"; shift ;;
+    --json) json="$2"; shift ;;
+    --calibrate) calibrate=1 ;;
+  esac
+  shift
+done
+[ $calibrate = 1 ] && echo "# calibration"
+echo "shape,impl,median_ms" >"$csv"
+IFS=, read -ra list <<<"$shapes"
+rows=""
+for s in "${list[@]}"; do
+  echo "[1/2] $s fp32 inference dynrnn" >&2
+  case "$s" in
+    H2) exec sleep 1000 ;;
+    C3) kill -SEGV $$ ;;
+  esac
+  echo "$s dynrnn 1.0"
+  echo "$s,dynrnn,1.0" >>"$csv"
+  rows="$rows${rows:+,}{\"shape\": \"$s\"}"
+done
+echo "{\"meta\": {\"calibrated\": $calibrate}, \"rows\": [$rows]}" >"$json"
+FAKE
+chmod +x "$tmp/fake_bench"
+start=$SECONDS
+run_bench_watched "$tmp/fake_bench" "$tmp/bench" 60 3 "A1,H2,B1,C3,H2X,D4" --calibrate --mode all
+expect "bench runs" "$BENCH_RUNS" 3
+expect "bench hung shapes" "$BENCH_HUNG_SHAPES" "H2"
+expect "bench crashed shapes" "$BENCH_CRASHED_SHAPES" "C3"
+expect "bench status" "$BENCH_RC" 1
+expect "merged CSV" "$(tr '\n' ' ' <"$tmp/bench.csv")" "shape,impl,median_ms A1,dynrnn,1.0 B1,dynrnn,1.0 H2X,dynrnn,1.0 D4,dynrnn,1.0 "
+expect "calibrated runs" "$(grep -c '^# calibration' "$tmp/bench.txt")" 1
+if command -v python3 >/dev/null; then
+  expect "merged JSON rows" "$(python3 -c 'import json,sys; print(" ".join(r["shape"] for r in json.load(open(sys.argv[1]))["rows"]))' "$tmp/bench.json")" "H2X D4"
+fi
+[ $((SECONDS - start)) -le 15 ] || { echo "FAIL: the bench watchdog took $((SECONDS - start))s"; fail=1; }
+run_bench_watched "$tmp/fake_bench" "$tmp/bench2" 60 3 "A1,B1" --calibrate
+expect "bench status without a hang" "$BENCH_RC" 0
+expect "bench runs without a hang" "$BENCH_RUNS" 1
+
+[ $fail = 0 ] && echo "watchdog: all checks passed"
 exit $fail
