@@ -18,7 +18,8 @@
 #   Runs BIN --shapes SHAPES ARGS --csv OUT.runK.csv --json OUT.runK.json, its table appended to
 #   OUT.txt and its progress lines to OUT.progress. Whenever neither grows for STALL_S seconds, or BIN
 #   dies, kills it, records the shape of its last progress line ("[i/n] SHAPE ...") as hung (or
-#   crashed), and starts BIN again on the shapes after it, without --calibrate. At LIMIT_S seconds it
+#   crashed), and starts BIN again on the shapes after it, without --calibrate (after a calibration
+#   that hangs or crashes, on all of them). At LIMIT_S seconds it
 #   kills BIN and stops. Merges the runs' rows into OUT.csv, and with python3 the JSON of the runs
 #   that finished (a killed run writes none) into OUT.json. Sets
 #   BENCH_RUNS, BENCH_HUNG_SHAPES, BENCH_CRASHED_SHAPES and BENCH_RC: 0, 124 when the limit cut the run
@@ -135,27 +136,31 @@ run_bench_watched() {
       break
     fi
     shape="$(sed -nE 's/^\[[0-9]+\/[0-9]+\] ([^ ]+) .*/\1/p' "$run.progress" | tail -n1)"
-    if [ -z "$shape" ]; then
+    local calibrating=""
+    for a in "${args[@]}"; do [ "$a" = --calibrate ] && calibrating=1; done
+    BENCH_RC=1
+    if [ -z "$shape" ] && [ -n "$calibrating" ]; then
+      # Stuck in the calibration: the shapes run without it.
+      echo "# [watchdog] the calibration stopped (${WATCHED_KILLED:-status $WATCHED_RC}); the shapes start again without it" >>"$out.txt"
+    elif [ -z "$shape" ]; then
       echo "# [watchdog] the benchmark stopped (${WATCHED_KILLED:-status $WATCHED_RC}) before its first shape" >>"$out.txt"
-      BENCH_RC=1
       break
-    fi
-    if [ "$WATCHED_KILLED" = stall ]; then
+    elif [ "$WATCHED_KILLED" = stall ]; then
       echo "# [watchdog] shape $shape hung (no output for ${stall}s): killed; the shapes after it start again" >>"$out.txt"
       BENCH_HUNG_SHAPES="${BENCH_HUNG_SHAPES:+$BENCH_HUNG_SHAPES }$shape"
     else
       echo "# [watchdog] shape $shape ended the benchmark (status $WATCHED_RC); the shapes after it start again" >>"$out.txt"
       BENCH_CRASHED_SHAPES="${BENCH_CRASHED_SHAPES:+$BENCH_CRASHED_SHAPES }$shape"
     fi
-    BENCH_RC=1
-    # The shapes after it.
-    local list=() next=() found=""
-    IFS=, read -ra list <<<"$shapes"
-    for a in "${list[@]}"; do
-      [ -n "$found" ] && next+=("$a")
-      [ "$a" = "$shape" ] && found=1
-    done
-    shapes="$(IFS=,; echo "${next[*]}")"
+    if [ -n "$shape" ]; then  # the shapes after it
+      local list=() next=() found=""
+      IFS=, read -ra list <<<"$shapes"
+      for a in "${list[@]}"; do
+        [ -n "$found" ] && next+=("$a")
+        [ "$a" = "$shape" ] && found=1
+      done
+      shapes="$(IFS=,; echo "${next[*]}")"
+    fi
     # Calibration ran in the first run; the ceilings of later runs are the defaults.
     local kept=()
     for a in "${args[@]}"; do [ "$a" = --calibrate ] || kept+=("$a"); done
