@@ -162,6 +162,9 @@ void overlap_probes(cudaStream_t stream, const CalibrationSizes& sizes, const Ca
   }
 
   // 2. Two cooperative kernels on half the multiprocessors each.
+  // Half the multiprocessors, at least one block: set by the first item, which the second needs.
+  dim3 grid(1);
+  const dim3 block(128);
   double alone = 0;
   alone = item("grid_sync_half_sms", "us/sync", [&](std::string* note) {
     int dev = 0, sms = 0, coop = 0, per_sm = 0;
@@ -171,13 +174,13 @@ void overlap_probes(cudaStream_t stream, const CalibrationSizes& sizes, const Ca
     BENCH_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, grid_sync_kernel, 128, 0));
     // Two grids that can both be resident whatever multiprocessors they land on: no probe can hang.
     if (!coop || per_sm < 2) throw BenchError("no cooperative launch, or fewer than 2 resident blocks per SM");
-    *note = std::to_string(sms / 2 > 0 ? sms / 2 : 1) + " blocks of 128 threads, " + std::to_string(sizes.chain) +
+    grid.x = static_cast<unsigned>(sms / 2 > 0 ? sms / 2 : 1);
+    *note = std::to_string(grid.x) + " blocks of 128 threads, " + std::to_string(sizes.chain) +
             " grid.sync(), one grid alone";
     DevBuf sink(sizeof(int));
     int iters = sizes.chain;
     int* sink_p = static_cast<int*>(sink.p);
     void* args[] = {&iters, &sink_p};
-    const dim3 grid(static_cast<unsigned>(sms / 2 > 0 ? sms / 2 : 1)), block(128);
     return median_ms(stream, 1, 5,
                      [&](int) {
                        BENCH_CUDA_CHECK(cudaLaunchCooperativeKernel(grid_sync_kernel, grid, block, args, 0, stream));
@@ -186,9 +189,6 @@ void overlap_probes(cudaStream_t stream, const CalibrationSizes& sizes, const Ca
   });
   if (!(alone > 0)) return;
   item("grid_sync_two_half_grids", "us/sync", [&](std::string* note) {
-    int dev = 0, sms = 0;
-    BENCH_CUDA_CHECK(cudaGetDevice(&dev));
-    BENCH_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     OwnStream side(0);
     OwnEvent fork, done;
     DevBuf sinks(2 * sizeof(int));
@@ -197,7 +197,6 @@ void overlap_probes(cudaStream_t stream, const CalibrationSizes& sizes, const Ca
     int* sink_b = sink_a + 1;
     void* args_a[] = {&iters, &sink_a};
     void* args_b[] = {&iters, &sink_b};
-    const dim3 grid(static_cast<unsigned>(sms / 2 > 0 ? sms / 2 : 1)), block(128);
     const double us =
         median_ms(stream, 1, 5,
                   [&](int) {
